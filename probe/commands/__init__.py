@@ -1,0 +1,1 @@
+"""Sub-commands of ``tokenprobe``; one module each, discovered by ``probe.cli``."""
