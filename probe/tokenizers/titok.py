@@ -1,0 +1,274 @@
+"""TiTok: a ViT that compresses an image into N 1D tokens, and a ViT decoder back to pixels.
+
+Our implementation of the published architecture (Yu et al. 2024, "An Image is Worth 32 Tokens"),
+with state-dict names identical to the official checkpoints so they load with strict checking:
+
+- encoder: ``[cls, G*G patch tokens, N latent tokens]`` -> ViT -> the N latent outputs ->
+  ``ln_post`` -> 1x1 ``conv_out`` to C channels (2C for the VAE variants);
+- quantizer: VQ (legacy: 4096 L2-normalized codes of dim 12; single-stage: 8192 codes of dim 64)
+  or the VAE posterior mean;
+- decoder: ``[cls, G*G mask tokens, N token embeddings]`` -> ViT -> the G*G outputs -> head.
+  Legacy two-stage head: logits over the 1024 MaskGIT-VQGAN codes, softmax mixture of those
+  codes, MaskGIT-VQGAN pixel decoder. Single-stage head: pixels per patch + a 3x3 conv.
+
+Images are ``[B, 3, H, W]`` in [0, 1], without normalization.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer
+from probe.tokenizers.config import TiTokConfig
+from probe.tokenizers.maskgit import PixelDecoder, PixelQuantizer
+from probe.tokenizers.quantizers import VectorQuantizer, gaussian_mean
+from probe.types import Encoded
+
+
+def _init_vit_weights(module: nn.Module) -> None:
+    """The reference initialisation of the ViT parts: truncated normal (std 0.02) for linear and
+    conv weights, zero biases, unit LayerNorms; packed attention projections keep Xavier."""
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        nn.init.trunc_normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, SelfAttention):
+        module.reset_parameters()
+
+
+class TiTokEncoder(nn.Module):
+    """Pixels ``[B, 3, H, W]`` + latent tokens ``[N, W]`` -> pre-quantization features ``[B, N, C_out]``."""
+
+    def __init__(self, cfg: TiTokConfig) -> None:
+        super().__init__()
+        w, g, n = cfg.enc_width, cfg.enc_grid, cfg.num_latent_tokens
+        self.is_legacy = cfg.is_legacy
+        self.num_latent_tokens = n
+        self.patch_embed = nn.Conv2d(3, w, kernel_size=cfg.enc_patch_size, stride=cfg.enc_patch_size)
+        scale = w ** -0.5
+        self.class_embedding = nn.Parameter(scale * torch.randn(1, w))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(g * g + 1, w))
+        self.latent_token_positional_embedding = nn.Parameter(scale * torch.randn(n, w))
+        self.ln_pre = nn.LayerNorm(w)
+        self.transformer = Transformer(w, cfg.enc_depth, cfg.enc_heads, cfg.mlp_ratio)
+        self.ln_post = nn.LayerNorm(w)
+        self.conv_out = nn.Conv2d(w, cfg.enc_out_channels, kernel_size=1)
+
+    def forward(self, pixels: torch.Tensor, latent_tokens: torch.Tensor) -> torch.Tensor:
+        b = pixels.shape[0]
+        x = self.patch_embed(pixels).flatten(2).transpose(1, 2)  # [B, G*G, W]
+        cls = self.class_embedding.expand(b, -1, -1).to(x.dtype)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        lat = (latent_tokens + self.latent_token_positional_embedding).to(x.dtype).expand(b, -1, -1)
+        x = self.ln_pre(torch.cat([x, lat], dim=1))
+        x = self.transformer(x)
+        lat = self.ln_post(x[:, -self.num_latent_tokens :])  # [B, N, W]
+        return self.project_latents(lat)
+
+    def project_latents(self, lat: torch.Tensor) -> torch.Tensor:
+        """``ln_post`` outputs ``[B, N, W]`` -> features ``[B, N, C_out]`` through the 1x1 ``conv_out``.
+
+        Legacy quirk: the reference reinterprets the ``[B, N, W]`` memory as ``[B, W, N, 1]``
+        (reshape, no permute) before the conv, so output token n mixes channels taken from
+        across all N latent slots. Reproduced exactly; the official weights depend on it.
+        """
+        b, n, w = lat.shape
+        weight = self.conv_out.weight.view(self.conv_out.out_channels, w)
+        if self.is_legacy:
+            lat = lat.reshape(b, w, n).transpose(1, 2)  # the reference's [B, W, N] view, per token
+        return F.linear(lat, weight, self.conv_out.bias)
+
+
+class TiTokDecoder(nn.Module):
+    """Token features ``[B, N, C]`` -> legacy: MaskGIT-VQGAN logits ``[B, 1024, G, G]``;
+    single-stage: pixels ``[B, 3, H, W]``."""
+
+    def __init__(self, cfg: TiTokConfig) -> None:
+        super().__init__()
+        w, g, n, p = cfg.dec_width, cfg.dec_grid, cfg.num_latent_tokens, cfg.dec_patch_size
+        self.grid = g
+        self.decoder_embed = nn.Linear(cfg.token_size, w)
+        scale = w ** -0.5
+        self.class_embedding = nn.Parameter(scale * torch.randn(1, w))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(g * g + 1, w))
+        self.mask_token = nn.Parameter(scale * torch.randn(1, 1, w))
+        self.latent_token_positional_embedding = nn.Parameter(scale * torch.randn(n, w))
+        self.ln_pre = nn.LayerNorm(w)
+        self.transformer = Transformer(w, cfg.dec_depth, cfg.dec_heads, cfg.mlp_ratio)
+        self.ln_post = nn.LayerNorm(w)
+        if cfg.is_legacy:
+            self.ffn = nn.Sequential(
+                nn.Conv2d(w, 2 * w, 1), nn.Tanh(), nn.Conv2d(2 * w, cfg.pixel.codebook_size, 1)
+            )
+            self.conv_out: nn.Module = nn.Identity()
+        else:
+            self.ffn = nn.Sequential(nn.Conv2d(w, p * p * 3, 1), PatchesToImage(p))
+            self.conv_out = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b, n, _ = z.shape
+        x = self.decoder_embed(z) + self.latent_token_positional_embedding[:n]
+        g2 = self.grid * self.grid
+        masks = torch.cat(
+            [self.class_embedding.unsqueeze(0), self.mask_token.expand(1, g2, -1)], dim=1
+        ) + self.positional_embedding  # [1, 1+G*G, W]
+        x = torch.cat([masks.to(x.dtype).expand(b, -1, -1), x], dim=1)
+        x = self.transformer(self.ln_pre(x))
+        x = self.ln_post(x[:, 1 : 1 + g2])  # drop cls and the token slots: [B, G*G, W]
+        x = x.transpose(1, 2).reshape(b, -1, self.grid, self.grid)
+        return self.conv_out(self.ffn(x))
+
+
+class TiTok(nn.Module):
+    """A TiTok tokenizer implementing :class:`probe.types.Tokenizer`.
+
+    Build with ``TiTok(TiTokConfig(...))``, ``TiTok.from_config(dict)`` or a preset through
+    :func:`probe.tokenizers.build_tokenizer`. ``encode`` and ``decode_indices`` run under
+    ``torch.inference_mode`` (their outputs are inference tensors: ``.clone()`` them before using
+    them in autograd) unless called with ``grad=True``; ``decode_features`` keeps gradients.
+    """
+
+    architecture = "titok"
+
+    def __init__(self, config: TiTokConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = TiTokEncoder(config)
+        self.decoder = TiTokDecoder(config)
+        scale = config.enc_width ** -0.5
+        self.latent_tokens = nn.Parameter(scale * torch.randn(config.num_latent_tokens, config.enc_width))
+        self.apply(_init_vit_weights)
+        self.quantize = (
+            VectorQuantizer(config.codebook_size, config.token_size, config.use_l2_norm)
+            if config.quantize_mode == "vq"
+            else None
+        )
+        if config.finetune_decoder:
+            self.pixel_quantize = PixelQuantizer(config.pixel.codebook_size, config.pixel.z_channels)
+            self.pixel_decoder = PixelDecoder(config.pixel)
+        self.eval()
+
+    # ---- construction / serialisation ---------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TiTok":
+        """Build (random weights) from :meth:`config_dict` output or an official config dict."""
+        if "model" in config and isinstance(config["model"], dict) and "vq_model" in config["model"]:
+            return cls(TiTokConfig.from_official(config))
+        return cls(TiTokConfig.from_dict(config))
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    # ---- the Tokenizer interface --------------------------------------------------------------
+    @property
+    def num_tokens(self) -> int:
+        return self.config.num_latent_tokens
+
+    @property
+    def codebook_size(self) -> int:
+        """K (0 for the continuous VAE variants)."""
+        return self.config.codebook_size if self.quantize is not None else 0
+
+    @property
+    def token_dim(self) -> int:
+        return self.config.token_size
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.quantize is not None
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """``[K, C]`` codes as used for lookup (L2-normalized for the legacy models); ``[0, C]``
+        for the VAE variants, which have no codebook."""
+        if self.quantize is None:
+            p = self.latent_tokens
+            return p.new_zeros(0, self.config.token_size)
+        return self.quantize.codebook
+
+    def _check_images(self, images: torch.Tensor) -> torch.Tensor:
+        s = self.config.image_size
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != s or images.shape[3] != s:
+            raise ValueError(
+                f"TiTok.encode: expected images [B, 3, {s}, {s}] in [0, 1], got {tuple(images.shape)}"
+            )
+        p = self.latent_tokens
+        return images.to(device=p.device, dtype=p.dtype)
+
+    def _check_tokens(self, t: torch.Tensor, what: str, last: int | None) -> None:
+        n = self.config.num_latent_tokens
+        ok = t.ndim == (3 if last is not None else 2) and t.shape[1] == n and (last is None or t.shape[2] == last)
+        if not ok:
+            want = f"[B, {n}, {last}]" if last is not None else f"[B, {n}]"
+            raise ValueError(f"TiTok.{what}: expected {want}, got {tuple(t.shape)}")
+
+    def encode(self, images: torch.Tensor, *, grad: bool = False) -> Encoded:
+        """``images [B, 3, H, W]`` in [0, 1] -> :class:`Encoded`.
+
+        ``indices [B, N]`` int64 (None for VAE), ``features [B, N, C]`` the encoder outputs before
+        quantization (for VAE: the posterior mean), ``quantized [B, N, C]`` the codes the decoder
+        sees (L2-normalized for the legacy models).
+        """
+        with torch.enable_grad() if grad else torch.inference_mode():
+            x = self._check_images(images)
+            z = self.encoder(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
+            if self.quantize is None:
+                mean = gaussian_mean(z).float()
+                return Encoded(indices=None, features=mean, quantized=mean)
+            zq, idx = self.quantize(z)
+            return Encoded(indices=idx, features=z.float(), quantized=zq.float())
+
+    def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Decode features the decoder consumes as they are (no quantization): ``[B, N, C]`` ->
+        images ``[B, 3, H, W]`` clamped to [0, 1]. Differentiable."""
+        self._check_tokens(quantized, "decode_quantized", self.config.token_size)
+        p = self.latent_tokens
+        out = self.decoder(quantized.to(device=p.device, dtype=p.dtype))
+        if self.config.finetune_decoder:
+            out = self.pixel_decoder(self.pixel_quantize.mix(out))
+        return out.clamp(0.0, 1.0)
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """``indices [B, N]`` -> images ``[B, 3, H, W]`` in [0, 1] (under inference mode)."""
+        if self.quantize is None:
+            raise TypeError("TiTok.decode_indices: this is a continuous (VAE) tokenizer; use decode_features")
+        self._check_tokens(indices, "decode_indices", None)
+        k = self.config.codebook_size
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= k):
+            raise ValueError(f"TiTok.decode_indices: indices must lie in [0, {k}), got [{int(indices.min())}, {int(indices.max())}]")
+        with torch.inference_mode():
+            codes = self.quantize.lookup(indices.to(self.latent_tokens.device).long())
+            return self.decode_quantized(codes)
+
+    def quantize_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``features [B, N, C]`` -> (quantized ``[B, N, C]`` with a straight-through gradient,
+        indices ``[B, N]`` or None for VAE)."""
+        self._check_tokens(features, "quantize_features", self.config.token_size)
+        if self.quantize is None:
+            return features, None
+        return self.quantize(features.to(self.latent_tokens.device))
+
+    def decode_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``features [B, N, C]`` (pre-quantization) -> images ``[B, 3, H, W]`` in [0, 1].
+
+        Quantizes to the nearest codes with a straight-through estimator, so gradients with
+        respect to ``features`` flow (VAE: decodes the features directly)."""
+        zq, _ = self.quantize_features(features)
+        return self.decode_quantized(zq)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstruction with gradients: ``images`` -> encode -> quantize (straight-through) -> decode."""
+        x = self._check_images(images)
+        z = self.encoder(x, self.latent_tokens)
+        zq = gaussian_mean(z) if self.quantize is None else self.quantize(z)[0]
+        return self.decode_quantized(zq)

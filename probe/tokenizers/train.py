@@ -1,0 +1,406 @@
+"""Training of small tokenizers (:class:`~probe.tokenizers.world.WorldTokenizer`) on the attribute world.
+
+One function does the work: :func:`train` takes a :class:`TrainConfig`, writes under ``out_dir``
+
+    config.json        every setting (model, world, optimizer, seeds), so the run can be repeated
+    log.jsonl          one line per logged step (losses, lr, eval PSNR, code usage)
+    last.pt            the latest checkpoint (model, optimizer, step, elapsed time, RNG); resumable
+    model.json / model.safetensors   the final model in the zoo format
+
+and returns the trained model. The schedule (linear warm-up, then cosine to ``min_lr_ratio``) runs on
+``progress = max(step / steps, elapsed / max_minutes)``: with a step budget training is deterministic;
+with a wall-clock budget (``max_minutes``) the schedule still anneals to its end before the time runs out.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Defaults are those of the shipped ``world-32`` family.
+
+    Attributes:
+        model: :class:`WorldTokenizerConfig` fields (missing ones take that class's defaults).
+        world: ``WorldConfig`` overrides for ``probe.data.world`` (empty: the world's defaults).
+        resolution: side of the rendered world images; must equal ``model['image_size']``.
+        n_train: training images, rendered once with ``data_seed`` (cached under ``cache_dir``).
+        n_eval: held-out images (rendered with ``eval_seed``) for the PSNR logged during training.
+        data_seed, eval_seed: world seeds of the training and held-out sets.
+        seed: seed of the model initialisation, batch order and code restarts.
+        batch_size: images per step.
+        steps: step budget (the schedule's length when no wall-clock budget binds first).
+        max_minutes: optional wall-clock budget; training stops (annealed) when it is spent.
+        lr: peak learning rate (AdamW).
+        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW weight decay on matrices (not on biases, norms, embeddings or codes).
+        betas: AdamW betas.
+        grad_clip: max global gradient norm (0 disables).
+        w_l1, w_l2, w_grad: weights of the L1, L2 and image-gradient (edge) reconstruction losses.
+        w_codebook, w_commit: weights of the VQ codebook and commitment losses.
+        restart_every: steps between dead-code restarts (0 disables); a code unused in that window is dead.
+        restart_until: progress after which codes are no longer restarted (lets the codebook settle).
+        eval_every: steps between held-out evaluations.
+        log_every: steps between log lines.
+        ckpt_every_minutes: wall-clock minutes between checkpoints.
+        threads: torch CPU threads.
+        device: "cpu", "cuda", ... (None: probe.device.resolve_device).
+        cache_dir: where rendered world sets are cached (keyed by their settings).
+    """
+
+    model: dict[str, Any] = field(default_factory=dict)
+    world: dict[str, Any] = field(default_factory=dict)
+    resolution: int = 32
+    n_train: int = 20000
+    n_eval: int = 256
+    data_seed: int = 0
+    eval_seed: int = 1_000_003
+    seed: int = 0
+    batch_size: int = 32
+    steps: int = 3000
+    max_minutes: float | None = None
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    w_l1: float = 1.0
+    w_l2: float = 1.0
+    w_grad: float = 0.5
+    w_codebook: float = 1.0
+    w_commit: float = 0.25
+    restart_every: int = 100
+    restart_until: float = 0.8
+    eval_every: int = 250
+    log_every: int = 25
+    ckpt_every_minutes: float = 3.0
+    threads: int = 1
+    device: str | None = "cpu"
+    cache_dir: str = "runs/cache"
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        cfg = dict(cfg)
+        if "betas" in cfg:
+            cfg["betas"] = tuple(cfg["betas"])
+        return cls(**cfg)
+
+    def model_config(self) -> WorldTokenizerConfig:
+        mc = WorldTokenizerConfig.from_dict(self.model)
+        if mc.image_size != self.resolution:
+            raise ValueError(
+                f"TrainConfig: model.image_size={mc.image_size} differs from resolution={self.resolution}"
+            )
+        return mc
+
+
+# ---------------------------------------------------------------------------------------------- data
+def world_config(overrides: dict[str, Any]) -> Any:
+    """A ``probe.data.world.WorldConfig`` with ``overrides`` applied (errors name the unknown field)."""
+    from probe.data import world as world_mod
+
+    known = {f.name for f in fields(world_mod.WorldConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"world overrides: unknown WorldConfig field(s) {unknown}; known: {sorted(known)}")
+    # JSON turns the config's tuples into lists; the world expects tuples
+    return world_mod.WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
+def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
+                 chunk: int = 2000) -> tuple[torch.Tensor, Any]:
+    """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
+
+    Image ``i`` is world image ``(seed, i)`` (``probe.data.world.sample_range``), rendered in chunks of
+    ``chunk`` for a progress bar; the cache key hashes (n, seed, resolution, world overrides).
+    """
+    import pandas as pd
+
+    from probe.data import world as world_mod
+
+    key = json.dumps({"n": n, "seed": seed, "res": resolution, "world": world}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"world_{digest}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        blob = torch.load(path, weights_only=False)  # our own cache: tensors + a DataFrame
+        return blob["images"], blob["factors"]
+    wcfg = world_config(world)
+    imgs, frames = [], []
+    for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
+        x, f = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution, config=wcfg)
+        imgs.append((torch.as_tensor(x).clamp(0, 1) * 255).round().to(torch.uint8))
+        frames.append(f)
+    images = torch.cat(imgs)
+    factors = pd.concat(frames, ignore_index=True)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"images": images, "factors": factors, "key": key}, path)
+    return images, factors
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
+
+
+def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1]."""
+    out = model(images)
+    rec = out["recon"]
+    l1 = (rec - images).abs().mean()
+    l2 = F.mse_loss(rec, images)
+    gr = image_gradient_l1(rec, images) if cfg.w_grad > 0 else rec.new_zeros(())
+    total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr
+             + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
+    parts = {"loss": total.item(), "l1": l1.item(), "l2": l2.item(), "grad": gr.item(),
+             "codebook": out["codebook_loss"].item(), "commit": out["commit_loss"].item(),
+             "indices": out["indices"], "features": out["features"].detach()}
+    return total, parts
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to ``lr * min_lr_ratio`` over progress."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        # matrices and conv kernels decay; biases, norms, embeddings/positions and the codebook do not
+        (decay if p.ndim >= 2 and name not in {"codes", "latent_tokens", "mask_tokens"} and "pos" not in name
+         else no_decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int = 128) -> dict[str, float]:
+    """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    ps, used = [], []
+    for s in range(0, images_u8.shape[0], batch_size):
+        x = images_u8[s : s + batch_size].to(dev).float() / 255.0
+        enc = model.encode(x)
+        ps.append(psnr(model.decode(enc), x).cpu())
+        if enc.indices is not None:
+            used.append(enc.indices.flatten().cpu())
+    model.train(was_training)
+    res = {"psnr": float(torch.cat(ps).mean())}
+    if used:
+        counts = torch.bincount(torch.cat(used), minlength=model.config.codebook_size).float()
+        prob = counts / counts.sum()
+        res["codes_used"] = int((counts > 0).sum())
+        res["perplexity"] = float(torch.exp(-(prob[prob > 0] * prob[prob > 0].log()).sum()))
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp)
+    tmp.replace(path)  # atomic: a run killed mid-write keeps its previous checkpoint
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def zoo_record(model: WorldTokenizer, cfg: TrainConfig, state: dict[str, Any], metrics: dict[str, Any],
+               command: str | None = None) -> dict[str, Any]:
+    """The zoo JSON of a trained model (see probe/zoo/__init__.py)."""
+    from probe.data import world as world_mod
+
+    wcfg = world_config(cfg.world)
+    return {
+        "kind": "tokenizer",
+        "architecture": "world",
+        "config": model.config_dict(),
+        "world": asdict(wcfg) if hasattr(wcfg, "__dataclass_fields__") else dict(cfg.world),
+        "world_overrides": dict(cfg.world),
+        "world_module": world_mod.__name__,
+        "resolution": cfg.resolution,
+        "training": {
+            "command": command,
+            "steps": state["step"],
+            "wall_minutes": round(state["elapsed"] / 60, 2),
+            "seed": cfg.seed,
+            "data_seed": cfg.data_seed,
+            "stopped_by": state.get("stopped_by"),
+            "train_config": _jsonable(asdict(cfg)),
+        },
+        "metrics": metrics,
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def export_model(model: WorldTokenizer, out_json: Path, out_weights: Path, record: dict[str, Any]) -> None:
+    """Write the zoo pair: ``record`` as JSON and the state dict as safetensors (float32, contiguous)."""
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, str(out_weights))
+    out_json.write_text(json.dumps(record, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command: str | None = None,
+          progress_bar: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None) -> WorldTokenizer:
+    """Train a :class:`WorldTokenizer` as ``cfg`` says; write config, log, checkpoints and the model to ``out_dir``.
+
+    With ``resume`` and an existing ``out_dir/last.pt`` (from the same config), training continues from it.
+    Returns the trained model (on CPU, eval mode).
+    """
+    from probe.device import resolve_device
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    cfg_json = _jsonable(asdict(cfg))
+    ckpt_path = out / "last.pt"
+    if (out / "config.json").exists() and resume and ckpt_path.exists():
+        old = json.loads((out / "config.json").read_text())
+        if old != cfg_json:
+            raise ValueError(f"{out / 'config.json'}: a different config was used for the checkpoint in {out}; "
+                             "use a fresh out_dir or --no-resume")
+    (out / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
+
+    train_u8, _ = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
+                               cache_dir=cfg.cache_dir)
+    eval_u8, _ = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
+                              cache_dir=cfg.cache_dir)
+
+    torch.manual_seed(cfg.seed)
+    model = WorldTokenizer(cfg.model_config()).to(device)
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
+    state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        state = dict(ck["state"])
+        gen.set_state(ck["state"]["generator"])
+        print(f"resumed from {ckpt_path} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
+    max_s = cfg.max_minutes * 60 if cfg.max_minutes else None
+
+    def progress_of(step: int, elapsed: float) -> float:
+        return max(step / cfg.steps, elapsed / max_s if max_s else 0.0)
+
+    usage = torch.zeros(model.config.codebook_size, dtype=torch.long)
+    log_f = open(out / "log.jsonl", "a")
+    t0 = time.time() - state["elapsed"]
+    last_ckpt = time.time()
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"train {out.name}", disable=not progress_bar)
+    model.train()
+    step = state["step"]
+    stopped_by = "steps"
+    while True:
+        elapsed = time.time() - t0
+        prog = progress_of(step, elapsed)
+        if prog >= 1.0:
+            stopped_by = "steps" if step >= cfg.steps else "max_minutes"
+            break
+        lr = lr_at(step, prog, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
+        x = train_u8[idx].to(device).float() / 255.0
+        loss, parts = compute_losses(model, x, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        bar.update(1)
+        if model.config.quantize:
+            usage += torch.bincount(parts["indices"].flatten().cpu(), minlength=usage.numel())
+            if cfg.restart_every and step % cfg.restart_every == 0:
+                n_restart = 0
+                if prog < cfg.restart_until:
+                    feats = parts["features"].reshape(-1, model.config.token_dim).cpu()
+                    n_restart = model.restart_codes(usage == 0, feats, generator=gen)
+                parts["restarted"] = n_restart
+                usage.zero_()
+        rec: dict[str, Any] = {}
+        if step % cfg.log_every == 0 or step == 1:
+            rec = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in parts.items()
+                   if not isinstance(v, torch.Tensor)}
+            rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
+        if step % cfg.eval_every == 0:
+            ev = evaluate(model, eval_u8)
+            rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
+                       elapsed_min=round((time.time() - t0) / 60, 3))
+            bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{parts['loss']:.4f}")
+        if rec:
+            log_f.write(json.dumps(rec) + "\n")
+            log_f.flush()
+            if on_log:
+                on_log(rec)
+        if time.time() - last_ckpt > cfg.ckpt_every_minutes * 60:
+            state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state())
+            save_checkpoint(ckpt_path, model, opt, state)
+            last_ckpt = time.time()
+    bar.close()
+    state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state(), stopped_by=stopped_by)
+    save_checkpoint(ckpt_path, model, opt, state)
+    model.eval()
+    ev = evaluate(model, eval_u8)
+    final = {"final_eval_" + k: v for k, v in ev.items()}
+    final.update(step=step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=stopped_by)
+    log_f.write(json.dumps(final) + "\n")
+    log_f.close()
+    metrics = {"train_eval_psnr": round(ev["psnr"], 3), **{k: v for k, v in ev.items() if k != "psnr"}}
+    export_model(model.cpu(), out / "model.json", out / "model.safetensors", zoo_record(model, cfg, state, metrics, command))
+    return model.cpu()
+
+
+def load_trained(out_dir: str | Path, *, from_checkpoint: bool = False) -> WorldTokenizer:
+    """Load a model written by :func:`train` (``model.safetensors``, or the latest ``last.pt``)."""
+    from safetensors.torch import load_file
+
+    out = Path(out_dir)
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    model = WorldTokenizer(cfg.model_config())
+    if from_checkpoint:
+        model.load_state_dict(load_checkpoint(out / "last.pt")["model"])
+    else:
+        model.load_state_dict(load_file(str(out / "model.safetensors")))
+    return model.eval()

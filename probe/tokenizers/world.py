@@ -1,0 +1,309 @@
+"""The embedded ``world`` tokenizer: a tiny TiTok-style 1D tokenizer trained on the attribute world.
+
+Shape of the model (defaults in :class:`WorldTokenizerConfig`):
+
+    image [B,3,H,W] -> conv stem (3x3 conv, then patchify conv, stride = patch) -> P patch tokens
+    [P patches ; N learned latent tokens] -> ViT encoder -> N latents -> linear to C dims -> L2-normalize
+        -> features [B,N,C] -> nearest L2-normalized code (cosine) -> quantized [B,N,C]
+    [P learned mask tokens ; N projected quantized tokens] -> ViT decoder -> P patch outputs
+        -> linear to (patch*patch*hc) -> pixel shuffle -> [B,hc,H,W] -> small conv refiner -> RGB
+
+The continuous twin (``quantize=False``) is the same network with the code lookup removed:
+``quantized == features`` and ``indices is None``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probe.types import Encoded
+
+
+@dataclass
+class WorldTokenizerConfig:
+    """Architecture of a :class:`WorldTokenizer`. Every field has the default of the shipped model family.
+
+    Attributes:
+        image_size: input/output side in pixels (square images).
+        patch_size: side of one patch; ``(image_size / patch_size) ** 2`` patch tokens.
+        width: transformer width of encoder and decoder.
+        enc_depth: encoder transformer layers.
+        dec_depth: decoder transformer layers.
+        heads: attention heads.
+        mlp_ratio: hidden size of the transformer MLP relative to ``width``.
+        num_tokens: N, the number of 1D latent tokens.
+        token_dim: C, dimension of a token (the L2-normalized code space).
+        codebook_size: K, number of codes (ignored when ``quantize`` is False, but kept for the record).
+        quantize: False gives the continuous twin (no code lookup).
+        stem_channels: channels of the full-resolution 3x3 conv before patchifying.
+        head_channels: channels per pixel after the pixel-shuffle head, fed to the conv refiner.
+        refine_channels: hidden channels of the conv refiner (0 disables it: a plain linear patch head).
+    """
+
+    image_size: int = 32
+    patch_size: int = 4
+    width: int = 128
+    enc_depth: int = 4
+    dec_depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    num_tokens: int = 32
+    token_dim: int = 12
+    codebook_size: int = 1024
+    quantize: bool = True
+    stem_channels: int = 32
+    head_channels: int = 16
+    refine_channels: int = 32
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"WorldTokenizerConfig: image_size={self.image_size} is not a multiple of patch_size={self.patch_size}"
+            )
+        if self.width % self.heads:
+            raise ValueError(f"WorldTokenizerConfig: width={self.width} is not a multiple of heads={self.heads}")
+        for name in ("num_tokens", "token_dim", "codebook_size", "width", "enc_depth", "dec_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WorldTokenizerConfig: field {name!r} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> "WorldTokenizerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"WorldTokenizerConfig: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**cfg)
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+def _transformer(width: int, depth: int, heads: int, mlp_ratio: float) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        d_model=width,
+        nhead=heads,
+        dim_feedforward=int(width * mlp_ratio),
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,  # pre-LN trains stably at the high learning rates we use
+    )
+    return nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
+
+
+class WorldTokenizer(nn.Module):
+    """TiTok-style 1D tokenizer for small images; implements :class:`probe.types.Tokenizer`."""
+
+    def __init__(self, config: WorldTokenizerConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or WorldTokenizerConfig()
+        self.config = cfg
+        p, w, g = cfg.patch_size, cfg.width, cfg.grid
+        n_patches = g * g
+        # --- encoder
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, cfg.stem_channels, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(cfg.stem_channels, w, p, stride=p),
+        )
+        self.enc_patch_pos = nn.Parameter(torch.randn(n_patches, w) * 0.02)
+        self.latent_tokens = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
+        self.enc_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
+        self.encoder = _transformer(w, cfg.enc_depth, cfg.heads, cfg.mlp_ratio)
+        self.enc_norm = nn.LayerNorm(w)
+        self.to_token = nn.Linear(w, cfg.token_dim)
+        # --- quantizer: codes live on the unit sphere (looked up by cosine similarity)
+        self.codes = nn.Parameter(F.normalize(torch.randn(cfg.codebook_size, cfg.token_dim), dim=-1))
+        # --- decoder
+        self.from_token = nn.Linear(cfg.token_dim, w)
+        self.dec_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
+        self.mask_tokens = nn.Parameter(torch.randn(n_patches, w) * 0.02)
+        self.decoder = _transformer(w, cfg.dec_depth, cfg.heads, cfg.mlp_ratio)
+        self.dec_norm = nn.LayerNorm(w)
+        hc = cfg.head_channels
+        self.to_pixels = nn.Linear(w, p * p * hc)
+        self.rgb_skip = nn.Conv2d(hc, 3, 1)
+        if cfg.refine_channels > 0:
+            r = cfg.refine_channels
+            # a cheap full-resolution refiner on top of the patch head: sharp edges across patch borders
+            self.refine: nn.Module | None = nn.Sequential(
+                nn.Conv2d(hc, r, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(r, r, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(r, 3, 1),
+            )
+        else:
+            self.refine = None
+
+    # ------------------------------------------------------------------ protocol properties
+    @property
+    def num_tokens(self) -> int:
+        return self.config.num_tokens
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size if self.config.quantize else 0
+
+    @property
+    def token_dim(self) -> int:
+        return self.config.token_dim
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def quantize(self) -> bool:
+        return self.config.quantize
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """``[K, C]`` L2-normalized codes (empty ``[0, C]`` for the continuous twin)."""
+        if not self.config.quantize:
+            return self.codes.new_zeros(0, self.config.token_dim)
+        return F.normalize(self.codes, dim=-1)
+
+    # ------------------------------------------------------------------ config round trip
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "WorldTokenizer":
+        """Build from a plain dict (the ``config`` field of a zoo JSON)."""
+        return cls(WorldTokenizerConfig.from_dict(dict(cfg)))
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    # ------------------------------------------------------------------ encoder / quantizer
+    def _check_images(self, images: torch.Tensor) -> None:
+        s = self.config.image_size
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != s or images.shape[3] != s:
+            raise ValueError(f"WorldTokenizer expects images [B, 3, {s}, {s}] in [0, 1], got {tuple(images.shape)}")
+
+    def encode_features(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B,3,H,W]`` in [0,1] -> L2-normalized pre-quantization ``features [B,N,C]``."""
+        self._check_images(images)
+        x = self.stem(images * 2.0 - 1.0)  # [B, W, g, g]
+        x = x.flatten(2).transpose(1, 2) + self.enc_patch_pos  # [B, P, W]
+        lat = (self.latent_tokens + self.enc_latent_pos).expand(x.shape[0], -1, -1)
+        h = self.encoder(torch.cat([x, lat], dim=1))
+        h = self.enc_norm(h[:, -self.config.num_tokens :])
+        return F.normalize(self.to_token(h), dim=-1)
+
+    def lookup(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest code by cosine. ``features [B,N,C]`` -> (``indices [B,N]`` int64, ``codes [B,N,C]``)."""
+        codebook = self.codebook
+        z = F.normalize(features, dim=-1)
+        idx = (z @ codebook.t()).argmax(dim=-1)
+        return idx, codebook[idx]
+
+    def encode(self, images: torch.Tensor) -> Encoded:
+        """``images [B,3,H,W]`` in [0,1] -> :class:`Encoded` (indices ``None`` for the continuous twin)."""
+        feats = self.encode_features(images)
+        if not self.config.quantize:
+            return Encoded(indices=None, features=feats, quantized=feats)
+        idx, q = self.lookup(feats)
+        return Encoded(indices=idx, features=feats, quantized=q)
+
+    # ------------------------------------------------------------------ decoder
+    def decode_raw(self, quantized: torch.Tensor) -> torch.Tensor:
+        """``quantized [B,N,C]`` -> unclamped images ``[B,3,H,W]`` (what the losses see)."""
+        cfg = self.config
+        if quantized.ndim != 3 or quantized.shape[1:] != (cfg.num_tokens, cfg.token_dim):
+            raise ValueError(
+                f"WorldTokenizer decoder expects tokens [B, {cfg.num_tokens}, {cfg.token_dim}], got {tuple(quantized.shape)}"
+            )
+        b = quantized.shape[0]
+        lat = self.from_token(quantized) + self.dec_latent_pos
+        masks = self.mask_tokens.expand(b, -1, -1)
+        h = self.decoder(torch.cat([masks, lat], dim=1))
+        h = self.dec_norm(h[:, : cfg.grid * cfg.grid])  # [B, P, W]
+        p, g, hc = cfg.patch_size, cfg.grid, cfg.head_channels
+        pix = self.to_pixels(h)  # [B, P, p*p*hc]
+        pix = pix.view(b, g, g, hc, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, hc, g * p, g * p)
+        out = self.rgb_skip(pix)
+        if self.refine is not None:
+            out = out + self.refine(pix)
+        return (out + 1.0) * 0.5  # the network works in [-1, 1]
+
+    def quantize_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Straight-through quantization: forward value = nearest code, gradient flows to ``features``.
+
+        For the continuous twin this only L2-normalizes (the identity on encoder outputs).
+        """
+        z = F.normalize(features, dim=-1)
+        if not self.config.quantize:
+            return z
+        _, q = self.lookup(z)
+        return z + (q - z).detach()
+
+    def decode_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``features [B,N,C]`` -> images ``[B,3,H,W]`` in [0,1]; gradients reach ``features``."""
+        return self.decode_raw(self.quantize_features(features)).clamp(0.0, 1.0)
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """``indices [B,N]`` int64 -> images ``[B,3,H,W]`` in [0,1]."""
+        if not self.config.quantize:
+            raise ValueError("the continuous WorldTokenizer has no codebook; use decode_features")
+        if indices.ndim != 2 or indices.shape[1] != self.config.num_tokens:
+            raise ValueError(f"expected indices [B, {self.config.num_tokens}], got {tuple(indices.shape)}")
+        return self.decode_raw(self.codebook[indices.long()]).clamp(0.0, 1.0)
+
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        """Decode an :class:`Encoded` (its ``quantized`` tensor) to images in [0, 1]."""
+        return self.decode_raw(encoded.quantized).clamp(0.0, 1.0)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training forward pass: reconstruction (unclamped) and the VQ losses.
+
+        Returns a dict with ``recon [B,3,H,W]``, ``features [B,N,C]``, ``indices [B,N]`` (empty for the twin),
+        ``codebook_loss`` and ``commit_loss`` (scalars; zero for the twin).
+        """
+        z = self.encode_features(images)
+        if self.config.quantize:
+            idx, q = self.lookup(z)
+            codebook_loss = F.mse_loss(q, z.detach())
+            commit_loss = F.mse_loss(z, q.detach())
+            zq = z + (q - z).detach()
+        else:
+            idx = torch.empty(0, dtype=torch.long)
+            codebook_loss = commit_loss = z.new_zeros(())
+            zq = z
+        return {
+            "recon": self.decode_raw(zq),
+            "features": z,
+            "indices": idx,
+            "codebook_loss": codebook_loss,
+            "commit_loss": commit_loss,
+        }
+
+    @torch.no_grad()
+    def restart_codes(self, dead: torch.Tensor, candidates: torch.Tensor, *, generator: torch.Generator) -> int:
+        """Move ``dead [K]`` (bool) codes onto randomly chosen encoder outputs ``candidates [M, C]``.
+
+        Returns the number of restarted codes.
+        """
+        n = int(dead.sum())
+        if n == 0 or not self.config.quantize:
+            return 0
+        pick = torch.randint(0, candidates.shape[0], (n,), generator=generator)
+        noise = torch.randn(n, candidates.shape[1], generator=generator) * 0.01
+        self.codes.data[dead] = F.normalize(candidates[pick].to(self.codes) + noise.to(self.codes), dim=-1)
+        return n
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``."""
+    mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["WorldTokenizer", "WorldTokenizerConfig", "psnr", "count_parameters"]
