@@ -1,0 +1,36 @@
+"""Labelled image partitions: the synthetic world, corruptions, sources, manifests, datasets.
+
+The contract used by the encode engine::
+
+    from probe.data import load_manifest, dataset_from_manifest, collate_skip_none
+    ds = dataset_from_manifest(load_manifest("data_manifests/world.yaml"), resolution=64)
+    ds[i] -> {"image": [3, H, W] float in [0, 1], "ref": str, "attrs": dict} or None (skipped)
+
+Submodules are imported lazily so ``import probe.data`` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Manifest": ("probe.data.manifest", "Manifest"),
+    "load_manifest": ("probe.data.manifest", "load_manifest"),
+    "ManifestError": ("probe.data.manifest", "ManifestError"),
+    "dataset_from_manifest": ("probe.data.dataset", "dataset_from_manifest"),
+    "collate_skip_none": ("probe.data.dataset", "collate_skip_none"),
+    "WorldConfig": ("probe.data.world", "WorldConfig"),
+    "FACTORS": ("probe.data.world", "FACTORS"),
+}
+_SUBMODULES = {"world", "corruptions", "sources", "manifest", "transforms", "dataset"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"probe.data.{name}")
+    raise AttributeError(f"module 'probe.data' has no attribute {name!r}")
