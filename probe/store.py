@@ -124,7 +124,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
     _commit_file(tmp, path)
 
 
-def _read_header(path: Path) -> dict[str, Any]:
+def read_header(path: Path) -> dict[str, Any]:
     hp = path / HEADER
     if not path.exists():
         raise StoreError(f"no token store at {path}: the folder does not exist")
@@ -216,7 +216,7 @@ class StoreWriter:
         (path / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
 
     def done_chunks(self) -> set[int]:
-        return _list_chunks(self.path)
+        return list_chunks(self.path)
 
     def chunk_range(self, chunk_id: int) -> range:
         """Global image indices that belong to ``chunk_id``."""
@@ -272,7 +272,7 @@ class StoreWriter:
         _commit_file(tmp, final)
 
 
-def _list_chunks(path: Path) -> set[int]:
+def list_chunks(path: Path) -> set[int]:
     d = path / CHUNK_DIR
     if not d.is_dir():
         return set()
@@ -333,7 +333,7 @@ def make_header(
     return header
 
 
-def _check_same(existing: Mapping[str, Any], header: Mapping[str, Any], where: Path) -> None:
+def check_compatible(existing: Mapping[str, Any], header: Mapping[str, Any], where: Path) -> None:
     if existing["config_hash"] == header["config_hash"] and existing["layout"] == header["layout"]:
         return
     diff = _identity_diff(existing[IDENTITY_KEY], header[IDENTITY_KEY])
@@ -359,16 +359,16 @@ def open_for_writing(path: str | os.PathLike, header: dict[str, Any], *, resume:
         raise StoreError(f"cannot write a token store to {path}: it is a file, not a folder")
     has_header = (path / HEADER).exists()
     if has_header and not resume:
-        _read_header(path)  # only ever delete what is recognisably a store
+        read_header(path)  # only ever delete what is recognisably a store
         shutil.rmtree(path / CHUNK_DIR, ignore_errors=True)
         (path / CODEBOOK).unlink(missing_ok=True)
         (path / HEADER).unlink()
         has_header = False
-    if not has_header and _list_chunks(path):
+    if not has_header and list_chunks(path):
         raise StoreError(f"{path} holds chunk files but no {HEADER}; refusing to write into it")
     if has_header:
-        existing = _read_header(path)
-        _check_same(existing, header, path)
+        existing = read_header(path)
+        check_compatible(existing, header, path)
         _remove_stale_tmp(path)
         return StoreWriter(path, existing)
     path.mkdir(parents=True, exist_ok=True)
@@ -427,9 +427,9 @@ class TokenStore:
     def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False) -> "TokenStore":
         """Open the store in ``path``; raises :class:`StoreError` naming the folder or file at fault."""
         path = Path(path)
-        header = _read_header(path)
+        header = read_header(path)
         layout = header["layout"]
-        done = _list_chunks(path)
+        done = list_chunks(path)
         missing = sorted(set(range(int(layout["num_chunks"]))) - done)
         if missing and not allow_incomplete:
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
@@ -456,16 +456,16 @@ class TokenStore:
         out = Path(out)
         if not shards:
             raise StoreError("merge needs at least one shard path")
-        headers = [_read_header(s) for s in shards]
+        headers = [read_header(s) for s in shards]
         ref = headers[0]
         for s, h in zip(shards[1:], headers[1:]):
-            _check_same(ref, h, s)
+            check_compatible(ref, h, s)
         base = {k: v for k, v in ref.items() if k != "shard"}
         writer = open_for_writing(out, base, resume=True)
         have = writer.done_chunks()
         where: dict[int, Path] = {}
         for s in shards:
-            for c in sorted(_list_chunks(s)):
+            for c in sorted(list_chunks(s)):
                 where.setdefault(c, s)
         missing = sorted(set(range(writer.num_chunks)) - have - set(where))
         if missing:
@@ -522,7 +522,7 @@ class TokenStore:
         """How many images of the plan are absent (skipped as unreadable) in the chunks present."""
         lay = self.header["layout"]
         size, n = int(lay["chunk_size"]), int(lay["num_images"])
-        planned = sum(min(size, n - c * size) for c in _list_chunks(self.path))
+        planned = sum(min(size, n - c * size) for c in list_chunks(self.path))
         return planned - len(self)
 
     def _column(self, name: str) -> pa.ChunkedArray:
@@ -573,5 +573,5 @@ class TokenStore:
         """All rows as one memory-mapped :class:`datasets.Dataset` (for ``.map``, ``.filter``, hub upload)."""
         from datasets import Dataset, concatenate_datasets
 
-        files = [self.path / CHUNK_DIR / chunk_name(c) for c in sorted(_list_chunks(self.path))]
+        files = [self.path / CHUNK_DIR / chunk_name(c) for c in sorted(list_chunks(self.path))]
         return concatenate_datasets([Dataset.from_file(str(f)) for f in files])
