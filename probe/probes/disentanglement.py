@@ -1,0 +1,138 @@
+"""Disentanglement metrics with google-research/disentanglement_lib's definitions.
+
+Codes are token positions, factors are attributes (continuous ones binned into quantiles).
+
+* MIG (mig.py): per factor, the gap between the two largest code-factor MIs over the factor's
+  entropy; the score is the mean over factors. disentanglement_lib discretizes continuous codes
+  with a 20-bin histogram; token ids are already discrete, so the MI is taken on the ids directly.
+* Modularity (modularity_explicitness.py): per code ``1 - (sum of squared MI - max) / (max (F-1))``,
+  0 where the max is 0; the score is the mean over codes.
+* DCI (dci.py): from an importance matrix ``[codes, factors]``: disentanglement per code
+  ``1 - H_F(p)`` weighted by the code's share of importance; completeness per factor
+  ``1 - H_codes(p)`` weighted likewise (entropies in base F / base #codes, +1e-11 as there).
+* SAP (sap_score.py, discrete factors): per factor, the gap between the two best per-code
+  classification accuracies; the score is the mean over factors.
+
+Deviations (documented in :func:`probe.probes.run_probes`): MI uses all images rather than
+``num_train=10000``; "adjusted" variants subtract the permutation-null mean from the MI first
+(plug-in MI is biased upward by roughly (K-1)(L-1)/2M with K codes); DCI's importance is by default
+|ridge weights| (fast) rather than gradient-boosted-tree importances (``dci_importance="gbt"``);
+SAP's per-code classifier is the class-balanced linear probe on the position's one-hot id.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def mig_per_factor(mi: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+    """``mi [codes, factors]``, ``entropy [factors]`` -> ``[factors]`` normalised gaps."""
+    if mi.shape[0] < 2:
+        return np.full(mi.shape[1], np.nan)
+    s = np.sort(mi, axis=0)[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (s[0] - s[1]) / entropy
+
+
+def mig(mi: np.ndarray, entropy: np.ndarray) -> float:
+    """Mutual information gap (disentanglement_lib ``discrete_mig``)."""
+    return float(np.mean(mig_per_factor(mi, entropy)))
+
+
+def modularity_per_code(mi: np.ndarray) -> np.ndarray:
+    """``mi [codes, factors]`` -> ``[codes]`` modularity."""
+    sq = np.square(mi)
+    mx = sq.max(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = 1.0 - (sq.sum(1) - mx) / (mx * (sq.shape[1] - 1.0))
+    score[mx == 0.0] = 0.0
+    return score
+
+
+def modularity(mi: np.ndarray) -> float:
+    """Modularity score (disentanglement_lib ``modularity_score``)."""
+    return float(np.mean(modularity_per_code(mi)))
+
+
+def dci_disentanglement_per_code(importance: np.ndarray) -> np.ndarray:
+    return 1.0 - stats.entropy(importance.T + 1e-11, base=importance.shape[1])
+
+
+def dci_disentanglement(importance: np.ndarray) -> float:
+    """DCI disentanglement of an importance matrix ``[codes, factors]``."""
+    per_code = dci_disentanglement_per_code(importance)
+    if importance.sum() == 0.0:
+        importance = np.ones_like(importance)
+    code_importance = importance.sum(1) / importance.sum()
+    return float(np.sum(per_code * code_importance))
+
+
+def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
+    return 1.0 - stats.entropy(importance + 1e-11, base=importance.shape[0])
+
+
+def dci_completeness(importance: np.ndarray) -> float:
+    """DCI completeness of an importance matrix ``[codes, factors]``."""
+    per_factor = dci_completeness_per_factor(importance)
+    if importance.sum() == 0.0:
+        importance = np.ones_like(importance)
+    factor_importance = importance.sum(0) / importance.sum()
+    return float(np.sum(per_factor * factor_importance))
+
+
+def sap_per_factor(score: np.ndarray) -> np.ndarray:
+    """``score [codes, factors]`` -> ``[factors]`` gap between the two best codes."""
+    if score.shape[0] < 2:
+        return np.full(score.shape[1], np.nan)
+    s = np.sort(score, axis=0)
+    return s[-1] - s[-2]
+
+
+def sap(score: np.ndarray) -> float:
+    """SAP score (disentanglement_lib ``SAP_score``)."""
+    return float(np.mean(sap_per_factor(score)))
+
+
+def dci_importance(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    num_levels: int,
+    *,
+    code_of_column: np.ndarray,
+    num_codes: int,
+    method: str = "linear",
+    alpha: float = 1.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, float, float]:
+    """Importance of each code for one factor, and train / test accuracy of the predictor.
+
+    Args:
+        x_train / x_test: ``[m, D]`` representation; column d belongs to code ``code_of_column[d]``.
+        y_train / y_test: ``[m]`` factor labels.
+        method: ``"linear"``: sum of |weights| of a class-balanced ridge classifier on standardized
+            columns; ``"gbt"``: sklearn ``GradientBoostingClassifier()`` importances (as dci.py).
+
+    Returns:
+        ``importance [num_codes]`` (column importances summed per code), train and test accuracy.
+    """
+    if method == "gbt":
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        model = GradientBoostingClassifier(random_state=seed)
+        model.fit(x_train, y_train)
+        col_imp = np.abs(model.feature_importances_)
+        acc_tr = float(np.mean(model.predict(x_train) == y_train))
+        acc_te = float(np.mean(model.predict(x_test) == y_test))
+    elif method == "linear":
+        from probe.probes.linear import balanced_weights, ridge_fit, ridge_predict
+
+        onehot = np.eye(num_levels)[y_train]
+        coef, mean, sd = ridge_fit(x_train[None], onehot, balanced_weights(y_train, num_levels), alpha)
+        col_imp = np.abs(coef[0, :-1]).sum(1)  # drop the intercept row
+        acc_tr = float(np.mean(ridge_predict(x_train[None], coef, mean, sd)[0].argmax(1) == y_train))
+        acc_te = float(np.mean(ridge_predict(x_test[None], coef, mean, sd)[0].argmax(1) == y_test))
+    else:
+        raise ValueError(f"unknown DCI importance method {method!r} (use 'linear' or 'gbt')")
+    return np.bincount(code_of_column, weights=col_imp, minlength=num_codes), acc_tr, acc_te
