@@ -1,0 +1,542 @@
+"""The batch tokenization engine: manifest images -> tokenizer -> :class:`~probe.store.TokenStore`.
+
+One call, :func:`tokenize_manifest`, runs the whole pipeline:
+
+- device: cuda, then mps, then cpu, or forced (:func:`probe.device.resolve_device`); bf16
+  autocast on CUDA;
+- images are decoded and resized by DataLoader workers; batches reach the device with
+  ``non_blocking`` copies;
+- results are written chunk by chunk (see :mod:`probe.store`), so a killed run resumes after its
+  last complete chunk and ends with the same store as an uninterrupted run;
+- under ``torchrun`` (``WORLD_SIZE`` > 1) each rank encodes a share of the pending chunks into its
+  own shard folder ``OUT/shards/rank-RRRRR``; rank 0 then merges them into ``OUT``.
+
+Why the result does not depend on the number of processes or on where a run was cut: chunk ``c``
+always holds images ``[c * chunk_size, (c + 1) * chunk_size)``, and its batches always start at the
+chunk's first image, so every image is encoded in a batch of exactly the same composition.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from probe.device import resolve_device
+from probe.store import (
+    HEADER,
+    ChunkRows,
+    StoreError,
+    StoreWriter,
+    TokenStore,
+    check_compatible,
+    list_chunks,
+    read_header,
+    make_header,
+    open_for_writing,
+)
+
+log = logging.getLogger(__name__)
+
+SHARD_DIR = "shards"
+DEFAULT_CHUNK_SIZE = 1024  # images per chunk: the unit of resumption and of work sharing
+INFER_SCAN = 256  # items scanned at most to find a readable one for the attribute column types
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Dist:
+    """Rank bookkeeping; a single process is ``world_size == 1`` and every call is a no-op."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    owns_group: bool = False  # we initialised the process group, so we tear it down
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> "_Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+        owns = False
+        if not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            if device.type == "cuda":
+                torch.cuda.set_device(local)
+            dist.init_process_group(backend=backend)
+            owns = True
+        return cls(dist.get_world_size(), dist.get_rank(), local, owns)
+
+    def broadcast(self, obj: Any) -> Any:
+        """``obj`` of rank 0, on every rank."""
+        if self.world_size == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world_size == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- identity
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A cheap fingerprint of a module's weights: per tensor its name, shape, dtype and a strided
+    sample of at most ~64k values (hashing every byte of a 600M-parameter model takes seconds)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        flat = t.detach().reshape(-1)
+        step = max(1, flat.numel() // 65536)
+        sample = flat[::step].to("cpu", copy=True).contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(sample.view(torch.uint8).numpy().tobytes() if sample.numel() else b"")
+    return h.hexdigest()
+
+
+def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+    """What identifies a tokenizer for resumption: class, config, sizes and weight fingerprint."""
+    cls = type(tokenizer)
+    cfg = tokenizer.config_dict() if hasattr(tokenizer, "config_dict") else None
+    ident: dict[str, Any] = {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "config": json.loads(json.dumps(cfg, default=str)) if cfg is not None else None,
+        "num_tokens": int(tokenizer.num_tokens),
+        "token_dim": int(tokenizer.token_dim),
+        "codebook_size": int(tokenizer.codebook_size),
+        "image_size": int(tokenizer.image_size),
+    }
+    if isinstance(tokenizer, torch.nn.Module):
+        ident["weights"] = weights_fingerprint(tokenizer)
+    return ident
+
+
+def manifest_dict(manifest: Any) -> dict[str, Any]:
+    """A JSON-safe dict of a manifest (its ``to_dict`` when it has one)."""
+    if hasattr(manifest, "to_dict"):
+        d = manifest.to_dict()
+    elif dataclasses.is_dataclass(manifest):
+        d = dataclasses.asdict(manifest)
+    else:
+        d = dict(vars(manifest))
+    return json.loads(json.dumps(d, default=str))
+
+
+def _manifest_kinds(manifest: Any) -> dict[str, str | None]:
+    """Attribute name -> declared kind ("categorical" / "continuous" / None when unknown)."""
+    names = list(getattr(manifest, "attribute_names", None) or [])
+    kinds: dict[str, str | None] = {n: None for n in names}
+    for spec in getattr(manifest, "attributes", None) or []:
+        name = getattr(spec, "name", None) or (spec.get("name") if isinstance(spec, Mapping) else None)
+        kind = getattr(spec, "kind", None) or (spec.get("kind") if isinstance(spec, Mapping) else None)
+        if name is not None:
+            kinds[str(name)] = None if kind is None else str(kind)
+    return kinds
+
+
+def _value_type(value: Any) -> str:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    return "string"
+
+
+def attribute_types(manifest: Any, dataset: Dataset, num_images: int) -> dict[str, str]:
+    """Store column type per attribute: continuous -> float64, otherwise the type of the value in
+    the first readable item (bool / int64 / float64 / string). Order follows the manifest."""
+    kinds = _manifest_kinds(manifest)
+    first: Mapping[str, Any] | None = None
+    for i in range(min(num_images, INFER_SCAN)):
+        item = dataset[i]
+        if item is not None:
+            first = item.get("attrs") or {}
+            break
+    names = list(kinds) if kinds else list(first or {})
+    types: dict[str, str] = {}
+    for name in names:
+        if kinds.get(name) == "continuous":
+            types[name] = "float64"
+        elif first is not None and first.get(name) is not None:
+            types[name] = _value_type(first[name])
+        else:
+            types[name] = "string"
+    return types
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class _Indexed(Dataset):
+    """Pairs every item with its global index, so skipped (``None``) items can be accounted for."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        return i, self.dataset[i]
+
+    def __getitems__(self, idx: Sequence[int]) -> list[tuple[int, Any]]:
+        # datasets that render a whole batch at once (the world) expose __getitems__; keep it
+        if hasattr(self.dataset, "__getitems__"):
+            return list(zip(idx, self.dataset.__getitems__(list(idx))))
+        return [(i, self.dataset[i]) for i in idx]
+
+
+@dataclass
+class _Batch:
+    index: list[int]
+    images: torch.Tensor | None  # [b, 3, H, W], None when every image of the batch was skipped
+    refs: list[str]
+    attrs: list[Mapping[str, Any]]
+    skipped: int
+
+
+def _collate(items: list[tuple[int, Any]]) -> _Batch:
+    """Drop skipped items, stack the images ``[b, 3, H, W]`` and keep index / ref / attrs per image."""
+    kept = [(i, x) for i, x in items if x is not None]
+    images = torch.stack([x["image"] for _, x in kept]) if kept else None
+    return _Batch(
+        index=[i for i, _ in kept],
+        images=images,
+        refs=[str(x.get("ref", i)) for i, x in kept],
+        attrs=[x.get("attrs") or {} for _, x in kept],
+        skipped=len(items) - len(kept),
+    )
+
+
+def auto_workers(local_world: int = 1) -> int:
+    """Loader workers when none are asked for: the cores this process may use, less one for the
+    model, at most 8 (0 on a machine of two cores or fewer, where a worker only competes)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    per_rank = cores // max(1, local_world)
+    return 0 if per_rank <= 2 else min(8, per_rank - 1)
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+@dataclass
+class _Plan:
+    header: dict[str, Any]
+    pending: list[int]  # chunk ids still to encode, ascending
+    error: str | None = None
+
+
+def _shard_path(out: Path, rank: int) -> Path:
+    return out / SHARD_DIR / f"rank-{rank:05d}"
+
+
+def _done_chunks(out: Path) -> set[int]:
+    """Chunks finished in ``out`` or in any shard folder left by an earlier (multi-process) run."""
+    done = list_chunks(out)
+    shards = out / SHARD_DIR
+    if shards.is_dir():
+        for d in shards.iterdir():
+            done |= list_chunks(d)
+    return done
+
+
+def _merge_shards(out: Path) -> None:
+    """Move every shard chunk into ``out`` (each move is one atomic rename) and drop the emptied
+    shard folders. Safe to kill and rerun: a chunk is always in exactly one of the two places."""
+    shards = out / SHARD_DIR
+    if not shards.is_dir():
+        return
+    folders = sorted(d for d in shards.iterdir() if d.is_dir())
+    with_chunks = [d for d in folders if list_chunks(d)]
+    if with_chunks:
+        TokenStore.merge(with_chunks, out, move=True)
+    for d in folders:
+        shutil.rmtree(d)  # only headers and codebooks are left in them
+    shards.rmdir()
+
+
+def _check_shards(out: Path, header: Mapping[str, Any]) -> None:
+    """Refuse shard folders of an earlier run made with another tokenizer / manifest / layout."""
+    shards = out / SHARD_DIR
+    if shards.is_dir():
+        for d in sorted(shards.iterdir()):
+            if (d / HEADER).exists() or list_chunks(d):
+                check_compatible(read_header(d), header, d)
+
+
+def _batches(writer: StoreWriter, chunks: Sequence[int], batch_size: int) -> list[tuple[int, list[int]]]:
+    """(chunk id, global indices) per batch; batches start at their chunk's first image."""
+    out = []
+    for c in chunks:
+        r = writer.chunk_range(c)
+        for s in range(r.start, r.stop, batch_size):
+            out.append((c, list(range(s, min(s + batch_size, r.stop)))))
+    return out
+
+
+def _load(tokenizer: Any, device: torch.device, tokenizer_kwargs: Mapping[str, Any] | None) -> tuple[Any, str]:
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from probe.tokenizers import load_tokenizer
+
+        return load_tokenizer(str(tokenizer), device=device, **dict(tokenizer_kwargs or {})), str(tokenizer)
+    if isinstance(tokenizer, torch.nn.Module):
+        tokenizer = tokenizer.to(device)
+    return tokenizer, getattr(tokenizer, "name", None) or type(tokenizer).__name__
+
+
+def tokenize_manifest(
+    manifest: Any,
+    tokenizer: Any,
+    out: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    num_workers: int | str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limit: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    amp: bool = True,
+    tokenizer_kwargs: Mapping[str, Any] | None = None,
+    on_chunk: Callable[[int, Path], None] | None = None,
+) -> TokenStore:
+    """Encode every image of ``manifest`` with ``tokenizer`` into a token store at ``out``.
+
+    Args:
+        manifest: a :class:`probe.data.Manifest` or the path of a manifest YAML.
+        tokenizer: a tokenizer module, or a spec for :func:`probe.load_tokenizer` (preset name,
+            hub id, folder, file); ``tokenizer_kwargs`` go to the loader (e.g. ``random_init=True``).
+        out: the store folder.
+        device: ``None`` / ``"auto"`` (cuda, then mps, then cpu) or a forced device. Under
+            torchrun on CUDA each rank uses ``cuda:LOCAL_RANK``.
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers decoding and resizing images; ``"auto"``: see :func:`auto_workers`.
+        chunk_size: images per chunk file (the unit of resumption and of work sharing). Fixed
+            when the store is created; resuming with another value is refused.
+        limit: encode only the first ``limit`` images of the manifest.
+        resume: continue an unfinished store in ``out`` made with the same tokenizer and manifest
+            (a different one is refused). ``False`` removes a store in ``out`` and starts afresh.
+        progress: show a tqdm bar (images/s) and print a summary (rank 0 only).
+        amp: bf16 autocast on CUDA (ignored elsewhere).
+        on_chunk: called as ``on_chunk(chunk_id, path)`` after each chunk file is committed.
+
+    Returns:
+        The finished :class:`TokenStore` (on every rank).
+    """
+    from probe.data import dataset_from_manifest, load_manifest
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = Path(out)
+    dev = resolve_device(device)
+    dist = _Dist.from_env(dev)
+    try:
+        if dist.world_size > 1 and dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", dist.local_rank)
+        manifest_path = None
+        if isinstance(manifest, (str, os.PathLike)):
+            manifest_path = str(manifest)
+            manifest = load_manifest(manifest)
+        manifest_path = manifest_path or (str(getattr(manifest, "path", "")) or None)
+        tok, tok_id = _load(tokenizer, dev, tokenizer_kwargs)
+        if isinstance(tok, torch.nn.Module):
+            tok.eval()
+        dataset = dataset_from_manifest(manifest, resolution=int(tok.image_size))
+        num_images = len(dataset) if limit is None else min(int(limit), len(dataset))
+        use_amp = bool(amp and dev.type == "cuda")
+
+        # rank 0 validates / creates the store and plans the work; the others receive the plan
+        plan: _Plan | None = None
+        if dist.rank == 0:
+            try:
+                plan = _plan(out, manifest, manifest_path, tok, tok_id, dataset, num_images,
+                             chunk_size, batch_size, use_amp, resume)
+            except (StoreError, ValueError, OSError) as exc:
+                plan = _Plan({}, [], f"{type(exc).__name__}: {exc}")
+                if dist.world_size == 1:
+                    raise
+        plan = dist.broadcast(plan)
+        assert plan is not None
+        if plan.error is not None:
+            raise StoreError(plan.error)
+        if dist.world_size > 1 and len(set(dist.gather(tokenizer_identity(tok).get("weights")))) > 1:
+            raise StoreError("the ranks loaded different tokenizer weights; seed random initialisation "
+                             "or load the same checkpoint on every rank")
+
+        mine = plan.pending[dist.rank :: dist.world_size]
+        if dist.world_size == 1:
+            writer = open_for_writing(out, plan.header, resume=True)
+        else:
+            shard_header = dict(plan.header, shard={"rank": dist.rank, "world_size": dist.world_size})
+            writer = open_for_writing(_shard_path(out, dist.rank), shard_header, resume=True)
+        if isinstance(num_workers, str):
+            if num_workers != "auto":
+                raise ValueError(f"num_workers must be an int or 'auto', got {num_workers!r}")
+            num_workers = auto_workers(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
+        show = progress and dist.rank == 0
+        t0 = time.perf_counter()
+        encoded, skipped = _encode_chunks(tok, dataset, writer, mine, batch_size=batch_size,
+                                          num_workers=int(num_workers), device=dev, use_amp=use_amp,
+                                          show=show, on_chunk=on_chunk)
+        elapsed = time.perf_counter() - t0
+        totals = dist.gather((encoded, skipped))
+
+        dist.barrier()  # every shard is complete
+        if dist.rank == 0:
+            _merge_shards(out)
+        dist.barrier()  # the merged store is in place
+        store = TokenStore.open(out)
+        if show:
+            n_enc = sum(t[0] for t in totals)
+            n_skip = sum(t[1] for t in totals)
+            rate = n_enc / elapsed if elapsed > 0 else float("nan")
+            print(f"tokenized {n_enc} images in {elapsed:.1f} s ({rate:.1f} images/s, {dist.world_size} "
+                  f"process(es), device {dev}); skipped {n_skip} unreadable image(s) in this run, "
+                  f"{store.skipped} in the store; {len(store)} rows in {out}")
+        return store
+    finally:
+        dist.close()
+
+
+def _plan(
+    out: Path, manifest: Any, manifest_path: str | None, tok: Any, tok_id: str, dataset: Dataset,
+    num_images: int, chunk_size: int, batch_size: int, use_amp: bool, resume: bool,
+) -> _Plan:
+    identity = {
+        "tokenizer": tokenizer_identity(tok),
+        "manifest": manifest_dict(manifest),
+        "precision": "bf16-autocast" if use_amp else "fp32",
+    }
+    codebook_size = int(tok.codebook_size)
+    header = make_header(
+        identity=identity,
+        attributes=attribute_types(manifest, dataset, num_images),
+        num_images=num_images,
+        chunk_size=chunk_size,
+        num_tokens=int(tok.num_tokens),
+        token_dim=int(tok.token_dim),
+        codebook_size=codebook_size or None,
+        extra={
+            "tokenizer_id": tok_id,
+            "manifest_path": manifest_path,
+            "seed": getattr(manifest, "seed", None),
+            "batch_size": batch_size,
+        },
+    )
+    if not resume and (out / SHARD_DIR).is_dir():
+        shutil.rmtree(out / SHARD_DIR)
+    writer = open_for_writing(out, header, resume=resume)
+    _check_shards(out, writer.header)
+    if codebook_size > 0:
+        writer.write_codebook(tok.codebook)
+    pending = sorted(set(range(writer.num_chunks)) - _done_chunks(out))
+    return _Plan(writer.header, pending)
+
+
+def _encode_chunks(
+    tok: Any, dataset: Dataset, writer: StoreWriter, chunks: Sequence[int], *, batch_size: int,
+    num_workers: int, device: torch.device, use_amp: bool, show: bool,
+    on_chunk: Callable[[int, Path], None] | None,
+) -> tuple[int, int]:
+    """Encode ``chunks`` and write each as soon as its last batch is done. Returns (encoded, skipped)."""
+    from tqdm.auto import tqdm
+
+    plan = _batches(writer, chunks, batch_size)
+    if not plan:
+        return 0, 0
+    remaining = {c: 0 for c in chunks}
+    for c, _ in plan:
+        remaining[c] += 1
+    loader = DataLoader(
+        _Indexed(dataset),
+        batch_sampler=[idx for _, idx in plan],
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    total = sum(len(idx) for _, idx in plan)
+    bar = tqdm(total=total, unit="img", desc="tokenize", disable=not show, dynamic_ncols=True, smoothing=0.1)
+    buf: dict[str, list[Any]] = {"index": [], "refs": [], "attrs": [], "tokens": [], "features": []}
+    encoded = skipped = 0
+    n_tok, dim = writer.num_tokens, writer.token_dim
+    try:
+        for (chunk, idx), batch in zip(plan, loader):
+            skipped += batch.skipped
+            if batch.images is not None:
+                images = batch.images.to(device, non_blocking=True)
+                with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    enc = tok.encode(images)
+                feats = enc.features.float().reshape(len(batch.index), n_tok, dim)
+                if enc.indices is not None:
+                    toks = enc.indices.reshape(len(batch.index), n_tok).to(torch.int64)
+                else:  # continuous (VAE) tokenizer: no ids, only features
+                    toks = torch.full((len(batch.index), n_tok), -1, dtype=torch.int64)
+                buf["index"] += batch.index
+                buf["refs"] += batch.refs
+                buf["attrs"] += batch.attrs
+                buf["tokens"].append(toks.cpu().numpy())
+                buf["features"].append(feats.to(torch.float16).cpu().numpy())
+                encoded += len(batch.index)
+            bar.update(len(idx))
+            bar.set_postfix(skipped=skipped, refresh=False)
+            remaining[chunk] -= 1
+            if remaining[chunk] == 0:
+                rows = ChunkRows(
+                    index=np.asarray(buf["index"], dtype=np.int64),
+                    refs=buf["refs"],
+                    attributes={a: [r.get(a) for r in buf["attrs"]] for a in writer.attribute_types},
+                    tokens=np.concatenate(buf["tokens"]) if buf["tokens"] else np.zeros((0, n_tok), np.int64),
+                    features=np.concatenate(buf["features"]) if buf["features"] else np.zeros((0, n_tok, dim), np.float16),
+                )
+                path = writer.write_chunk(chunk, rows)
+                buf = {k: [] for k in buf}
+                if on_chunk is not None:
+                    on_chunk(chunk, path)
+    finally:
+        bar.close()
+    return encoded, skipped
