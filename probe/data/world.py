@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.data.filters import gaussian_blur
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
 
@@ -258,29 +260,6 @@ def _stripe_profile(rel_sigma: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-def _blur_matrices(sigma_px: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-image 1-D Gaussian blur matrices ``[B, size, size]`` with symmetric (reflect) borders.
-
-    Blurring as two batched matmuls (rows, then columns) is BLAS-fast on CPU and lets every
-    image have its own sigma without a per-image Python loop.
-    """
-    b = sigma_px.shape[0]
-    pad = int(math.ceil(4.0 * float(sigma_px.max()))) if b else 0
-    j = torch.arange(-pad, size + pad)
-    m = torch.remainder(j, 2 * size)
-    src = torch.where(m >= size, 2 * size - 1 - m, m)  # symmetric reflection of index j
-    i = torch.arange(size)
-    d = (i[:, None] - j[None, :]).to(sigma_px.dtype)  # [size, size + 2 pad]
-    s = sigma_px.clamp_min(1e-3)[:, None, None]
-    z = (d[None] / s) ** 2
-    # cut the kernel at 4 sigma: the far tail would be denormal floats, which make matmul crawl
-    w = torch.where(z < 16.0, torch.exp(-0.5 * z), torch.zeros((), dtype=z.dtype))
-    w = w / w.sum(dim=2, keepdim=True)
-    mat = torch.zeros(b, size, size, dtype=sigma_px.dtype)
-    mat.index_add_(2, src, w)
-    return mat
-
-
 def _render_chunk(df: pd.DataFrame, res: int, c: WorldConfig,
                   out_img: torch.Tensor, out_mask: torch.Tensor) -> None:
     """Render ``df`` into ``out_img [B, 3, R, R]`` and ``out_mask [B, 1, R, R]`` (views).
@@ -337,14 +316,8 @@ def _render_chunk(df: pd.DataFrame, res: int, c: WorldConfig,
     bg = torch.lerp(dark.expand(full), light.expand(full), stripes.expand(full))
     img = torch.lerp(bg, obj.expand(full), mask.expand(full))
 
-    # whole-image blur: separable, per-image sigma, as two batched matmuls
-    sig_g = col("global_blur") * res
-    if b and float(sig_g.max()) > 1e-3:
-        m = _blur_matrices(sig_g, res).repeat_interleave(3, dim=0)  # [3B, R, R]
-        x = torch.bmm(m, img.reshape(3 * b, res, res))
-        torch.bmm(x, m.transpose(1, 2), out=out_img.view(3 * b, res, res))
-    else:
-        out_img.copy_(img)
+    # whole-image blur: separable, per-image sigma (see filters.gaussian_blur)
+    gaussian_blur(img, col("global_blur") * res, out=out_img)
     out_img.clamp_(0.0, 1.0)
 
 
