@@ -187,10 +187,9 @@ def infer_titok_config(state: Mapping[str, torch.Tensor], source: str = "state d
         codebook_size=state["quantize.embedding.weight"].shape[0] if vq else 0,
         quantize_mode="vq" if vq else "vae", is_legacy=legacy, finetune_decoder=two_stage,
     )
-    if vq:
-        # L2 normalisation is not visible in the weights: the legacy models use it, the others not
-        kw["use_l2_norm"] = legacy
-    elif enc_out != 2 * token:
+    # L2 normalisation is not visible in the weights: the legacy models use it, the others not
+    kw["use_l2_norm"] = vq and legacy
+    if not vq and enc_out != 2 * token:
         raise ValueError(f"{source}: no quantizer codebook and encoder.conv_out has {enc_out} channels, "
                          f"not 2 x {token}: not a TiTok VAE")
     if two_stage:

@@ -125,13 +125,22 @@ class TiTokDecoder(nn.Module):
         return self.conv_out(self.ffn(x))
 
 
+def _release(enc: Encoded) -> Encoded:
+    """Copy inference-mode outputs into normal tensors (cheap: ``[B, N, C]``), so callers can use
+    them freely with autograd (e.g. next to ``codebook``) without the inference-tensor error."""
+    idx = None if enc.indices is None else enc.indices.clone()
+    feats = enc.features.clone()
+    quant = feats if enc.quantized is enc.features else enc.quantized.clone()
+    return Encoded(indices=idx, features=feats, quantized=quant)
+
+
 class TiTok(nn.Module):
     """A TiTok tokenizer implementing :class:`probe.types.Tokenizer`.
 
     Build with ``TiTok(TiTokConfig(...))``, ``TiTok.from_config(dict)`` or a preset through
     :func:`probe.tokenizers.build_tokenizer`. ``encode`` and ``decode_indices`` run under
-    ``torch.inference_mode`` (their outputs are inference tensors: ``.clone()`` them before using
-    them in autograd) unless called with ``grad=True``; ``decode_features`` keeps gradients.
+    ``torch.inference_mode`` (``encode(..., grad=True)`` keeps the graph to the images) and
+    return ordinary tensors; ``decode_features`` and ``decode_quantized`` keep gradients.
     """
 
     architecture = "titok"
@@ -219,14 +228,21 @@ class TiTok(nn.Module):
         quantization (for VAE: the posterior mean), ``quantized [B, N, C]`` the codes the decoder
         sees (L2-normalized for the legacy models).
         """
-        with torch.enable_grad() if grad else torch.inference_mode():
-            x = self._check_images(images)
-            z = self.encoder(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
-            if self.quantize is None:
-                mean = gaussian_mean(z).float()
-                return Encoded(indices=None, features=mean, quantized=mean)
-            zq, idx = self.quantize(z)
-            return Encoded(indices=idx, features=z.float(), quantized=zq.float())
+        if grad:
+            with torch.enable_grad():
+                return self._encode(images)
+        with torch.inference_mode():
+            enc = self._encode(images)
+        return _release(enc)
+
+    def _encode(self, images: torch.Tensor) -> Encoded:
+        x = self._check_images(images)
+        z = self.encoder(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
+        if self.quantize is None:
+            mean = gaussian_mean(z).float()
+            return Encoded(indices=None, features=mean, quantized=mean)
+        zq, idx = self.quantize(z)
+        return Encoded(indices=idx, features=z.float(), quantized=zq.float())
 
     def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
         """Decode features the decoder consumes as they are (no quantization): ``[B, N, C]`` ->
@@ -248,7 +264,8 @@ class TiTok(nn.Module):
             raise ValueError(f"TiTok.decode_indices: indices must lie in [0, {k}), got [{int(indices.min())}, {int(indices.max())}]")
         with torch.inference_mode():
             codes = self.quantize.lookup(indices.to(self.latent_tokens.device).long())
-            return self.decode_quantized(codes)
+            out = self.decode_quantized(codes)
+        return out.clone()  # a normal tensor again (see _release)
 
     def quantize_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``features [B, N, C]`` -> (quantized ``[B, N, C]`` with a straight-through gradient,
