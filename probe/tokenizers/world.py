@@ -99,6 +99,8 @@ def _transformer(width: int, depth: int, heads: int, mlp_ratio: float) -> nn.Tra
 class WorldTokenizer(nn.Module):
     """TiTok-style 1D tokenizer for small images; implements :class:`probe.types.Tokenizer`."""
 
+    architecture = "world"  # its name in probe.tokenizers.registry
+
     def __init__(self, config: WorldTokenizerConfig | None = None) -> None:
         super().__init__()
         cfg = config or WorldTokenizerConfig()
