@@ -146,12 +146,28 @@ class ManifestDataset(Dataset):
             raise IndexError(f"index {i} out of range for a dataset of {len(self.plan)} items")
         src_i = int(self.plan[i, 0])
         try:
-            image, ref, record = self.source.item(src_i, self.resolution)
+            loaded = self.source.item(src_i, self.resolution)
         except SkipImage as e:
-            ref = self.source.ref(src_i)
-            self.skipped.append({"index": i, "ref": ref, "reason": str(e)})
-            log.warning("skipped %s: %s", ref, e)
-            return None
+            return self._skip(i, src_i, e)
+        return self._finish(i, *loaded)
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any] | None]:
+        """A whole batch at once (used by the DataLoader): the world renders it vectorised."""
+        if not hasattr(self.source, "items"):
+            return [self[i] for i in indices]
+        for i in indices:
+            if not 0 <= i < len(self.plan):
+                raise IndexError(f"index {i} out of range for a dataset of {len(self.plan)} items")
+        loaded = self.source.items([int(self.plan[i, 0]) for i in indices], self.resolution)
+        return [self._finish(i, *x) for i, x in zip(indices, loaded)]
+
+    def _skip(self, i: int, src_i: int, e: Exception) -> None:
+        ref = self.source.ref(src_i)
+        self.skipped.append({"index": i, "ref": ref, "reason": str(e)})
+        log.warning("skipped %s: %s", ref, e)
+        return None
+
+    def _finish(self, i: int, image: torch.Tensor, ref: str, record: dict) -> dict[str, Any]:
         attrs = {a.name: a.value(record) for a in self.manifest.attributes}
         applied = self._corruptions_for(i)
         if applied:

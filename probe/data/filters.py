@@ -1,8 +1,6 @@
 """Batched Gaussian blur with a different sigma per image (used by the world and corruptions)."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -15,7 +13,9 @@ def blur_matrices(sigma_px: torch.Tensor, size: int) -> torch.Tensor:
     """
     sigma_px = sigma_px.to(torch.float32)
     b = sigma_px.shape[0]
-    pad = int(math.ceil(4.0 * float(sigma_px.max()))) if b else 0
+    # a fixed pad (not one from the batch's largest sigma) keeps every image's matrix bitwise
+    # independent of the other images in the batch; kernels are cut at 4 sigma or +-size
+    pad = size
     j = torch.arange(-pad, size + pad)
     m = torch.remainder(j, 2 * size)
     src = torch.where(m >= size, 2 * size - 1 - m, m)  # symmetric reflection of index j

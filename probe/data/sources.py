@@ -62,7 +62,7 @@ class WorldSource:
     """
 
     def __init__(self, size: int, seed: int = 0, config: world_mod.WorldConfig | None = None,
-                 chunk: int = 256) -> None:
+                 chunk: int = 64) -> None:
         self.size, self.seed, self.config, self.chunk = int(size), int(seed), config, int(chunk)
         self._cache: tuple[int, int, torch.Tensor, list[dict]] | None = None
 
@@ -83,6 +83,13 @@ class WorldSource:
 
     def ref(self, i: int) -> str:
         return world_mod.world_ref(self.seed, i)
+
+    def items(self, indices: Sequence[int], resolution: int) -> list[tuple[torch.Tensor, str, dict]]:
+        """Many items in one vectorised render (what a DataLoader batch asks for)."""
+        df = world_mod.factors_at(list(indices), seed=self.seed, config=self.config)
+        images, _ = world_mod.render(df, resolution, self.config)
+        recs = [{k: _py(v) for k, v in r.items()} for r in df.to_dict("records")]
+        return [(images[k], self.ref(int(i)), recs[k]) for k, i in enumerate(indices)]
 
     def item(self, i: int, resolution: int) -> tuple[torch.Tensor, str, dict]:
         c = self._cache

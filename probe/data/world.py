@@ -165,10 +165,17 @@ def _bin(values: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
 def sample_factors(start: int, stop: int, *, seed: int = 0,
                    config: WorldConfig | None = None) -> pd.DataFrame:
     """Factors of images ``start .. stop-1`` (one row each, index ``idx``), with ``*_bin`` columns."""
-    c = config or WorldConfig()
     if start < 0 or stop < start:
         raise ValueError(f"sample_factors: need 0 <= start <= stop, got start={start}, stop={stop}")
-    idx = np.arange(start, stop, dtype=np.int64)
+    return factors_at(np.arange(start, stop, dtype=np.int64), seed=seed, config=config)
+
+
+def factors_at(indices, *, seed: int = 0, config: WorldConfig | None = None) -> pd.DataFrame:
+    """Factors of the images with the given (any order, any gaps) indices; see :func:`sample_factors`."""
+    c = config or WorldConfig()
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if (idx < 0).any():
+        raise ValueError("factors_at: indices must be >= 0")
     u = {name: _uniform(seed, idx, s) for s, name in enumerate(_STREAMS)}
 
     def lerp(name: str, rng: tuple[float, float]) -> np.ndarray:
@@ -241,7 +248,7 @@ def _shape_sdf(shape: str, px: torch.Tensor, py: torch.Tensor, r: torch.Tensor,
 _LUT_SIZE = 1024  # samples per stripe period; a period is >= ~10 px, so nearest lookup is exact enough
 
 
-def _stripe_profile(rel_sigma: torch.Tensor) -> torch.Tensor:
+def _stripe_profile(rel_sigma: torch.Tensor, bound: float = 0.0) -> torch.Tensor:
     """One period of a Gaussian-blurred square wave, sampled: ``[B, _LUT_SIZE]``.
 
     The square wave is 1 on the first half period. Stripes vary along one direction only, and an
@@ -251,7 +258,10 @@ def _stripe_profile(rel_sigma: torch.Tensor) -> torch.Tensor:
     no border artefacts (unlike a convolution).
     """
     p = (torch.arange(_LUT_SIZE, dtype=rel_sigma.dtype) + 0.5) / _LUT_SIZE  # [L] in period units
-    m = int(math.ceil(float(4.0 * rel_sigma.max()))) + 1 if len(rel_sigma) else 1
+    # the number of edges summed comes from the config's bound (not the batch), so an image's
+    # pixels do not depend on which other images share its batch
+    top = max(bound, float(rel_sigma.max())) if len(rel_sigma) else bound
+    m = int(math.ceil(4.0 * top)) + 1
     inv = (1.0 / (rel_sigma * math.sqrt(2.0)))[:, None]
     out = torch.zeros(len(rel_sigma), _LUT_SIZE, dtype=rel_sigma.dtype)
     for k in range(-m, m + 1):
@@ -291,7 +301,8 @@ def _render_chunk(df: pd.DataFrame, res: int, c: WorldConfig,
           + col("stripe_phase")[:, None])[:, :, None]  # [B, H, 1]
     phase = torch.remainder(ux + uy, 1.0)  # position within the period, [B, H, W]
     sig_bg = torch.sqrt(col("bg_blur") ** 2 + (0.5 * px_size) ** 2)
-    lut = _stripe_profile(sig_bg / period)  # [B, L]
+    bound = math.hypot(c.bg_blur_range[1], 0.5 * px_size) * c.stripe_periods[1]
+    lut = _stripe_profile(sig_bg / period, bound)  # [B, L]
     lut_idx = (phase.reshape(b, -1) * _LUT_SIZE).long().clamp_(0, _LUT_SIZE - 1)
     stripes = torch.gather(lut, 1, lut_idx).reshape(b, 1, res, res)
 
@@ -382,4 +393,4 @@ def world_ref(seed: int, idx: int) -> str:
 
 
 __all__ = ["WorldConfig", "FactorSpec", "FACTORS", "SHAPES", "factor_specs", "sample",
-           "sample_range", "sample_factors", "render", "world_ref"]
+           "sample_range", "sample_factors", "factors_at", "render", "world_ref"]
