@@ -21,12 +21,13 @@ saturation factor 1, .8, .6, .4, .2, 0           higher = greyer. ImageNet-C's "
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.io import decode_jpeg, encode_jpeg
+from PIL import Image
 
 from probe.data.filters import gaussian_blur
 
@@ -72,11 +73,14 @@ def _noise(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.
 
 def _jpeg(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
     out = images.clone()
-    for i in range(images.shape[0]):
+    for i in range(images.shape[0]):  # PIL's libjpeg: the encoder ImageNet-C used too
         q = int(round(float(p[i])))
         if q < 100:
-            u8 = (images[i].clamp(0, 1) * 255.0).round().to(torch.uint8)
-            out[i] = decode_jpeg(encode_jpeg(u8, quality=max(1, q))).to(images.dtype) / 255.0
+            u8 = (images[i].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            buf = io.BytesIO()
+            Image.fromarray(u8, mode="RGB").save(buf, format="JPEG", quality=max(1, q))
+            back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            out[i] = torch.from_numpy(back.copy()).permute(2, 0, 1).to(images.dtype) / 255.0
     return out
 
 
@@ -136,7 +140,12 @@ def corrupt(images: torch.Tensor, kind: str, severity: float | Sequence[float] |
     if params.numel() != b or seeds.numel() != b:
         raise ValueError(f"corrupt: got {b} images but {params.numel()} severities / "
                          f"{seeds.numel()} seeds")
-    return _spec(kind).fn(images, params.to(torch.float32), seeds)
+    out = _spec(kind).fn(images, params.to(torch.float32), seeds)
+    untouched = torch.as_tensor(severity, dtype=torch.float64).reshape(-1) == 0
+    if untouched.any():  # severity 0 is exactly the input (no float round-off)
+        keep = untouched.expand(b) if untouched.numel() == 1 else untouched
+        out[keep] = images[keep]
+    return out
 
 
 def _spec(kind: str) -> CorruptionSpec:
