@@ -358,7 +358,11 @@ def load_tokenizer(
             return _load_folder(path, device)
         return _load_file(path, device, preset)
     if _HUB_ID.match(spec_str) and not spec_str.startswith((".", "/", "~")):
-        return _load_hub(spec_str, device)
+        try:
+            return _load_hub(spec_str, device)
+        except (WeightsUnavailableError, FileNotFoundError) as exc:
+            # "runs/tok" could be a mistyped local folder as well as a hub id: say both
+            raise type(exc)(f"{exc} (read as a hub id because no local path {path} exists)") from exc
     raise ValueError(
         f"load_tokenizer: {spec_str!r} is not a preset ({', '.join(PRESETS)}), a shipped model "
         f"({', '.join(zoo.available()) or 'none'}), an existing path, or a hub id of the form owner/name"
