@@ -1,0 +1,197 @@
+"""Training of the attribute oracle on fresh world images (clean, degraded, reconstructed).
+
+Every step renders a new batch of world images of the training seed; a fraction is passed
+through :func:`probe.oracle.degrade.degrade` (reconstruction-like errors) and, when a
+tokenizer is given, a fraction is replaced by that tokenizer's reconstructions. Labels are
+always the factors the image was rendered from. The loss is cross-entropy for the shape plus,
+for every regression target, its mean squared error divided by the target's variance (so each
+term reads as ``1 - R^2`` and no factor dominates by its units).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from probe.device import resolve_device
+from probe.oracle.degrade import degrade
+from probe.oracle.model import OracleConfig, WorldOracle
+
+
+@dataclass
+class OracleTrainConfig:
+    """Every setting of an oracle training run (defaults: the shipped ``world-oracle``)."""
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    seed: int = 0  # world seed of the training images (also init, degradations)
+    first_index: int = 0  # world index of the first training image (fine-tuning continues past a run)
+    eval_seed: int = 2_000_003  # world seed of the held-out images
+    eval_size: int = 1000
+    eval_every: int = 250
+    degrade_fraction: float = 0.5  # fraction of training images passed through degrade()
+    tokenizer: str | None = None  # e.g. "world-32": train on its reconstructions too
+    recon_fraction: float = 0.0  # fraction of training images replaced by reconstructions
+    init_weights: str | None = None  # start from these weights (fine-tuning)
+    max_minutes: float | None = None  # wall-clock limit; the cosine LR anneals by then
+    resolution: int = 32
+    device: str | None = None
+    model: dict[str, Any] = field(default_factory=lambda: OracleConfig().to_dict())
+
+
+def targets(model: WorldOracle, factors: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """Training targets in the heads' units: shape ids, hue (cos, sin), scalars in [0, 1]."""
+    c = model.config
+    shape = pd.Categorical(factors["shape"], categories=list(c.shapes)).codes.astype(np.int64)
+    if (shape < 0).any():
+        raise ValueError(f"oracle targets: shape(s) outside {c.shapes}")
+    hues = np.stack([factors[h].to_numpy(np.float64) for h in c.hues], axis=1) * 2 * math.pi
+    scal = np.stack([(factors[k].to_numpy(np.float64) - lo) / max(hi - lo, 1e-12)
+                     for k, (lo, hi) in c.ranges.items()], axis=1)
+    return {"shape": torch.from_numpy(shape),
+            "hue_vec": torch.from_numpy(np.stack([np.cos(hues), np.sin(hues)], axis=-1)).float(),
+            "scalars01": torch.from_numpy(scal).float()}
+
+
+def oracle_loss(model: WorldOracle, images: torch.Tensor, tgt: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Scalar loss of ``images [B, 3, H, W]`` against :func:`targets` (see module docstring)."""
+    r = model.raw(images)
+    loss = F.cross_entropy(r["shape_logits"], tgt["shape"])
+    # (cos, sin) of a uniform angle: each component has variance 1/2; uniform [0, 1] has 1/12
+    loss = loss + ((r["hue_vec"] - tgt["hue_vec"]) ** 2).mean(dim=(0, 2)).sum() / 0.5
+    loss = loss + ((r["scalars01"] - tgt["scalars01"]) ** 2).mean(dim=0).sum() * 12.0
+    return loss
+
+
+def _lr_at(cfg: OracleTrainConfig, step: int, progress: float) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Tokenizer reconstructions ``[B, 3, H, W]`` in [0, 1] (encode -> indices -> decode)."""
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size]
+            outs.append(tokenizer.decode_indices(tokenizer.encode(x).indices).clamp(0, 1).float())
+    return torch.cat(outs)
+
+
+def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
+                 progress_bar: bool = True) -> tuple[WorldOracle, pd.DataFrame, pd.DataFrame]:
+    """Train an oracle; returns ``(model, history, evals)``.
+
+    ``history``: one row per step (``step, loss, lr, seconds``); ``evals``: the held-out
+    evaluation (:func:`probe.oracle.evaluate.evaluate_oracle`, clean images) at each
+    evaluation step. With ``out_dir``: ``config.json``, ``history.csv``, ``evals.csv`` and
+    ``model.safetensors`` are (re)written at every evaluation.
+    """
+    from probe.data.world import sample_range
+    from probe.oracle.evaluate import evaluate_oracle
+
+    dev = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = WorldOracle(OracleConfig.from_dict(cfg.model)).to(dev)
+    if cfg.init_weights:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(cfg.init_weights))
+    model.train()
+    tok = None
+    if cfg.tokenizer and cfg.recon_fraction > 0:
+        import probe
+
+        tok = probe.load_tokenizer(cfg.tokenizer, device=dev).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    eval_images, eval_factors = sample_range(0, cfg.eval_size, seed=cfg.eval_seed, resolution=cfg.resolution)
+    out = Path(out_dir) if out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    evals: list[pd.DataFrame] = []
+    t0 = time.time()
+
+    def evaluate(step: int) -> None:
+        ev = evaluate_oracle(model, eval_images, eval_factors)
+        ev.insert(0, "step", step)
+        evals.append(ev)
+        if out:
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                      str(out / "model.safetensors"))
+            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            pd.concat(evals).to_csv(out / "evals.csv", index=False)
+            (out / "config.json").write_text(json.dumps(
+                {**asdict(cfg), "steps_done": step, "minutes": (time.time() - t0) / 60}, indent=2))
+        model.train()
+        tqdm.write(f"step {step}: " + ", ".join(f"{r.factor}={r.score:.3f}" for r in ev.itertuples()))
+
+    bar = tqdm(total=cfg.steps, desc="train-oracle", disable=not progress_bar)
+    step = 0
+    while step < cfg.steps:
+        elapsed = time.time() - t0
+        progress = max(step / cfg.steps, elapsed / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)
+        if progress >= 1.0:
+            break
+        lr = _lr_at(cfg, step, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = cfg.batch_size
+        start = cfg.first_index + step * b
+        images, factors = sample_range(start, start + b, seed=cfg.seed, resolution=cfg.resolution)
+        u = torch.rand(b, generator=gen)
+        if tok is not None:
+            pick = u < cfg.recon_fraction
+            if pick.any():
+                images[pick] = reconstruct(tok, images[pick].to(dev)).cpu()
+        pick = (u >= cfg.recon_fraction) & (u < cfg.recon_fraction + cfg.degrade_fraction)
+        if pick.any():
+            images[pick] = degrade(images[pick], gen)
+        loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in targets(model, factors).items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        history.append({"step": step, "loss": loss.item(), "lr": lr, "seconds": time.time() - t0})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if cfg.eval_every and step % cfg.eval_every == 0:
+            evaluate(step)
+    bar.close()
+    if not evals or int(evals[-1]["step"].iloc[0]) != step:
+        evaluate(step)
+    model.eval()
+    return model, pd.DataFrame(history), pd.concat(evals, ignore_index=True)
+
+
+def zoo_entry(cfg: OracleTrainConfig, evals: pd.DataFrame, history: pd.DataFrame,
+              command: str) -> dict[str, Any]:
+    """The ``world-oracle.json`` content: model config + how it was made + held-out scores."""
+    last = evals[evals["step"] == evals["step"].max()]
+    return {
+        "kind": "oracle",
+        "model_cfg": cfg.model,
+        "description": "attribute oracle: small CNN predicting every attribute-world factor from a "
+                       "32x32 image (inputs of other sizes are resized); probe.oracle.WorldOracle",
+        "train": {**{k: v for k, v in asdict(cfg).items() if k != "model"},
+                  "steps_done": int(history["step"].max()) if len(history) else 0,
+                  "minutes": round(float(history["seconds"].max()) / 60, 1) if len(history) else 0.0,
+                  "command": command},
+        "heldout_clean": {r.factor: round(float(r.score), 4) for r in last.itertuples()},
+        "heldout_metric": {r.factor: r.metric for r in last.itertuples()},
+    }
