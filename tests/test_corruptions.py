@@ -85,3 +85,15 @@ def test_per_image_severity_and_parameters(images: torch.Tensor) -> None:
         corrupt(images, "blur", 7)
     with pytest.raises(KeyError, match="fog"):
         corrupt(images, "fog", 1)
+
+
+@pytest.mark.parametrize("sigma", [0.7, 2.0, 5.0])
+def test_gaussian_blur_matches_scipy_reflect(sigma: float) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from probe.data.filters import gaussian_blur
+
+    x = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    out = gaussian_blur(x, torch.full((2,), sigma))
+    ref = gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="reflect", truncate=4.0)
+    assert torch.allclose(out, torch.from_numpy(ref), atol=5e-4)

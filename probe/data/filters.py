@@ -12,24 +12,20 @@ def blur_matrices(sigma_px: torch.Tensor, size: int) -> torch.Tensor:
     a per-image Python loop (a grouped convolution would need one kernel size for all).
     """
     sigma_px = sigma_px.to(torch.float32)
-    b = sigma_px.shape[0]
-    # a fixed pad (not one from the batch's largest sigma) keeps every image's matrix bitwise
-    # independent of the other images in the batch; kernels are cut at 4 sigma or +-size
-    pad = size
-    j = torch.arange(-pad, size + pad)
-    m = torch.remainder(j, 2 * size)
-    src = torch.where(m >= size, 2 * size - 1 - m, m)  # symmetric reflection of index j
-    i = torch.arange(size)
-    d = (i[:, None] - j[None, :]).to(sigma_px.dtype)  # [size, size + 2 pad]
-    s = sigma_px.clamp_min(1e-3)[:, None, None]
-    z = (d[None] / s).square_()
-    # cut the kernel at 4 sigma: the far tail would be denormal floats, which make exp and
-    # matmul crawl on CPU
-    w = torch.exp(z.clamp(max=16.0).mul_(-0.5)).masked_fill_(z >= 16.0, 0.0)
-    w = w / w.sum(dim=2, keepdim=True)
-    mat = torch.zeros(b, size, size, dtype=sigma_px.dtype)
-    mat.index_add_(2, src, w)
-    return mat
+    r = size
+    # 1-D kernel g[b, t] at offsets d = t - 2r, cut at 4 sigma (the far tail would be denormal
+    # floats, which make exp and matmul crawl) and at |d| <= r; every row of the matrix sees all
+    # of it, so one normalisation serves all rows. Nothing depends on the other images in the
+    # batch, so each image's result is bitwise independent of its batch.
+    d = torch.arange(-2 * r, 2 * r + 1, dtype=torch.float32)
+    z = (d[None, :] / sigma_px.clamp_min(1e-3)[:, None]).square_()
+    g = torch.exp(z.clamp(max=16.0).mul_(-0.5)).masked_fill_((z >= 16.0) | (d.abs() > r), 0.0)
+    g = g / g.sum(dim=1, keepdim=True)
+    # symmetric borders (x[-1 - k] = x[k], x[r + k] = x[r - 1 - k]): matrix = direct taps plus
+    # the taps reflected at each edge
+    i, k = torch.arange(r)[:, None], torch.arange(r)[None, :]
+    taps = torch.stack([i - k + 2 * r, i + k + 1 + 2 * r, i + k + 1]).reshape(-1)  # [3 r r]
+    return g.index_select(1, taps).view(-1, 3, r, r).sum(dim=1)
 
 
 def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor | float,
