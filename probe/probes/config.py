@@ -34,7 +34,8 @@ class ProbeConfig:
             upper tail of a gamma distribution moment-matched to the permutation null (a Pearson
             type III style approximation, as used for MRPP), capped at ``1 / (permutations + 1)``;
             otherwise the plain permutation p-value ``(1 + #null >= obs) / (1 + permutations)``.
-            ``"none"``: always the plain permutation p-value (then a grid of m cells needs about
+            Cramer's V always uses the plain permutation p-value (its null is heavy-tailed on sparse
+            tables). ``"none"``: always the plain permutation p-value (then a grid of m cells needs about
             ``m / alpha`` permutations before any q-value can fall below alpha).
         n_bins: quantile bins for continuous attributes in the group statistics (MI, eta^2, ...).
         max_categorical_levels: an integer / float attribute with at most this many distinct values

@@ -55,7 +55,9 @@ def modularity(mi: np.ndarray) -> float:
 
 
 def dci_disentanglement_per_code(importance: np.ndarray) -> np.ndarray:
-    return 1.0 - stats.entropy(importance.T + 1e-11, base=importance.shape[1])
+    """``[codes]``; NaN with a single factor (entropy in base 1 is undefined)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - stats.entropy(importance.T + 1e-11, base=importance.shape[1])
 
 
 def dci_disentanglement(importance: np.ndarray) -> float:
@@ -68,7 +70,9 @@ def dci_disentanglement(importance: np.ndarray) -> float:
 
 
 def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
-    return 1.0 - stats.entropy(importance + 1e-11, base=importance.shape[0])
+    """``[factors]``; NaN with a single code."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - stats.entropy(importance + 1e-11, base=importance.shape[0])
 
 
 def dci_completeness(importance: np.ndarray) -> float:
@@ -93,46 +97,44 @@ def sap(score: np.ndarray) -> float:
     return float(np.mean(sap_per_factor(score)))
 
 
-def dci_importance(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    num_levels: int,
-    *,
-    code_of_column: np.ndarray,
-    num_codes: int,
-    method: str = "linear",
-    alpha: float = 1.0,
-    seed: int = 0,
+def dci_importance_linear(
+    design: "RidgeDesign", y: np.ndarray, num_levels: int, *, code_of_column: np.ndarray, num_codes: int
 ) -> tuple[np.ndarray, float, float]:
-    """Importance of each code for one factor, and train / test accuracy of the predictor.
+    """Importance of each code for one factor from |ridge weights| (train fold 0, test fold 1).
 
     Args:
-        x_train / x_test: ``[m, D]`` representation; column d belongs to code ``code_of_column[d]``.
-        y_train / y_test: ``[m]`` factor labels.
-        method: ``"linear"``: sum of |weights| of a class-balanced ridge classifier on standardized
-            columns; ``"gbt"``: sklearn ``GradientBoostingClassifier()`` importances (as dci.py).
+        design: a :class:`probe.probes.linear.RidgeDesign` of ``[1, m, D]`` standardized columns
+            whose folds are 0 (train) and 1 (test).
+        y: ``[m]`` factor labels of the design's rows.
+        code_of_column: ``[D]`` the code (position) each column belongs to.
 
     Returns:
-        ``importance [num_codes]`` (column importances summed per code), train and test accuracy.
+        ``importance [num_codes]`` (column importances summed per code), train and test accuracy of
+        the class-balanced ridge classifier.
     """
-    if method == "gbt":
-        from sklearn.ensemble import GradientBoostingClassifier
+    from probe.probes.linear import balanced_targets
 
-        model = GradientBoostingClassifier(random_state=seed)
-        model.fit(x_train, y_train)
-        col_imp = np.abs(model.feature_importances_)
-        acc_tr = float(np.mean(model.predict(x_train) == y_train))
-        acc_te = float(np.mean(model.predict(x_test) == y_test))
-    elif method == "linear":
-        from probe.probes.linear import balanced_weights, ridge_fit, ridge_predict
+    train = design.folds == design.fold_values[0]
+    targets = balanced_targets(y, num_levels)
+    targets[~train] = 0.0
+    w = design.coef(targets, 1)[0]  # fitted without fold 1 (the test rows)
+    pred = np.matmul(design.d[0], w).argmax(1)
+    col_imp = np.abs(w[:-1]).sum(1)  # drop the intercept row
+    imp = np.bincount(code_of_column, weights=col_imp, minlength=num_codes)
+    return imp, float(np.mean(pred[train] == y[train])), float(np.mean(pred[~train] == y[~train]))
 
-        onehot = np.eye(num_levels)[y_train]
-        coef, mean, sd = ridge_fit(x_train[None], onehot, balanced_weights(y_train, num_levels), alpha)
-        col_imp = np.abs(coef[0, :-1]).sum(1)  # drop the intercept row
-        acc_tr = float(np.mean(ridge_predict(x_train[None], coef, mean, sd)[0].argmax(1) == y_train))
-        acc_te = float(np.mean(ridge_predict(x_test[None], coef, mean, sd)[0].argmax(1) == y_test))
-    else:
-        raise ValueError(f"unknown DCI importance method {method!r} (use 'linear' or 'gbt')")
+
+def dci_importance_gbt(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+    code_of_column: np.ndarray, num_codes: int, seed: int = 0,
+) -> tuple[np.ndarray, float, float]:
+    """disentanglement_lib's importance: sklearn ``GradientBoostingClassifier()`` (default
+    hyper-parameters) feature importances, summed per code; train and test accuracy."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    model = GradientBoostingClassifier(random_state=seed)
+    model.fit(x_train, y_train)
+    col_imp = np.abs(model.feature_importances_)
+    acc_tr = float(np.mean(model.predict(x_train) == y_train))
+    acc_te = float(np.mean(model.predict(x_test) == y_test))
     return np.bincount(code_of_column, weights=col_imp, minlength=num_codes), acc_tr, acc_te

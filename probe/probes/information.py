@@ -103,7 +103,7 @@ def contingency_grid(
     ``perms [P+1, M]`` are row permutations; row 0 should be the identity (the observed table).
     """
     m, n_pos = tokens.shape
-    tok_t = np.ascontiguousarray(tokens.T, dtype=np.int32)
+    tok_t = np.ascontiguousarray(tokens.T, dtype=np.int16 if num_codes <= 32767 else np.int32)
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     small = np.int8 if num_levels < 128 else np.int32
     labp = np.ascontiguousarray(labels.astype(small)[perms])
@@ -121,7 +121,7 @@ def contingency_grid(
     h_tok = np.empty(n_pos)
     kb = int((b > 0).sum())
     for n in range(n_pos):
-        a = np.bincount(tok_t[n], minlength=num_codes).astype(np.float64)
+        a = np.bincount(tok_t[n].astype(np.intp), minlength=num_codes).astype(np.float64)
         ha = _xlogx(a)
         h_tok[n] = np.log(m) - ha / m
         mi[n] = np.maximum((hxy[n] - ha - hb + m * np.log(m)) / m, 0.0)

@@ -20,7 +20,7 @@ def contingency_perm_stats(
     """For every position and permutation, two sums over the code x label contingency table.
 
     Args:
-        tok: ``[N, M]`` int32 token ids (position-major).
+        tok: ``[N, M]`` int16 / int32 token ids (position-major; narrow ids keep a row in cache).
         labp: ``[P, M]`` small-int labels in ``0..L-1``, one (permuted) labeling per row.
         dxlogx: ``[M + 1]`` float64 table of ``(c+1) log(c+1) - c log c``.
 
@@ -36,7 +36,7 @@ def contingency_perm_stats(
     q = np.zeros((n_pos, n_perm))
     b = np.zeros(num_levels)
     for i in range(m):
-        b[labp[0, i]] += 1.0
+        b[np.intp(labp[0, i])] += 1.0
     invb = np.zeros(num_levels)
     for j in range(num_levels):
         if b[j] > 0:
@@ -46,7 +46,7 @@ def contingency_perm_stats(
         a = np.zeros(num_codes)
         row = tok[n]
         for i in range(m):
-            a[row[i]] += 1.0
+            a[np.intp(row[i])] += 1.0
         inva = np.zeros(num_codes)
         for k in range(num_codes):
             if a[k] > 0:
@@ -56,15 +56,15 @@ def contingency_perm_stats(
             s = 0.0
             s2 = 0.0
             for i in range(m):
-                k = row[i]
-                j = lab[i]
+                k = np.intp(row[i])
+                j = np.intp(lab[i])
                 idx = k * num_levels + j
                 c = counts[idx]
                 s += dxlogx[c]
                 s2 += (2.0 * c + 1.0) * inva[k] * invb[j]
                 counts[idx] = c + 1
             for i in range(m):  # clear only the cells that were touched
-                counts[row[i] * num_levels + lab[i]] = 0
+                counts[np.intp(row[i]) * num_levels + np.intp(lab[i])] = 0
             hxy[n, p] = s
             q[n, p] = s2
     return hxy, q

@@ -16,10 +16,10 @@ from probe.probes import disentanglement as dis
 from probe.probes.config import ALL_PROBES, ProbeConfig
 from probe.probes.data import Attribute, ProbeInput, prepare_inputs
 from probe.probes.information import contingency_grid
-from probe.probes.linear import fold_ids, linear_classify_cv, linear_regress_cv, onehot_classify_cv
+from probe.probes.linear import RidgeDesign, fold_ids, linear_classify_cv, linear_regress_cv, onehot_classify_cv
 from probe.probes.semantic_map import SemanticMap, build_semantic_map
 from probe.probes.significance import bh_qvalues, permutation_pvalues
-from probe.probes.stats import group_permutation_stats, spearman_perm, standardized_ranks
+from probe.probes.stats import GroupDesign, group_permutation_stats, spearman_perm, standardized_ranks
 
 #: Columns of the long table, in order.
 TABLE_COLUMNS = ["position", "attribute", "probe", "value", "null_mean", "null_sd", "p_value", "q_value", "n"]
@@ -42,7 +42,8 @@ class ProbeResult:
             attribute, value``.
         attributes: name -> ``{"kind", "levels"}`` as probed.
         config: every setting, incl. the seed.
-        timings: seconds per probe group.
+        timings: wall seconds per probe group.
+        cpu_timings: process CPU seconds (all threads) per probe group.
     """
 
     table: pd.DataFrame
@@ -51,6 +52,7 @@ class ProbeResult:
     attributes: dict[str, dict[str, Any]]
     config: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
     def heatmap(self, probe: str, value: str = "value") -> pd.DataFrame:
@@ -72,7 +74,8 @@ class ProbeResult:
         self.table.to_parquet(paths["table_parquet"], index=False)
         paths["semantic_map"].write_text(self.semantic_map.to_json())
         self.disentanglement.to_csv(paths["disentanglement"], index=False)
-        cfg = {**self.config, "attributes": self.attributes, "skipped": self.skipped, "timings_s": self.timings}
+        cfg = {**self.config, "attributes": self.attributes, "skipped": self.skipped, "timings_s": self.timings,
+               "cpu_timings_s": self.cpu_timings}
         paths["config"].write_text(json.dumps(cfg, indent=2, default=str))
         return paths
 
@@ -103,16 +106,20 @@ def _threads(n_jobs: int) -> Iterator[None]:
 
 
 class _Timer:
+    """Wall seconds (``t``) and process CPU seconds, all threads (``cpu``), per named section."""
+
     def __init__(self) -> None:
         self.t: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.t[name] = self.t.get(name, 0.0) + time.perf_counter() - t0
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c0
 
 
 def _rows(table: list[dict[str, Any]], attr: str, probe: str, value: np.ndarray, *, null_mean: Any = np.nan,
@@ -189,15 +196,31 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
         perms_all = np.empty((cfg.permutations + 1, m), dtype=np.int32)
         perms_all[0] = np.arange(m)
         perms_all[1:] = rng.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (cfg.permutations, m)), axis=1)
-        feats = None if inp.features is None else np.asarray(inp.features, dtype=np.float32)
+        feats = inp.features  # [M, N, C], kept in its dtype (float16 in a store) until needed
         cb_emb = None if inp.codebook is None else inp.codebook[inp.tokens]  # [M, N, C] float32
         primary = feats if feats is not None else cb_emb  # the continuous representation
+        pname = "features" if feats is not None else "codebook"
         lin_rows = np.sort(rng.choice(m, size=min(m, cfg.linear_max_samples or m), replace=False))
         n_train = min(cfg.dci_num_train, (2 * m) // 3)
         n_test = min(cfg.dci_num_test, m - n_train)
         dci_order = rng.permutation(m)
-        dci_train, dci_test = np.sort(dci_order[:n_train]), np.sort(dci_order[n_train : n_train + n_test])
-    ranks = None
+        dci_rows = np.sort(dci_order[: n_train + n_test])
+        dci_fold = np.isin(dci_rows, dci_order[n_train : n_train + n_test]).astype(np.int64)  # 0 train, 1 test
+    blocks = {}
+    if "eta2_features" in want and feats is not None:
+        blocks["features"] = feats
+    if "eta2_codebook" in want and cb_emb is not None:
+        blocks["codebook"] = cb_emb
+    if "var_logratio" in want and primary is not None and pname not in blocks:
+        blocks[pname] = primary
+    cache: dict[str, Any] = {}
+
+    def full_design(key: str, make: Any) -> Any:
+        if key not in cache:
+            with timer(f"prepare:{key}"):
+                cache[key] = make()
+        return cache[key]
+
     rows: list[dict[str, Any]] = []
     mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te = [], [], [], [], [], [], []
     fac_names: list[str] = []
@@ -222,7 +245,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
         nv = len(valid)
         labp = labels[perms]
 
-        if want & {"mi", "ami", "cramers_v"} or "disentanglement" in want:
+        if want & {"mi", "ami", "cramers_v", "disentanglement"}:
             with timer("mi_ami_cramers_v"):
                 grid = contingency_grid(tok, labels, perms, inp.num_codes, n_lev)
                 p_mi, mean_mi, sd_mi = permutation_pvalues(grid.mi, tail=cfg.tail)
@@ -231,71 +254,71 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
                 if "ami" in want:
                     _rows(rows, attr.name, "ami", grid.ami, null_mean=0.0, p=p_mi, n=nv)
                 if "cramers_v" in want:
-                    p_v, mean_v, sd_v = permutation_pvalues(grid.cramers_v, tail=cfg.tail)
+                    # plain permutation p: Pearson chi^2 on sparse tables is heavy-tailed, so no gamma tail
+                    p_v, mean_v, sd_v = permutation_pvalues(grid.cramers_v, tail="none")
                     _rows(rows, attr.name, "cramers_v", grid.cramers_v[:, 0], null_mean=mean_v, null_sd=sd_v, p=p_v, n=nv)
                 mi_mat.append(grid.mi[:, 0])
                 mi_null.append(mean_mi)
                 h_fac.append(grid.label_entropy)
                 fac_names.append(attr.name)
 
-        blocks = {}
-        if "eta2_features" in want and feats is not None:
-            blocks["features"] = feats if full else feats[valid]
-        if "eta2_codebook" in want and cb_emb is not None:
-            blocks["codebook"] = cb_emb if full else cb_emb[valid]
         part_levels: list[int] = []
         if "var_logratio" in want and primary is not None and attr.kind == "categorical" and n_lev <= cfg.max_partition_levels:
             part_levels = [1] if n_lev == 2 else list(range(n_lev))
-            pname = "features" if feats is not None else "codebook"
-            if pname not in blocks:
-                blocks[pname] = primary if full else primary[valid]
-        if blocks:
+        eta_blocks = tuple(k for k in ("features", "codebook") if f"eta2_{k}" in want and k in blocks)
+        if eta_blocks or part_levels:
+            design = full_design("groups", lambda: GroupDesign.build(blocks, pname if pname in blocks else None))
+            if not full:
+                design = design.subset(valid)
             with timer("eta2_var_logratio"):
-                gs = group_permutation_stats(
-                    blocks, labp, n_lev, partition_block=("features" if feats is not None else "codebook") if part_levels else None,
-                    partition_levels=part_levels,
-                )
-                for bname, probe_name in (("features", "eta2_features"), ("codebook", "eta2_codebook")):
-                    if probe_name in want and bname in gs.eta2:
-                        p, mean, sd = permutation_pvalues(gs.eta2[bname], tail=cfg.tail)
-                        _rows(rows, attr.name, probe_name, gs.eta2[bname][:, 0], null_mean=mean, null_sd=sd, p=p, n=nv)
+                gs = group_permutation_stats(design, labp, n_lev, blocks=eta_blocks, partition_levels=part_levels)
+                for bname in eta_blocks:
+                    p, mean, sd = permutation_pvalues(gs.eta2[bname], tail=cfg.tail)
+                    _rows(rows, attr.name, f"eta2_{bname}", gs.eta2[bname][:, 0], null_mean=mean, null_sd=sd, p=p, n=nv)
                 for v, lr in gs.logratio.items():
                     p, _, sd = permutation_pvalues(np.abs(lr), tail=cfg.tail)  # two-sided
                     _rows(rows, f"{attr.name}={levels[v]}", "var_logratio", lr[:, 0], null_mean=lr[:, 1:].mean(1),
                           null_sd=sd, p=p, n=nv)
 
         if attr.kind == "continuous" and "spearman_max" in want and primary is not None:
+            ranks = full_design("ranks", lambda: standardized_ranks(primary.reshape(m, -1)))
             with timer("spearman_max"):
-                if full:
-                    if ranks is None:
-                        ranks = standardized_ranks(primary.reshape(m, -1))
-                    rk = ranks
-                else:
-                    rk = standardized_ranks(primary[valid].reshape(nv, -1))
+                rk = ranks if full else standardized_ranks(primary[valid].reshape(nv, -1))
                 max_abs, _ = spearman_perm(rk, attr.values[valid], perms, n_pos)
                 p, mean, sd = permutation_pvalues(max_abs, tail=cfg.tail)
                 _rows(rows, attr.name, "spearman_max", max_abs[:, 0], null_mean=mean, null_sd=sd, p=p, n=nv)
 
-        lin = np.intersect1d(lin_rows, valid) if not full else lin_rows
+        lin = lin_rows if full else np.intersect1d(lin_rows, valid)
+        lin_full = len(lin) == len(lin_rows)
         lin_lab = _dense_labels(attr, lin)[0]
         n_lin_lev = int(lin_lab.max()) + 1
         folds = fold_ids(len(lin), cfg.cv_folds, cfg.seed)
         chance = 1.0 / n_lin_lev
-        if primary is not None and want & {"linear_acc_features", "linear_r2", "linear_acc_all"}:
-            x_pos = np.ascontiguousarray(primary[lin].transpose(1, 0, 2))  # [N, m, C]
-            if "linear_acc_features" in want:
-                with timer("linear_acc_features"):
-                    sc = linear_classify_cv(x_pos, lin_lab, n_lin_lev, folds, cfg.ridge_alpha)
-                    _rows(rows, attr.name, "linear_acc_features", sc.balanced_accuracy, null_mean=chance, n=len(lin))
-            if "linear_r2" in want and attr.kind == "continuous":
-                with timer("linear_r2"):
-                    r2 = linear_regress_cv(x_pos, attr.values[lin], folds, cfg.ridge_alpha)
-                    _rows(rows, attr.name, "linear_r2", r2, null_mean=0.0, n=len(lin))
-            if "linear_acc_all" in want:
-                with timer("linear_acc_all"):
-                    sc = linear_classify_cv(primary[lin].reshape(1, len(lin), -1), lin_lab, n_lin_lev, folds, cfg.ridge_alpha)
-                    _rows(rows, attr.name, "linear_acc_all", sc.balanced_accuracy, null_mean=chance, n=len(lin),
-                          positions=[ALL_POSITIONS])
+
+        def lin_design(key: str, x_fn: Any) -> RidgeDesign:
+            if lin_full:
+                return full_design(key, lambda: RidgeDesign(x_fn(lin_rows), folds, cfg.ridge_alpha))
+            with timer(f"prepare:{key}"):
+                return RidgeDesign(x_fn(lin), folds, cfg.ridge_alpha)
+
+        per_pos = lambda r: np.asarray(primary[r], dtype=np.float64).transpose(1, 0, 2)  # noqa: E731  [N, m, C]
+        all_pos = lambda r: np.asarray(primary[r], dtype=np.float64).reshape(1, len(r), -1)  # noqa: E731
+        if primary is not None and "linear_acc_features" in want:
+            d = lin_design("linear_positions", per_pos)
+            with timer("linear_acc_features"):
+                sc = linear_classify_cv(d, lin_lab, n_lin_lev)
+                _rows(rows, attr.name, "linear_acc_features", sc.balanced_accuracy, null_mean=chance, n=len(lin))
+        if primary is not None and "linear_r2" in want and attr.kind == "continuous":
+            d = lin_design("linear_positions", per_pos)
+            with timer("linear_r2"):
+                r2 = linear_regress_cv(d, attr.values[lin])
+                _rows(rows, attr.name, "linear_r2", r2, null_mean=0.0, n=len(lin))
+        if primary is not None and "linear_acc_all" in want:
+            d = lin_design("linear_all", all_pos)
+            with timer("linear_acc_all"):
+                sc = linear_classify_cv(d, lin_lab, n_lin_lev)
+                _rows(rows, attr.name, "linear_acc_all", sc.balanced_accuracy, null_mean=chance, n=len(lin),
+                      positions=[ALL_POSITIONS])
         if "linear_acc_ids" in want or "disentanglement" in want:
             with timer("linear_acc_ids"):
                 sc = onehot_classify_cv(inp.tokens[lin], lin_lab, inp.num_codes, n_lin_lev, folds)
@@ -305,24 +328,32 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
 
         dci_rep = cb_emb if cb_emb is not None else feats
         if "disentanglement" in want and dci_rep is not None:
-            with timer("dci"):
-                tr, te = np.intersect1d(dci_train, valid), np.intersect1d(dci_test, valid)
-                lab_all = np.full(m, -1, dtype=np.int64)
-                lab_all[valid] = labels
-                c = dci_rep.shape[2]
-                imp, acc_tr, acc_te = dis.dci_importance(
-                    dci_rep[tr].reshape(len(tr), -1), lab_all[tr], dci_rep[te].reshape(len(te), -1), lab_all[te], n_lev,
-                    code_of_column=np.repeat(np.arange(n_pos), c), num_codes=n_pos, method=cfg.dci_importance,
-                    alpha=cfg.ridge_alpha, seed=cfg.seed,
-                )
-                imp_mat.append(imp)
-                info_tr.append(acc_tr)
-                info_te.append(acc_te)
+            keep = np.isin(dci_rows, valid)
+            r, f = dci_rows[keep], dci_fold[keep]
+            lab_all = np.full(m, -1, dtype=np.int64)
+            lab_all[valid] = labels
+            code_of_column = np.repeat(np.arange(n_pos), dci_rep.shape[2])
+            if cfg.dci_importance == "linear":
+                make = lambda: RidgeDesign(np.asarray(dci_rep[r], dtype=np.float64).reshape(1, len(r), -1), f, cfg.ridge_alpha)  # noqa: E731
+                d = full_design("dci", make) if keep.all() else make()
+                with timer("dci"):
+                    imp, acc_tr, acc_te = dis.dci_importance_linear(
+                        d, lab_all[r], n_lev, code_of_column=code_of_column, num_codes=n_pos)
+            else:
+                with timer("dci"):
+                    tr, te = r[f == 0], r[f == 1]
+                    imp, acc_tr, acc_te = dis.dci_importance_gbt(
+                        np.asarray(dci_rep[tr], dtype=np.float32).reshape(len(tr), -1), lab_all[tr],
+                        np.asarray(dci_rep[te], dtype=np.float32).reshape(len(te), -1), lab_all[te],
+                        code_of_column=code_of_column, num_codes=n_pos, seed=cfg.seed)
+            imp_mat.append(imp)
+            info_tr.append(acc_tr)
+            info_te.append(acc_te)
 
     with timer("significance"):
         table = pd.DataFrame(rows, columns=[c for c in TABLE_COLUMNS if c != "q_value"])
         table["q_value"] = np.nan
-        for probe_name, idx in table.groupby("probe").groups.items():
+        for _, idx in table.groupby("probe").groups.items():
             table.loc[idx, "q_value"] = bh_qvalues(table.loc[idx, "p_value"].to_numpy())
         table = table[TABLE_COLUMNS]
     with timer("disentanglement"):
@@ -331,8 +362,8 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
     smap = build_semantic_map(table, names, rank_by=cfg.rank_by, alpha=cfg.alpha)
     config = {**cfg.to_dict(), "num_images": m, "num_positions": n_pos, "num_codes": inp.num_codes,
               "has_features": inp.features is not None, "has_codebook": inp.codebook is not None,
-              "linear_rows": int(len(lin_rows)), "dci_train": int(len(dci_train)), "dci_test": int(len(dci_test))}
-    return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(inp.skipped))
+              "linear_rows": int(len(lin_rows)), "dci_train": int(n_train), "dci_test": int(n_test)}
+    return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(timer.cpu), dict(inp.skipped))
 
 
 def _disentanglement_table(names, mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te, want) -> pd.DataFrame:

@@ -60,8 +60,8 @@ def build_semantic_map(table: pd.DataFrame, attributes: list[str], *, rank_by: s
     available = set(table["probe"].unique())
     if rank_by not in available:
         fallback = [p for p in RANKABLE if p in available]
-        if not fallback:
-            raise ValueError(f"no probe to rank by: {rank_by!r} was not run and none of {RANKABLE} is in the table")
+        if not fallback:  # nothing to rank by (e.g. only disentanglement metrics were run)
+            return SemanticMap(rank_by, alpha)
         rank_by = fallback[0]
     sub = table[(table["probe"] == rank_by) & (table["position"] >= 0) & table["attribute"].isin(attributes)]
     smap = SemanticMap(rank_by, alpha)

@@ -11,20 +11,69 @@ import numpy as np
 from scipy.stats import rankdata
 
 
-def onehot_perm(labp: np.ndarray, num_levels: int) -> np.ndarray:
-    """``[M, P * (L-1)]`` float32 one-hot of ``labp [P, M]``, dropping the last level.
+def onehot_perm_t(labp: np.ndarray, num_levels: int) -> np.ndarray:
+    """``[P * (L-1), M]`` float32 one-hot (transposed) of ``labp [P, M]``, dropping the last level.
 
-    The last group's sums follow from the totals, so it needs no column (half the work for binary
+    The last group's sums follow from the totals, so it needs no row (half the work for binary
     attributes).
     """
     p, m = labp.shape
     width = num_levels - 1
-    z = np.zeros((m, p * width), dtype=np.float32)
-    mask = labp < width
-    cols = (np.arange(p)[:, None] * width + labp)[mask]
-    rows = np.broadcast_to(np.arange(m), (p, m))[mask]
-    z[rows, cols] = 1.0
-    return z
+    zt = np.zeros((p * width, m), dtype=np.float32)
+    keep = labp < width
+    flat = ((np.arange(p)[:, None] * width + labp) * m + np.arange(m)[None, :])[keep]
+    zt.ravel()[flat] = 1.0
+    return zt
+
+
+@dataclass
+class GroupDesign:
+    """Representations prepared once for the group statistics of many attributes.
+
+    Attributes:
+        x: ``[M, D]`` float32, the blocks' ``[M, N, C_b]`` flattened, centered and concatenated.
+        offsets: block name -> (first, last) column of ``x``.
+        n_pos: N.
+        total_ss: block name -> ``[N]`` total sum of squares per position.
+        x2: ``[M, N]`` float32 per-position squared norm of the partition block (or None).
+        partition_block: the block whose variance change is measured (or None).
+    """
+
+    x: np.ndarray
+    offsets: dict[str, tuple[int, int]]
+    n_pos: int
+    total_ss: dict[str, np.ndarray]
+    x2: np.ndarray | None
+    partition_block: str | None
+
+    @classmethod
+    def build(cls, blocks: dict[str, np.ndarray], partition_block: str | None = None) -> "GroupDesign":
+        """``blocks``: name -> ``[M, N, C_b]`` (any float dtype)."""
+        names = list(blocks)
+        first = blocks[names[0]]
+        m, n_pos = first.shape[:2]
+        widths = [int(np.prod(blocks[k].shape[1:])) for k in names]
+        x = np.empty((m, sum(widths)), dtype=np.float32)
+        offsets: dict[str, tuple[int, int]] = {}
+        total_ss: dict[str, np.ndarray] = {}
+        col = 0
+        x2 = None
+        for k, w in zip(names, widths):
+            xb = x[:, col : col + w]
+            xb[...] = np.asarray(blocks[k]).reshape(m, w)
+            xb -= xb.mean(0, dtype=np.float64).astype(np.float32)
+            sq = np.einsum("mnc,mnc->mn", xb.reshape(m, n_pos, -1), xb.reshape(m, n_pos, -1), dtype=np.float64)
+            total_ss[k] = sq.sum(0)
+            if k == partition_block:
+                x2 = sq.astype(np.float32)
+            offsets[k] = (col, col + w)
+            col += w
+        return cls(x, offsets, n_pos, total_ss, x2, partition_block)
+
+    def subset(self, rows: np.ndarray) -> "GroupDesign":
+        """The design restricted to ``rows`` (re-centered)."""
+        blocks = {k: self.x[rows, a:b].reshape(len(rows), self.n_pos, -1) for k, (a, b) in self.offsets.items()}
+        return GroupDesign.build(blocks, self.partition_block)
 
 
 @dataclass
@@ -43,63 +92,58 @@ class GroupStats:
 
 
 def group_permutation_stats(
-    blocks: dict[str, np.ndarray],
+    design: GroupDesign,
     labp: np.ndarray,
     num_levels: int,
     *,
-    partition_block: str | None = None,
+    blocks: tuple[str, ...] | None = None,
     partition_levels: list[int] | tuple[int, ...] = (),
-    max_cols: int = 128,
+    max_rows: int = 128,
 ) -> GroupStats:
-    """Eta^2 of every block and variance log-ratios of one block, for each labeling in ``labp``.
+    """Eta^2 of the design's blocks and variance log-ratios of its partition block, per labeling.
 
     Args:
-        blocks: name -> ``[M, N, C_b]`` float32 representations (e.g. features, codebook embeddings).
+        design: see :class:`GroupDesign` (its rows must match ``labp``'s columns).
         labp: ``[P, M]`` labelings in ``0..L-1`` (row 0 usually the observed one).
         num_levels: L.
-        partition_block: the block whose per-position variance change is measured.
+        blocks: blocks whose eta^2 is wanted (default all).
         partition_levels: levels v for which ``log(var(v) / var(rest))`` is returned.
-        max_cols: one-hot columns per matrix product (bounds the memory at ``M * max_cols`` floats).
+        max_rows: one-hot rows per matrix product (bounds the memory at ``M * max_rows`` floats).
     """
     p_total, m = labp.shape
     counts = np.bincount(labp[0], minlength=num_levels).astype(np.float64)
     if np.any(counts == 0):
         raise ValueError("every level needs at least one row")
-    names = list(blocks)
-    shapes = {k: blocks[k].shape for k in names}
-    n_pos = shapes[names[0]][1]
-    centered = {}
-    total_ss = {}
-    for k in names:
-        x = np.asarray(blocks[k], dtype=np.float32).reshape(m, -1)
-        x = x - x.mean(0, dtype=np.float64).astype(np.float32)
-        centered[k] = x
-        total_ss[k] = (x.astype(np.float64) ** 2).reshape(m, n_pos, -1).sum((0, 2))
-    xcat = np.concatenate([centered[k] for k in names], axis=1) if len(names) > 1 else centered[names[0]]
-    offsets = np.cumsum([0] + [centered[k].shape[1] for k in names])
-    x2 = None
-    if partition_block is not None and partition_levels:
-        xp = centered[partition_block]
-        x2 = (xp.astype(np.float64) ** 2).reshape(m, n_pos, -1).sum(2)  # [M, N]
-    eta2 = {k: np.zeros((n_pos, p_total)) for k in names}
+    n_pos = design.n_pos
+    blocks = tuple(design.offsets) if blocks is None else blocks
+    cols = sorted({c for k in blocks for c in range(*design.offsets[k])} | (
+        set(range(*design.offsets[design.partition_block])) if partition_levels and design.partition_block else set()))
+    contiguous = cols == list(range(cols[0], cols[-1] + 1)) if cols else True
+    lo = cols[0] if cols else 0
+    x = design.x[:, lo : cols[-1] + 1] if contiguous else design.x[:, cols]
+    eta2 = {k: np.zeros((n_pos, p_total)) for k in blocks}
     logratio = {int(v): np.zeros((n_pos, p_total)) for v in partition_levels}
     width = num_levels - 1
-    chunk = max(1, max_cols // width)
+    chunk = max(1, max_rows // width)
+
+    def block_cols(k: str) -> slice:
+        a, b = design.offsets[k]
+        return slice(a - lo, b - lo)
+
     for start in range(0, p_total, chunk):
         lp = labp[start : start + chunk]
         pc = lp.shape[0]
-        z = onehot_perm(lp, num_levels)
-        g = (z.T @ xcat).astype(np.float64).reshape(pc, width, -1)  # group sums, last group dropped
-        for bi, k in enumerate(names):
-            s = g[:, :, offsets[bi] : offsets[bi + 1]].reshape(pc, width, n_pos, -1)  # [pc, L-1, N, C]
+        zt = onehot_perm_t(lp, num_levels)
+        g = (zt @ x).astype(np.float64).reshape(pc, width, -1)  # group sums, last group dropped
+        for k in blocks:
+            s = g[:, :, block_cols(k)].reshape(pc, width, n_pos, -1)  # [pc, L-1, N, C]
             s_last = -s.sum(1)  # centered: all groups sum to zero
             between = ((s**2).sum(-1) / counts[:width, None]).sum(1) + (s_last**2).sum(-1) / counts[width]
-            eta2[k][:, start : start + pc] = (between / np.maximum(total_ss[k], 1e-300)).T
-        if x2 is not None:
-            bi = names.index(partition_block)
-            s = g[:, :, offsets[bi] : offsets[bi + 1]].reshape(pc, width, n_pos, -1)
-            ss = (z.T @ x2.astype(np.float32)).astype(np.float64).reshape(pc, width, n_pos)
-            ss_tot = x2.sum(0)
+            eta2[k][:, start : start + pc] = (between / np.maximum(design.total_ss[k], 1e-300)).T
+        if partition_levels:
+            s = g[:, :, block_cols(design.partition_block)].reshape(pc, width, n_pos, -1)
+            ss = (zt @ design.x2).astype(np.float64).reshape(pc, width, n_pos)
+            ss_tot = design.total_ss[design.partition_block]
             for v in partition_levels:
                 if v < width:
                     sv, ssv = s[:, v], ss[:, v]
@@ -113,9 +157,36 @@ def group_permutation_stats(
     return GroupStats(eta2, logratio)
 
 
+def _ranks_float16(x: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Average-tie column ranks of float16 ``x [M, D]`` by counting (65,536 possible values), O(M D).
+
+    Sorting each column (scipy's rankdata) costs seconds on 50,000 x 384; float16 features (the
+    store's dtype) can be ranked by a histogram of their order-preserving integer keys instead.
+    Columns go ``chunk`` at a time to keep the temporaries small.
+    """
+    bits_all = np.ascontiguousarray(x).view(np.uint16)
+    m, d = bits_all.shape
+    out = np.empty((m, d), dtype=np.float32)
+    for c0 in range(0, d, chunk):
+        bits = bits_all[:, c0 : c0 + chunk].astype(np.int32)
+        w = bits.shape[1]
+        bits[bits == 0x8000] = 0  # -0 == +0
+        key = np.where(bits & 0x8000, 0xFFFF - bits, bits | 0x8000)  # monotone in the float value
+        flat = (key + (np.arange(w, dtype=np.int32) << 16)[None, :]).ravel()
+        counts = np.bincount(flat, minlength=w << 16).reshape(w, 1 << 16)
+        before = np.cumsum(counts, axis=1) - counts  # rows with a smaller key in the same column
+        avg = (before + (counts + 1) / 2.0).astype(np.float32).ravel()
+        out[:, c0 : c0 + w] = avg[flat].reshape(m, w)
+    return out
+
+
 def standardized_ranks(x: np.ndarray) -> np.ndarray:
     """Column ranks of ``x [M, D]`` (average ties), standardized to mean 0 / population sd 1."""
-    r = rankdata(np.asarray(x, dtype=np.float32), axis=0).astype(np.float32)
+    x = np.asarray(x)
+    if x.dtype == np.float16 and not np.isnan(x).any():
+        r = _ranks_float16(x).astype(np.float32)
+    else:
+        r = rankdata(np.asarray(x, dtype=np.float32), axis=0).astype(np.float32)
     r -= r.mean(0)
     sd = r.std(0)
     sd[sd == 0] = np.inf  # a constant column correlates with nothing

@@ -1,0 +1,113 @@
+"""run_probes end to end: planted signals found, null attributes not, table / map / heatmap shapes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probe.probes import ALL_POSITIONS, TABLE_COLUMNS, ProbeConfig, heatmap_frame, run_probes
+from probe.probes.synthetic import planted_tokens
+
+PLANTED = {"shape": ("categorical", 4, 2), "size": ("continuous", 4, 5)}
+NULL = {"noise_cat": ("categorical", 3), "noise_cont": ("continuous", 4)}
+
+
+@pytest.fixture(scope="module")
+def results() -> list[tuple[object, object]]:
+    out = []
+    for seed in range(3):
+        data = planted_tokens(2000, 8, 256, planted=PLANTED, null=NULL, noise=0.7, seed=seed)
+        res = run_probes(data.tokens, data.attributes, features=data.features, codebook=data.codebook,
+                         seed=seed, progress=False)
+        out.append((data, res))
+    return out
+
+
+def test_planted_position_ranks_first_with_small_q(results) -> None:
+    for data, res in results:
+        for attr, pos in data.truth.items():
+            if pos is None:
+                continue
+            ranked = res.semantic_map.by_attribute[attr]
+            assert ranked[0]["position"] == pos
+            assert ranked[0]["q_value"] < 0.01
+            assert res.semantic_map.dominant(pos) == attr
+            for probe in ("mi", "cramers_v", "eta2_features"):  # random codebook: no linear codebook signal
+                h = res.heatmap(probe)
+                assert h[attr].idxmax() == pos, (probe, attr)
+        assert res.table.query("probe == 'spearman_max' and attribute == 'size'").set_index("position").value.idxmax() == 5
+
+
+def test_null_attributes_yield_no_discovery(results) -> None:
+    for data, res in results:
+        t = res.table
+        null_rows = t[t["attribute"].str.split("=").str[0].isin(list(NULL))]
+        assert null_rows["p_value"].notna().any()
+        hits = null_rows[null_rows["q_value"] < 0.05]
+        assert hits.empty, hits.to_string()
+        untouched = [p for p in range(8) if p not in (2, 5)]
+        assert all(res.semantic_map.dominant(p) is None for p in untouched)
+
+
+def test_table_shape_and_heatmap(results) -> None:
+    data, res = results[0]
+    t = res.table
+    assert list(t.columns) == TABLE_COLUMNS
+    assert not t.duplicated(["position", "attribute", "probe"]).any()
+    h = heatmap_frame(t, "ami")
+    assert h.shape == (8, 4) and list(h.index) == list(range(8))
+    assert set(h.columns) == {"shape", "size", "noise_cat", "noise_cont"}
+    assert (t.loc[t.probe == "linear_acc_all", "position"] == ALL_POSITIONS).all()
+    parts = t.loc[t.probe == "var_logratio", "attribute"].unique()
+    assert set(parts) == {f"shape=shape{i}" for i in range(4)} | {f"noise_cat=noise_cat{i}" for i in range(3)}
+    assert set(t.loc[t.probe == "linear_r2", "attribute"]) == {"size", "noise_cont"}
+    for probe in ("mi", "ami", "eta2_features", "cramers_v"):
+        q = t.loc[t.probe == probe, "q_value"]
+        assert q.notna().all() and (q >= t.loc[t.probe == probe, "p_value"] - 1e-15).all()
+    d = json.loads(res.semantic_map.to_json())
+    assert set(d["by_attribute"]) == {"shape", "size", "noise_cat", "noise_cont"}
+    assert len(d["by_attribute"]["shape"]) == 8 and len(d["by_position"]) == 8
+    assert res.attributes["size"]["kind"] == "continuous" and res.attributes["shape"]["kind"] == "categorical"
+
+
+def test_reproducible_with_seed_and_duck_typed_store() -> None:
+    data = planted_tokens(600, 4, 64, planted={"a": ("categorical", 2, 1)}, null={}, seed=3)
+
+    class FakeStore:  # anything with .tokens / .attributes (/ .features / .codebook / .header)
+        tokens = data.tokens
+        attributes = data.attributes
+        features = data.features
+        codebook = data.codebook
+        header = {"attributes": {"a": "string"}}
+
+    cfg = ProbeConfig(permutations=50, seed=7)
+    r1 = run_probes(FakeStore(), progress=False, config=cfg)
+    r2 = run_probes(data.tokens, data.attributes, features=data.features, codebook=data.codebook,
+                    progress=False, config=cfg)
+    pd.testing.assert_frame_equal(r1.table, r2.table)
+    assert r1.semantic_map.top_positions("a", 1) == [1]
+
+
+def test_missing_values_and_subset_and_errors() -> None:
+    data = planted_tokens(800, 4, 64, planted={"a": ("categorical", 3, 0)}, null={"b": ("continuous", 4)}, seed=1)
+    attrs = data.attributes.copy()
+    attrs.loc[::5, "a"] = None
+    attrs["const"] = 1
+    attrs["ident"] = [f"id{i}" for i in range(800)]
+    res = run_probes(data.tokens, attrs, features=data.features, permutations=40, progress=False)
+    assert res.table.loc[res.table.attribute == "a", "n"].max() == 640
+    assert res.semantic_map.top_positions("a", 1) == [0]
+    assert set(res.skipped) == {"const", "ident"}
+    assert "eta2_codebook" not in set(res.table.probe)  # no codebook given
+    sub = run_probes(data.tokens, attrs, attributes_subset=["b"], permutations=10, progress=False)
+    assert set(sub.table.attribute) == {"b"}
+    with pytest.raises(ValueError, match="rows"):
+        run_probes(data.tokens[:10], attrs, progress=False)
+    with pytest.raises(ValueError, match="not found"):
+        run_probes(data.tokens, attrs, attributes_subset=["nope"], progress=False)
+    with pytest.raises(ValueError, match="features"):
+        run_probes(data.tokens, attrs, features=data.features[:, :2], progress=False)
+    with pytest.raises(ValueError, match="unknown probe"):
+        run_probes(data.tokens, attrs, probes=("mi", "bogus"), progress=False)
