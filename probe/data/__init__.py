@@ -4,7 +4,10 @@ The contract used by the encode engine::
 
     from probe.data import load_manifest, dataset_from_manifest, collate_skip_none
     ds = dataset_from_manifest(load_manifest("data_manifests/world.yaml"), resolution=64)
-    ds[i] -> {"image": [3, H, W] float in [0, 1], "ref": str, "attrs": dict} or None (skipped)
+    ds[i] -> {"image": [3, H, W] float in [0, 1], "ref": str, "attrs": dict, "index": i}
+             or None (skipped; logged on the "probe.data" logger, recorded in ds.skipped)
+    loader = DataLoader(ds, batch_size=64, num_workers=4, collate_fn=collate_skip_none)
+    for images, refs, attrs, n_skipped in loader: ...   # images [B, 3, H, W]
 
 Submodules are imported lazily so ``import probe.data`` stays cheap.
 """
@@ -19,10 +22,16 @@ _LAZY = {
     "ManifestError": ("probe.data.manifest", "ManifestError"),
     "dataset_from_manifest": ("probe.data.dataset", "dataset_from_manifest"),
     "collate_skip_none": ("probe.data.dataset", "collate_skip_none"),
+    "Batch": ("probe.data.dataset", "Batch"),
+    "ManifestDataset": ("probe.data.dataset", "ManifestDataset"),
+    "SourceError": ("probe.data.sources", "SourceError"),
+    "SkipImage": ("probe.data.transforms", "SkipImage"),
+    "corrupt": ("probe.data.corruptions", "corrupt"),
+    "CORRUPTIONS": ("probe.data.corruptions", "CORRUPTIONS"),
     "WorldConfig": ("probe.data.world", "WorldConfig"),
     "FACTORS": ("probe.data.world", "FACTORS"),
 }
-_SUBMODULES = {"world", "corruptions", "sources", "manifest", "transforms", "dataset"}
+_SUBMODULES = {"world", "corruptions", "sources", "manifest", "transforms", "dataset", "filters"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

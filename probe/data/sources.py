@@ -361,6 +361,10 @@ class SkimageSource:
         if unknown:
             raise SourceError(f"skimage source: unknown photo(s) {unknown}; choose from {SKIMAGE_PHOTOS}")
         self.min_size = int(min_size)
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}  # (index, resolution) -> image
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -370,8 +374,11 @@ class SkimageSource:
 
     def item(self, i: int, resolution: int) -> tuple[torch.Tensor, str, dict]:
         name = self.photos[i]
-        img = load_as_tensor(load_skimage_photo(name), resolution, min_size=self.min_size)
-        return img, f"skimage:{name}", {"photo": name}
+        key = (i, resolution)
+        if key not in self._cache:  # nine small tensors at most: decode each photo once
+            self._cache[key] = load_as_tensor(load_skimage_photo(name), resolution,
+                                              min_size=self.min_size)
+        return self._cache[key].clone(), self.ref(i), {"photo": name}
 
 
 SOURCE_TYPES = {"world": WorldSource, "folder": FolderSource, "table": TableSource,
