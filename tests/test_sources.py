@@ -15,7 +15,14 @@ from PIL import Image
 
 from probe.data import collate_skip_none, dataset_from_manifest
 from probe.data.manifest import manifest_from_dict
-from probe.data.sources import SKIMAGE_PHOTOS, FolderSource, HFSource, SkimageSource, SourceError, TableSource
+from probe.data.sources import (
+    SKIMAGE_PHOTOS,
+    FolderSource,
+    HFSource,
+    SkimageSource,
+    SourceError,
+    TableSource,
+)
 from probe.data.transforms import SkipImage, load_as_tensor, to_rgb
 
 RES = 32
@@ -166,7 +173,7 @@ def test_hf_local_save_to_disk(tmp_path: Path) -> None:
                                      "label": [1, 0]}, features=feats)
     ds.save_to_disk(str(tmp_path / "hfds"))
     src = HFSource(path=tmp_path / "hfds")
-    img, ref, rec = src.item(0, RES)
+    img, _, rec = src.item(0, RES)
     assert rec == {"label": "dog"} and float(img[0].mean()) > 0.9 and float(img[2].mean()) < 0.1
     with pytest.raises(SkipImage):
         src.item(1, RES)

@@ -33,7 +33,28 @@ _LAZY = {
 }
 _SUBMODULES = {"world", "corruptions", "sources", "manifest", "transforms", "dataset", "filters"}
 
-__all__ = sorted(_LAZY) + sorted(_SUBMODULES)
+__all__ = [  # noqa: RUF022 - lazy names, then submodules
+    "Batch",
+    "CORRUPTIONS",
+    "FACTORS",
+    "Manifest",
+    "ManifestDataset",
+    "ManifestError",
+    "SkipImage",
+    "SourceError",
+    "WorldConfig",
+    "collate_skip_none",
+    "corrupt",
+    "dataset_from_manifest",
+    "load_manifest",
+    "corruptions",
+    "dataset",
+    "filters",
+    "manifest",
+    "sources",
+    "transforms",
+    "world",
+]
 
 
 def __getattr__(name: str) -> Any:

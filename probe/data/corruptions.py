@@ -74,7 +74,7 @@ def _noise(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.
 def _jpeg(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
     out = images.clone()
     for i in range(images.shape[0]):  # PIL's libjpeg: the encoder ImageNet-C used too
-        q = int(round(float(p[i])))
+        q = round(float(p[i]))
         if q < 100:
             u8 = (images[i].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
             buf = io.BytesIO()
@@ -154,4 +154,4 @@ def _spec(kind: str) -> CorruptionSpec:
     return CORRUPTIONS[kind]
 
 
-__all__ = ["CORRUPTIONS", "CorruptionSpec", "MAX_SEVERITY", "corrupt", "corruption_parameter"]
+__all__ = ["CORRUPTIONS", "MAX_SEVERITY", "CorruptionSpec", "corrupt", "corruption_parameter"]

@@ -20,8 +20,14 @@ from torch.utils.data import Dataset
 
 from probe.data.corruptions import corrupt
 from probe.data.manifest import Manifest, expand_path, load_manifest
-from probe.data.sources import (FolderSource, HFSource, SkimageSource, SourceError, TableSource,
-                                WorldSource)
+from probe.data.sources import (
+    FolderSource,
+    HFSource,
+    SkimageSource,
+    SourceError,
+    TableSource,
+    WorldSource,
+)
 from probe.data.transforms import SkipImage
 from probe.data.world import WorldConfig, _splitmix64, _uniform
 
@@ -165,7 +171,6 @@ class ManifestDataset(Dataset):
         ref = self.source.ref(src_i)
         self.skipped.append({"index": i, "ref": ref, "reason": str(e)})
         log.warning("skipped %s: %s", ref, e)
-        return None
 
     def _finish(self, i: int, image: torch.Tensor, ref: str, record: dict) -> dict[str, Any]:
         attrs = {a.name: a.value(record) for a in self.manifest.attributes}
@@ -215,4 +220,4 @@ def dataset_from_manifest(manifest: Manifest | str | Path, resolution: int | Non
     return ManifestDataset(manifest, int(res))
 
 
-__all__ = ["ManifestDataset", "Batch", "collate_skip_none", "dataset_from_manifest", "build_source"]
+__all__ = ["Batch", "ManifestDataset", "build_source", "collate_skip_none", "dataset_from_manifest"]

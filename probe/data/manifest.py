@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +179,9 @@ class _Checker:
                 raise self.fail(fld, "is required")
             return default
         v = d[key]
-        if bool in types or not isinstance(v, bool):  # YAML `yes` is not an int
-            if isinstance(v, types):
-                return v
+        # YAML `yes` is a bool, and bool is an int subclass: accept it only where bool is asked for
+        if isinstance(v, types) and (bool in types or not isinstance(v, bool)):
+            return v
         names = " or ".join(t.__name__ for t in types)
         raise self.fail(fld, f"must be of type {names}, got {type(v).__name__} {v!r}")
 
@@ -203,7 +203,7 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
     if stype not in _SOURCE_OPTIONS:
         raise c.fail("source.type", f"must be one of {list(_SOURCE_OPTIONS)}, got {stype!r}")
     opts: dict[str, Any] = {}
-    for k, v in src.items():
+    for k in src:
         if k == "type":
             continue
         if k not in _SOURCE_OPTIONS[stype]:
@@ -366,5 +366,14 @@ def load_manifest(path: str | Path) -> Manifest:
     return manifest_from_dict(data, str(p))
 
 
-__all__ = ["Manifest", "AttributeSpec", "CorruptionPartition", "ManifestError", "load_manifest",
-           "manifest_from_dict", "expand_path", "KINDS", "CORRUPTION_MODES"]
+__all__ = [
+    "CORRUPTION_MODES",
+    "KINDS",
+    "AttributeSpec",
+    "CorruptionPartition",
+    "Manifest",
+    "ManifestError",
+    "expand_path",
+    "load_manifest",
+    "manifest_from_dict",
+]

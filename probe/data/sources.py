@@ -24,7 +24,7 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,8 @@ class FolderSource:
     def __len__(self) -> int:
         return len(self.files)
 
-    fields = {"class": "categorical", "class_index": "categorical", "file": "categorical"}
+    fields: ClassVar[dict[str, str]] = {"class": "categorical", "class_index": "categorical",
+                                        "file": "categorical"}
 
     def ref(self, i: int) -> str:
         return str(self.root / self.files[i])
@@ -167,7 +168,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
             return pd.read_parquet(p)
         if fmt in ("feather", "arrow", "ipc"):
             import pyarrow as pa
-            import pyarrow.feather as feather
+            from pyarrow import feather
             try:
                 return feather.read_table(p).to_pandas()
             except pa.ArrowInvalid:  # Arrow IPC *stream* files (what `datasets` writes)
@@ -175,7 +176,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
                     return pa.ipc.open_stream(src).read_all().to_pandas()
     except SourceError:
         raise
-    except Exception as e:  # noqa: BLE001 - report any parser failure with the file name
+    except Exception as e:
         raise SourceError(f"cannot read table {str(p)!r} as {fmt}: {type(e).__name__}: {e}") from e
     raise SourceError(f"table {str(p)!r}: unknown format {fmt!r}; use csv, tsv, parquet, "
                       "feather/arrow or celeba-attr")
@@ -281,7 +282,7 @@ class HFSource:
                 raise SourceError(f"hf source: local dataset folder {str(path)!r} does not exist")
             try:
                 ds = datasets.load_from_disk(str(path))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise SourceError(f"hf source: cannot load {str(path)!r} with load_from_disk: {e}") from e
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
@@ -353,7 +354,7 @@ def load_skimage_photo(name: str) -> np.ndarray:
 class SkimageSource:
     """The colour photos bundled with scikit-image: a tiny offline real-photo set."""
 
-    fields = {"photo": "categorical"}
+    fields: ClassVar[dict[str, str]] = {"photo": "categorical"}
 
     def __init__(self, photos: Sequence[str] | None = None, *, min_size: int = DEFAULT_MIN_SIZE) -> None:
         self.photos = tuple(photos or SKIMAGE_PHOTOS)
@@ -384,6 +385,16 @@ class SkimageSource:
 SOURCE_TYPES = {"world": WorldSource, "folder": FolderSource, "table": TableSource,
                 "hf": HFSource, "skimage": SkimageSource}
 
-__all__ = ["SOURCE_TYPES", "SKIMAGE_PHOTOS", "IMAGE_EXTENSIONS", "SourceError", "WorldSource",
-           "FolderSource", "TableSource", "HFSource", "SkimageSource", "read_table",
-           "load_skimage_photo"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SKIMAGE_PHOTOS",
+    "SOURCE_TYPES",
+    "FolderSource",
+    "HFSource",
+    "SkimageSource",
+    "SourceError",
+    "TableSource",
+    "WorldSource",
+    "load_skimage_photo",
+    "read_table",
+]

@@ -35,7 +35,7 @@ Blur sigmas are in units of the image side, so the same label looks the same at 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -261,7 +261,7 @@ def _stripe_profile(rel_sigma: torch.Tensor, bound: float = 0.0) -> torch.Tensor
     # the number of edges summed comes from the config's bound (not the batch), so an image's
     # pixels do not depend on which other images share its batch
     top = max(bound, float(rel_sigma.max())) if len(rel_sigma) else bound
-    m = int(math.ceil(4.0 * top)) + 1
+    m = math.ceil(4.0 * top) + 1
     inv = (1.0 / (rel_sigma * math.sqrt(2.0)))[:, None]
     out = torch.zeros(len(rel_sigma), _LUT_SIZE, dtype=rel_sigma.dtype)
     for k in range(-m, m + 1):
@@ -392,5 +392,16 @@ def world_ref(seed: int, idx: int) -> str:
     return f"world:seed={seed}:idx={idx}"
 
 
-__all__ = ["WorldConfig", "FactorSpec", "FACTORS", "SHAPES", "factor_specs", "sample",
-           "sample_range", "sample_factors", "factors_at", "render", "world_ref"]
+__all__ = [
+    "FACTORS",
+    "SHAPES",
+    "FactorSpec",
+    "WorldConfig",
+    "factor_specs",
+    "factors_at",
+    "render",
+    "sample",
+    "sample_factors",
+    "sample_range",
+    "world_ref",
+]
