@@ -136,3 +136,21 @@ def test_derived_attributes_and_corruption_modes(tmp_path: Path) -> None:
     assert "corruption" not in attrs[0] and {a["blur"] for a in attrs} == {0.0, 5.0}
     assert [a["photo"] for a in attrs[:4]] == ["coffee", "rocket", "coffee", "rocket"]
     assert ds.attribute_names == ["photo", "is_coffee", "blur", "brightness"]
+
+
+def test_shipped_name_and_dataloader_workers() -> None:
+    from torch.utils.data import DataLoader, Subset
+
+    m = load_manifest("world")  # a shipped manifest by name
+    assert m.name == "world" and m.size == 10000
+    ds = dataset_from_manifest(m)  # resolution from the world config: 64
+    assert ds.resolution == 64
+    sub = Subset(ds, range(24))
+    loader = DataLoader(sub, batch_size=8, num_workers=2, collate_fn=collate_skip_none)
+    batches = list(loader)
+    images = torch.cat([b.images for b in batches])
+    refs = [r for b in batches for r in b.refs]
+    assert images.shape == (24, 3, 64, 64) and refs == [f"world:seed=0:idx={i}" for i in range(24)]
+    assert torch.equal(images[5], ds[5]["image"])  # workers' batched render == single render
+    with pytest.raises(ManifestError, match="not found"):
+        load_manifest("no-such-manifest")

@@ -212,11 +212,14 @@ def collate_skip_none(batch: list[dict | None]) -> Batch:
 
 
 def dataset_from_manifest(manifest: Manifest | str | Path, resolution: int | None = None) -> ManifestDataset:
-    """The dataset of a manifest (or a manifest file) at ``resolution`` (default: the manifest's,
-    then 64). Raises :class:`~probe.data.sources.SourceError` when the source can't be opened."""
+    """The dataset of a manifest (or a manifest file / shipped name) at ``resolution`` (default:
+    the manifest's ``resolution``, then a world's ``config.resolution``, then 64). Raises :class:`~probe.data.sources.SourceError` when the source can't be opened."""
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
-    res = resolution or manifest.resolution or DEFAULT_RESOLUTION
+    res = resolution or manifest.resolution
+    if res is None and manifest.source_type == "world":
+        res = manifest.source_options.get("config", {}).get("resolution")
+    res = res or DEFAULT_RESOLUTION
     return ManifestDataset(manifest, int(res))
 
 

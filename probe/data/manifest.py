@@ -354,11 +354,31 @@ def _corruptions(c: _Checker, raw: Any) -> tuple[tuple[CorruptionPartition, ...]
     return tuple(out), mode
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest YAML file (errors name the file and the field)."""
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
+"""The manifests shipped with the repository (a source checkout)."""
+
+
+def resolve_manifest_path(path: str | Path) -> Path:
+    """A manifest file, or a shipped manifest's bare name (``"world"`` ->
+    ``data_manifests/world.yaml``, looked up in the current directory, then the repository)."""
     p = Path(path)
+    if p.is_file() or p.suffix or len(p.parts) > 1:
+        return p
+    for base in (Path("data_manifests"), SHIPPED_DIR):
+        if (base / f"{p}.yaml").is_file():
+            return base / f"{p}.yaml"
+    return p
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest YAML file, or a shipped one by name (``"world"``).
+
+    Errors name the file and the field.
+    """
+    p = resolve_manifest_path(path)
     if not p.is_file():
-        raise ManifestError(f"{p}: manifest file not found")
+        shipped = sorted(q.stem for q in SHIPPED_DIR.glob("*.yaml")) if SHIPPED_DIR.is_dir() else []
+        raise ManifestError(f"{p}: manifest file not found (shipped names: {shipped})")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

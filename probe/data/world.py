@@ -364,7 +364,8 @@ def render(factors: pd.DataFrame, resolution: int | None = None,
 
 
 def sample_range(start: int, stop: int, *, seed: int = 0, resolution: int | None = None,
-                 config: WorldConfig | None = None, return_masks: bool = False):
+                 config: WorldConfig | None = None, return_masks: bool = False,
+                 ) -> tuple[torch.Tensor, pd.DataFrame] | tuple[torch.Tensor, pd.DataFrame, torch.Tensor]:
     """Images ``start .. stop-1`` of world ``seed``: identical to those rows of a bigger call.
 
     Returns ``(images [n, 3, H, W], factors DataFrame)``, plus masks ``[n, 1, H, W]`` when
@@ -376,7 +377,8 @@ def sample_range(start: int, stop: int, *, seed: int = 0, resolution: int | None
 
 
 def sample(n: int, *, seed: int = 0, resolution: int | None = None,
-           config: WorldConfig | None = None, return_masks: bool = False):
+           config: WorldConfig | None = None, return_masks: bool = False,
+           ) -> tuple[torch.Tensor, pd.DataFrame] | tuple[torch.Tensor, pd.DataFrame, torch.Tensor]:
     """``n`` world images and their factors: ``(images [n, 3, H, W] in [0,1], DataFrame)``.
 
     ``resolution`` defaults to ``config.resolution`` (64). With ``return_masks=True`` also the
