@@ -52,6 +52,10 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 disables).
         w_l1, w_l2, w_grad: weights of the L1, L2 and image-gradient (edge) reconstruction losses.
         w_codebook, w_commit: weights of the VQ codebook and commitment losses.
+        vq_warmup: fraction of the progress trained without the code lookup (a VQ model only); when it ends
+            the codebook is set to spherical k-means centroids of the encoder's features. A cold random
+            codebook makes the decoder ignore its tokens for hundreds of steps (grey reconstructions).
+        kmeans_images: training images whose features seed that k-means.
         restart_every: steps between dead-code restarts (0 disables); a code unused in that window is dead.
         restart_until: progress after which codes are no longer restarted (lets the codebook settle).
         eval_every: steps between held-out evaluations.
@@ -84,6 +88,8 @@ class TrainConfig:
     w_grad: float = 0.5
     w_codebook: float = 1.0
     w_commit: float = 0.25
+    vq_warmup: float = 0.0
+    kmeans_images: int = 4096
     restart_every: int = 100
     restart_until: float = 0.8
     eval_every: int = 250
@@ -165,9 +171,10 @@ def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
 
 
-def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig,
+                   quantize: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
     """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1]."""
-    out = model(images)
+    out = model(images, quantize=quantize)
     rec = out["recon"]
     l1 = (rec - images).abs().mean()
     l2 = F.mse_loss(rec, images)
@@ -203,8 +210,10 @@ def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optim
 
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int = 128) -> dict[str, float]:
-    """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8."""
+def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int = 128,
+             quantize: bool = True) -> dict[str, float]:
+    """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8 (``quantize=False``:
+    decode the continuous features, as during the VQ warm-up)."""
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -212,6 +221,8 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
     for s in range(0, images_u8.shape[0], batch_size):
         x = images_u8[s : s + batch_size].to(dev).float() / 255.0
         enc = model.encode(x)
+        if not quantize:
+            enc = type(enc)(None, enc.features, enc.features)
         ps.append(psnr(model.decode(enc), x).cpu())
         if enc.indices is not None:
             used.append(enc.indices.flatten().cpu())
@@ -223,6 +234,18 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
         res["codes_used"] = int((counts > 0).sum())
         res["perplexity"] = float(torch.exp(-(prob[prob > 0] * prob[prob > 0].log()).sum()))
     return res
+
+
+@torch.no_grad()
+def _init_codebook(model: WorldTokenizer, train_u8: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
+                   device: torch.device) -> None:
+    """Codebook := spherical k-means of the features of ``cfg.kmeans_images`` training images."""
+    if cfg.vq_warmup <= 0:
+        return  # cold start: keep the random initial codebook
+    idx = torch.randperm(train_u8.shape[0], generator=gen)[: cfg.kmeans_images]
+    feats = torch.cat([model.encode_features(train_u8[idx[s : s + 256]].to(device).float() / 255.0)
+                       for s in range(0, len(idx), 256)])
+    model.init_codes_kmeans(feats.reshape(-1, model.config.token_dim).cpu(), generator=gen)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -242,11 +265,13 @@ def zoo_record(model: WorldTokenizer, cfg: TrainConfig, state: dict[str, Any], m
     from probe.data import world as world_mod
 
     wcfg = world_config(cfg.world)
+    world = asdict(wcfg)
+    world["resolution"] = cfg.resolution  # the resolution the model was trained at, not the world's default
     return {
         "kind": "tokenizer",
         "architecture": "world",
         "config": model.config_dict(),
-        "world": asdict(wcfg) if hasattr(wcfg, "__dataclass_fields__") else dict(cfg.world),
+        "world": world,
         "world_overrides": dict(cfg.world),
         "world_module": world_mod.__name__,
         "resolution": cfg.resolution,
@@ -342,7 +367,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
             g["lr"] = lr
         idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
         x = train_u8[idx].to(device).float() / 255.0
-        loss, parts = compute_losses(model, x, cfg)
+        vq_on = model.config.quantize and prog >= cfg.vq_warmup
+        if vq_on and not state.get("vq_on", False):
+            _init_codebook(model, train_u8, cfg, gen, device)
+            state["vq_on"] = True
+        loss, parts = compute_losses(model, x, cfg, quantize=vq_on)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -350,7 +379,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         opt.step()
         step += 1
         bar.update(1)
-        if model.config.quantize:
+        if vq_on:
             usage += torch.bincount(parts["indices"].flatten().cpu(), minlength=usage.numel())
             if cfg.restart_every and step % cfg.restart_every == 0:
                 n_restart = 0
@@ -365,7 +394,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                    if not isinstance(v, torch.Tensor)}
             rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
         if step % cfg.eval_every == 0:
-            ev = evaluate(model, eval_u8)
+            ev = evaluate(model, eval_u8, quantize=vq_on)
             rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
                        elapsed_min=round((time.time() - t0) / 60, 3))
             bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{parts['loss']:.4f}")

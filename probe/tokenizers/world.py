@@ -259,14 +259,15 @@ class WorldTokenizer(nn.Module):
         """Decode an :class:`Encoded` (its ``quantized`` tensor) to images in [0, 1]."""
         return self.decode_raw(encoded.quantized).clamp(0.0, 1.0)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, *, quantize: bool = True) -> dict[str, torch.Tensor]:
         """Training forward pass: reconstruction (unclamped) and the VQ losses.
 
-        Returns a dict with ``recon [B,3,H,W]``, ``features [B,N,C]``, ``indices [B,N]`` (empty for the twin),
-        ``codebook_loss`` and ``commit_loss`` (scalars; zero for the twin).
+        ``quantize=False`` bypasses the code lookup (the trainer's continuous warm-up of a VQ model).
+        Returns a dict with ``recon [B,3,H,W]``, ``features [B,N,C]``, ``indices [B,N]`` (empty when not
+        quantizing), ``codebook_loss`` and ``commit_loss`` (scalars; zero when not quantizing).
         """
         z = self.encode_features(images)
-        if self.config.quantize:
+        if self.config.quantize and quantize:
             idx, q = self.lookup(z)
             codebook_loss = F.mse_loss(q, z.detach())
             commit_loss = F.mse_loss(z, q.detach())
@@ -284,6 +285,11 @@ class WorldTokenizer(nn.Module):
         }
 
     @torch.no_grad()
+    def init_codes_kmeans(self, features: torch.Tensor, *, generator: torch.Generator) -> None:
+        """Set the codebook to spherical k-means centroids of encoder outputs ``features [M, C]``."""
+        self.codes.data.copy_(spherical_kmeans(features, self.config.codebook_size, generator=generator))
+
+    @torch.no_grad()
     def restart_codes(self, dead: torch.Tensor, candidates: torch.Tensor, *, generator: torch.Generator) -> int:
         """Move ``dead [K]`` (bool) codes onto randomly chosen encoder outputs ``candidates [M, C]``.
 
@@ -298,6 +304,27 @@ class WorldTokenizer(nn.Module):
         return n
 
 
+@torch.no_grad()
+def spherical_kmeans(x: torch.Tensor, k: int, *, iters: int = 15, generator: torch.Generator) -> torch.Tensor:
+    """``k`` unit-norm centroids of the unit vectors ``x [M, C]`` (cosine k-means; empty clusters re-seeded).
+
+    Hand-written (a few lines) because scikit-learn's KMeans is Euclidean and we need centroids on the sphere.
+    """
+    x = F.normalize(x.float(), dim=-1)
+    cent = x[torch.randperm(x.shape[0], generator=generator)[:k]].clone()
+    if cent.shape[0] < k:  # fewer points than codes: pad with random directions
+        cent = torch.cat([cent, F.normalize(torch.randn(k - cent.shape[0], x.shape[1], generator=generator), dim=-1)])
+    for _ in range(iters):
+        assign = (x @ cent.t()).argmax(1)
+        sums = torch.zeros_like(cent).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k)
+        empty = counts == 0
+        cent = F.normalize(sums, dim=-1)
+        if empty.any():
+            cent[empty] = x[torch.randint(0, x.shape[0], (int(empty.sum()),), generator=generator)]
+    return cent
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``."""
     mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
@@ -308,4 +335,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["WorldTokenizer", "WorldTokenizerConfig", "psnr", "count_parameters"]
+__all__ = ["WorldTokenizer", "WorldTokenizerConfig", "psnr", "count_parameters", "spherical_kmeans"]
