@@ -29,7 +29,7 @@ from probe.data.sources import (
     WorldSource,
 )
 from probe.data.transforms import SkipImage
-from probe.data.world import WorldConfig, _splitmix64, _uniform
+from probe.data.world import WorldConfig, hash_int, hash_uniform
 
 log = logging.getLogger("probe.data")
 
@@ -83,12 +83,6 @@ def build_source(manifest: Manifest, n_world: int | None = None):
     raise SourceError(f"{where}: unknown source type {t!r}")
 
 
-def _hash_int(seed: int, i: int, stream: int) -> int:
-    """A 63-bit integer that depends only on (seed, i, stream)."""
-    v = _splitmix64(np.array([i], dtype=np.uint64) ^ np.uint64((seed * 1000003 + stream) & (2**64 - 1)))
-    return int(v[0] >> np.uint64(1))
-
-
 class ManifestDataset(Dataset):
     """Items of a manifest in a fixed order (see the module docstring for the item layout)."""
 
@@ -138,12 +132,12 @@ class ManifestDataset(Dataset):
             return [self.variants[int(self.plan[i, 1])]]
         seed, idx = self.manifest.seed, np.array([i])
         if self.mode == "one":
-            p = parts[min(int(_uniform(seed, idx, 101)[0] * len(parts)), len(parts) - 1)]
-            k = min(int(_uniform(seed, idx, 102)[0] * len(p.strengths)), len(p.strengths) - 1)
+            p = parts[min(int(hash_uniform(seed, idx, 101)[0] * len(parts)), len(parts) - 1)]
+            k = min(int(hash_uniform(seed, idx, 102)[0] * len(p.strengths)), len(p.strengths) - 1)
             return [(p.kind, p.strengths[k])]
         out = []
         for j, p in enumerate(parts):  # mode "all": independent severities per kind
-            k = min(int(_uniform(seed, idx, 200 + j)[0] * len(p.strengths)), len(p.strengths) - 1)
+            k = min(int(hash_uniform(seed, idx, 200 + j)[0] * len(p.strengths)), len(p.strengths) - 1)
             out.append((p.kind, p.strengths[k]))
         return out
 
@@ -178,7 +172,7 @@ class ManifestDataset(Dataset):
         if applied:
             img = image[None]
             for kind, s in applied:
-                img = corrupt(img, kind, s, seed=_hash_int(self.manifest.seed, i, 7))
+                img = corrupt(img, kind, s, seed=hash_int(self.manifest.seed, i, 7))
             image = img[0]
             sev = dict(applied)
             if self.mode in ("grid", "one"):

@@ -155,6 +155,16 @@ def _uniform(seed: int, idx: np.ndarray, stream: int) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
+def hash_uniform(seed: int, idx: np.ndarray, stream: int) -> np.ndarray:
+    """Public counter-based uniforms (for other seeded, chunk-independent choices)."""
+    return _uniform(seed, np.asarray(idx), stream)
+
+
+def hash_int(seed: int, i: int, stream: int) -> int:
+    """A 53-bit integer that depends only on ``(seed, i, stream)`` (e.g. a per-item RNG seed)."""
+    return int(_uniform(seed, np.array([i]), stream)[0] * float(2**53))
+
+
 def _bin(values: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
     if hi <= lo:
         return np.zeros(len(values), dtype=np.int64)
