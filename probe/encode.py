@@ -160,15 +160,17 @@ def manifest_dict(manifest: Any) -> dict[str, Any]:
 
 
 def _manifest_kinds(manifest: Any) -> dict[str, str | None]:
-    """Attribute name -> declared kind ("categorical" / "continuous" / None when unknown)."""
-    names = list(getattr(manifest, "attribute_names", None) or [])
-    kinds: dict[str, str | None] = {n: None for n in names}
+    """Attribute name -> declared kind ("categorical" / "continuous" / None when unknown), in the
+    manifest's order (declared attributes, then those its corruption partitions add)."""
+    kinds = getattr(manifest, "attribute_kinds", None)
+    if isinstance(kinds, Mapping):
+        return {str(k): None if v is None else str(v) for k, v in kinds.items()}
+    out: dict[str, str | None] = {str(n): None for n in getattr(manifest, "attribute_names", None) or []}
     for spec in getattr(manifest, "attributes", None) or []:
-        name = getattr(spec, "name", None) or (spec.get("name") if isinstance(spec, Mapping) else None)
-        kind = getattr(spec, "kind", None) or (spec.get("kind") if isinstance(spec, Mapping) else None)
+        name = getattr(spec, "name", None)
         if name is not None:
-            kinds[str(name)] = None if kind is None else str(kind)
-    return kinds
+            out[str(name)] = getattr(spec, "kind", None)
+    return out
 
 
 def _value_type(value: Any) -> str:
@@ -237,16 +239,14 @@ class _Batch:
 
 
 def _collate(items: list[tuple[int, Any]]) -> _Batch:
-    """Drop skipped items, stack the images ``[b, 3, H, W]`` and keep index / ref / attrs per image."""
-    kept = [(i, x) for i, x in items if x is not None]
-    images = torch.stack([x["image"] for _, x in kept]) if kept else None
-    return _Batch(
-        index=[i for i, _ in kept],
-        images=images,
-        refs=[str(x.get("ref", i)) for i, x in kept],
-        attrs=[x.get("attrs") or {} for _, x in kept],
-        skipped=len(items) - len(kept),
-    )
+    """Drop skipped items and stack the images ``[b, 3, H, W]`` (``probe.data.collate_skip_none``),
+    keeping the global index of every image that is left."""
+    from probe.data import collate_skip_none
+
+    b = collate_skip_none([x for _, x in items])
+    index = [i for i, x in items if x is not None]
+    return _Batch(index=index, images=b.images if index else None, refs=[str(r) for r in b.refs],
+                  attrs=list(b.attrs), skipped=int(b.skipped))
 
 
 def auto_workers(local_world: int = 1) -> int:
