@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from probe.data import world
-from probe.data.corruptions import CORRUPTIONS, MAX_SEVERITY, corrupt, corruption_parameter
+from probe.data.corruptions import (
+    CORRUPTIONS,
+    MAX_SEVERITY,
+    corrupt,
+    corruption_parameter,
+)
 
 SEVERITIES = [0, 1, 2, 3, 4, 5]
 
