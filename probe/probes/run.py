@@ -58,9 +58,10 @@ class ProbeResult:
     def heatmap(self, probe: str, value: str = "value") -> pd.DataFrame:
         return heatmap_frame(self.table, probe, value)
 
-    def save(self, out_dir: str | Path) -> dict[str, Path]:
+    def save(self, out_dir: str | Path, extra_config: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write ``probes.csv``, ``probes.parquet``, ``semantic_map.json``, ``disentanglement.csv``
-        and ``config.json`` under ``out_dir``; returns name -> path."""
+        and ``config.json`` (settings, seed, attributes, timings, plus ``extra_config``) under
+        ``out_dir``; returns name -> path."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -74,7 +75,7 @@ class ProbeResult:
         self.table.to_parquet(paths["table_parquet"], index=False)
         paths["semantic_map"].write_text(self.semantic_map.to_json())
         self.disentanglement.to_csv(paths["disentanglement"], index=False)
-        cfg = {**self.config, "attributes": self.attributes, "skipped": self.skipped, "timings_s": self.timings,
+        cfg = {**self.config, **(extra_config or {}), "attributes": self.attributes, "skipped": self.skipped, "timings_s": self.timings,
                "cpu_timings_s": self.cpu_timings}
         paths["config"].write_text(json.dumps(cfg, indent=2, default=str))
         return paths

@@ -1,0 +1,34 @@
+"""Codebook usage per position: how many codes a position uses and how evenly."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def codebook_usage(tokens: np.ndarray, num_codes: int | None = None) -> pd.DataFrame:
+    """Per position of ``tokens [M, N]``: ``used_codes``, ``perplexity`` (exp of the id entropy, nats),
+    ``top1_share`` (frequency of the most common code) and ``usage_fraction`` (used / K)."""
+    tokens = np.asarray(tokens)
+    m, n_pos = tokens.shape
+    k = int(num_codes if num_codes is not None else tokens.max() + 1)
+    counts = np.bincount((tokens + np.arange(n_pos)[None, :] * k).ravel(), minlength=n_pos * k).reshape(n_pos, k)
+    p = counts / m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
+    used = (counts > 0).sum(1)
+    return pd.DataFrame({
+        "position": np.arange(n_pos),
+        "used_codes": used,
+        "perplexity": np.exp(ent),
+        "top1_share": p.max(1),
+        "usage_fraction": used / k,
+    })
+
+
+def code_frequencies(tokens: np.ndarray, num_codes: int | None = None) -> np.ndarray:
+    """``[N, K]`` code frequencies per position, each row sorted in decreasing order (rank-frequency)."""
+    tokens = np.asarray(tokens)
+    m, n_pos = tokens.shape
+    k = int(num_codes if num_codes is not None else tokens.max() + 1)
+    counts = np.bincount((tokens + np.arange(n_pos)[None, :] * k).ravel(), minlength=n_pos * k).reshape(n_pos, k)
+    return -np.sort(-counts, axis=1) / m

@@ -1,0 +1,75 @@
+"""Figures: each function takes computed data and returns a Figure; save_figure writes PNG + SVG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from probe.probes import run_probes
+from probe.probes.synthetic import planted_tokens
+from probe.probes.usage import code_frequencies, codebook_usage
+from probe.viz import codebook_usage_figure, position_umap, probe_heatmap, save_figure, summary_figure
+
+
+@pytest.fixture(scope="module")
+def probed():
+    data = planted_tokens(800, 6, 64, planted={"a": ("categorical", 3, 4)}, null={"z": ("continuous", 4)}, seed=0)
+    res = run_probes(data.tokens, data.attributes, features=data.features, codebook=data.codebook,
+                     permutations=40, progress=False)
+    return data, res
+
+
+def test_codebook_usage_known_answers() -> None:
+    tokens = np.array([[0, 1], [0, 2], [0, 3], [0, 1]])
+    u = codebook_usage(tokens, num_codes=4)
+    assert list(u.used_codes) == [1, 3]
+    assert u.perplexity[0] == pytest.approx(1.0)
+    p = np.array([0.5, 0.25, 0.25])
+    assert u.perplexity[1] == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+    assert u.top1_share[1] == pytest.approx(0.5)
+    np.testing.assert_allclose(code_frequencies(tokens, 4)[1], [0.5, 0.25, 0.25, 0.0])
+
+
+def test_heatmap_marks_significant_cells(probed) -> None:
+    _, res = probed
+    fig = probe_heatmap(res.table, "ami")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    n_sig = int(((res.table.probe == "ami") & (res.table.position >= 0) & (res.table.q_value < 0.05)).sum())
+    assert n_sig >= 1
+    dots = [c for c in ax.collections if c.get_offsets().shape[0] and c.__class__.__name__ == "PathCollection"]
+    assert sum(len(c.get_offsets()) for c in dots) == n_sig
+    # rows are attributes, columns positions
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "z"]
+    assert len(ax.get_xticklabels()) == 6
+    probe_heatmap(res.table, "var_logratio")  # diverging colour map path
+
+
+def test_summary_usage_and_save(probed, tmp_path: Path) -> None:
+    data, res = probed
+    usage = codebook_usage(data.tokens, 64)
+    figs = {
+        "summary": summary_figure(res.table, res.semantic_map, res.disentanglement, usage),
+        "usage": codebook_usage_figure(usage, code_frequencies(data.tokens, 64)),
+    }
+    for name, fig in figs.items():
+        assert isinstance(fig, Figure)
+        paths = save_figure(fig, tmp_path / "figs" / name)
+        assert [p.suffix for p in paths] == [".png", ".svg"]
+        assert all(p.stat().st_size > 1000 for p in paths)
+        assert paths[1].read_text()[:200].lstrip().startswith("<?xml")
+
+
+def test_position_umap_panels_with_given_embeddings(probed) -> None:
+    data, _ = probed
+    rng = np.random.default_rng(0)
+    emb = {4: rng.standard_normal((200, 2)), 1: rng.standard_normal((200, 2))}
+    fig = position_umap(data.features, data.attributes["a"], [4, 1], attribute="a", max_points=200, embeddings=emb)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["position 4", "position 1"]
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 3
+    fig = position_umap(data.features, data.attributes["z"], [4], attribute="z", max_points=200, embeddings={4: emb[4]})
+    assert len(fig.axes) == 2  # panel + colour bar for a continuous attribute
+    with pytest.raises(ValueError, match="rows"):
+        position_umap(data.features[:10], data.attributes["a"], [0], embeddings=emb)
