@@ -1,0 +1,26 @@
+"""The main job end to end (plumbing with a random-weight tokenizer; the shipped model is
+checked for semantics in the tokenizer's own tests)."""
+import json
+
+import pandas as pd
+
+from probe.demo import DemoConfig, run_demo
+
+
+def test_demo_writes_tables_map_and_figures_and_finds_no_null(tmp_path):
+    cfg = DemoConfig(out=tmp_path / "demo", tokenizer="titok-tiny", random_init=True, images=192,
+                     permutations=30, batch_size=64)
+    res = run_demo(cfg)
+    assert len(res.store) == 192
+    for key in ("table_csv", "semantic_map", "summary", "heatmap", "summary_page", "config"):
+        assert res.paths[key].exists(), key
+    # keep_default_na=False: an attribute is literally named "null", which pandas would read as NaN
+    summary = pd.read_csv(res.paths["summary"], keep_default_na=False)
+    assert {"shape", "lighting", "bg_blur", "global_blur", "null"} <= set(summary["attribute"])
+    # the null factor is never rendered: no position may carry it
+    assert summary.set_index("attribute").loc["null", "significant"] in (False, "False")
+    smap = json.loads(res.paths["semantic_map"].read_text())
+    assert len(smap["by_position"]) == 32
+    # a second run resumes the finished store instead of re-encoding
+    res2 = run_demo(cfg)
+    assert (res2.store.tokens == res.store.tokens).all()
