@@ -95,7 +95,7 @@ def summarize(semantic_map: Any, attributes: list[str]) -> pd.DataFrame:
 def run_demo(cfg: DemoConfig | None = None) -> DemoResult:
     """Run the demo and return its data; see the module docstring."""
     import probe
-    from probe.data.world import factor_specs, WorldConfig
+    from probe.data.world import WorldConfig, factor_specs
     from probe.encode import tokenize_manifest
 
     cfg = cfg or DemoConfig()
