@@ -100,3 +100,4 @@ def expected_mutual_info(a_values: np.ndarray, a_mult: np.ndarray, b: np.ndarray
                 nij += 1.0
         emi += a_mult[u] * term_u
     return emi
+

@@ -66,7 +66,8 @@ class RidgeDesign:
         self.folds = np.asarray(folds)
         self.fold_values = np.unique(self.folds)
         self.rows = [np.flatnonzero(self.folds == f) for f in self.fold_values]
-        grams = np.stack([np.matmul(self.d[:, r].transpose(0, 2, 1), self.d[:, r]) for r in self.rows])
+        self.d_fold = [np.ascontiguousarray(self.d[:, r]) for r in self.rows]  # sliced once, reused per attribute
+        grams = np.stack([np.matmul(df.transpose(0, 2, 1), df) for df in self.d_fold])
         total = grams.sum(0)
         self.alpha = float(alpha)
         self.train_gram = total[None] - grams  # [F, B, C+1, C+1]
@@ -83,12 +84,12 @@ class RidgeDesign:
     def oof_predict(self, y: np.ndarray) -> np.ndarray:
         """``[B, m, T]`` out-of-fold predictions of targets ``y [m, T]``."""
         y = np.asarray(y, dtype=np.float64)
-        per_fold = [np.matmul(self.d[:, r].transpose(0, 2, 1), y[r]) for r in self.rows]  # [B, C+1, T]
+        per_fold = [np.matmul(df.transpose(0, 2, 1), y[r]) for df, r in zip(self.d_fold, self.rows)]  # [B, C+1, T]
         total = sum(per_fold)
         out = np.empty((self.d.shape[0], len(y), y.shape[1]))
         for i, r in enumerate(self.rows):
             w = np.matmul(self.inv[i], total - per_fold[i])
-            out[:, r] = np.matmul(self.d[:, r], w)
+            out[:, r] = np.matmul(self.d_fold[i], w)
         return out
 
 
@@ -100,7 +101,7 @@ class RidgeDesign:
         from one product with the one-hot labels, the Gram matrices are shared.
         """
         onehot = np.eye(num_levels)[y]
-        per_fold = [np.matmul(self.d[:, r].transpose(0, 2, 1), onehot[r]) for r in self.rows]  # [B, C+1, L]
+        per_fold = [np.matmul(df.transpose(0, 2, 1), onehot[r]) for df, r in zip(self.d_fold, self.rows)]  # [B, C+1, L]
         total = sum(per_fold)
         c = self.d.shape[2] - 1
         out = np.empty((self.d.shape[0], len(y), num_levels))
@@ -114,7 +115,7 @@ class RidgeDesign:
             cov = scatter / max(n_train - present.sum(), 1.0) + (self.alpha / n_train) * np.eye(c)[None]
             w = np.linalg.solve(cov, mu)  # [B, C, L]
             b = -0.5 * (mu * w).sum(1)  # [B, L]; equal priors: no log-prior term
-            scores = np.matmul(self.d[:, r, :c], w) + b[:, None, :]
+            scores = np.matmul(self.d_fold[i][..., :c], w) + b[:, None, :]
             scores[..., ~present] = -np.inf  # a class absent from training is never predicted
             out[:, r] = scores
         return out
