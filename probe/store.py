@@ -67,19 +67,21 @@ def config_hash(identity: Mapping[str, Any]) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages whose behaviour shapes a store's contents."""
-    import importlib
+    """Versions of the packages whose behaviour shapes a store's contents (from the installed
+    distributions' metadata, so nothing heavy is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {}
-    for name in ("probe", "torch", "numpy", "pyarrow", "datasets", "torchvision", "PIL"):
+    for dist in ("tokenprobe", "torch", "numpy", "pyarrow", "datasets", "torchvision", "pillow"):
         try:
-            out[name] = str(getattr(importlib.import_module(name), "__version__", "?"))
-        except Exception:  # an optional package that is absent is recorded, not fatal
-            out[name] = "absent"
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
     return out
 
 
 def chunk_name(chunk_id: int) -> str:
+    """File name of chunk ``chunk_id`` inside ``chunks/``."""
     return f"chunk-{chunk_id:05d}.arrow"
 
 
@@ -125,6 +127,8 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def read_header(path: Path) -> dict[str, Any]:
+    """The validated ``header.json`` of the store in ``path`` (a :class:`StoreError` names what is wrong)."""
+    path = Path(path)
     hp = path / HEADER
     if not path.exists():
         raise StoreError(f"no token store at {path}: the folder does not exist")
@@ -273,7 +277,8 @@ class StoreWriter:
 
 
 def list_chunks(path: Path) -> set[int]:
-    d = path / CHUNK_DIR
+    """Ids of the finished chunks in ``path`` (every ``chunks/chunk-NNNNN.arrow`` present)."""
+    d = Path(path) / CHUNK_DIR
     if not d.is_dir():
         return set()
     return {cid for name in os.listdir(d) if (cid := _chunk_id(name)) is not None}
@@ -516,6 +521,16 @@ class TokenStore:
     @property
     def attribute_names(self) -> list[str]:
         return list(self.header["attributes"])
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest (as a dict) the images came from."""
+        return dict(self.header[IDENTITY_KEY].get("manifest") or {})
+
+    @property
+    def tokenizer(self) -> dict[str, Any]:
+        """What identifies the tokenizer: class, config, sizes, weight fingerprint."""
+        return dict(self.header[IDENTITY_KEY].get("tokenizer") or {})
 
     @property
     def skipped(self) -> int:

@@ -129,13 +129,20 @@ def test_skipped_images_are_counted_and_left_out(monkeypatch: pytest.MonkeyPatch
 
 
 def test_cli_tokenize_writes_and_reports_the_store(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from probe.cli import main
+    import argparse
 
+    from probe.commands import tokenize as cmd
+
+    # the command module itself (probe.cli.main would also import every other command)
+    parser = argparse.ArgumentParser(prog="tokenprobe tokenize")
+    cmd.add_arguments(parser)
     out = tmp_path / "cli"
-    rc = main(["tokenize", "--manifest", str(WORLD), "--tokenizer", "titok-tiny", "--random-init",
-               "--out", str(out), "--limit", "16", "--chunk-size", "8", "--workers", "0", "--device", "cpu",
-               "--no-progress"])
-    assert rc == 0
+    args = parser.parse_args(["--manifest", str(WORLD), "--tokenizer", "titok-tiny", "--random-init",
+                              "--out", str(out), "--limit", "16", "--chunk-size", "8", "--workers", "0",
+                              "--device", "cpu", "--no-progress"])
+    assert cmd.NAME == "tokenize" and cmd.run(args) == 0
     printed = capsys.readouterr().out
     assert f"token store: {out} (16 images, 32 tokens x 16 dims" in printed
-    assert len(TokenStore.open(out)) == 16
+    store = TokenStore.open(out)
+    assert len(store) == 16 and store.header["tokenizer_id"] == "titok-tiny"
+    assert len(list((out / CHUNK_DIR).glob("chunk-*.arrow"))) == 2
