@@ -4,11 +4,22 @@ Entry point: :func:`run_probes` (a token store or plain arrays) -> :class:`Probe
 Modules, one job each: ``data`` (inputs), ``information`` (MI / AMI / Cramer's V), ``stats``
 (eta^2, variance change, rank correlation), ``linear`` (cross-validated linear probes),
 ``significance`` (permutation p, BH q), ``disentanglement`` (MIG, modularity, DCI, SAP),
-``semantic_map``, ``run`` (the orchestration), ``kernels`` (compiled inner loops).
+``semantic_map``, ``usage`` (codebook usage per position), ``synthetic`` (planted test data),
+``run`` (the orchestration), ``kernels`` (compiled inner loops).
+
+Example::
+
+    from probe.probes import run_probes
+    res = run_probes(tokens, attributes_df, features=features, codebook=codebook)  # or run_probes(store)
+    res.table                              # long table: position, attribute, probe, value, ..., q_value
+    res.semantic_map.by_attribute["blur"]  # positions ranked by adjusted MI, with q-values
+    res.heatmap("ami")                     # position x attribute frame
+    res.save("runs/x/probes")
 """
 from probe.probes.config import ALL_PROBES, ProbeConfig
 from probe.probes.run import ALL_POSITIONS, TABLE_COLUMNS, ProbeResult, heatmap_frame, run_probes
 from probe.probes.semantic_map import SemanticMap
+from probe.probes.usage import code_frequencies, codebook_usage
 
 __all__ = [
     "ALL_POSITIONS",
@@ -17,6 +28,8 @@ __all__ = [
     "ProbeResult",
     "SemanticMap",
     "TABLE_COLUMNS",
+    "code_frequencies",
+    "codebook_usage",
     "heatmap_frame",
     "run_probes",
 ]

@@ -33,8 +33,9 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, alpha: float = 0.
         annotate = values.size <= 160
     diverging = probe == "var_logratio"
     vmax = float(np.nanmax(np.abs(values.to_numpy()))) if values.size else 1.0
+    fmt = ".3f" if vmax < 0.1 else ".2f"  # adjusted MI and eta^2 are often small
     sns.heatmap(
-        values, ax=ax, cmap=cmap or ("vlag" if diverging else "rocket_r"), annot=annotate, fmt=".2f",
+        values, ax=ax, cmap=cmap or ("vlag" if diverging else "rocket_r"), annot=annotate, fmt=fmt,
         annot_kws={"fontsize": 6}, center=0.0 if diverging else None,
         vmin=-vmax if diverging else None, vmax=vmax if diverging else None,
         cbar_kws={"label": PROBE_LABELS.get(probe, probe)}, linewidths=0.2, linecolor="white",
