@@ -11,10 +11,14 @@ from matplotlib.figure import Figure
 
 def umap_embedding(x: np.ndarray, *, n_neighbors: int = 10, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
     """``[m, 2]`` UMAP of ``x [m, C]`` (seeded, so single-threaded and repeatable)."""
+    import warnings
+
     import umap  # imported lazily: it compiles numba code on first use
 
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_components=2)
-    return reducer.fit_transform(np.asarray(x, dtype=np.float32))
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_components=2, n_jobs=1)
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeded UMAP is single-threaded by design
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return reducer.fit_transform(np.asarray(x, dtype=np.float32))
 
 
 def position_umap(
