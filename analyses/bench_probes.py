@@ -77,6 +77,7 @@ def main() -> None:
         "breakdown_cpu_s": {k: round(v, 2) for k, v in sorted(res.cpu_timings.items(), key=lambda kv: -kv[1])},
         "table_rows": len(res.table),
         "planted_top1_correct": {a: hits[a] == data.truth[a] for a in hits},
+        "discoveries_q05": int((t["q_value"] < 0.05).sum()),
         "null_discoveries_q05": null_discoveries,
         "null_discovery_cells": null_hits[["position", "attribute", "probe", "value", "null_mean", "p_value", "q_value"]]
         .to_dict("records"),
