@@ -176,7 +176,20 @@ def run_probes(
     Benjamini-Hochberg per probe over all its (position, attribute) cells. The semantic map ranks
     positions by ``config.rank_by`` (default ``ami``, chance-corrected MI with sklearn semantics;
     its p-value is the MI permutation p-value, the two being monotone in each other once the
-    margins are fixed). Disentanglement metrics: see :mod:`probe.probes.disentanglement`.
+    margins are fixed). Where the observed statistic beats every permutation, the p-value is a
+    moment-matched gamma tail (``ProbeConfig.tail``; Cramer's V excepted), so strong effects are not
+    all tied at ``1 / (permutations + 1)``.
+
+    Linear probes: equal-prior shrunk LDA (classification) and ridge (regression, continuous
+    attributes), 5-fold CV on a seeded subsample of at most ``linear_max_samples`` = 20,000 rows;
+    ``linear_acc_ids`` is the closed-form class-balanced ridge on the one-hot id (all rows of the
+    subsample). Their ``null_mean`` is chance (1/L for balanced accuracy, 0 for R^2), p is NaN.
+
+    Disentanglement metrics (:mod:`probe.probes.disentanglement`), positions as codes: MIG and
+    modularity from the plug-in MI of the ids (all rows; ``*_adjusted``: MI minus its permutation
+    mean), SAP from ``linear_acc_ids``' plain accuracy, DCI from |ridge weights| on the codebook
+    embeddings (features without a codebook) with disentanglement_lib's 10,000 / 5,000 train / test
+    rows (``dci_importance="gbt"``: its GradientBoostingClassifier, slow).
     """
     cfg = config or ProbeConfig(permutations=permutations, seed=seed, probes=tuple(probes))
     timer = _Timer()
