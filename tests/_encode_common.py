@@ -57,6 +57,7 @@ def assert_same_store(a: Path, b: Path) -> None:
     np.testing.assert_array_equal(sa.tokens, sb.tokens)
     assert sa.features.tobytes() == sb.features.tobytes()
     assert sa.attributes.equals(sb.attributes)
+    np.testing.assert_array_equal(sa.codebook, sb.codebook)
     assert list_chunks(a) == list_chunks(b)
     for f in sorted((a / CHUNK_DIR).glob("chunk-*.arrow")):
         assert f.read_bytes() == (b / CHUNK_DIR / f.name).read_bytes(), f.name

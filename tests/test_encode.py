@@ -146,3 +146,35 @@ def test_cli_tokenize_writes_and_reports_the_store(tmp_path: Path, capsys: pytes
     store = TokenStore.open(out)
     assert len(store) == 16 and store.header["tokenizer_id"] == "titok-tiny"
     assert len(list((out / CHUNK_DIR).glob("chunk-*.arrow"))) == 2
+
+
+def test_single_process_resumes_a_killed_multi_process_run(reference: Path, tmp_path: Path) -> None:
+    """Shards left by a killed torchrun run (rank 0 had chunks 0 and 2, rank 1 chunk 1) are kept:
+    a one-process run encodes only the missing chunk, merges the shards and removes them."""
+    import json
+    import shutil
+
+    from probe.encode import SHARD_DIR, tokenize_manifest
+
+    out = tmp_path / "store"
+    (out / CHUNK_DIR).mkdir(parents=True)
+    header = json.loads((reference / "header.json").read_text())
+    (out / "header.json").write_text(json.dumps(header))
+    for rank, chunks in ((0, [0, 2]), (1, [1])):
+        shard = out / SHARD_DIR / f"rank-{rank:05d}"
+        (shard / CHUNK_DIR).mkdir(parents=True)
+        (shard / "header.json").write_text(json.dumps(dict(header, shard={"rank": rank, "world_size": 2})))
+        for c in chunks:
+            name = f"chunk-{c:05d}.arrow"
+            shutil.copyfile(reference / CHUNK_DIR / name, shard / CHUNK_DIR / name)
+    written: list[int] = []
+    tok = probe.load_tokenizer("titok-tiny", random_init=True, seed=0, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tokenize_manifest(WORLD, tok, out, device="cpu", batch_size=BATCH, num_workers=0, chunk_size=CHUNK,
+                          limit=LIMIT, progress=False, on_chunk=lambda c, p: written.append(c))
+    finally:
+        torch.set_num_threads(threads)
+    assert written == [3] and not (out / SHARD_DIR).exists()
+    assert_same_store(reference, out)
