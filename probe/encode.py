@@ -24,9 +24,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,9 +42,9 @@ from probe.store import (
     TokenStore,
     check_compatible,
     list_chunks,
-    read_header,
     make_header,
     open_for_writing,
+    read_header,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class _Dist:
     owns_group: bool = False  # we initialised the process group, so we tear it down
 
     @classmethod
-    def from_env(cls, device: torch.device) -> "_Dist":
+    def from_env(cls, device: torch.device) -> _Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()

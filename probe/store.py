@@ -30,10 +30,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -254,9 +255,8 @@ class StoreWriter:
         table = pa.Table.from_arrays(list(columns.values()), schema=self.schema)
         final = self.path / CHUNK_DIR / chunk_name(chunk_id)
         tmp = _tmp_name(final)
-        with pa.OSFile(str(tmp), "wb") as sink:
-            with pa.ipc.new_stream(sink, self.schema) as writer:
-                writer.write_table(table)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
+            writer.write_table(table)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         _commit_file(tmp, final)
@@ -429,7 +429,7 @@ class TokenStore:
 
     # -- construction -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False) -> "TokenStore":
+    def open(cls, path: str | os.PathLike, *, allow_incomplete: bool = False) -> TokenStore:
         """Open the store in ``path``; raises :class:`StoreError` naming the folder or file at fault."""
         path = Path(path)
         header = read_header(path)
@@ -449,7 +449,7 @@ class TokenStore:
     @staticmethod
     def merge(
         shard_paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, move: bool = False
-    ) -> "TokenStore":
+    ) -> TokenStore:
         """Merge shard stores (same identity and chunk plan) into one store at ``out``.
 
         Rows end up ordered by global image index (chunk ``c`` holds indices
@@ -562,7 +562,7 @@ class TokenStore:
         return self._column("index").to_numpy()
 
     @cached_property
-    def attributes(self) -> "Any":
+    def attributes(self) -> Any:
         """pandas DataFrame: ``index``, ``ref`` and one column per attribute, one row per image."""
         cols = ["index", "ref", *self.header["attributes"]]
         if not self._tables:
@@ -584,7 +584,7 @@ class TokenStore:
             raise StoreError(f"corrupt codebook file {f}: {exc}") from exc
 
     @property
-    def dataset(self) -> "Any":
+    def dataset(self) -> Any:
         """All rows as one memory-mapped :class:`datasets.Dataset` (for ``.map``, ``.filter``, hub upload)."""
         from datasets import Dataset, concatenate_datasets
 

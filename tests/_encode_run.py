@@ -49,7 +49,7 @@ def main() -> None:
     on_chunk = None
     k = args.kill_after
     if args.kill_at == "chunk":
-        on_chunk = lambda chunk, path: _die() if chunk == k else None  # noqa: E731
+        on_chunk = lambda chunk, path: _die() if chunk == k else None
     elif args.kill_at == "write":
         commit = store_mod._commit_file
 
@@ -63,7 +63,7 @@ def main() -> None:
     elif args.kill_at == "encode":
         encode, calls = tok.encode, [0]
 
-        def encode_or_die(images: torch.Tensor):  # noqa: ANN202
+        def encode_or_die(images: torch.Tensor):
             if calls[0] == k:
                 _die()
             calls[0] += 1

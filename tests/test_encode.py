@@ -116,7 +116,7 @@ def test_skipped_images_are_counted_and_left_out(monkeypatch: pytest.MonkeyPatch
         def __len__(self) -> int:
             return len(self.ds)
 
-        def __getitem__(self, i: int):  # noqa: ANN204
+        def __getitem__(self, i: int):
             return None if i in bad else self.ds[i]
 
     monkeypatch.setattr(probe.data, "dataset_from_manifest", lambda m, resolution: Holes(real(m, resolution)))
