@@ -10,7 +10,9 @@ A compact stand-in for the future swap engine (probe/swap), written for issue 4:
    hue: the opposite quarter of the hue circle), pair them, copy the token at the top position from the
    high-end image into the low-end image, decode, and measure the attribute on pixels.
    moved = (mean measured after swap - mean low decoded) / (mean high decoded - mean low decoded).
-   The same for random other positions (mean over ``--n-random``).
+   The same for random other positions (mean over ``--n-random``). When the decoded images keep less than
+   10% of the factor's end-to-end gap measured on the originals, the factor is not reconstructed at all and
+   the fractions are reported as NaN (a ratio of two numbers near zero).
 
 Measurers (pixels only; the object mask is the known one of the image being measured):
 - lighting: mean luminance (Rec. 601 weights) of the whole image;
@@ -39,6 +41,8 @@ import torch
 import torch.nn.functional as F
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null")
+# below this decoded/original end-to-end gap the factor counts as not reconstructed (moved fractions NaN)
+MIN_GAP_RATIO = 0.1
 
 
 def load_model(spec: str) -> tuple[torch.nn.Module, dict]:
@@ -212,6 +216,10 @@ def localization(model: torch.nn.Module, world: dict, *, n: int = 2000, seed: in
             row["gap_decoded"] = float((m_hi.double().mean(0) - m_lo.double().mean(0)).norm())
             row["gap_original"] = float((meas(images[hi_idx], masks[hi_idx]).double().mean(0)
                                          - meas(images[lo_idx], masks[lo_idx]).double().mean(0)).norm())
+            # a factor the decoder does not reproduce has no gap to move: its fractions are noise over ~0
+            row["gap_ratio"] = row["gap_decoded"] / max(row["gap_original"], 1e-12)
+            if row["gap_ratio"] < MIN_GAP_RATIO:
+                row.update(moved_top=float("nan"), moved_random_mean=float("nan"))
             if all_positions:
                 extras.setdefault("moved_all", {})[factor] = [round(moved_at(p), 4) for p in range(n_tok)]
         rows.append(row)

@@ -53,6 +53,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(TrainConfig.from_dict(raw), out, resume=True, command=command)
 
 
+from localization import MIN_GAP_RATIO  # noqa: E402  (HERE is on sys.path)
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
     from localization import load_model, localization
 
@@ -77,8 +80,12 @@ def sweep_table(root: Path, configs: list[str]) -> pd.DataFrame:
         out = run_dir(root, cfg)
         rec = json.loads((out / "model.json").read_text())
         extras = json.loads((out / "localization.json").read_text())
-        loc = pd.read_csv(out / "localization.csv")
+        loc = pd.read_csv(out / "localization.csv", keep_default_na=False, na_values=[""])  # "null" is a factor name
         n, k = parse(cfg)
+        if "gap_ratio" not in loc:  # tables measured before the gap check was added
+            loc["gap_ratio"] = loc["gap_decoded"] / loc["gap_original"]
+            low = loc["gap_ratio"] < MIN_GAP_RATIO
+            loc.loc[low, ["moved_top", "moved_random_mean"]] = float("nan")
         for r in loc.to_dict("records"):
             rows.append({"config": cfg, "tokens": n, "codebook": k, "psnr": round(extras["psnr"], 3),
                          "steps": rec["training"]["steps"], "train_minutes": rec["training"]["wall_minutes"],
@@ -93,16 +100,25 @@ def sweep_figure(table: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    factors = [f for f in table["factor"].unique() if table.loc[table.factor == f, "moved_top"].notna().any()]
+    factors = [f for f in table["factor"].unique() if f != "null"]
     fig, axes = plt.subplots(1, len(factors) + 1, figsize=(3.4 * (len(factors) + 1), 3.4))
     for ax, f in zip(axes, factors):
         sub = table[table.factor == f]
-        ax.axhspan(0.5, max(1.05, float(sub.moved_top.max()) + 0.05), color="tab:green", alpha=0.08, lw=0)
+        vals = pd.concat([sub.moved_top, sub.moved_random_mean]).dropna()
+        lo = min(-0.2, float(vals.min()) - 0.05) if len(vals) else -0.2
+        hi = max(1.1, float(vals.max()) + 0.05) if len(vals) else 1.1
+        ax.axhspan(0.5, hi, color="tab:green", alpha=0.08, lw=0)
+        ax.set_ylim(lo, hi)
+        ax.set_xlim(table.psnr.min() - 0.3, table.psnr.max() + 0.6)
         ax.scatter(sub.psnr, sub.moved_top, c="tab:blue", label="top position")
         ax.scatter(sub.psnr, sub.moved_random_mean, c="tab:gray", marker="x", label="random position")
         for r in sub.itertuples():
             ax.annotate(r.config, (r.psnr, r.moved_top), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(0.5, color="tab:green", lw=0.8, ls="--")
+        missing = sub[sub.moved_top.isna()]
+        for r in missing.itertuples():
+            ax.annotate(f"{r.config}: not reconstructed", (0.02, 0.95 - 0.07 * list(missing.index).index(r.Index)),
+                        xycoords="axes fraction", fontsize=6, color="tab:red", va="top")
         ax.set_title(f"{f}")
         ax.set_xlabel("held-out PSNR (dB)")
         ax.set_ylabel("moved fraction of the gap")

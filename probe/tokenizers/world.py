@@ -13,6 +13,7 @@ The continuous twin (``quantize=False``) is the same network with the code looku
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -42,6 +43,12 @@ class WorldTokenizerConfig:
         stem_channels: channels of the full-resolution 3x3 conv before patchifying.
         head_channels: channels per pixel after the pixel-shuffle head, fed to the conv refiner.
         refine_channels: hidden channels of the conv refiner (0 disables it: a plain linear patch head).
+        pos_init_std: init std of the position embeddings and learned tokens. TiTok's 0.02 leaves the
+            attention blind to position for hundreds of steps at this scale (reconstructions stay flat colour);
+            ~1 lets latents read where things are from the first steps.
+        stem: "patch" (one 3x3 conv, then a patchify conv) or "conv" (a pyramid of stride-2 convs).
+        head: "shuffle" (linear to pixels per patch, pixel shuffle, conv refiner) or "conv" (a pyramid of
+            nearest-upsample + 3x3 conv stages from the patch grid to full resolution).
     """
 
     image_size: int = 32
@@ -58,8 +65,16 @@ class WorldTokenizerConfig:
     stem_channels: int = 32
     head_channels: int = 16
     refine_channels: int = 32
+    stem: str = "patch"
+    head: str = "shuffle"
+    pos_init_std: float = 0.02
 
     def __post_init__(self) -> None:
+        if self.stem not in ("patch", "conv") or self.head not in ("shuffle", "conv"):
+            raise ValueError(f"WorldTokenizerConfig: stem must be 'patch' or 'conv' (got {self.stem!r}), "
+                             f"head 'shuffle' or 'conv' (got {self.head!r})")
+        if (self.stem == "conv" or self.head == "conv") and self.patch_size & (self.patch_size - 1):
+            raise ValueError(f"WorldTokenizerConfig: conv stem/head need a power-of-two patch_size, got {self.patch_size}")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"WorldTokenizerConfig: image_size={self.image_size} is not a multiple of patch_size={self.patch_size}"
@@ -96,6 +111,28 @@ def _transformer(width: int, depth: int, heads: int, mlp_ratio: float) -> nn.Tra
     return nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
 
 
+def _conv_pyramid_down(c0: int, width: int, patch: int) -> nn.Sequential:
+    """3x3 conv to ``c0`` channels, then log2(patch) stride-2 4x4 convs growing to ``width``: [B,3,H,W] -> [B,width,H/p,W/p]."""
+    n = int(math.log2(patch))
+    chans = [c0] + [int(round(c0 + (width - c0) * (i + 1) / n)) for i in range(n)]
+    layers: list[nn.Module] = [nn.Conv2d(3, c0, 3, padding=1), nn.GELU()]
+    for i in range(n):
+        layers += [nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1)]
+        if i < n - 1:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+def _conv_pyramid_up(width: int, c_out: int, patch: int) -> nn.Sequential:
+    """log2(patch) stages of nearest x2 upsampling + 3x3 conv + GELU, shrinking ``width`` to ``c_out`` channels."""
+    n = int(math.log2(patch))
+    chans = [width] + [int(round(width + (c_out - width) * (i + 1) / n)) for i in range(n)]
+    layers: list[nn.Module] = []
+    for i in range(n):
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(chans[i], chans[i + 1], 3, padding=1), nn.GELU()]
+    return nn.Sequential(*layers)
+
+
 class WorldTokenizer(nn.Module):
     """TiTok-style 1D tokenizer for small images; implements :class:`probe.types.Tokenizer`."""
 
@@ -108,14 +145,17 @@ class WorldTokenizer(nn.Module):
         p, w, g = cfg.patch_size, cfg.width, cfg.grid
         n_patches = g * g
         # --- encoder
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, cfg.stem_channels, 3, padding=1),
-            nn.GELU(),
-            nn.Conv2d(cfg.stem_channels, w, p, stride=p),
-        )
-        self.enc_patch_pos = nn.Parameter(torch.randn(n_patches, w) * 0.02)
-        self.latent_tokens = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
-        self.enc_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
+        if cfg.stem == "conv":
+            self.stem = _conv_pyramid_down(cfg.stem_channels, w, p)
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, cfg.stem_channels, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(cfg.stem_channels, w, p, stride=p),
+            )
+        self.enc_patch_pos = nn.Parameter(torch.randn(n_patches, w) * cfg.pos_init_std)
+        self.latent_tokens = nn.Parameter(torch.randn(cfg.num_tokens, w) * cfg.pos_init_std)
+        self.enc_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * cfg.pos_init_std)
         self.encoder = _transformer(w, cfg.enc_depth, cfg.heads, cfg.mlp_ratio)
         self.enc_norm = nn.LayerNorm(w)
         self.to_token = nn.Linear(w, cfg.token_dim)
@@ -123,12 +163,13 @@ class WorldTokenizer(nn.Module):
         self.codes = nn.Parameter(F.normalize(torch.randn(cfg.codebook_size, cfg.token_dim), dim=-1))
         # --- decoder
         self.from_token = nn.Linear(cfg.token_dim, w)
-        self.dec_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * 0.02)
-        self.mask_tokens = nn.Parameter(torch.randn(n_patches, w) * 0.02)
+        self.dec_latent_pos = nn.Parameter(torch.randn(cfg.num_tokens, w) * cfg.pos_init_std)
+        self.mask_tokens = nn.Parameter(torch.randn(n_patches, w) * cfg.pos_init_std)
         self.decoder = _transformer(w, cfg.dec_depth, cfg.heads, cfg.mlp_ratio)
         self.dec_norm = nn.LayerNorm(w)
         hc = cfg.head_channels
-        self.to_pixels = nn.Linear(w, p * p * hc)
+        self.up: nn.Module | None = _conv_pyramid_up(w, hc, p) if cfg.head == "conv" else None
+        self.to_pixels = nn.Linear(w, p * p * hc) if cfg.head == "shuffle" else nn.Identity()
         self.rgb_skip = nn.Conv2d(hc, 3, 1)
         if cfg.refine_channels > 0:
             r = cfg.refine_channels
@@ -225,8 +266,11 @@ class WorldTokenizer(nn.Module):
         h = self.decoder(torch.cat([masks, lat], dim=1))
         h = self.dec_norm(h[:, : cfg.grid * cfg.grid])  # [B, P, W]
         p, g, hc = cfg.patch_size, cfg.grid, cfg.head_channels
-        pix = self.to_pixels(h)  # [B, P, p*p*hc]
-        pix = pix.view(b, g, g, hc, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, hc, g * p, g * p)
+        if self.up is not None:
+            pix = self.up(h.transpose(1, 2).reshape(b, -1, g, g))  # [B, hc, H, W]
+        else:
+            pix = self.to_pixels(h)  # [B, P, p*p*hc]
+            pix = pix.view(b, g, g, hc, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, hc, g * p, g * p)
         out = self.rgb_skip(pix)
         if self.refine is not None:
             out = out + self.refine(pix)

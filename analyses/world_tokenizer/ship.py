@@ -1,0 +1,64 @@
+"""Copy a trained world tokenizer into probe/zoo/ as NAME.json + NAME.safetensors, with its measured metrics.
+
+Usage:
+    python analyses/world_tokenizer/ship.py --run runs/world_tokenizer/world-32 --name world-32 \
+        --localization runs/world_tokenizer/loc_world-32.csv [--from-checkpoint]
+
+``--from-checkpoint`` exports ``last.pt`` (a run stopped before its end); otherwise ``model.safetensors``.
+The JSON is the run's ``model.json`` (zoo format, see probe/zoo/__init__.py) plus, under ``metrics``,
+the held-out PSNR and the per-factor localization figures of ``localization.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from safetensors.torch import save_file
+
+    from probe.tokenizers.train import TrainConfig, load_trained, load_checkpoint, zoo_record
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", required=True, type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--localization", type=Path, default=None, help="CSV written by localization.py (its .json next to it)")
+    ap.add_argument("--from-checkpoint", action="store_true")
+    ap.add_argument("--command", default=None, help="the training command, if the run's record lacks it")
+    args = ap.parse_args(argv)
+
+    cfg = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
+    model = load_trained(args.run, from_checkpoint=args.from_checkpoint)
+    state = load_checkpoint(args.run / "last.pt")["state"]
+    old = json.loads((args.run / "model.json").read_text()) if (args.run / "model.json").exists() else {}
+    command = args.command or old.get("training", {}).get("command")
+    metrics = dict(old.get("metrics", {}))
+    if args.localization:
+        extras = json.loads(args.localization.with_suffix(".json").read_text())
+        table = pd.read_csv(args.localization, keep_default_na=False, na_values=[""])  # "null" is a factor name
+        metrics["heldout_psnr_db"] = round(extras["psnr"], 3)
+        metrics["heldout"] = {"n_images": extras["n_images"], "world_seed": extras["seed"]}
+        metrics["localization"] = {
+            r["factor"]: {k: (None if pd.isna(v) else (round(v, 4) if isinstance(v, float) else v))
+                          for k, v in r.items() if k != "factor"}
+            for r in table.to_dict("records")
+        }
+        metrics["measured_by"] = "analyses/world_tokenizer/localization.py"
+    state.setdefault("stopped_by", "checkpoint" if args.from_checkpoint else None)
+    record = zoo_record(model, cfg, state, metrics, command)
+    zoo = ROOT / "probe" / "zoo"
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(zoo / f"{args.name}.safetensors"))
+    (zoo / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    size = (zoo / f"{args.name}.safetensors").stat().st_size / 1e6
+    print(f"shipped {args.name}: {size:.2f} MB, steps {state['step']}, metrics {list(metrics)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
