@@ -65,7 +65,7 @@ def main() -> None:
     hits = {a: res.semantic_map.top_positions(a, 1)[0] for a, p in data.truth.items() if p is not None}
     t = res.table
     null_hits = t[(t["q_value"] < 0.05) & t["attribute"].str.startswith("null")]
-    null_discoveries = int(len(null_hits))
+    null_discoveries = len(null_hits)
     report = {
         "images": args.images, "positions": args.positions, "codes": args.codes, "dim": args.dim,
         "attributes": len(data.truth), "permutations": args.permutations, "n_jobs": args.jobs,

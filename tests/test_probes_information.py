@@ -7,7 +7,13 @@ import pytest
 from scipy.stats.contingency import association
 from sklearn.metrics import adjusted_mutual_info_score, mutual_info_score
 
-from probe.probes.information import adjusted_mutual_info, contingency_grid, entropy, expected_mi, mutual_info
+from probe.probes.information import (
+    adjusted_mutual_info,
+    contingency_grid,
+    entropy,
+    expected_mi,
+    mutual_info,
+)
 
 
 def _pair(k: int, levels: int, m: int, seed: int, dep: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

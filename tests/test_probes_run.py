@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from probe.probes import ALL_POSITIONS, TABLE_COLUMNS, ProbeConfig, heatmap_frame, run_probes
+from probe.probes import (
+    ALL_POSITIONS,
+    TABLE_COLUMNS,
+    ProbeConfig,
+    heatmap_frame,
+    run_probes,
+)
 from probe.probes.synthetic import planted_tokens
 
 PLANTED = {"shape": ("categorical", 4, 2), "size": ("continuous", 4, 5)}
@@ -52,7 +58,7 @@ def test_null_attributes_yield_no_discovery(results) -> None:
 
 
 def test_table_shape_and_heatmap(results) -> None:
-    data, res = results[0]
+    _, res = results[0]
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
     assert not t.duplicated(["position", "attribute", "probe"]).any()
@@ -75,15 +81,11 @@ def test_table_shape_and_heatmap(results) -> None:
 def test_reproducible_with_seed_and_duck_typed_store() -> None:
     data = planted_tokens(600, 4, 64, planted={"a": ("categorical", 2, 1)}, null={}, seed=3)
 
-    class FakeStore:  # anything with .tokens / .attributes (/ .features / .codebook / .header)
-        tokens = data.tokens
-        attributes = data.attributes
-        features = data.features
-        codebook = data.codebook
-        header = {"attributes": {"a": "string"}}
-
+    # anything with .tokens / .attributes (/ .features / .codebook / .header) is a store
+    fake_store = SimpleNamespace(tokens=data.tokens, attributes=data.attributes, features=data.features,
+                                 codebook=data.codebook, header={"attributes": {"a": "string"}})
     cfg = ProbeConfig(permutations=50, seed=7)
-    r1 = run_probes(FakeStore(), progress=False, config=cfg)
+    r1 = run_probes(fake_store, progress=False, config=cfg)
     r2 = run_probes(data.tokens, data.attributes, features=data.features, codebook=data.codebook,
                     progress=False, config=cfg)
     pd.testing.assert_frame_equal(r1.table, r2.table)

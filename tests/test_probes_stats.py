@@ -16,7 +16,12 @@ from probe.probes.linear import (
     linear_regress_cv,
     onehot_classify_cv,
 )
-from probe.probes.stats import GroupDesign, group_permutation_stats, spearman_perm, standardized_ranks
+from probe.probes.stats import (
+    GroupDesign,
+    group_permutation_stats,
+    spearman_perm,
+    standardized_ranks,
+)
 
 
 def _eta2_direct(x: np.ndarray, lab: np.ndarray) -> float:

@@ -10,7 +10,13 @@ from matplotlib.figure import Figure
 from probe.probes import run_probes
 from probe.probes.synthetic import planted_tokens
 from probe.probes.usage import code_frequencies, codebook_usage
-from probe.viz import codebook_usage_figure, position_umap, probe_heatmap, save_figure, summary_figure
+from probe.viz import (
+    codebook_usage_figure,
+    position_umap,
+    probe_heatmap,
+    save_figure,
+    summary_figure,
+)
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     store = TokenStore.open(store_path)
     out = Path(args.out) if args.out else store_path / "probes"
-    kw = dict(permutations=args.permutations, seed=args.seed, alpha=args.alpha, dci_importance=args.dci_importance)
+    kw = {"permutations": args.permutations, "seed": args.seed, "alpha": args.alpha,
+          "dci_importance": args.dci_importance}
     if args.probes:
         kw["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
     cfg = ProbeConfig(**kw)
@@ -75,7 +76,13 @@ def run(args: argparse.Namespace) -> int:
 def _figures(res, store, usage, freqs, fig_dir: Path, args: argparse.Namespace) -> None:
     import numpy as np
 
-    from probe.viz import codebook_usage_figure, position_umap, probe_heatmap, save_figure, summary_figure
+    from probe.viz import (
+        codebook_usage_figure,
+        position_umap,
+        probe_heatmap,
+        save_figure,
+        summary_figure,
+    )
 
     per_position = sorted(set(res.table.loc[res.table.position >= 0, "probe"]))
     for probe in per_position:

@@ -17,17 +17,23 @@ Example::
     res.save("runs/x/probes")
 """
 from probe.probes.config import ALL_PROBES, ProbeConfig
-from probe.probes.run import ALL_POSITIONS, TABLE_COLUMNS, ProbeResult, heatmap_frame, run_probes
+from probe.probes.run import (
+    ALL_POSITIONS,
+    TABLE_COLUMNS,
+    ProbeResult,
+    heatmap_frame,
+    run_probes,
+)
 from probe.probes.semantic_map import SemanticMap
 from probe.probes.usage import code_frequencies, codebook_usage
 
 __all__ = [
     "ALL_POSITIONS",
     "ALL_PROBES",
+    "TABLE_COLUMNS",
     "ProbeConfig",
     "ProbeResult",
     "SemanticMap",
-    "TABLE_COLUMNS",
     "code_frequencies",
     "codebook_usage",
     "heatmap_frame",

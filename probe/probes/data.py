@@ -5,8 +5,9 @@ accepted; ``.features``, ``.codebook`` and ``.header`` are used when present.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,9 +138,8 @@ def prepare_inputs(
         raise ValueError(f"attributes has {len(attributes)} rows but tokens has {m} images")
     if m and tokens.min() < 0:
         raise ValueError(f"tokens holds a negative id ({tokens.min()})")
-    if features is not None:
-        if features.ndim != 3 or features.shape[:2] != (m, n):
-            raise ValueError(f"features must be [M={m}, N={n}, C], got shape {features.shape}")
+    if features is not None and (features.ndim != 3 or features.shape[:2] != (m, n)):
+        raise ValueError(f"features must be [M={m}, N={n}, C], got shape {features.shape}")
     if codebook is not None:
         codebook = np.asarray(codebook, dtype=np.float32)
         if codebook.ndim != 2:

@@ -21,8 +21,13 @@ SAP's per-code classifier is the class-balanced linear probe on the position's o
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:
+    from probe.probes.linear import RidgeDesign
 
 
 def mig_per_factor(mi: np.ndarray, entropy: np.ndarray) -> np.ndarray:
@@ -98,7 +103,7 @@ def sap(score: np.ndarray) -> float:
 
 
 def dci_importance_linear(
-    design: "RidgeDesign", y: np.ndarray, num_levels: int, *, code_of_column: np.ndarray, num_codes: int
+    design: RidgeDesign, y: np.ndarray, num_levels: int, *, code_of_column: np.ndarray, num_codes: int
 ) -> tuple[np.ndarray, float, float]:
     """Importance of each code for one factor from |ridge weights| (train fold 0, test fold 1).
 

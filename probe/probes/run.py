@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +18,21 @@ from probe.probes import disentanglement as dis
 from probe.probes.config import ALL_PROBES, ProbeConfig
 from probe.probes.data import Attribute, ProbeInput, prepare_inputs
 from probe.probes.information import contingency_grid
-from probe.probes.linear import RidgeDesign, fold_ids, linear_classify_cv, linear_regress_cv, onehot_classify_cv
+from probe.probes.linear import (
+    RidgeDesign,
+    fold_ids,
+    linear_classify_cv,
+    linear_regress_cv,
+    onehot_classify_cv,
+)
 from probe.probes.semantic_map import SemanticMap, build_semantic_map
 from probe.probes.significance import bh_qvalues, permutation_pvalues
-from probe.probes.stats import GroupDesign, group_permutation_stats, spearman_perm, standardized_ranks
+from probe.probes.stats import (
+    GroupDesign,
+    group_permutation_stats,
+    spearman_perm,
+    standardized_ranks,
+)
 
 #: Columns of the long table, in order.
 TABLE_COLUMNS = ["position", "attribute", "probe", "value", "null_mean", "null_sd", "p_value", "q_value", "n"]
@@ -131,8 +144,8 @@ def _rows(table: list[dict[str, Any]], attr: str, probe: str, value: np.ndarray,
     ns = np.broadcast_to(np.asarray(null_sd, dtype=np.float64), value.shape)
     pp = np.broadcast_to(np.asarray(p, dtype=np.float64), value.shape)
     for i, pos in enumerate(positions):
-        table.append(dict(position=int(pos), attribute=attr, probe=probe, value=value[i], null_mean=nm[i],
-                          null_sd=ns[i], p_value=pp[i], n=int(n)))
+        table.append({"position": int(pos), "attribute": attr, "probe": probe, "value": value[i],
+                      "null_mean": nm[i], "null_sd": ns[i], "p_value": pp[i], "n": int(n)})
 
 
 def _dense_labels(attr: Attribute, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -229,11 +242,15 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
         blocks[pname] = primary
     cache: dict[str, Any] = {}
 
-    def full_design(key: str, make: Any) -> Any:
-        if key not in cache:
-            with timer(f"prepare:{key}"):
-                cache[key] = make()
-        return cache[key]
+    def cached(key: str, make: Any, use_cache: bool = True) -> Any:
+        """``make()``, built once per run when ``use_cache`` (all rows valid), timed as prepare:key."""
+        if use_cache and key in cache:
+            return cache[key]
+        with timer(f"prepare:{key}"):
+            value = make()
+        if use_cache:
+            cache[key] = value
+        return value
 
     rows: list[dict[str, Any]] = []
     mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te = [], [], [], [], [], [], []
@@ -245,7 +262,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
         full = len(valid) == m
         labels, levels = _dense_labels(attr, valid)
         n_lev = len(levels)
-        attr_info[attr.name] = {"kind": attr.kind, "levels": levels, "n": int(len(valid))}
+        attr_info[attr.name] = {"kind": attr.kind, "levels": levels, "n": len(valid)}
         if n_lev < 2:
             continue
         if full:
@@ -281,7 +298,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
             part_levels = [1] if n_lev == 2 else list(range(n_lev))
         eta_blocks = tuple(k for k in ("features", "codebook") if f"eta2_{k}" in want and k in blocks)
         if eta_blocks or part_levels:
-            design = full_design("groups", lambda: GroupDesign.build(blocks, pname if pname in blocks else None))
+            design = cached("groups", partial(GroupDesign.build, blocks, pname if pname in blocks else None))
             if not full:
                 design = design.subset(valid)
             with timer("eta2_var_logratio"):
@@ -295,7 +312,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
                           null_sd=sd, p=p, n=nv)
 
         if attr.kind == "continuous" and "spearman_max" in want and primary is not None:
-            ranks = full_design("ranks", lambda: standardized_ranks(primary.reshape(m, -1)))
+            ranks = cached("ranks", partial(_flat_ranks, primary))
             with timer("spearman_max"):
                 rk = ranks if full else standardized_ranks(primary[valid].reshape(nv, -1))
                 max_abs, _ = spearman_perm(rk, attr.values[valid], perms, n_pos)
@@ -309,26 +326,22 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
         folds = fold_ids(len(lin), cfg.cv_folds, cfg.seed)
         chance = 1.0 / n_lin_lev
 
-        def lin_design(key: str, x_fn: Any) -> RidgeDesign:
-            if lin_full:
-                return full_design(key, lambda: RidgeDesign(x_fn(lin_rows), folds, cfg.ridge_alpha))
-            with timer(f"prepare:{key}"):
-                return RidgeDesign(x_fn(lin), folds, cfg.ridge_alpha)
+        def lin_design(layout: str, rows_: np.ndarray = lin, folds_: np.ndarray = folds, full_: bool = lin_full) -> RidgeDesign:
+            make = partial(_ridge_design, primary, rows_, layout, folds_, cfg.ridge_alpha)
+            return cached(f"linear_{layout}", make, use_cache=full_)
 
-        per_pos = lambda r: np.asarray(primary[r], dtype=np.float64).transpose(1, 0, 2)  # noqa: E731  [N, m, C]
-        all_pos = lambda r: np.asarray(primary[r], dtype=np.float64).reshape(1, len(r), -1)  # noqa: E731
         if primary is not None and "linear_acc_features" in want:
-            d = lin_design("linear_positions", per_pos)
+            d = lin_design("positions")
             with timer("linear_acc_features"):
                 sc = linear_classify_cv(d, lin_lab, n_lin_lev)
                 _rows(rows, attr.name, "linear_acc_features", sc.balanced_accuracy, null_mean=chance, n=len(lin))
         if primary is not None and "linear_r2" in want and attr.kind == "continuous":
-            d = lin_design("linear_positions", per_pos)
+            d = lin_design("positions")
             with timer("linear_r2"):
                 r2 = linear_regress_cv(d, attr.values[lin])
                 _rows(rows, attr.name, "linear_r2", r2, null_mean=0.0, n=len(lin))
         if primary is not None and "linear_acc_all" in want:
-            d = lin_design("linear_all", all_pos)
+            d = lin_design("all")
             with timer("linear_acc_all"):
                 sc = linear_classify_cv(d, lin_lab, n_lin_lev)
                 _rows(rows, attr.name, "linear_acc_all", sc.balanced_accuracy, null_mean=chance, n=len(lin),
@@ -348,8 +361,8 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
             lab_all[valid] = labels
             code_of_column = np.repeat(np.arange(n_pos), dci_rep.shape[2])
             if cfg.dci_importance == "linear":
-                make = lambda: RidgeDesign(np.asarray(dci_rep[r], dtype=np.float64).reshape(1, len(r), -1), f, cfg.ridge_alpha)  # noqa: E731
-                d = full_design("dci", make) if keep.all() else make()
+                make = partial(_ridge_design, dci_rep, r, "all", f, cfg.ridge_alpha)
+                d = cached("dci", make, use_cache=bool(keep.all()))
                 with timer("dci"):
                     imp, acc_tr, acc_te = dis.dci_importance_linear(
                         d, lab_all[r], n_lev, code_of_column=code_of_column, num_codes=n_pos)
@@ -367,7 +380,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
     with timer("significance"):
         table = pd.DataFrame(rows, columns=[c for c in TABLE_COLUMNS if c != "q_value"])
         table["q_value"] = np.nan
-        for _, idx in table.groupby("probe").groups.items():
+        for idx in table.groupby("probe").groups.values():
             table.loc[idx, "q_value"] = bh_qvalues(table.loc[idx, "p_value"].to_numpy())
         table = table[TABLE_COLUMNS]
     with timer("disentanglement"):
@@ -376,8 +389,20 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
     smap = build_semantic_map(table, names, rank_by=cfg.rank_by, alpha=cfg.alpha)
     config = {**cfg.to_dict(), "num_images": m, "num_positions": n_pos, "num_codes": inp.num_codes,
               "has_features": inp.features is not None, "has_codebook": inp.codebook is not None,
-              "linear_rows": int(len(lin_rows)), "dci_train": int(n_train), "dci_test": int(n_test)}
+              "linear_rows": len(lin_rows), "dci_train": int(n_train), "dci_test": int(n_test)}
     return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(timer.cpu), dict(inp.skipped))
+
+
+def _ridge_design(rep: np.ndarray, rows: np.ndarray, layout: str, folds: np.ndarray, alpha: float) -> RidgeDesign:
+    """A :class:`RidgeDesign` of ``rep [M, N, C]`` at ``rows``: per position (``[N, m, C]``) or all
+    positions together (``[1, m, N*C]``)."""
+    x = np.asarray(rep[rows], dtype=np.float64)
+    x = x.transpose(1, 0, 2) if layout == "positions" else x.reshape(1, len(rows), -1)
+    return RidgeDesign(x, folds, alpha)
+
+
+def _flat_ranks(rep: np.ndarray) -> np.ndarray:
+    return standardized_ranks(rep.reshape(rep.shape[0], -1))
 
 
 def _disentanglement_table(names, mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te, want) -> pd.DataFrame:

@@ -51,7 +51,7 @@ class SemanticMap:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SemanticMap":
+    def from_dict(cls, d: dict[str, Any]) -> SemanticMap:
         return cls(d["rank_by"], d["alpha"], d["by_attribute"], {int(k): v for k, v in d["by_position"].items()})
 
 

@@ -47,7 +47,7 @@ class GroupDesign:
     partition_block: str | None
 
     @classmethod
-    def build(cls, blocks: dict[str, np.ndarray], partition_block: str | None = None) -> "GroupDesign":
+    def build(cls, blocks: dict[str, np.ndarray], partition_block: str | None = None) -> GroupDesign:
         """``blocks``: name -> ``[M, N, C_b]`` (any float dtype)."""
         names = list(blocks)
         first = blocks[names[0]]
@@ -70,7 +70,7 @@ class GroupDesign:
             col += w
         return cls(x, offsets, n_pos, total_ss, x2, partition_block)
 
-    def subset(self, rows: np.ndarray) -> "GroupDesign":
+    def subset(self, rows: np.ndarray) -> GroupDesign:
         """The design restricted to ``rows`` (re-centered)."""
         blocks = {k: self.x[rows, a:b].reshape(len(rows), self.n_pos, -1) for k, (a, b) in self.offsets.items()}
         return GroupDesign.build(blocks, self.partition_block)

@@ -1,7 +1,7 @@
 """Per-position UMAP of the features, coloured by an attribute (umap-learn)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
