@@ -34,6 +34,10 @@ def test_perfect_predictions_score_one():
     res = score_predictions(df, df, WorldOracle())
     assert np.allclose(res["score"], 1.0)
     assert np.allclose(res["mae"].dropna(), 0.0)
+    mean_guess = df.assign(lighting=df["lighting"].mean(), shape="circle")
+    res = score_predictions(mean_guess, df, WorldOracle()).set_index("factor")
+    assert abs(res.loc["lighting", "score"]) < 1e-9  # R^2 of the mean predictor is 0
+    assert res.loc["shape", "score"] == pytest.approx((df["shape"] == "circle").mean())
 
 
 def test_degrade_is_seeded_bounded_and_blurs():
@@ -66,7 +70,7 @@ def test_zoo_oracle_on_degraded_dark_and_large_images(oracle, heldout):
     res = evaluate_oracle(oracle, deg, factors).set_index("factor")
     assert res.loc["shape", "score"] >= 0.85
     dark = (factors["lighting"] < 0.45).to_numpy()
-    pred = oracle.predict(images[torch.from_numpy(dark)])
+    pred = oracle.predict(images[torch.from_numpy(dark.copy())])
     assert (pred["shape"].to_numpy() == factors["shape"].to_numpy()[dark]).mean() >= 0.85
     big, f64 = sample(200, seed=HELDOUT_SEED + 1, resolution=64)  # resized to 32 inside
     assert (oracle.predict(big)["shape"].to_numpy() == f64["shape"].to_numpy()).mean() >= 0.85

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock limit; the cosine LR schedule anneals by then (default: none)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
+    parser.add_argument("--vision-cfg", default=None,
+                        help="JSON replacing the open_clip vision_cfg, e.g. a ModifiedResNet: "
+                             "'{\"image_size\": 32, \"layers\": [1, 1, 1, 1], \"width\": 16}' (default: the small ViT)")
     parser.add_argument("--ship", action="store_true", help="copy the result to probe/zoo/world-clip.*")
 
 
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
                           warmup_steps=args.warmup_steps, seed=args.seed, eval_seed=args.eval_seed,
                           eval_size=args.eval_size, eval_every=args.eval_every,
                           max_minutes=args.max_minutes, device=args.device)
+    if args.vision_cfg:
+        cfg.model_cfg["vision_cfg"] = json.loads(args.vision_cfg)
     out = Path(args.out)
     _, _, history, evals = train_clip(cfg, out)
     command = "tokenprobe " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -10,9 +10,12 @@ from probe.oracle.model import WorldOracle
 _N_COLOURS = 6  # the colour names of probe.clip.captions (hue bins centred on 0, 1/6, ...)
 
 
-def _r2(pred: np.ndarray, true: np.ndarray) -> float:
-    sst = float(((true - true.mean(axis=0)) ** 2).sum())
-    return 1.0 - float(((pred - true) ** 2).sum()) / sst if sst > 0 else float("nan")
+def _r2(pred: np.ndarray, true: np.ndarray, ref: np.ndarray | None = None) -> float:
+    """R^2; with ``ref``, the total variance is that of ``ref`` (e.g. the full set a subset is from)."""
+    ref = true if ref is None else ref
+    var = float(((ref - ref.mean(axis=0)) ** 2).sum(axis=-1 if ref.ndim > 1 else None).mean()) if len(ref) else 0.0
+    mse = float(((pred - true) ** 2).sum(axis=-1 if true.ndim > 1 else None).mean()) if len(true) else float("nan")
+    return 1.0 - mse / var if var > 0 else float("nan")
 
 
 def circular_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -21,15 +24,19 @@ def circular_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.minimum(d, 1.0 - d)
 
 
-def score_predictions(pred: pd.DataFrame, factors: pd.DataFrame, model: WorldOracle) -> pd.DataFrame:
+def score_predictions(pred: pd.DataFrame, factors: pd.DataFrame, model: WorldOracle,
+                      reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Compare an oracle prediction table with the true world ``factors`` (same row order).
 
     One row per factor: ``factor, metric, score, mae, colour_accuracy, n``. ``score`` is the
     accuracy for the shape, R^2 for linear factors, and for hues the circular R^2
     (``1 - E|u_pred - u_true|^2 / E|u_true - mean u|^2`` on unit (cos, sin) vectors);
     ``mae`` is in the factor's units (hues: fraction of the circle); ``colour_accuracy`` (hues
-    only) is how often the hue falls in the right one of six colour-name bins.
+    only) is how often the hue falls in the right one of six colour-name bins. For a subset
+    (e.g. dark images only), pass the full factor table as ``reference``: R^2 then divides by
+    the full set's variance, so a narrow subset range does not make R^2 meaningless.
     """
+    ref = factors if reference is None else reference
     if len(pred) != len(factors):
         raise ValueError(f"score_predictions: {len(pred)} predictions for {len(factors)} factor rows")
     rows = [{"factor": "shape", "metric": "accuracy",
@@ -40,12 +47,15 @@ def score_predictions(pred: pd.DataFrame, factors: pd.DataFrame, model: WorldOra
         up = np.stack([np.cos(2 * np.pi * p), np.sin(2 * np.pi * p)], 1)
         ut = np.stack([np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)], 1)
         bins = lambda v: np.rint(v * _N_COLOURS).astype(int) % _N_COLOURS  # noqa: E731
-        rows.append({"factor": h, "metric": "circular_r2", "score": _r2(up, ut),
+        r = 2 * np.pi * ref[h].to_numpy(np.float64)
+        rows.append({"factor": h, "metric": "circular_r2",
+                     "score": _r2(up, ut, np.stack([np.cos(r), np.sin(r)], 1)),
                      "mae": float(circular_error(p, t).mean()),
                      "colour_accuracy": float((bins(p) == bins(t)).mean()), "n": len(pred)})
     for k in model.config.ranges:
         p, t = pred[k].to_numpy(np.float64), factors[k].to_numpy(np.float64)
-        rows.append({"factor": k, "metric": "r2", "score": _r2(p, t), "mae": float(np.abs(p - t).mean()),
+        rows.append({"factor": k, "metric": "r2", "score": _r2(p, t, ref[k].to_numpy(np.float64)),
+                     "mae": float(np.abs(p - t).mean()),
                      "colour_accuracy": np.nan, "n": len(pred)})
     return pd.DataFrame(rows)
 

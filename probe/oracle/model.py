@@ -35,6 +35,7 @@ class OracleConfig:
     image_size: int = 32
     widths: tuple[int, ...] = (16, 32, 64)  # channels of the conv stages (each halves the side)
     hidden: int = 192  # width of the shared fully connected layer
+    spatial_channels: int = 16  # channels of the flattened (position-keeping) view
     shapes: tuple[str, ...] = ("circle", "square", "triangle", "star")
     hues: tuple[str, ...] = ("obj_hue", "bg_hue")  # circular factors in [0, 1)
     ranges: dict[str, list[float]] = field(default_factory=_default_ranges)  # linear factors
@@ -81,8 +82,13 @@ class WorldOracle(nn.Module):
         chans = [5, *c.widths]
         self.features = nn.Sequential(*[_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
         side = s // 2 ** len(c.widths)
-        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(c.widths[-1] * side * side, c.hidden),
-                                   nn.ReLU(inplace=True), nn.Dropout(0.1))
+        # two views of the last feature map: global mean+max pooling (translation invariant,
+        # what shape and colour need) and a small flattened map (where things are)
+        self.spatial = nn.Sequential(nn.Conv2d(c.widths[-1], c.spatial_channels, 1), nn.ReLU(inplace=True),
+                                     nn.Flatten())
+        self.trunk = nn.Sequential(
+            nn.Linear(2 * c.widths[-1] + c.spatial_channels * side * side, c.hidden),
+            nn.ReLU(inplace=True), nn.Dropout(0.1))
         self.shape_head = nn.Linear(c.hidden, len(c.shapes))
         self.hue_head = nn.Linear(c.hidden, 2 * len(c.hues))
         self.scalar_head = nn.Linear(c.hidden, len(c.ranges))
@@ -102,7 +108,8 @@ class WorldOracle(nn.Module):
 
     def raw(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Head outputs: ``shape_logits [B, S]``, ``hue_vec [B, n_hues, 2]``, ``scalars01 [B, n]``."""
-        h = self.trunk(self.features(self.prepare(images)))
+        f = self.features(self.prepare(images))
+        h = self.trunk(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3)), self.spatial(f)], dim=1))
         return {"shape_logits": self.shape_head(h),
                 "hue_vec": self.hue_head(h).view(len(h), len(self.config.hues), 2),
                 "scalars01": self.scalar_head(h)}
