@@ -186,16 +186,27 @@ def _value_type(value: Any) -> str:
     return "string"
 
 
+def _first_readable(dataset: Dataset, stop: int) -> Mapping[str, Any] | None:
+    """The first non-skipped item among ``dataset[0:stop]``, fetched in growing batches through
+    ``__getitems__`` where the dataset has it (the world renders just those images then, where
+    ``dataset[i]`` would render a whole cached block)."""
+    get = getattr(dataset, "__getitems__", None)
+    start, step = 0, 1
+    while start < stop:
+        idx = list(range(start, min(start + step, stop)))
+        for item in get(idx) if get is not None else [dataset[i] for i in idx]:
+            if item is not None:
+                return item
+        start, step = idx[-1] + 1, min(2 * step, 64)
+    return None
+
+
 def attribute_types(manifest: Any, dataset: Dataset, num_images: int) -> dict[str, str]:
     """Store column type per attribute: continuous -> float64, otherwise the type of the value in
     the first readable item (bool / int64 / float64 / string). Order follows the manifest."""
     kinds = _manifest_kinds(manifest)
-    first: Mapping[str, Any] | None = None
-    for i in range(min(num_images, INFER_SCAN)):
-        item = dataset[i]
-        if item is not None:
-            first = item.get("attrs") or {}
-            break
+    item = _first_readable(dataset, min(num_images, INFER_SCAN))
+    first: Mapping[str, Any] | None = None if item is None else (item.get("attrs") or {})
     names = list(kinds) if kinds else list(first or {})
     types: dict[str, str] = {}
     for name in names:
