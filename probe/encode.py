@@ -38,6 +38,7 @@ from probe.store import (
     HEADER,
     ChunkRows,
     StoreError,
+    StoreMismatchError,
     StoreWriter,
     TokenStore,
     check_compatible,
@@ -413,8 +414,8 @@ def tokenize_manifest(
                     raise
         plan = dist.broadcast(plan)
         assert plan is not None
-        if plan.error is not None:
-            raise StoreError(plan.error)
+        if plan.error is not None:  # rank 0 failed; every rank raises (a refusal keeps its type)
+            raise (StoreMismatchError if plan.error.startswith("StoreMismatchError") else StoreError)(plan.error)
         if dist.world_size > 1 and len(set(dist.gather(tokenizer_identity(tok).get("weights")))) > 1:
             raise StoreError("the ranks loaded different tokenizer weights; seed random initialisation "
                              "or load the same checkpoint on every rank")
