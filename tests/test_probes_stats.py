@@ -119,3 +119,16 @@ def test_balanced_scores_and_onehot_probe() -> None:
     sc = onehot_classify_cv(tokens, y, 28, 4, fold_ids(500, 5, 0))
     assert sc.balanced_accuracy[0] > 0.95
     assert abs(sc.balanced_accuracy[1] - 0.25) < 0.1
+
+
+def test_group_stats_threaded_equals_serial() -> None:
+    rng = np.random.default_rng(0)
+    m = 1000
+    feats = rng.standard_normal((m, 4, 3))
+    lab = rng.integers(0, 4, m)
+    labp = lab[np.vstack([np.arange(m)] + [rng.permutation(m) for _ in range(60)])]
+    design = GroupDesign.build({"features": feats}, "features")
+    a = group_permutation_stats(design, labp, 4, partition_levels=[0, 3], max_rows=30, n_workers=1)
+    b = group_permutation_stats(design, labp, 4, partition_levels=[0, 3], max_rows=30, n_workers=2)
+    np.testing.assert_array_equal(a.eta2["features"], b.eta2["features"])
+    np.testing.assert_array_equal(a.logratio[3], b.logratio[3])

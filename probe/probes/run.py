@@ -105,18 +105,24 @@ def heatmap_frame(table: pd.DataFrame, probe: str, value: str = "value") -> pd.D
 
 @contextlib.contextmanager
 def _threads(n_jobs: int) -> Iterator[None]:
-    """Limit BLAS and numba threads to ``n_jobs`` (-1: all cores)."""
+    """Use ``n_jobs`` threads (-1: all cores) in the compiled loops; keep BLAS single-threaded."""
     import numba
     from threadpoolctl import threadpool_limits
 
-    n = numba.config.NUMBA_NUM_THREADS if n_jobs in (-1, None) else max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS))
     old = numba.get_num_threads()
-    numba.set_num_threads(n)
+    numba.set_num_threads(_num_threads(n_jobs))
     try:
-        with threadpool_limits(n):
+        with threadpool_limits(1):  # BLAS single-threaded; parallelism comes from numba and a thread pool
             yield
     finally:
         numba.set_num_threads(old)
+
+
+def _num_threads(n_jobs: int | None) -> int:
+    import numba
+
+    top = numba.config.NUMBA_NUM_THREADS
+    return top if n_jobs in (-1, None) else max(1, min(int(n_jobs), top))
 
 
 class _Timer:
@@ -181,7 +187,8 @@ def run_probes(
         codebook: ``[K, C]`` codebook (store: ``.codebook``); gives ``eta2_codebook`` and DCI.
         attributes_subset: probe only these attributes.
         permutations / seed / probes: see :class:`ProbeConfig`; ``config`` overrides them all.
-        n_jobs: threads for the compiled loops and BLAS (-1: all cores).
+        n_jobs: threads (-1: all cores) for the compiled loops and the group-sum products; BLAS
+            itself stays single-threaded (its spin-waiting threads are costly on a shared machine).
         progress: show a progress bar over attributes.
 
     Significance: p-values are permutation p-values with the same permutations of the image rows
@@ -212,10 +219,10 @@ def run_probes(
             n_bins=cfg.n_bins, max_levels=cfg.max_categorical_levels,
         )
     with _threads(n_jobs):
-        return _run(inp, cfg, timer, progress)
+        return _run(inp, cfg, timer, progress, n_jobs)
 
 
-def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> ProbeResult:
+def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_jobs: int = 1) -> ProbeResult:
     want = set(cfg.probes)
     m, n_pos = inp.num_images, inp.num_positions
     rng = np.random.default_rng(cfg.seed)
@@ -302,7 +309,8 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool) -> Pr
             if not full:
                 design = design.subset(valid)
             with timer("eta2_var_logratio"):
-                gs = group_permutation_stats(design, labp, n_lev, blocks=eta_blocks, partition_levels=part_levels)
+                gs = group_permutation_stats(design, labp, n_lev, blocks=eta_blocks, partition_levels=part_levels,
+                                             n_workers=_num_threads(n_jobs))
                 for bname in eta_blocks:
                     p, mean, sd = permutation_pvalues(gs.eta2[bname], tail=cfg.tail)
                     _rows(rows, attr.name, f"eta2_{bname}", gs.eta2[bname][:, 0], null_mean=mean, null_sd=sd, p=p, n=nv)
