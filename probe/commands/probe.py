@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--permutations", type=int, default=200, help="label permutations for p-values (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of permutations, subsamples and folds (default 0)")
     parser.add_argument("--out", default=None, help="output folder (default: <store>/probes)")
-    parser.add_argument("--jobs", type=int, default=1, help="threads for the compiled loops and BLAS (-1: all cores)")
+    parser.add_argument("--jobs", type=int, default=1, help="threads for the compiled loops and group-sum products (-1: all cores; default 1)")
     parser.add_argument("--probes", default=None, help=f"comma-separated subset of: {','.join(ALL_PROBES)}")
     parser.add_argument("--alpha", type=float, default=0.05, help="q-value threshold for the semantic map (default 0.05)")
     parser.add_argument("--dci-importance", choices=("linear", "gbt"), default="linear",
