@@ -443,13 +443,17 @@ def tokenize_manifest(
             _merge_shards(out)
         dist.barrier()  # the merged store is in place
         store = TokenStore.open(out)
-        if show:
+        if dist.rank == 0:
             n_enc = sum(t[0] for t in totals)
             n_skip = sum(t[1] for t in totals)
             rate = n_enc / elapsed if elapsed > 0 else float("nan")
-            print(f"tokenized {n_enc} images in {elapsed:.1f} s ({rate:.1f} images/s, {dist.world_size} "
-                  f"process(es), device {dev}); skipped {n_skip} unreadable image(s) in this run, "
-                  f"{store.skipped} in the store; {len(store)} rows in {out}")
+            summary = (f"tokenized {n_enc} images in {elapsed:.1f} s ({rate:.1f} images/s, {dist.world_size} "
+                       f"process(es), device {dev}); skipped {n_skip} unreadable image(s) in this run, "
+                       f"{store.skipped} in the store; {len(store)} rows in {out}")
+            if show:
+                print(summary)
+            else:
+                log.info(summary)
         return store
     finally:
         dist.close()
