@@ -124,11 +124,14 @@ def sweep_figure(table: pd.DataFrame):
         ax.set_ylabel("moved fraction of the gap")
     axes[0].legend(fontsize=7, loc="upper left")
     ax = axes[-1]
-    share = table.pivot_table(index="config", columns="factor", values="eta2_share", sort=False)
+    # top eta^2 over the mean over positions: 1 = spread evenly, N = all in one position
+    conc = table.assign(conc=table.eta2_share * table.tokens)
+    share = conc.pivot_table(index="config", columns="factor", values="conc", sort=False)
     for f in share.columns:
         ax.plot(range(len(share)), share[f], marker="o", label=f)
     ax.set_xticks(range(len(share)), share.index, rotation=45, fontsize=7)
-    ax.set_title("top position's share of eta$^2$")
+    ax.axhline(1.0, color="k", lw=0.6, ls=":")
+    ax.set_title("top eta$^2$ / mean over positions")
     ax.legend(fontsize=6)
     fig.suptitle("Compression sweep (N tokens x K codes, same step budget)", fontsize=10)
     fig.tight_layout()
