@@ -24,3 +24,14 @@ def test_demo_writes_tables_map_and_figures_and_finds_no_null(tmp_path):
     # a second run resumes the finished store instead of re-encoding
     res2 = run_demo(cfg)
     assert (res2.store.tokens == res.store.tokens).all()
+
+
+def test_demo_on_the_shipped_tokenizer_finds_lighting_and_background_hue(tmp_path):
+    # world-32 carries lighting and background hue in nearly every position (see
+    # analyses/world_tokenizer/README.md); the demo must surface them as significant.
+    res = run_demo(DemoConfig(out=tmp_path / "demo", images=1024, permutations=100, figures=False))
+    summary = res.summary.set_index("attribute")
+    for attr in ("lighting", "bg_hue"):
+        assert summary.loc[attr, "significant"], attr
+        assert summary.loc[attr, "effect"] > 0.15, (attr, summary.loc[attr, "effect"])
+    assert summary.loc["lighting", "q_value"] < 1e-3
