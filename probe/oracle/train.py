@@ -33,7 +33,7 @@ class OracleTrainConfig:
     """Every setting of an oracle training run (defaults: the shipped ``world-oracle``)."""
 
     steps: int = 3000
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
