@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import open_clip
-import pandas as pd
 import pytest
 import torch
 from torchvision.transforms.functional import to_pil_image
@@ -11,7 +10,12 @@ from torchvision.transforms.functional import to_pil_image
 from probe import zoo
 from probe.clip import captions, colour_index, export_open_clip, zero_shot_eval
 from probe.clip.captions import WORDS, ZERO_SHOT_TASKS, word_class
-from probe.clip.train import ClipTrainConfig, dense_state_dict, sparse_state_dict, train_clip
+from probe.clip.train import (
+    ClipTrainConfig,
+    dense_state_dict,
+    sparse_state_dict,
+    train_clip,
+)
 from probe.data.world import sample
 
 HELDOUT_SEED = 424242  # neither the training (0) nor the evaluation seed of the shipped run
@@ -70,7 +74,7 @@ def test_zoo_clip_is_an_open_clip_model(clip):
 def test_export_loads_with_open_clip_alone(clip, tmp_path):
     model, _, tokenizer = clip
     folder = export_open_clip(zoo.config("world-clip"), zoo.weights_path("world-clip"), tmp_path / "oc")
-    oc_model, _, oc_pre = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    oc_model, _, _oc_pre = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     oc_tok = open_clip.get_tokenizer(f"local-dir:{folder}")
     oc_model.eval()
     prompts = ["a dark photo of a blue square.", "a picture of a star on the left."]
@@ -130,7 +134,7 @@ def _tiny_cfg(**kw) -> ClipTrainConfig:
 
 def test_train_clip_reduces_loss(tmp_path):
     torch.manual_seed(0)
-    model, seen, hist, evals = train_clip(_tiny_cfg(steps=40), tmp_path, progress_bar=False)
+    _model, seen, hist, evals = train_clip(_tiny_cfg(steps=40), tmp_path, progress_bar=False)
     first, last = hist["loss"].iloc[:5].mean(), hist["loss"].iloc[-5:].mean()
     # contrastive learning from scratch starts slowly: 40 tiny steps take ~0.15 nats off ln(16)
     assert last < first - 0.08, (first, last)

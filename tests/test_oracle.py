@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from probe import zoo
 from probe.data.world import sample
-from probe.oracle import (OracleConfig, WorldOracle, circular_error, degrade, evaluate_oracle,
-                          score_predictions)
+from probe.oracle import (
+    OracleConfig,
+    WorldOracle,
+    circular_error,
+    degrade,
+    evaluate_oracle,
+    score_predictions,
+)
 from probe.oracle.train import OracleTrainConfig, train_oracle
 
 HELDOUT_SEED = 515151  # neither the training (0) nor the evaluation seed of the shipped run
@@ -91,7 +96,7 @@ def test_train_oracle_reduces_loss(tmp_path):
     cfg = OracleTrainConfig(steps=25, batch_size=64, lr=3e-3, warmup_steps=2, eval_size=40, eval_every=0,
                             model=OracleConfig(widths=(8, 16), hidden=32).to_dict())
     torch.manual_seed(0)
-    model, hist, evals = train_oracle(cfg, tmp_path, progress_bar=False)
+    _model, hist, evals = train_oracle(cfg, tmp_path, progress_bar=False)
     first, last = hist["loss"].iloc[:5].mean(), hist["loss"].iloc[-5:].mean()
     assert last < 0.8 * first, (first, last)
     assert (tmp_path / "model.safetensors").exists() and "shape" in set(evals["factor"])

@@ -14,16 +14,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
 
-from probe import zoo  # noqa: E402
-from probe.clip.captions import ZERO_SHOT_TASKS  # noqa: E402
-from probe.clip.zeroshot import class_embeddings, image_embeddings, zero_shot_eval  # noqa: E402
-from probe.data.world import sample  # noqa: E402
-from probe.oracle.degrade import degrade  # noqa: E402
+from probe import zoo
+from probe.clip.captions import ZERO_SHOT_TASKS
+from probe.clip.zeroshot import class_embeddings, image_embeddings, zero_shot_eval
+from probe.data.world import sample
+from probe.oracle.degrade import degrade
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
 
-from probe import zoo  # noqa: E402
-from probe.data.world import sample  # noqa: E402
-from probe.oracle import degrade, score_predictions  # noqa: E402
+from probe import zoo
+from probe.data.world import sample
+from probe.oracle import degrade, score_predictions
 
 HERE = Path(__file__).resolve().parent
 

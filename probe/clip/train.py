@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import open_clip
 import pandas as pd
 import torch
@@ -23,11 +22,17 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from probe.clip.captions import captions
-from probe.clip.model import (IMAGE_SIZE, WORLD_CLIP_MODEL_CFG, WORLD_CLIP_PREPROCESS_CFG, WorldCLIP,
-                              build_model, get_tokenizer)
+from probe.clip.model import (
+    IMAGE_SIZE,
+    WORLD_CLIP_MODEL_CFG,
+    WORLD_CLIP_PREPROCESS_CFG,
+    WorldCLIP,
+    build_model,
+    get_tokenizer,
+)
 from probe.clip.zeroshot import zero_shot_eval
 from probe.device import resolve_device
-from probe.oracle.degrade import DegradeConfig, degrade
+from probe.oracle.degrade import degrade
 
 SPARSE_ROWS = "sparse.token_embedding.rows"
 SPARSE_VALUES = "sparse.token_embedding.values"

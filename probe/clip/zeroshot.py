@@ -1,7 +1,7 @@
 """Zero-shot classification of world factors with a CLIP (held-out evaluation)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

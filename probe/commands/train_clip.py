@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
     parser.add_argument("--vision-cfg", default=None,
-                        help="JSON replacing the open_clip vision_cfg, e.g. a ModifiedResNet: "
-                             "'{\"image_size\": 32, \"layers\": [1, 1, 1, 1], \"width\": 16}' (default: the small ViT)")
+                        help="JSON replacing the open_clip vision_cfg (default: the shipped ModifiedResNet, "
+                             "probe.clip.WORLD_CLIP_MODEL_CFG), e.g. the ViT tried first: '{\"image_size\": 32, "
+                             "\"patch_size\": 8, \"width\": 128, \"layers\": 4, \"head_width\": 32}'")
     parser.add_argument("--ship", action="store_true", help="copy the result to probe/zoo/world-clip.*")
 
 

@@ -46,7 +46,7 @@ def score_predictions(pred: pd.DataFrame, factors: pd.DataFrame, model: WorldOra
         p, t = pred[h].to_numpy(np.float64), factors[h].to_numpy(np.float64)
         up = np.stack([np.cos(2 * np.pi * p), np.sin(2 * np.pi * p)], 1)
         ut = np.stack([np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)], 1)
-        bins = lambda v: np.rint(v * _N_COLOURS).astype(int) % _N_COLOURS  # noqa: E731
+        bins = lambda v: np.rint(v * _N_COLOURS).astype(int) % _N_COLOURS
         r = 2 * np.pi * ref[h].to_numpy(np.float64)
         rows.append({"factor": h, "metric": "circular_r2",
                      "score": _r2(up, ut, np.stack([np.cos(r), np.sin(r)], 1)),

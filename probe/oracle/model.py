@@ -7,6 +7,7 @@ can use it as an objective); :meth:`WorldOracle.predict` returns a DataFrame.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ class OracleConfig:
     ranges: dict[str, list[float]] = field(default_factory=_default_ranges)  # linear factors
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "OracleConfig":
+    def from_dict(cls, d: dict[str, Any]) -> OracleConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
@@ -80,7 +81,7 @@ class WorldOracle(nn.Module):
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, s), torch.linspace(-1, 1, s), indexing="ij")
         self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
         chans = [5, *c.widths]
-        self.features = nn.Sequential(*[_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.features = nn.Sequential(*[_block(a, b) for a, b in itertools.pairwise(chans)])
         side = s // 2 ** len(c.widths)
         # two views of the last feature map: global mean+max pooling (translation invariant,
         # what shape and colour need) and a small flattened map (where things are)
