@@ -24,7 +24,12 @@ def _command_modules() -> list[ModuleType]:
     return mods
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: set[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, or, with ``only``, one whose listed commands alone get their options.
+
+    Some commands' options come from heavy modules (open_clip, the trainers); ``main`` asks
+    only for the command being run, so ``tokenprobe --help`` and light commands start fast.
+    """
     parser = argparse.ArgumentParser(
         prog="tokenprobe",
         description="Latent analysis and interpretability of highly compressed 1D image tokenizers.",
@@ -35,13 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
-        mod.add_arguments(p)
+        if only is None or mod.NAME in only:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the command is the first word that is not an option (the top level has only flags)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only={command} if command else set())
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
