@@ -33,6 +33,7 @@ from probe.clip.model import (
 from probe.clip.zeroshot import zero_shot_eval
 from probe.device import resolve_device
 from probe.oracle.degrade import degrade
+from probe.schedule import budget_progress, warmup_cosine_lr
 
 SPARSE_ROWS = "sparse.token_embedding.rows"
 SPARSE_VALUES = "sparse.token_embedding.values"
@@ -96,12 +97,6 @@ def dense_state_dict(state: dict[str, torch.Tensor], vocab_size: int) -> dict[st
     return state
 
 
-def _lr_at(cfg: ClipTrainConfig, step: int, progress: float) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
                progress_bar: bool = True) -> tuple[WorldCLIP, torch.Tensor, pd.DataFrame, pd.DataFrame]:
     """Train a world CLIP.
@@ -146,10 +141,10 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
     step = 0
     while step < cfg.steps:
         elapsed = time.time() - t0
-        progress = max(step / cfg.steps, elapsed / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)
+        progress = budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
         if progress >= 1.0:
             break
-        lr = _lr_at(cfg, step, progress)
+        lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
         b = cfg.batch_size

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from probe.device import resolve_device
 from probe.oracle.degrade import degrade
 from probe.oracle.model import OracleConfig, WorldOracle
+from probe.schedule import budget_progress, warmup_cosine_lr
 
 
 @dataclass
@@ -74,12 +75,6 @@ def oracle_loss(model: WorldOracle, images: torch.Tensor, tgt: dict[str, torch.T
     loss = loss + ((r["hue_vec"] - tgt["hue_vec"]) ** 2).mean(dim=(0, 2)).sum() / 0.5
     loss = loss + ((r["scalars01"] - tgt["scalars01"]) ** 2).mean(dim=0).sum() * 12.0
     return loss
-
-
-def _lr_at(cfg: OracleTrainConfig, step: int, progress: float) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -145,10 +140,10 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
     step = 0
     while step < cfg.steps:
         elapsed = time.time() - t0
-        progress = max(step / cfg.steps, elapsed / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)
+        progress = budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
         if progress >= 1.0:
             break
-        lr = _lr_at(cfg, step, progress)
+        lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
         b = cfg.batch_size

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from probe.schedule import budget_progress, warmup_cosine_lr
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 
 
@@ -100,7 +101,7 @@ class TrainConfig:
     cache_dir: str = "runs/cache"
 
     @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, cfg: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(cfg) - known)
         if unknown:
@@ -166,8 +167,8 @@ def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], c
 # ---------------------------------------------------------------------------------------------- losses
 def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
 
 
@@ -190,10 +191,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
 # ---------------------------------------------------------------------------------------------- schedule
 def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to ``lr * min_lr_ratio`` over progress."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    p = min(max(progress, 0.0), 1.0)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+    return warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps, cfg.min_lr_ratio)
 
 
 def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -343,10 +341,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         state = dict(ck["state"])
         gen.set_state(ck["state"]["generator"])
         print(f"resumed from {ckpt_path} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
-    max_s = cfg.max_minutes * 60 if cfg.max_minutes else None
-
     def progress_of(step: int, elapsed: float) -> float:
-        return max(step / cfg.steps, elapsed / max_s if max_s else 0.0)
+        return budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
 
     usage = torch.zeros(model.config.codebook_size, dtype=torch.long)
     log_f = open(out / "log.jsonl", "a")
