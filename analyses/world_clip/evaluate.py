@@ -24,35 +24,10 @@ from probe.clip.captions import ZERO_SHOT_TASKS
 from probe.clip.zeroshot import class_embeddings, image_embeddings, zero_shot_eval
 from probe.data.world import sample
 from probe.oracle.degrade import degrade
+from probe.oracle.evaluate import shape_by_difficulty
+from probe.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
-
-
-def shape_by_difficulty(correct: np.ndarray, factors: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
-    """Shape accuracy per quantile of blur relative to object size (global_blur / obj_scale).
-
-    Small, blurred objects lose the corners that tell a star from a circle at 32x32, so this
-    ratio is the natural difficulty axis for the shape.
-    """
-    ratio = (factors["global_blur"] / factors["obj_scale"]).to_numpy()
-    q = pd.qcut(ratio, bins)
-    return (pd.DataFrame({"blur/size": q, "correct": correct}).groupby("blur/size", observed=True)["correct"]
-            .agg(accuracy="mean", n="size"))
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``df`` (index included); floats with 3 decimals.
-
-    Hand-written because pandas' to_markdown needs the optional ``tabulate`` package.
-    """
-    def fmt(v) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    head = [str(df.index.name or "")] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [fmt(v) for v in row]) + " |")
-    return "\n".join(lines)
 
 
 def confusion(model, tokenizer, images: torch.Tensor, factors: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -132,12 +107,12 @@ def main() -> None:
     table["n (clean)"] = clean.set_index("task")["n"]
     table["classes"] = clean.set_index("task")["n_classes"]
     table["majority"] = clean.set_index("task")["majority"]
-    (out / "zero_shot.md").write_text(markdown(table))
+    (out / "zero_shot.md").write_text(markdown_table(table))
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     t = ZERO_SHOT_TASKS["shape"]
     pred = (image_embeddings(model, images) @ class_embeddings(model, tokenizer, t).T).argmax(1).numpy()
     diff = shape_by_difficulty(pred == t.labels(factors), factors)
-    (out / "shape_by_difficulty.md").write_text(markdown(diff) + "\n")
+    (out / "shape_by_difficulty.md").write_text(markdown_table(diff) + "\n")
     print(diff.to_string())
     for task in ("shape", "obj_colour", "bg_colour"):
         save(plot_confusion(confusion(model, tokenizer, images, factors, task), f"world-clip zero-shot: {task}"),

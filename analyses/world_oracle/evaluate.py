@@ -17,42 +17,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 
 from probe import zoo
 from probe.data.world import sample
 from probe.oracle import degrade, score_predictions
+from probe.oracle.evaluate import shape_by_difficulty
+from probe.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
-
-
-def shape_by_difficulty(correct: np.ndarray, factors: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
-    """Shape accuracy per quantile of blur relative to object size (global_blur / obj_scale).
-
-    Small, blurred objects lose the corners that tell a star from a circle at 32x32, so this
-    ratio is the natural difficulty axis for the shape.
-    """
-    ratio = (factors["global_blur"] / factors["obj_scale"]).to_numpy()
-    q = pd.qcut(ratio, bins)
-    return (pd.DataFrame({"blur/size": q, "correct": correct}).groupby("blur/size", observed=True)["correct"]
-            .agg(accuracy="mean", n="size"))
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``df`` (index included); floats with 3 decimals.
-
-    Hand-written because pandas' to_markdown needs the optional ``tabulate`` package.
-    """
-    def fmt(v) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    head = [str(df.index.name or "")] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [fmt(v) for v in row]) + " |")
-    return "\n".join(lines)
 
 
 def plot_scatter(pred: pd.DataFrame, factors: pd.DataFrame, names: list[str]) -> plt.Figure:
@@ -136,7 +110,7 @@ def main() -> None:
         parts.append(score_predictions(pred, f, oracle, reference=factors).assign(images=name))
         if name == "clean":
             diff = shape_by_difficulty(pred["shape"].to_numpy() == f["shape"].to_numpy(), f)
-            (out / "shape_by_difficulty.md").write_text(markdown(diff) + "\n")
+            (out / "shape_by_difficulty.md").write_text(markdown_table(diff) + "\n")
             print(diff.to_string())
             save(plot_scatter(pred, f, [*oracle.config.hues, *oracle.config.ranges]), out / "scatter", svg=False)
     res = pd.concat(parts, ignore_index=True)
@@ -149,7 +123,7 @@ def main() -> None:
     table.insert(0, "metric", list(res[res["images"] == "clean"].set_index("factor")["metric"]) +
                  ["accuracy"] * len(hue_acc))
     n = {k: len(v[1]) for k, v in sets.items()}
-    md = markdown(table) + "\n\nimages per condition: " + ", ".join(f"{k}: {v}" for k, v in n.items())
+    md = markdown_table(table) + "\n\nimages per condition: " + ", ".join(f"{k}: {v}" for k, v in n.items())
     (out / "scores.md").write_text(md + "\n")
     print(md)
     hist = [pd.read_csv(Path(r) / "history.csv") for r in args.runs if (Path(r) / "history.csv").exists()]

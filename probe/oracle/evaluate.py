@@ -64,3 +64,15 @@ def score_predictions(pred: pd.DataFrame, factors: pd.DataFrame, model: WorldOra
 def evaluate_oracle(model: WorldOracle, images: torch.Tensor, factors: pd.DataFrame) -> pd.DataFrame:
     """Per-factor scores of ``model`` on ``images [B, 3, H, W]`` in [0, 1] (see :func:`score_predictions`)."""
     return score_predictions(model.predict(images), factors, model)
+
+
+def shape_by_difficulty(correct: np.ndarray, factors: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
+    """Shape accuracy per quantile of blur relative to object size (global_blur / obj_scale).
+
+    Small, blurred objects lose the corners that tell a star from a circle at 32x32, so this
+    ratio is the natural difficulty axis for the shape.
+    """
+    ratio = (factors["global_blur"] / factors["obj_scale"]).to_numpy()
+    q = pd.qcut(ratio, bins)
+    return (pd.DataFrame({"blur/size": q, "correct": correct}).groupby("blur/size", observed=True)["correct"]
+            .agg(accuracy="mean", n="size"))
