@@ -140,3 +140,28 @@ def test_train_clip_reduces_loss(tmp_path):
     assert last < first - 0.08, (first, last)
     assert len(hist) == 40 and set(evals["task"]) == set(ZERO_SHOT_TASKS)
     assert (tmp_path / "model.safetensors").exists() and int(seen.sum()) > 10
+
+
+def test_loader_batches_do_not_depend_on_workers():
+    from probe.clip.data import clip_loader
+
+    # degrade on, so the per-step degrade generator is covered too
+    cfg = _tiny_cfg(steps=3)
+    cfg.batch_size, cfg.degrade_fraction = 4, 0.5
+    runs = {}
+    for w in (0, 2):
+        cfg.num_workers = w
+        runs[w] = list(clip_loader(cfg))
+    assert [k for *_, k in runs[0]] == [k for *_, k in runs[2]] == [0, 1, 2]
+    for (im0, tx0, _), (im2, tx2, _) in zip(runs[0], runs[2]):
+        assert im0.shape == (4, 3, 32, 32) and im0.dtype == torch.float32
+        assert tx0.shape == (4, 32) and tx0.dtype == torch.int64
+        assert torch.equal(im0, im2) and torch.equal(tx0, tx2)
+    assert not torch.equal(runs[0][0][0], runs[0][1][0])  # steps differ
+
+
+def test_train_clip_with_workers(tmp_path):
+    torch.manual_seed(0)
+    _model, seen, hist, evals = train_clip(_tiny_cfg(steps=3, num_workers=2), tmp_path, progress_bar=False)
+    assert hist["step"].tolist() == [1, 2, 3] and hist["loss"].notna().all()
+    assert int(seen.sum()) > 10 and len(evals)

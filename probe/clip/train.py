@@ -5,6 +5,8 @@ next block of indices of the training seed) and a random caption for each, and t
 AdamW step on open_clip's ``ClipLoss``. Held-out zero-shot accuracy is measured on a separate
 world seed. The learning rate follows a cosine over the run's *progress*, the larger of
 ``step / steps`` and ``elapsed / max_minutes``, so a run with a time limit still anneals fully.
+Batches are produced by ``cfg.num_workers`` DataLoader workers (``probe.clip.data``); batch ``k``
+depends only on ``(cfg, k)``, so the worker count does not change the run.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from probe.clip.captions import captions
+from probe.clip.data import clip_loader
 from probe.clip.model import (
     IMAGE_SIZE,
     WORLD_CLIP_MODEL_CFG,
@@ -32,7 +34,6 @@ from probe.clip.model import (
 )
 from probe.clip.zeroshot import zero_shot_eval
 from probe.device import resolve_device
-from probe.oracle.degrade import degrade
 from probe.schedule import budget_progress, warmup_cosine_lr
 
 SPARSE_ROWS = "sparse.token_embedding.rows"
@@ -56,6 +57,7 @@ class ClipTrainConfig:
     max_minutes: float | None = None  # wall-clock limit; the LR schedule anneals by then
     resolution: int = IMAGE_SIZE  # world render resolution
     device: str | None = None
+    num_workers: int = 0  # DataLoader processes rendering batches (0: in the training process)
     model_cfg: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(WORLD_CLIP_MODEL_CFG)))
     preprocess_cfg: dict[str, Any] = field(default_factory=lambda: dict(WORLD_CLIP_PREPROCESS_CFG))
 
@@ -112,20 +114,32 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model_cfg, cfg.preprocess_cfg).to(dev).train()
-    tokenizer = get_tokenizer(cfg.model_cfg)
+    tokenizer = get_tokenizer(cfg.model_cfg)  # for evaluation; the loader has its own
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loss_fn = open_clip.ClipLoss()
-    gen = torch.Generator().manual_seed(cfg.seed)
     eval_images, eval_factors = sample_range(0, cfg.eval_size, seed=cfg.eval_seed, resolution=cfg.resolution)
     seen = torch.zeros(int(cfg.model_cfg["text_cfg"]["vocab_size"]), dtype=torch.bool)
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
+    # rows whose loss / logit_scale are still device tensors: converted in one go by flush(),
+    # so the loop does not wait for the GPU every step
+    pending: list[tuple[dict, torch.Tensor, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        vals = torch.stack([torch.stack([lo, sc]) for _, lo, sc in pending]).cpu().tolist()
+        for (row, _, _), (lo, sc) in zip(pending, vals):
+            history.append({"step": row["step"], "loss": lo, "lr": row["lr"], "logit_scale": sc,
+                            "seconds": row["seconds"]})
+        pending.clear()
     evals: list[pd.DataFrame] = []
     t0 = time.time()
 
     def evaluate(step: int) -> None:
+        flush()
         ev = zero_shot_eval(model, tokenizer, eval_images, eval_factors)
         ev.insert(0, "step", step)
         evals.append(ev)
@@ -138,6 +152,8 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
         tqdm.write(f"step {step}: " + ", ".join(f"{r.task}={r.accuracy:.3f}" for r in ev.itertuples()))
 
     bar = tqdm(total=cfg.steps, desc="train-clip", disable=not progress_bar)
+    on_cuda = dev.type == "cuda"
+    batches = iter(clip_loader(cfg, pin_memory=on_cuda))
     step = 0
     while step < cfg.steps:
         elapsed = time.time() - t0
@@ -147,15 +163,12 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
         lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
-        b = cfg.batch_size
-        images, factors = sample_range(step * b, (step + 1) * b, seed=cfg.seed, resolution=cfg.resolution)
-        if cfg.degrade_fraction > 0:
-            pick = torch.rand(b, generator=gen) < cfg.degrade_fraction
-            if pick.any():
-                images[pick] = degrade(images[pick], gen)
-        text = tokenizer(captions(factors, seed=cfg.seed * 1_000_003 + step))
-        seen[text.flatten()] = True
-        img_f, txt_f, scale = model(model.normalize01(images.to(dev)), text.to(dev))
+        images, text, k = next(batches)
+        assert k == step, f"loader returned step {k}, expected {step}"  # worker order must hold
+        seen[text.flatten()] = True  # on the CPU copy: no device round trip
+        images = images.to(dev, non_blocking=True)
+        text = text.to(dev, non_blocking=True)
+        img_f, txt_f, scale = model(model.normalize01(images), text)
         loss = loss_fn(img_f, txt_f, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,13 +176,17 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
         with torch.no_grad():  # as in CLIP: clamp the temperature to at most 100
             model.logit_scale.clamp_(0, math.log(100))
         step += 1
-        history.append({"step": step, "loss": loss.item(), "lr": lr, "logit_scale": scale.item(),
-                        "seconds": time.time() - t0})
+        pending.append(({"step": step, "lr": lr, "seconds": time.time() - t0},
+                        loss.detach(), scale.detach()))
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % 25 == 0:  # one GPU sync per 25 steps for the progress bar
+            flush()
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0:
             evaluate(step)
     bar.close()
+    del batches  # stops the loader's workers (they may be prefetching steps past a time limit)
+    flush()
     if not evals or int(evals[-1]["step"].iloc[0]) != step:
         evaluate(step)
     return model, seen, pd.DataFrame(history), pd.concat(evals, ignore_index=True)

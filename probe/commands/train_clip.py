@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="wall-clock limit; the cosine LR schedule anneals by then (default: none)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--workers", type=int, default=d.num_workers,
+                        help="DataLoader processes rendering training batches; the batches do not "
+                             "depend on it (default: %(default)s, i.e. in the training process)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
     parser.add_argument("--vision-cfg", default=None,
                         help="JSON replacing the open_clip vision_cfg (default: the shipped ModifiedResNet, "
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ClipTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           warmup_steps=args.warmup_steps, seed=args.seed, eval_seed=args.eval_seed,
                           eval_size=args.eval_size, eval_every=args.eval_every,
-                          max_minutes=args.max_minutes, device=args.device)
+                          max_minutes=args.max_minutes, device=args.device,
+                          num_workers=args.workers)
     if args.vision_cfg:
         cfg.model_cfg["vision_cfg"] = json.loads(args.vision_cfg)
     out = Path(args.out)
