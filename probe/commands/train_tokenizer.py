@@ -27,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="step budget (TrainConfig.steps)")
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; the schedule anneals within it")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--n-train", type=int, default=None, help="training images (TrainConfig.n_train)")
+    parser.add_argument("--pairs", choices=["", "ada", "hoyer"], default=None,
+                        help="train on one-factor image pairs (TrainConfig.pairs)")
+    parser.add_argument("--pair-weight", type=float, default=None, help="weight of the 'hoyer' pair penalty")
+    parser.add_argument("--pair-topk", type=int, default=None,
+                        help="'ada' pairs: positions per pair kept apart (TrainConfig.pair_topk; 0 = adaptive)")
+    parser.add_argument("--nested-dropout", type=float, default=None,
+                        help="fraction of each batch cut to a random token prefix (TrainConfig.nested_dropout)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -56,7 +64,8 @@ def build_config(args: argparse.Namespace):
     if args.continuous:
         model["quantize"] = False
     raw["model"] = model
-    for flag in ("steps", "max_minutes", "batch_size", "lr", "seed", "threads", "device"):
+    for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk", "pair_weight", "lr", "seed", "threads",
+                 "device"):
         if getattr(args, flag) is not None:
             raw[flag] = getattr(args, flag)
     return TrainConfig.from_dict(raw)

@@ -53,6 +53,25 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 disables).
         w_l1, w_l2, w_grad: weights of the L1, L2 and image-gradient (edge) reconstruction losses.
         w_codebook, w_commit: weights of the VQ codebook and commitment losses.
+        nested_dropout: fraction of each batch whose tokens are cut to a random prefix (length uniform in
+            1..N; the rest zeroed at the decoder input) -- nested ("tail") token dropout as in FlexTok and
+            One-D-Piece. It orders the tokens coarse to fine, so global attributes gather in a few early
+            positions instead of being spread redundantly over all of them. 0 disables it.
+        pairs: "" (off), "ada" or "hoyer". With pairs, every batch is ``batch_size / 2`` pairs: a training
+            image and its partner, the same world image re-rendered with one randomly chosen rendered factor
+            (or stripe nuisance) resampled. This is weak supervision from the generator (a pair shares all but
+            one factor; which one is never given), as in Locatello et al. 2020 ("Weakly-supervised
+            disentanglement without compromises") and SlowVAE's sparse transitions (Klindt et al. 2021); it
+            is not part of TiTok's recipe.
+            "ada": per pair, the positions whose feature change ``||z1_n - z2_n||`` is below the midpoint of
+            its min and max are replaced by the pair's mean before quantization and decoding (Ada-GVAE's
+            adaptive averaging, on token positions): tokens that do not change must really be shared.
+            "hoyer": adds ``pair_weight`` times the effective number of changed positions,
+            ``(sum_n d_n)^2 / sum_n d_n^2`` with ``d_n = ||z1_n - z2_n||`` (scale-free, so it cannot be
+            met by shrinking every change; a plain group lasso collapsed the encoder to constant features).
+        pair_topk: with "ada": keep exactly the ``pair_topk`` most changed positions per pair apart and
+            average all others (0: Ada-GVAE's adaptive midpoint threshold).
+        pair_weight: weight of the "hoyer" penalty.
         vq_warmup: fraction of the progress trained without the code lookup (a VQ model only); when it ends
             the codebook is set to spherical k-means centroids of the encoder's features. A cold random
             codebook makes the decoder ignore its tokens for hundreds of steps (grey reconstructions).
@@ -89,6 +108,10 @@ class TrainConfig:
     w_grad: float = 0.5
     w_codebook: float = 1.0
     w_commit: float = 0.25
+    nested_dropout: float = 0.0
+    pairs: str = ""
+    pair_topk: int = 0
+    pair_weight: float = 0.0
     vq_warmup: float = 0.0
     kmeans_images: int = 4096
     restart_every: int = 100
@@ -164,7 +187,71 @@ def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], c
     return images, factors
 
 
+PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur", "global_blur",
+                "stripe_period", "stripe_angle", "stripe_phase")
+"""The rendered world columns a partner image may differ in (``null`` is never rendered)."""
+
+
+def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str, Any],
+                    cache_dir: str | Path | None, chunk: int = 2000) -> tuple[torch.Tensor, list[str]]:
+    """Partners of the images described by ``factors``: each re-rendered with one column of
+    :data:`PAIR_FACTORS` (chosen uniformly) resampled uniformly over its range. Returns uint8
+    ``[n,3,H,W]`` and the changed column per image. Cached like :func:`render_world`."""
+    import numpy as np
+
+    from probe.data import world as world_mod
+
+    key = json.dumps({"n": len(factors), "pairs_of_seed": seed, "res": resolution, "world": world}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"partners_{digest}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        blob = torch.load(path, weights_only=False)  # our own cache
+        return blob["images"], blob["changed"]
+    wcfg = world_config(world)
+    specs = world_mod.factor_specs(wcfg)
+    rng = np.random.default_rng([seed, 7_777])
+    n = len(factors)
+    changed = [PAIR_FACTORS[i] for i in rng.integers(0, len(PAIR_FACTORS), n)]
+    edited = factors.copy()
+    for name in PAIR_FACTORS:
+        rows = np.flatnonzero(np.asarray(changed) == name)
+        spec = specs[name]
+        col = edited.columns.get_loc(name)
+        if spec.kind == "categorical":
+            vals = np.asarray(spec.levels, dtype=object)[rng.integers(0, len(spec.levels), len(rows))]
+        else:
+            vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
+        edited.iloc[rows, col] = vals
+    imgs = []
+    for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
+        x, _ = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
+        imgs.append((x.clamp(0, 1) * 255).round().to(torch.uint8))
+    images = torch.cat(imgs)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"images": images, "changed": changed, "key": key}, path)
+    return images, changed
+
+
 # ---------------------------------------------------------------------------------------------- losses
+def _ada_average(z: torch.Tensor, topk: int = 0) -> torch.Tensor:
+    """Ada-GVAE-style averaging of pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
+    positions whose change is below the per-pair midpoint of min and max change (``topk`` > 0: all but the
+    ``topk`` most changed positions) replaced by the pair mean."""
+    h = z.shape[0] // 2
+    z1, z2 = z[:h], z[h:]
+    d = (z1 - z2).norm(dim=-1)  # [B/2, N]
+    if topk > 0:
+        thr = d.topk(topk, dim=1).values[:, -1:]
+        shared = (d < thr)[..., None]
+    else:
+        thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
+        shared = (d < thr)[..., None]
+    mean = F.normalize(z1 + z2, dim=-1)
+    return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
+
+
+
 def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
     dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
@@ -172,18 +259,45 @@ def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
 
 
+def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
+    """Nested-dropout mask ``[B,N]`` (bool): a random ``fraction`` of rows keep only a prefix of length
+    uniform in 1..N, the other rows keep every token. ``None`` when ``fraction`` is 0."""
+    if fraction <= 0:
+        return None
+    cut = torch.rand(batch, generator=generator) < fraction
+    length = torch.randint(1, num_tokens + 1, (batch,), generator=generator)
+    length = torch.where(cut, length, torch.full_like(length, num_tokens))
+    return torch.arange(num_tokens)[None, :] < length[:, None]
+
+
 def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig,
-                   quantize: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1]."""
-    out = model(images, quantize=quantize)
+                   quantize: bool = True, keep: torch.Tensor | None = None,
+                   pairs: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1].
+
+    The scalar parts are returned as detached tensors (no device sync per step; the caller converts them
+    when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
+    ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added.
+    """
+    mix = (lambda z: _ada_average(z, cfg.pair_topk)) if pairs and cfg.pairs == "ada" else None
+    out = model(images, quantize=quantize, keep=keep, mix=mix)
     rec = out["recon"]
     l1 = (rec - images).abs().mean()
     l2 = F.mse_loss(rec, images)
     gr = image_gradient_l1(rec, images) if cfg.w_grad > 0 else rec.new_zeros(())
     total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
-    parts = {"loss": total.item(), "l1": l1.item(), "l2": l2.item(), "grad": gr.item(),
-             "codebook": out["codebook_loss"].item(), "commit": out["commit_loss"].item(),
+    pair = rec.new_zeros(())
+    if pairs:
+        z = out["features"]
+        h = z.shape[0] // 2
+        d = (z[:h] - z[h:]).norm(dim=-1)  # [B/2, N] change per position
+        pair = (d.sum(1) ** 2 / (d.pow(2).sum(1) + 1e-6)).mean()  # effective number of changed positions
+        if cfg.pairs == "hoyer":
+            total = total + cfg.pair_weight * pair
+    parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
+             "pair": pair.detach(),
+             "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
              "indices": out["indices"], "features": out["features"].detach()}
     return total, parts
 
@@ -315,6 +429,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: ample for 8-bit images
     cfg_json = _jsonable(asdict(cfg))
     ckpt_path = out / "last.pt"
     if (out / "config.json").exists() and resume and ckpt_path.exists():
@@ -324,10 +440,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                              "use a fresh out_dir or --no-resume")
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
 
-    train_u8, _ = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
-                               cache_dir=cfg.cache_dir)
+    train_u8, train_factors = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
+                                           world=cfg.world, cache_dir=cfg.cache_dir)
+    if cfg.pairs not in ("", "ada", "hoyer"):
+        raise ValueError(f"TrainConfig.pairs must be '', 'ada' or 'hoyer', got {cfg.pairs!r}")
+    use_pairs = bool(cfg.pairs)
+    if use_pairs:
+        partner_u8, _ = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,
+                                        world=cfg.world, cache_dir=cfg.cache_dir)
+        partner_u8 = partner_u8.to(device)
+        if cfg.batch_size % 2:
+            raise ValueError(f"TrainConfig: batch_size must be even with pairs, got {cfg.batch_size}")
     eval_u8, _ = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
                               cache_dir=cfg.cache_dir)
+    train_u8 = train_u8.to(device)  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
 
     torch.manual_seed(cfg.seed)
     model = WorldTokenizer(cfg.model_config()).to(device)
@@ -344,7 +470,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     def progress_of(step: int, elapsed: float) -> float:
         return budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
 
-    usage = torch.zeros(model.config.codebook_size, dtype=torch.long)
+    usage = torch.zeros(model.config.codebook_size, dtype=torch.long, device=device)
     log_f = open(out / "log.jsonl", "a")
     t0 = time.time() - state["elapsed"]
     last_ckpt = time.time()
@@ -361,13 +487,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         lr = lr_at(step, prog, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
-        x = train_u8[idx].to(device).float() / 255.0
+        if use_pairs:
+            idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size // 2,), generator=gen).to(device)
+            x = torch.cat([train_u8[idx], partner_u8[idx]]).float() / 255.0
+        else:
+            idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
+            x = train_u8[idx.to(device)].float() / 255.0
         vq_on = model.config.quantize and prog >= cfg.vq_warmup
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
-        loss, parts = compute_losses(model, x, cfg, quantize=vq_on)
+        keep = nested_keep(cfg.batch_size, model.config.num_tokens, cfg.nested_dropout, gen)
+        loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
+                                     keep=None if keep is None else keep.to(device), pairs=use_pairs)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -376,24 +508,24 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         step += 1
         bar.update(1)
         if vq_on:
-            usage += torch.bincount(parts["indices"].flatten().cpu(), minlength=usage.numel())
+            usage += torch.bincount(parts["indices"].flatten(), minlength=usage.numel())
             if cfg.restart_every and step % cfg.restart_every == 0:
                 n_restart = 0
                 if prog < cfg.restart_until:
                     feats = parts["features"].reshape(-1, model.config.token_dim).cpu()
-                    n_restart = model.restart_codes(usage == 0, feats, generator=gen)
+                    n_restart = model.restart_codes((usage == 0).cpu(), feats, generator=gen)
                 parts["restarted"] = n_restart
                 usage.zero_()
         rec: dict[str, Any] = {}
         if step % cfg.log_every == 0 or step == 1:
-            rec = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in parts.items()
-                   if not isinstance(v, torch.Tensor)}
+            rec = {k: (round(float(v), 5) if isinstance(v, torch.Tensor) and v.ndim == 0 else v)
+                   for k, v in parts.items() if not (isinstance(v, torch.Tensor) and v.ndim > 0)}
             rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
         if step % cfg.eval_every == 0:
             ev = evaluate(model, eval_u8, quantize=vq_on)
             rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
                        elapsed_min=round((time.time() - t0) / 60, 3))
-            bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{parts['loss']:.4f}")
+            bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
         if rec:
             log_f.write(json.dumps(rec) + "\n")
             log_f.flush()

@@ -14,6 +14,7 @@ The continuous twin (``quantize=False``) is the same network with the code looku
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -253,15 +254,25 @@ class WorldTokenizer(nn.Module):
         return Encoded(indices=idx, features=feats, quantized=q)
 
     # ------------------------------------------------------------------ decoder
-    def decode_raw(self, quantized: torch.Tensor) -> torch.Tensor:
-        """``quantized [B,N,C]`` -> unclamped images ``[B,3,H,W]`` (what the losses see)."""
+    def decode_raw(self, quantized: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``quantized [B,N,C]`` -> unclamped images ``[B,3,H,W]`` (what the losses see).
+
+        ``keep [B,N]`` (bool or 0/1, optional) marks the tokens the decoder sees; a dropped token's input is
+        zeroed so only its position embedding remains (nested token dropout during training; decoding a
+        prefix of the tokens afterwards).
+        """
         cfg = self.config
         if quantized.ndim != 3 or quantized.shape[1:] != (cfg.num_tokens, cfg.token_dim):
             raise ValueError(
                 f"WorldTokenizer decoder expects tokens [B, {cfg.num_tokens}, {cfg.token_dim}], got {tuple(quantized.shape)}"
             )
         b = quantized.shape[0]
-        lat = self.from_token(quantized) + self.dec_latent_pos
+        tok = self.from_token(quantized)
+        if keep is not None:
+            if keep.shape != quantized.shape[:2]:
+                raise ValueError(f"keep must be [B, N] = {tuple(quantized.shape[:2])}, got {tuple(keep.shape)}")
+            tok = tok * keep.to(tok.dtype)[..., None]
+        lat = tok + self.dec_latent_pos
         masks = self.mask_tokens.expand(b, -1, -1)
         h = self.decoder(torch.cat([masks, lat], dim=1))
         h = self.dec_norm(h[:, : cfg.grid * cfg.grid])  # [B, P, W]
@@ -303,14 +314,19 @@ class WorldTokenizer(nn.Module):
         """Decode an :class:`Encoded` (its ``quantized`` tensor) to images in [0, 1]."""
         return self.decode_raw(encoded.quantized).clamp(0.0, 1.0)
 
-    def forward(self, images: torch.Tensor, *, quantize: bool = True) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, *, quantize: bool = True, keep: torch.Tensor | None = None,
+                mix: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Training forward pass: reconstruction (unclamped) and the VQ losses.
 
         ``quantize=False`` bypasses the code lookup (the trainer's continuous warm-up of a VQ model).
+        ``keep [B,N]`` drops tokens at the decoder input (see :meth:`decode_raw`). ``mix`` maps the
+        encoder's ``features [B,N,C]`` to the features that are quantized and decoded (the trainer's pair
+        averaging); ``features`` in the result is the encoder's own.
         Returns a dict with ``recon [B,3,H,W]``, ``features [B,N,C]``, ``indices [B,N]`` (empty when not
         quantizing), ``codebook_loss`` and ``commit_loss`` (scalars; zero when not quantizing).
         """
-        z = self.encode_features(images)
+        z_enc = self.encode_features(images)
+        z = z_enc if mix is None else mix(z_enc)
         if self.config.quantize and quantize:
             idx, q = self.lookup(z)
             codebook_loss = F.mse_loss(q, z.detach())
@@ -321,8 +337,8 @@ class WorldTokenizer(nn.Module):
             codebook_loss = commit_loss = z.new_zeros(())
             zq = z
         return {
-            "recon": self.decode_raw(zq),
-            "features": z,
+            "recon": self.decode_raw(zq, keep),
+            "features": z_enc,
             "indices": idx,
             "codebook_loss": codebook_loss,
             "commit_loss": commit_loss,
@@ -342,6 +358,7 @@ class WorldTokenizer(nn.Module):
         n = int(dead.sum())
         if n == 0 or not self.config.quantize:
             return 0
+        dead = dead.to(self.codes.device)
         pick = torch.randint(0, candidates.shape[0], (n,), generator=generator)
         noise = torch.randn(n, candidates.shape[1], generator=generator) * 0.01
         self.codes.data[dead] = F.normalize(candidates[pick].to(self.codes) + noise.to(self.codes), dim=-1)
