@@ -139,3 +139,92 @@ def test_few_training_steps_reduce_loss(tmp_path: Path) -> None:
     again = train(cfg, tmp_path / "run", resume=True, progress_bar=False)
     for (k, a), b in zip(model.state_dict().items(), again.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
+
+
+def test_nested_keep_masks_are_prefixes() -> None:
+    from probe.tokenizers.train import nested_keep
+
+    gen = torch.Generator().manual_seed(0)
+    assert nested_keep(8, 5, 0.0, gen) is None
+    keep = nested_keep(2000, 6, 0.5, gen)
+    assert keep.shape == (2000, 6) and keep.dtype == torch.bool
+    lengths = keep.sum(1)
+    # every row is a prefix: ones, then zeros
+    assert torch.equal(keep, torch.arange(6)[None, :] < lengths[:, None])
+    assert lengths.min() >= 1
+    cut = lengths < 6
+    # half the rows are cut; a cut row keeps 1..6 tokens uniformly (length 6 also "cut" with prob 1/6)
+    assert 0.35 < cut.float().mean() < 0.50
+
+
+def test_decoder_keep_mask() -> None:
+    torch.manual_seed(0)
+    model = WorldTokenizer(_tiny()).eval()
+    q = model.encode(torch.rand(3, 3, 16, 16)).quantized
+    full = model.decode_raw(q)
+    torch.testing.assert_close(model.decode_raw(q, torch.ones(3, 8, dtype=torch.bool)), full)
+    # a dropped token is invisible: changing it changes nothing
+    keep = torch.ones(3, 8, dtype=torch.bool)
+    keep[:, 5:] = False
+    q2 = q.clone()
+    q2[:, 6] = -q2[:, 6]
+    torch.testing.assert_close(model.decode_raw(q2, keep), model.decode_raw(q, keep))
+    assert not torch.allclose(model.decode_raw(q2), full)
+    with pytest.raises(ValueError, match="keep must be"):
+        model.decode_raw(q, torch.ones(3, 7, dtype=torch.bool))
+
+
+def test_ada_average_shares_unchanged_positions() -> None:
+    from probe.tokenizers.train import _ada_average
+
+    torch.manual_seed(0)
+    z1 = torch.nn.functional.normalize(torch.randn(2, 6, 4), dim=-1)
+    z2 = z1 + 0.01 * torch.randn(2, 6, 4)
+    z2[0, 3] = -z1[0, 3]  # pair 0 changes at position 3 only
+    z2[1, 1] = -z1[1, 1]  # pair 1 changes at 1 and, less, at 4
+    z2[1, 4] = torch.nn.functional.normalize(z1[1, 4] + torch.randn(4), dim=-1)
+    out = _ada_average(torch.cat([z1, z2]))
+    a1, a2 = out[:2], out[2:]
+    torch.testing.assert_close(a1[0, 3], z1[0, 3])
+    torch.testing.assert_close(a2[0, 3], z2[0, 3])
+    for p in (0, 1, 2, 4, 5):  # shared: both images get the same (normalised mean) token
+        torch.testing.assert_close(a1[0, p], a2[0, p])
+    # top-1: only the most changed position stays apart
+    top1 = _ada_average(torch.cat([z1, z2]), topk=1)
+    assert not torch.allclose(top1[1, 1], top1[3, 1])
+    torch.testing.assert_close(top1[1, 4], top1[3, 4])
+
+
+def test_render_partners_change_one_factor(tmp_path: Path) -> None:
+    from probe.tokenizers.train import PAIR_FACTORS, render_partners, render_world
+
+    images, factors = render_world(400, seed=3, resolution=16, world={}, cache_dir=None)
+    partners, changed = render_partners(factors, seed=3, resolution=16, world={}, cache_dir=tmp_path)
+    assert partners.shape == images.shape and partners.dtype == torch.uint8
+    assert set(changed) <= set(PAIR_FACTORS) and len(set(changed)) >= 10
+    # a lighting partner is the same picture under another global gain: the ratio of means is far from 1
+    # for most, and a shape partner keeps the background (corners) exactly
+    light = [i for i, c in enumerate(changed) if c == "lighting"]
+    ratio = partners[light].float().mean((1, 2, 3)) / images[light].float().mean((1, 2, 3))
+    assert ((ratio - 1).abs() > 0.05).float().mean() > 0.7
+    shape = [i for i, c in enumerate(changed) if c == "shape"]
+    torch.testing.assert_close(partners[shape][..., :2, :2], images[shape][..., :2, :2])
+    # cached: the second call reads the file and returns the same
+    again, changed2 = render_partners(factors, seed=3, resolution=16, world={}, cache_dir=tmp_path)
+    assert torch.equal(again, partners) and changed2 == changed
+
+
+@pytest.mark.parametrize("pairs", ["ada", "hoyer"])
+def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None:
+    from probe.tokenizers.train import TrainConfig, train
+
+    cfg = TrainConfig(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16,
+                      steps=40, warmup_steps=5, lr=3e-3, restart_every=10, eval_every=20, log_every=1,
+                      pairs=pairs, pair_weight=0.001, nested_dropout=0.25, cache_dir=str(tmp_path / "cache"))
+    train(cfg, tmp_path / "run", resume=False, progress_bar=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 40 and all("pair" in r for r in log if "loss" in r)
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    with pytest.raises(ValueError, match="pairs must be"):
+        train(TrainConfig(**{**cfg.__dict__, "pairs": "bogus"}), tmp_path / "bad", resume=False, progress_bar=False)
