@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Second, short GPU session: the continuous twin of the top-2-pairs candidate (alt-32 of gpu_session.sh),
+# trained for the step count alt-32 reached in its 7.5-minute budget (3928 steps; a step budget here, since
+# this run had the GPU to itself), and a top-1 variant for comparison. Same data and flags as gpu_session.sh.
+#   PYTHONPATH=.:/tmp/site OUT=$OUT bash analyses/gpu_session2.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu2}
+R=runs/gpu_session2
+STEPS=${STEPS:-3928}
+DEVICE=${DEVICE:-cuda}
+NTRAIN=${NTRAIN:-80000}
+BASE=analyses/world_tokenizer/base_config.json
+mkdir -p "$R" "$OUT"
+export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
+python3 - <<PY
+from probe.tokenizers.train import render_partners, render_world
+render_world(256, seed=1_000_003, resolution=32, world={}, cache_dir="runs/cache")
+_, factors = render_world(${NTRAIN}, seed=0, resolution=32, world={}, cache_dir="runs/cache")
+render_partners(factors, seed=0, resolution=32, world={}, cache_dir="runs/cache")
+PY
+tok() {
+  local name=$1; shift
+  timeout "${GUARD:-170}" python3 -m probe train-tokenizer --device "$DEVICE" --threads 1 --batch-size 256 \
+    --n-train "$NTRAIN" --steps "$STEPS" --no-resume --out "$R/$name" --config "$BASE" "$@" > "$R/$name.log" 2>&1
+  echo "$name exit $?" >> "$R/exits.txt"
+}
+tok alt-32-continuous --continuous --pairs ada --pair-topk 2 &
+tok top1-32 --codebook 256 --pairs ada --pair-topk 1 &
+wait
+cat "$R/exits.txt"
+tar czf "$OUT/results2.tgz" -C "$R" --exclude=last.pt .
+ls -la "$OUT"
