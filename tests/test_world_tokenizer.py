@@ -11,9 +11,9 @@ from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.types import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"
-# Floors sit ~2 dB under what the shipped weights score on this very set (24.3 and 25.1 dB; see
+# Floors sit ~2 dB under what the shipped weights score on this very set (23.3 and 24.1 dB; see
 # analyses/world_tokenizer/README.md): the issue's 24 dB floor was not reached by world-32
-PSNR_FLOOR = {"world-32": 22.5, "world-32-continuous": 23.0}
+PSNR_FLOOR = {"world-32": 21.5, "world-32-continuous": 22.0}
 
 
 def _load_shipped(name: str) -> torch.nn.Module:
@@ -228,3 +228,39 @@ def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     with pytest.raises(ValueError, match="pairs must be"):
         train(TrainConfig(**{**cfg.__dict__, "pairs": "bogus"}), tmp_path / "bad", resume=False, progress_bar=False)
+
+
+def test_shipped_world32_lighting_lives_in_one_position() -> None:
+    """The paper's phenomenon on the shipped model: copying ONE token (the lighting position recorded in the
+    zoo JSON by analyses/world_tokenizer/localization.py) from bright images into dark ones brightens them by a
+    large part of the bright-dark gap, while a typical other position does almost nothing. Measured there at
+    0.48 vs 0.06 (2000 held-out images); asserted here with margin on a fresh set."""
+    from probe import zoo
+    from probe.data import world
+
+    model = _load_shipped("world-32")
+    rec = zoo.config("world-32")
+    top = rec["metrics"]["localization"]["lighting"]["top_position"]
+    images, df = world.sample(1200, seed=777_001, resolution=rec["resolution"])
+    lo = torch.tensor((df["lighting_bin"] == 0).to_numpy())
+    hi = torch.tensor((df["lighting_bin"] == 3).to_numpy())
+    k = int(min(lo.sum(), hi.sum(), 150))
+    with torch.no_grad():
+        q_lo = model.encode(images[lo][:k]).quantized
+        q_hi = model.encode(images[hi][:k]).quantized
+
+        def brightness(q: torch.Tensor) -> float:
+            return float(model.decode_raw(q).clamp(0, 1).mean())
+
+        b_lo, b_hi = brightness(q_lo), brightness(q_hi)
+
+        def moved(pos: int) -> float:
+            q = q_lo.clone()
+            q[:, pos] = q_hi[:, pos]
+            return (brightness(q) - b_lo) / (b_hi - b_lo)
+
+        at_top = moved(top)
+        rest = sorted(moved(p) for p in range(model.num_tokens) if p != top)
+    assert b_hi - b_lo > 0.1
+    assert at_top > 0.3, f"position {top} moved lighting by only {at_top:.2f} of the gap"
+    assert rest[len(rest) // 2] < 0.1, f"the median other position moved lighting by {rest[len(rest) // 2]:.2f}"

@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
     model = load_trained(args.run, from_checkpoint=args.from_checkpoint)
-    state = load_checkpoint(args.run / "last.pt")["state"]
     old = json.loads((args.run / "model.json").read_text()) if (args.run / "model.json").exists() else {}
+    if (args.run / "last.pt").exists():
+        state = load_checkpoint(args.run / "last.pt")["state"]
+    else:  # a run brought back without its checkpoint (e.g. from a GPU machine): the record has the state
+        tr = old["training"]
+        state = {"step": tr["steps"], "elapsed": tr["wall_minutes"] * 60, "stopped_by": tr.get("stopped_by")}
     command = args.command or old.get("training", {}).get("command")
     metrics = dict(old.get("metrics", {}))
     if args.localization:

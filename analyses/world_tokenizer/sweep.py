@@ -133,7 +133,7 @@ def sweep_figure(table: pd.DataFrame):
     ax.axhline(1.0, color="k", lw=0.6, ls=":")
     ax.set_title("top eta$^2$ / mean over positions")
     ax.legend(fontsize=6)
-    fig.suptitle("Compression sweep (N tokens x K codes, same step budget)", fontsize=10)
+    fig.suptitle("Compression sweep (N tokens x K codes, same training budget)", fontsize=10)
     fig.tight_layout()
     return fig
 
