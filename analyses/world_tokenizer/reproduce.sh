@@ -1,4 +1,15 @@
 #!/usr/bin/env bash
+# SESSION 2 (what is shipped now): the GPU sessions, then the measurements on the CPU
+#   bash analyses/gpu_session.sh      # on a GPU machine: candidates + compression sweep + CLIP (see its header)
+#   bash analyses/gpu_session2.sh     # on a GPU machine: the continuous twin of the top-2 candidate
+#   for m in <each run folder>; do python analyses/world_tokenizer/localization.py --model $m --out $m.loc.csv --all-positions; done
+#   python analyses/world_tokenizer/sweep.py plot --root <folder with n32_k16/ ... holding model.json + localization.*> \
+#       --configs 32x16 32x64 32x256 32x1024 16x256
+#   python analyses/world_tokenizer/ship.py --run runs/gpu_session/alt-32 --name world-32 --localization <its loc.csv>
+#   python analyses/world_tokenizer/ship.py --run runs/gpu_session2/alt-32-continuous --name world-32-continuous --localization <its loc.csv>
+# See README.md, "Session 2".
+#
+# SESSION 1 (CPU only; replaced): the commands below.
 # Reproduce the shipped world tokenizers, the compression sweep and their measurements (issue 4).
 # Wall times are those of the 2-core shared CPU machine they were made on (see README.md); every run
 # uses one torch thread. Runs are written under runs/world_tokenizer/ (git-ignored).
