@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localization import MIN_GAP_RATIO  # noqa: E402  (this folder is on sys.path)
+from localization import MIN_GAP_RATIO  # (this folder is on sys.path)
 
 
 def effects_table(loc_json: Path, label: str) -> pd.DataFrame:
