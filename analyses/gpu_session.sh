@@ -7,10 +7,12 @@
 # whatever the throughput; each run logs its steps, so the step counts reached are on record.
 #
 # Usage (repository root; PYTHONPATH must reach `probe` and open_clip):
-#   MINUTES=6.5 OUT=runs/gpu bash analyses/gpu_session.sh
+#   MINUTES=7.5 OUT=runs/gpu bash analyses/gpu_session.sh
 # On the lent device machine this was run as (wheels for open_clip/ftfy/wcwidth carried in .whl/):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-#   PYTHONPATH=.:/tmp/site MINUTES=6.5 OUT=$OUT bash analyses/gpu_session.sh
+#   PYTHONPATH=.:/tmp/site MINUTES=7.5 OUT=$OUT bash analyses/gpu_session.sh
+# (2026-11-28, one H200: 516.8 s wall; 12 runs at ~9 steps/s each with the GPU at 99% utilisation.
+#  What came of it: analyses/world_tokenizer/README.md "Session 2", analyses/world_clip/README.md.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-6.5}
