@@ -264,3 +264,25 @@ def test_shipped_world32_lighting_lives_in_one_position() -> None:
     assert b_hi - b_lo > 0.1
     assert at_top > 0.3, f"position {top} moved lighting by only {at_top:.2f} of the gap"
     assert rest[len(rest) // 2] < 0.1, f"the median other position moved lighting by {rest[len(rest) // 2]:.2f}"
+
+
+def test_training_from_init_weights(tmp_path: Path) -> None:
+    from probe.tokenizers.train import TrainConfig, train
+
+    base = dict(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16, warmup_steps=5,
+                lr=3e-3, restart_every=10, eval_every=20, log_every=1, vq_warmup=0.25, cache_dir=str(tmp_path / "c"))
+    train(TrainConfig(**base, steps=60), tmp_path / "first", resume=False, progress_bar=False)
+    train(TrainConfig(**base, steps=3, init=str(tmp_path / "first")), tmp_path / "second", resume=False,
+          progress_bar=False)
+
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+
+    first, second = losses("first"), losses("second")
+    # the second run starts where the first ended (with its codebook: the VQ loss terms are on at step 1)
+    assert second[0] < 0.6 * first[0]
+    assert abs(second[0] - sum(first[-5:]) / 5) < 0.5 * first[0]
+    assert json.loads((tmp_path / "second" / "log.jsonl").read_text().splitlines()[0])["codebook"] > 0
+    with pytest.raises(FileNotFoundError, match="TrainConfig.init"):
+        train(TrainConfig(**base, steps=1, init="no-such-model"), tmp_path / "bad", resume=False, progress_bar=False)

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; the schedule anneals within it")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--n-train", type=int, default=None, help="training images (TrainConfig.n_train)")
+    parser.add_argument("--init", default=None,
+                        help="start from these weights: a .safetensors, a run folder or a zoo name (TrainConfig.init)")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (TrainConfig.warmup_steps)")
     parser.add_argument("--pairs", choices=["", "ada", "hoyer"], default=None,
                         help="train on one-factor image pairs (TrainConfig.pairs)")
     parser.add_argument("--pair-weight", type=float, default=None, help="weight of the 'hoyer' pair penalty")
@@ -64,7 +67,8 @@ def build_config(args: argparse.Namespace):
     if args.continuous:
         model["quantize"] = False
     raw["model"] = model
-    for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk", "pair_weight", "lr", "seed", "threads",
+    for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk",
+                 "pair_weight", "init", "warmup_steps", "lr", "seed", "threads",
                  "device"):
         if getattr(args, flag) is not None:
             raw[flag] = getattr(args, flag)

@@ -76,6 +76,9 @@ class TrainConfig:
             the codebook is set to spherical k-means centroids of the encoder's features. A cold random
             codebook makes the decoder ignore its tokens for hundreds of steps (grey reconstructions).
         kmeans_images: training images whose features seed that k-means.
+        init: weights to start from instead of a random initialisation: a ``.safetensors`` file, a run folder
+            holding ``model.safetensors``, or a shipped zoo name (``world-32``). The architecture in ``model``
+            must match them. A VQ model keeps the loaded codebook and skips the VQ warm-up.
         restart_every: steps between dead-code restarts (0 disables); a code unused in that window is dead.
         restart_until: progress after which codes are no longer restarted (lets the codebook settle).
         eval_every: steps between held-out evaluations.
@@ -114,6 +117,7 @@ class TrainConfig:
     pair_weight: float = 0.0
     vq_warmup: float = 0.0
     kmeans_images: int = 4096
+    init: str | None = None
     restart_every: int = 100
     restart_until: float = 0.8
     eval_every: int = 250
@@ -360,6 +364,23 @@ def _init_codebook(model: WorldTokenizer, train_u8: torch.Tensor, cfg: TrainConf
     model.init_codes_kmeans(feats.reshape(-1, model.config.token_dim).cpu(), generator=gen)
 
 
+def _init_weights(spec: str) -> dict[str, torch.Tensor]:
+    """State dict named by ``TrainConfig.init`` (a .safetensors file, a run folder or a zoo name)."""
+    from safetensors.torch import load_file
+
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.exists():
+        from probe import zoo
+
+        if spec not in zoo.available():
+            raise FileNotFoundError(f"TrainConfig.init: {spec!r} is neither a weights file, a run folder with "
+                                    f"model.safetensors, nor a shipped model ({', '.join(zoo.available())})")
+        path = zoo.weights_path(spec)
+    return load_file(str(path))
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
@@ -460,6 +481,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
+    if cfg.init:
+        model.load_state_dict(_init_weights(cfg.init))
+        state["vq_on"] = model.config.quantize  # the loaded codebook is used from the first step
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -493,7 +517,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         else:
             idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
             x = train_u8[idx.to(device)].float() / 255.0
-        vq_on = model.config.quantize and prog >= cfg.vq_warmup
+        vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
