@@ -11,9 +11,9 @@ from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.types import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"
-# Floors sit ~2 dB under what the shipped weights score on this very set (23.3 and 24.1 dB; see
-# analyses/world_tokenizer/README.md): the issue's 24 dB floor was not reached by world-32
-PSNR_FLOOR = {"world-32": 21.5, "world-32-continuous": 22.0}
+# Floors sit ~2 dB under what the shipped weights score on this very set (24.6 and 31.4 dB; see
+# analyses/world_tokenizer/README.md)
+PSNR_FLOOR = {"world-32": 22.5, "world-32-continuous": 29.0}
 
 
 def _load_shipped(name: str) -> torch.nn.Module:
@@ -230,17 +230,16 @@ def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None
         train(TrainConfig(**{**cfg.__dict__, "pairs": "bogus"}), tmp_path / "bad", resume=False, progress_bar=False)
 
 
-def test_shipped_world32_lighting_lives_in_one_position() -> None:
-    """The paper's phenomenon on the shipped model: copying ONE token (the lighting position recorded in the
-    zoo JSON by analyses/world_tokenizer/localization.py) from bright images into dark ones brightens them by a
-    large part of the bright-dark gap, while a typical other position does almost nothing. Measured there at
-    0.48 vs 0.06 (2000 held-out images); asserted here with margin on a fresh set."""
+def test_shipped_world32_lighting_lives_in_few_positions() -> None:
+    """The paper's phenomenon on the shipped model: copying a single token from bright images into dark ones
+    brightens them by a large part of the bright-dark gap at a few positions, while the typical position does
+    nothing. Measured by analyses/world_tokenizer/localization.py on 2000 held-out images: 0.40 / 0.41 / 0.28
+    at positions 14 / 24 / 30, ~0 elsewhere. Asserted here with margin on a fresh set."""
     from probe import zoo
     from probe.data import world
 
     model = _load_shipped("world-32")
     rec = zoo.config("world-32")
-    top = rec["metrics"]["localization"]["lighting"]["top_position"]
     images, df = world.sample(1200, seed=777_001, resolution=rec["resolution"])
     lo = torch.tensor((df["lighting_bin"] == 0).to_numpy())
     hi = torch.tensor((df["lighting_bin"] == 3).to_numpy())
@@ -259,11 +258,12 @@ def test_shipped_world32_lighting_lives_in_one_position() -> None:
             q[:, pos] = q_hi[:, pos]
             return (brightness(q) - b_lo) / (b_hi - b_lo)
 
-        at_top = moved(top)
-        rest = sorted(moved(p) for p in range(model.num_tokens) if p != top)
+        effects = sorted((moved(p) for p in range(model.num_tokens)), reverse=True)
     assert b_hi - b_lo > 0.1
-    assert at_top > 0.3, f"position {top} moved lighting by only {at_top:.2f} of the gap"
-    assert rest[len(rest) // 2] < 0.1, f"the median other position moved lighting by {rest[len(rest) // 2]:.2f}"
+    assert effects[0] > 0.25, f"no single position moves lighting by more than {effects[0]:.2f} of the gap"
+    assert sum(effects[:3]) > 0.7, f"the three strongest positions move only {sum(effects[:3]):.2f} together"
+    median = effects[len(effects) // 2]
+    assert abs(median) < 0.05, f"the median position moved lighting by {median:.2f}"
 
 
 def test_training_from_init_weights(tmp_path: Path) -> None:

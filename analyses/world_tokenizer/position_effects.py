@@ -5,10 +5,12 @@ fraction of the low-to-high gap moved by copying the token at each position) and
 hue, the two factors every shipped model reconstructs. The blurs are drawn too where the decoder keeps at
 least 10% of their gap (otherwise their fractions are ratios of two numbers near zero).
 
-Usage (what produced figures/world32_position_effects.png):
+Usage (what produced figures/world32_position_effects.png; the run folders are those of README.md):
     python analyses/world_tokenizer/position_effects.py \
-        --loc runs/gpu1/loc/alt-32.json runs/gpu1/loc/alt-32-continuous.json runs/gpu1/loc/world-32.json \
-        --labels "world-32 (top-2 pairs, shipped)" "world-32-continuous (shipped)" "Ada pairs (not shipped)" \
+        --loc runs/cont/loc_world-32.json runs/cont/loc_world-32-continuous.json runs/gpu1/loc/alt-32.json \
+              runs/gpu1/loc/alt-32-continuous.json runs/gpu1/loc/world-32.json runs/gpu1/loc/top1-32.json \
+        --labels "world-32 (shipped)" "world-32-continuous (shipped)" "GPU stage of world-32" \
+                 "GPU stage of the twin" "Ada pairs VQ (GPU)" "top-1 pairs VQ (GPU)" \
         --out figures/world32_position_effects
 """
 from __future__ import annotations
