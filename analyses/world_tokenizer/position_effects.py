@@ -30,6 +30,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from localization import MIN_GAP_RATIO  # (this folder is on sys.path)
 
+from probe.viz import save_figure
+
 
 def effects_table(loc_json: Path, label: str) -> pd.DataFrame:
     """Tidy table: model, factor, position, moved (fraction of the gap), reconstructed (gap kept >= 10%)."""
@@ -85,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     tidy = pd.concat([effects_table(p, lab) for p, lab in zip(args.loc, args.labels)], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tidy.to_csv(args.out.with_suffix(".csv"), index=False)
-    fig = effects_figure(tidy)
-    fig.savefig(args.out.with_suffix(".png"), dpi=120)
-    fig.savefig(args.out.with_suffix(".svg"))
+    save_figure(effects_figure(tidy), args.out, dpi=120)
     print(f"wrote {args.out}.png/.svg/.csv")
     return 0
 

@@ -160,6 +160,28 @@ def world_config(overrides: dict[str, Any]) -> Any:
     return world_mod.WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
 
 
+def _disk_cached(prefix: str, key: dict[str, Any], cache_dir: str | Path | None,
+                 build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()``'s dict, cached as ``<cache_dir>/<prefix>_<sha1 of key>.pt`` (no cache when ``cache_dir`` is None).
+
+    Our own cache of tensors and DataFrames, hence ``weights_only=False``; the key is stored beside the data.
+    """
+    text = json.dumps(key, sort_keys=True)
+    path = Path(cache_dir) / f"{prefix}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=False)
+    blob = build()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({**blob, "key": text}, path)
+    return blob
+
+
+def _to_u8(images: Any) -> torch.Tensor:
+    """Images in [0, 1] (tensor or array) -> uint8 tensor of the same shape."""
+    return (torch.as_tensor(images).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
                  chunk: int = 2000) -> tuple[torch.Tensor, Any]:
     """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
@@ -171,24 +193,17 @@ def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], c
 
     from probe.data import world as world_mod
 
-    key = json.dumps({"n": n, "seed": seed, "res": resolution, "world": world}, sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"world_{digest}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        blob = torch.load(path, weights_only=False)  # our own cache: tensors + a DataFrame
-        return blob["images"], blob["factors"]
-    wcfg = world_config(world)
-    imgs, frames = [], []
-    for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
-        x, f = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution, config=wcfg)
-        imgs.append((torch.as_tensor(x).clamp(0, 1) * 255).round().to(torch.uint8))
-        frames.append(f)
-    images = torch.cat(imgs)
-    factors = pd.concat(frames, ignore_index=True)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": images, "factors": factors, "key": key}, path)
-    return images, factors
+    def build() -> dict[str, Any]:
+        wcfg = world_config(world)
+        imgs, frames = [], []
+        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
+            x, f = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution, config=wcfg)
+            imgs.append(_to_u8(x))
+            frames.append(f)
+        return {"images": torch.cat(imgs), "factors": pd.concat(frames, ignore_index=True)}
+
+    blob = _disk_cached("world", {"n": n, "seed": seed, "res": resolution, "world": world}, cache_dir, build)
+    return blob["images"], blob["factors"]
 
 
 PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur", "global_blur",
@@ -205,36 +220,32 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
 
     from probe.data import world as world_mod
 
-    key = json.dumps({"n": len(factors), "pairs_of_seed": seed, "res": resolution, "world": world}, sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"partners_{digest}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        blob = torch.load(path, weights_only=False)  # our own cache
-        return blob["images"], blob["changed"]
-    wcfg = world_config(world)
-    specs = world_mod.factor_specs(wcfg)
-    rng = np.random.default_rng([seed, 7_777])
     n = len(factors)
-    changed = [PAIR_FACTORS[i] for i in rng.integers(0, len(PAIR_FACTORS), n)]
-    edited = factors.copy()
-    for name in PAIR_FACTORS:
-        rows = np.flatnonzero(np.asarray(changed) == name)
-        spec = specs[name]
-        col = edited.columns.get_loc(name)
-        if spec.kind == "categorical":
-            vals = np.asarray(spec.levels, dtype=object)[rng.integers(0, len(spec.levels), len(rows))]
-        else:
-            vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
-        edited.iloc[rows, col] = vals
-    imgs = []
-    for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
-        x, _ = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
-        imgs.append((x.clamp(0, 1) * 255).round().to(torch.uint8))
-    images = torch.cat(imgs)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": images, "changed": changed, "key": key}, path)
-    return images, changed
+
+    def build() -> dict[str, Any]:
+        wcfg = world_config(world)
+        specs = world_mod.factor_specs(wcfg)
+        rng = np.random.default_rng([seed, 7_777])
+        changed = [PAIR_FACTORS[i] for i in rng.integers(0, len(PAIR_FACTORS), n)]
+        edited = factors.copy()
+        for name in PAIR_FACTORS:
+            rows = np.flatnonzero(np.asarray(changed) == name)
+            spec = specs[name]
+            col = edited.columns.get_loc(name)
+            if spec.kind == "categorical":
+                vals = np.asarray(spec.levels, dtype=object)[rng.integers(0, len(spec.levels), len(rows))]
+            else:
+                vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
+            edited.iloc[rows, col] = vals
+        imgs = []
+        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
+            x, _ = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
+            imgs.append(_to_u8(x))
+        return {"images": torch.cat(imgs), "changed": changed}
+
+    key = {"n": n, "pairs_of_seed": seed, "res": resolution, "world": world}
+    blob = _disk_cached("partners", key, cache_dir, build)
+    return blob["images"], blob["changed"]
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -247,10 +258,9 @@ def _ada_average(z: torch.Tensor, topk: int = 0) -> torch.Tensor:
     d = (z1 - z2).norm(dim=-1)  # [B/2, N]
     if topk > 0:
         thr = d.topk(topk, dim=1).values[:, -1:]
-        shared = (d < thr)[..., None]
     else:
         thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
-        shared = (d < thr)[..., None]
+    shared = (d < thr)[..., None]
     mean = F.normalize(z1 + z2, dim=-1)
     return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
 
@@ -511,12 +521,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         lr = lr_at(step, prog, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        if use_pairs:
-            idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size // 2,), generator=gen).to(device)
-            x = torch.cat([train_u8[idx], partner_u8[idx]]).float() / 255.0
-        else:
-            idx = torch.randint(0, train_u8.shape[0], (cfg.batch_size,), generator=gen)
-            x = train_u8[idx.to(device)].float() / 255.0
+        n_first = cfg.batch_size // 2 if use_pairs else cfg.batch_size
+        idx = torch.randint(0, train_u8.shape[0], (n_first,), generator=gen).to(device)
+        x = torch.cat([train_u8[idx], partner_u8[idx]]) if use_pairs else train_u8[idx]
+        x = x.float() / 255.0
         vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
@@ -537,7 +545,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                 n_restart = 0
                 if prog < cfg.restart_until:
                     feats = parts["features"].reshape(-1, model.config.token_dim).cpu()
-                    n_restart = model.restart_codes((usage == 0).cpu(), feats, generator=gen)
+                    n_restart = model.restart_codes(usage == 0, feats, generator=gen)
                 parts["restarted"] = n_restart
                 usage.zero_()
         rec: dict[str, Any] = {}
