@@ -158,3 +158,26 @@ def test_config_errors_name_the_field() -> None:
         WorldConfig(shapes=("circle", "hexagon"))
     with pytest.raises(KeyError, match="lighting"):
         world.render(world.sample_factors(0, 2).drop(columns=["lighting"]))
+    with pytest.raises(ValueError, match="stripe_phase_range"):
+        WorldConfig(stripe_phase_range=(0.5, 0.2))
+
+
+def test_pinned_stripes_are_a_sub_world_of_the_default() -> None:
+    """Pinning the stripe nuisances fixes those columns and leaves every factor as it was; each image is the
+    default world's rendering of the same factor table (so models trained on the default world apply)."""
+    from probe.data.world import hash_uniform
+
+    pinned = WorldConfig(resolution=32, stripe_periods=(4.0, 4.0), stripe_angle_range=(0.25, 0.25),
+                         stripe_phase_range=(0.6, 0.6))
+    images, df = world.sample(64, seed=9, config=pinned)
+    _, df_default = world.sample(64, seed=9, resolution=32)
+    assert np.allclose(df["stripe_period"], 0.25) and np.allclose(df["stripe_angle"], 0.25)
+    assert np.allclose(df["stripe_phase"], 0.6)
+    factors = [n for n, s in FACTORS.items() if s.role != "nuisance"]
+    pd.testing.assert_frame_equal(df[factors], df_default[factors])
+    again, _ = world.render(df, 32, WorldConfig())
+    torch.testing.assert_close(again, images)
+    # the default ranges keep the original draws: angle = u * pi, phase = u (stream ids 11 and 12)
+    u_angle = hash_uniform(9, df_default.index.to_numpy(), 11)
+    assert np.array_equal(df_default["stripe_angle"].to_numpy(), u_angle * math.pi)
+    assert np.array_equal(df_default["stripe_phase"].to_numpy(), hash_uniform(9, df_default.index.to_numpy(), 12))

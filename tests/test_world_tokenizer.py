@@ -195,6 +195,34 @@ def test_ada_average_shares_unchanged_positions() -> None:
     torch.testing.assert_close(top1[1, 4], top1[3, 4])
 
 
+def test_swap_pairs_paste_only_the_most_changed_positions() -> None:
+    from probe.tokenizers.train import _ada_average
+
+    torch.manual_seed(1)
+    z1 = torch.nn.functional.normalize(torch.randn(2, 5, 4), dim=-1)
+    z2 = z1 + 0.01 * torch.randn(2, 5, 4)
+    z2[0, 2] = -z1[0, 2]  # pair 0 changes most at 2, pair 1 at 4
+    z2[1, 4] = -z1[1, 4]
+    out = _ada_average(torch.cat([z1, z2]), topk=1, swap=True)
+    torch.testing.assert_close(out[:2], z1)  # the first images are untouched
+    expected = z1.clone()  # the partners are the first images with one token pasted from the partner
+    expected[0, 2], expected[1, 4] = z2[0, 2], z2[1, 4]
+    torch.testing.assert_close(out[2:], expected)
+
+
+def test_render_partners_skip_pinned_columns() -> None:
+    from probe.tokenizers.train import render_partners, render_world
+
+    world = {"stripe_periods": [4.0, 4.0], "stripe_angle_range": [0.5, 0.5], "stripe_phase_range": [0.0, 0.0]}
+    images, factors = render_world(300, seed=4, resolution=16, world=world, cache_dir=None)
+    partners, changed = render_partners(factors, seed=4, resolution=16, world=world, cache_dir=None)
+    assert not any(c.startswith("stripe_") for c in changed)
+    assert {"lighting", "bg_blur", "global_blur", "shape"} <= set(changed)
+    # every pair differs (a pinned column would have made identical pairs)
+    differ = (partners.int() - images.int()).abs().flatten(1).amax(1) > 0
+    assert differ.float().mean() > 0.9
+
+
 def test_render_partners_change_one_factor(tmp_path: Path) -> None:
     from probe.tokenizers.train import PAIR_FACTORS, render_partners, render_world
 
@@ -214,7 +242,7 @@ def test_render_partners_change_one_factor(tmp_path: Path) -> None:
     assert torch.equal(again, partners) and changed2 == changed
 
 
-@pytest.mark.parametrize("pairs", ["ada", "hoyer"])
+@pytest.mark.parametrize("pairs", ["ada", "swap", "hoyer"])
 def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None:
     from probe.tokenizers.train import TrainConfig, train
 

@@ -24,7 +24,10 @@ null           continuous   drawn like the others, never rendered (a control)
 =============  ===========  ==============================================================
 
 Nuisance columns (varied, recorded, not meant as probe targets): ``stripe_period`` (fraction
-of the image side), ``stripe_angle`` (radians), ``stripe_phase`` (fraction of a period).
+of the image side), ``stripe_angle`` (radians), ``stripe_phase`` (fraction of a period). Their ranges
+are settings (``stripe_periods``, ``stripe_angle_range``, ``stripe_phase_range``); pinning them (equal
+low and high) gives a sub-world whose every image is also an image of the default world, with the
+same factors (the shipped world tokenizers are trained on such a sub-world).
 Every continuous factor also has a ``<name>_bin`` column (int in ``[0, n_bins)``, equal-width
 bins over the factor's range).
 
@@ -62,6 +65,8 @@ class WorldConfig:
     bg_saturation: float = 0.45  # HSV saturation of the background colour
     bg_value_range: tuple[float, float] = (0.3, 0.85)  # HSV value of dark / light stripes
     stripe_periods: tuple[float, float] = (3.0, 6.0)  # stripe periods across the image (coarse)
+    stripe_angle_range: tuple[float, float] = (0.0, math.pi)  # stripe direction (radians; 0 = vertical)
+    stripe_phase_range: tuple[float, float] = (0.0, 1.0)  # stripe offset at the centre (fraction of a period)
     bg_blur_range: tuple[float, float] = (0.0, 0.08)  # background blur sigma
     global_blur_range: tuple[float, float] = (0.0, 0.05)  # whole-image blur sigma
     lighting_range: tuple[float, float] = (0.25, 1.0)  # global gain
@@ -74,7 +79,8 @@ class WorldConfig:
         if bad or not self.shapes:
             raise ValueError(f"WorldConfig.shapes: unknown shape(s) {bad}; choose from {SHAPES}")
         for name in ("scale_range", "position_range", "bg_value_range", "stripe_periods",
-                     "bg_blur_range", "global_blur_range", "lighting_range"):
+                     "stripe_angle_range", "stripe_phase_range", "bg_blur_range", "global_blur_range",
+                     "lighting_range"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"WorldConfig.{name}: low {lo} > high {hi}")
@@ -122,8 +128,8 @@ def factor_specs(config: WorldConfig | None = None) -> dict[str, FactorSpec]:
         "null": FactorSpec("continuous", (0.0, 1.0), role="null"),
         "stripe_period": FactorSpec(
             "continuous", (1.0 / c.stripe_periods[1], 1.0 / c.stripe_periods[0]), role="nuisance"),
-        "stripe_angle": FactorSpec("continuous", (0.0, math.pi), role="nuisance"),
-        "stripe_phase": FactorSpec("continuous", (0.0, 1.0), role="nuisance"),
+        "stripe_angle": FactorSpec("continuous", tuple(c.stripe_angle_range), role="nuisance"),
+        "stripe_phase": FactorSpec("continuous", tuple(c.stripe_phase_range), role="nuisance"),
     }
 
 
@@ -205,8 +211,9 @@ def factors_at(indices, *, seed: int = 0, config: WorldConfig | None = None) -> 
         "null": u["null"],
         # period sampled uniformly in "periods across the image", stored as a length
         "stripe_period": 1.0 / lerp("stripe_period", c.stripe_periods),
-        "stripe_angle": u["stripe_angle"] * math.pi,
-        "stripe_phase": u["stripe_phase"],
+        # lerp over the default ranges (0, pi) and (0, 1) gives bit-identical values to u * pi and u
+        "stripe_angle": lerp("stripe_angle", c.stripe_angle_range),
+        "stripe_phase": lerp("stripe_phase", c.stripe_phase_range),
     }
     df = pd.DataFrame(cols, index=pd.Index(idx, name="idx"))
     for name, spec in factor_specs(c).items():

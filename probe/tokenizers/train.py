@@ -66,10 +66,15 @@ class TrainConfig:
             "ada": per pair, the positions whose feature change ``||z1_n - z2_n||`` is below the midpoint of
             its min and max are replaced by the pair's mean before quantization and decoding (Ada-GVAE's
             adaptive averaging, on token positions): tokens that do not change must really be shared.
+            "swap": as "ada", but the shared positions of both images take the first image's features instead
+            of the mean, so the partner's reconstruction is exactly a copy-paste edit: the first image's tokens
+            with its ``pair_topk`` most changed positions pasted from the partner. This trains the single-position
+            swap that the localization measures, and penalises a factor echoed in other positions (which "ada"
+            averages away instead).
             "hoyer": adds ``pair_weight`` times the effective number of changed positions,
             ``(sum_n d_n)^2 / sum_n d_n^2`` with ``d_n = ||z1_n - z2_n||`` (scale-free, so it cannot be
             met by shrinking every change; a plain group lasso collapsed the encoder to constant features).
-        pair_topk: with "ada": keep exactly the ``pair_topk`` most changed positions per pair apart and
+        pair_topk: with "ada" or "swap": keep exactly the ``pair_topk`` most changed positions per pair apart and
             average all others (0: Ada-GVAE's adaptive midpoint threshold).
         pair_weight: weight of the "hoyer" penalty.
         vq_warmup: fraction of the progress trained without the code lookup (a VQ model only); when it ends
@@ -225,10 +230,12 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
     def build() -> dict[str, Any]:
         wcfg = world_config(world)
         specs = world_mod.factor_specs(wcfg)
+        # a column pinned by the world settings (low == high) cannot differ: it would make identical pairs
+        names = [f for f in PAIR_FACTORS if specs[f].kind == "categorical" or specs[f].range[0] < specs[f].range[1]]
         rng = np.random.default_rng([seed, 7_777])
-        changed = [PAIR_FACTORS[i] for i in rng.integers(0, len(PAIR_FACTORS), n)]
+        changed = [names[i] for i in rng.integers(0, len(names), n)]
         edited = factors.copy()
-        for name in PAIR_FACTORS:
+        for name in names:
             rows = np.flatnonzero(np.asarray(changed) == name)
             spec = specs[name]
             col = edited.columns.get_loc(name)
@@ -249,10 +256,11 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
 
 
 # ---------------------------------------------------------------------------------------------- losses
-def _ada_average(z: torch.Tensor, topk: int = 0) -> torch.Tensor:
+def _ada_average(z: torch.Tensor, topk: int = 0, swap: bool = False) -> torch.Tensor:
     """Ada-GVAE-style averaging of pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
     positions whose change is below the per-pair midpoint of min and max change (``topk`` > 0: all but the
-    ``topk`` most changed positions) replaced by the pair mean."""
+    ``topk`` most changed positions) replaced by the pair mean (``swap``: by the first image's features, so
+    the partner is decoded from the first image's tokens with only its most changed ones pasted in)."""
     h = z.shape[0] // 2
     z1, z2 = z[:h], z[h:]
     d = (z1 - z2).norm(dim=-1)  # [B/2, N]
@@ -261,7 +269,7 @@ def _ada_average(z: torch.Tensor, topk: int = 0) -> torch.Tensor:
     else:
         thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
     shared = (d < thr)[..., None]
-    mean = F.normalize(z1 + z2, dim=-1)
+    mean = z1 if swap else F.normalize(z1 + z2, dim=-1)
     return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
 
 
@@ -293,7 +301,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
     ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added.
     """
-    mix = (lambda z: _ada_average(z, cfg.pair_topk)) if pairs and cfg.pairs == "ada" else None
+    mix = ((lambda z: _ada_average(z, cfg.pair_topk, swap=cfg.pairs == "swap"))
+           if pairs and cfg.pairs in ("ada", "swap") else None)
     out = model(images, quantize=quantize, keep=keep, mix=mix)
     rec = out["recon"]
     l1 = (rec - images).abs().mean()
@@ -473,8 +482,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
 
     train_u8, train_factors = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
                                            world=cfg.world, cache_dir=cfg.cache_dir)
-    if cfg.pairs not in ("", "ada", "hoyer"):
-        raise ValueError(f"TrainConfig.pairs must be '', 'ada' or 'hoyer', got {cfg.pairs!r}")
+    if cfg.pairs not in ("", "ada", "swap", "hoyer"):
+        raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap' or 'hoyer', got {cfg.pairs!r}")
     use_pairs = bool(cfg.pairs)
     if use_pairs:
         partner_u8, _ = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,
