@@ -109,7 +109,7 @@ def run_demo(cfg: DemoConfig | None = None) -> DemoResult:
                               num_workers=0)
     t_tok = time.perf_counter() - t0
 
-    wcfg = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in world.items()})
+    wcfg = WorldConfig.from_dict(world)
     # probe the factors themselves; continuous ones are quantile-binned by the probes
     attributes = [n for n, s in factor_specs(wcfg).items() if s.role != "nuisance"]
     result = probe.run_probes(store, attributes_subset=attributes, permutations=cfg.permutations, seed=cfg.seed)

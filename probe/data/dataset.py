@@ -61,8 +61,7 @@ def build_source(manifest: Manifest, n_world: int | None = None):
     mins = {"min_size": o["min_size"]} if "min_size" in o else {}
     try:
         if t == "world":
-            cfg = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in o.get("config", {}).items()})
+            cfg = WorldConfig.from_dict(o.get("config", {}))
             return WorldSource(n_world if n_world is not None else int(manifest.size or 0),
                                seed=manifest.seed, config=cfg)
         if t == "folder":

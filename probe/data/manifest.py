@@ -221,7 +221,7 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
             if k not in allowed:
                 raise c.fail(f"source.config.{k}", f"is not a WorldConfig field; allowed: {sorted(allowed)}")
         try:
-            WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts["config"].items()})
+            WorldConfig.from_dict(opts["config"])
         except (TypeError, ValueError) as e:
             raise c.fail("source.config", f"is invalid: {e}") from None
     if "min_size" in opts and opts["min_size"] < 1:
@@ -296,8 +296,7 @@ def _default_attributes(stype: str, opts: dict) -> tuple[AttributeSpec, ...]:
     """Attributes used when the manifest lists none (world: every factor and bin; folder: class)."""
     if stype == "world":
         from probe.data.world import WorldConfig, factor_specs
-        cfg = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in opts.get("config", {}).items()})
+        cfg = WorldConfig.from_dict(opts.get("config", {}))
         out = []
         for name, spec in factor_specs(cfg).items():
             if spec.role == "nuisance":

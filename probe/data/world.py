@@ -38,7 +38,7 @@ Blur sigmas are in units of the image side, so the same label looks the same at 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,15 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.n_bins must be >= 1, got {self.n_bins}")
         if self.stripe_periods[0] <= 0:
             raise ValueError("WorldConfig.stripe_periods must be > 0")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WorldConfig:
+        """A config from plain values (JSON / YAML lists become tuples); unknown keys are named in the error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown WorldConfig field(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 @dataclass(frozen=True)

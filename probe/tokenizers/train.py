@@ -157,12 +157,10 @@ def world_config(overrides: dict[str, Any]) -> Any:
     """A ``probe.data.world.WorldConfig`` with ``overrides`` applied (errors name the unknown field)."""
     from probe.data import world as world_mod
 
-    known = {f.name for f in fields(world_mod.WorldConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"world overrides: unknown WorldConfig field(s) {unknown}; known: {sorted(known)}")
-    # JSON turns the config's tuples into lists; the world expects tuples
-    return world_mod.WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    try:
+        return world_mod.WorldConfig.from_dict(overrides)
+    except ValueError as exc:
+        raise ValueError(f"world overrides: {exc}") from None
 
 
 def _disk_cached(prefix: str, key: dict[str, Any], cache_dir: str | Path | None,
