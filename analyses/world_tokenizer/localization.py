@@ -14,15 +14,11 @@ A compact stand-in for the future swap engine (probe/swap), written for issue 4:
    10% of the factor's end-to-end gap measured on the originals, the factor is not reconstructed at all and
    the fractions are reported as NaN (a ratio of two numbers near zero).
 
-Measurers (pixels only; the object mask is the known one of the image being measured):
-- lighting: mean luminance (Rec. 601 weights) of the whole image;
-- bg_blur: Laplacian energy of background pixels (mask dilated by one pixel excluded) divided by their
-  variance, so stripe contrast and lighting do not count as sharpness;
-- global_blur (sharpness): gradient energy of the whole image divided by its variance;
-- obj_hue: chroma-weighted circular mean hue of object pixels, as a unit vector; "moved" is the
-  projection of (swap - low) on (high - low) in that plane;
-- null: never rendered, so nothing to measure: reported by eta-squared only, against a permutation
-  threshold (95th percentile of the max over positions with shuffled labels).
+Measurers: pixels only, from :mod:`probe.swap.measurers` (lighting: mean luminance; the blurs: Laplacian /
+gradient energy over variance; obj_hue: mean object hue as a unit vector, where "moved" is the projection of
+(swap - low) on (high - low)). The null factor is never rendered, so there is nothing to measure: it is
+reported by eta-squared only, against a permutation threshold (95th percentile of the max over positions
+with shuffled labels).
 
 Usage:
     python analyses/world_tokenizer/localization.py --model world-32 --out runs/wt/loc_world32.csv
@@ -38,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+
+from probe.swap.measurers import MEASURERS, moved_fraction
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null")
 # below this decoded/original end-to-end gap the factor counts as not reconstructed (moved fractions NaN)
@@ -80,69 +77,6 @@ def eta_squared(features: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
         sel = torch.as_tensor(labels == g)
         between += sel.sum() * ((x[sel].mean(0) - mu[0]) ** 2).sum(-1)
     return (between / total.clamp_min(1e-12)).float()
-
-
-# ------------------------------------------------------------------------------------------ measurers
-def luminance(img: torch.Tensor) -> torch.Tensor:
-    """``[B,3,H,W]`` -> ``[B,H,W]``."""
-    return 0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2]
-
-
-def measure_lighting(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return luminance(img).flatten(1).mean(1)
-
-
-def measure_bg_sharpness(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Laplacian energy / variance over background pixels (object dilated by 1 px excluded). -> ``[B]``."""
-    y = luminance(img)[:, None]
-    lap = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"),
-                   torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]], dtype=y.dtype))
-    obj = F.max_pool2d((mask > 0.05).float(), 3, stride=1, padding=1)
-    bg = 1.0 - obj
-    # keep away from the image border too (replicate padding fakes flat borders)
-    bg[..., :1, :] = 0
-    bg[..., -1:, :] = 0
-    bg[..., :, :1] = 0
-    bg[..., :, -1:] = 0
-    n = bg.flatten(1).sum(1).clamp_min(1)
-    mean = (y * bg).flatten(1).sum(1) / n
-    var = (((y - mean[:, None, None, None]) ** 2) * bg).flatten(1).sum(1) / n
-    energy = ((lap ** 2) * bg).flatten(1).sum(1) / n
-    return energy / (var + 1e-4)
-
-
-def measure_sharpness(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Gradient energy / variance of the whole image (luminance). -> ``[B]``."""
-    y = luminance(img)
-    gx = y[:, :, 1:] - y[:, :, :-1]
-    gy = y[:, 1:, :] - y[:, :-1, :]
-    energy = gx.pow(2).flatten(1).mean(1) + gy.pow(2).flatten(1).mean(1)
-    return energy / (y.flatten(1).var(1) + 1e-4)
-
-
-def hue_vector(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Chroma-weighted circular mean hue of object pixels (mask > 0.9) as a unit vector ``[B, 2]``."""
-    mx, _ = img.max(1)
-    mn, _ = img.min(1)
-    r, g, b = img[:, 0], img[:, 1], img[:, 2]
-    # hue angle via the standard hexagon-to-plane projection (alpha, beta): atan2 gives the hue circle
-    alpha = r - 0.5 * (g + b)
-    beta = (3 ** 0.5) / 2 * (g - b)
-    w = (mask[:, 0] > 0.9).float() * (mx - mn)
-    v = torch.stack([(alpha * w).flatten(1).sum(1), (beta * w).flatten(1).sum(1)], dim=1)
-    return F.normalize(v, dim=1)
-
-
-MEASURERS = {"lighting": measure_lighting, "bg_blur": measure_bg_sharpness,
-             "global_blur": measure_sharpness, "obj_hue": hue_vector}
-
-
-def moved_fraction(m_low: torch.Tensor, m_high: torch.Tensor, m_swap: torch.Tensor) -> float:
-    """(swap - low) / (high - low) on group means; vectors (hue) are projected on (high - low)."""
-    lo, hi, sw = m_low.double().mean(0), m_high.double().mean(0), m_swap.double().mean(0)
-    gap = (hi - lo).reshape(-1)
-    move = (sw - lo).reshape(-1)
-    return float((move @ gap) / (gap @ gap).clamp_min(1e-12))
 
 
 # ------------------------------------------------------------------------------------------ the measurement
