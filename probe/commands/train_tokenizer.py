@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None,
                         help="start from these weights: a .safetensors, a run folder or a zoo name (TrainConfig.init)")
     parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (TrainConfig.warmup_steps)")
-    parser.add_argument("--pairs", choices=["", "ada", "swap", "hoyer"], default=None,
+    parser.add_argument("--pairs", choices=["", "ada", "swap", "exchange", "hoyer"], default=None,
                         help="train on one-factor image pairs (TrainConfig.pairs)")
     parser.add_argument("--pair-weight", type=float, default=None, help="weight of the 'hoyer' pair penalty")
     parser.add_argument("--pair-topk", type=int, default=None,
-                        help="'ada' / 'swap' pairs: positions per pair kept apart (TrainConfig.pair_topk; 0 = adaptive)")
+                        help="'ada' / 'swap' / 'exchange' pairs: positions per pair kept apart (TrainConfig.pair_topk; 0 = adaptive)")
     parser.add_argument("--nested-dropout", type=float, default=None,
                         help="fraction of each batch cut to a random token prefix (TrainConfig.nested_dropout)")
     parser.add_argument("--lr", type=float, default=None)

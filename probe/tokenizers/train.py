@@ -71,10 +71,13 @@ class TrainConfig:
             with its ``pair_topk`` most changed positions pasted from the partner. This trains the single-position
             swap that the localization measures, and penalises a factor echoed in other positions (which "ada"
             averages away instead).
+            "exchange": as "swap", in both directions: the shared positions are exchanged within the pair, so
+            each image is decoded from its own ``pair_topk`` most changed tokens pasted into the other image's
+            tokens. A position that is not pasted must then change nothing, which "swap" does not ask.
             "hoyer": adds ``pair_weight`` times the effective number of changed positions,
             ``(sum_n d_n)^2 / sum_n d_n^2`` with ``d_n = ||z1_n - z2_n||`` (scale-free, so it cannot be
             met by shrinking every change; a plain group lasso collapsed the encoder to constant features).
-        pair_topk: with "ada" or "swap": keep exactly the ``pair_topk`` most changed positions per pair apart and
+        pair_topk: with "ada", "swap" or "exchange": keep exactly the ``pair_topk`` most changed positions per pair apart and
             average all others (0: Ada-GVAE's adaptive midpoint threshold).
         pair_weight: weight of the "hoyer" penalty.
         vq_warmup: fraction of the progress trained without the code lookup (a VQ model only); when it ends
@@ -254,11 +257,16 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
 
 
 # ---------------------------------------------------------------------------------------------- losses
-def _ada_average(z: torch.Tensor, topk: int = 0, swap: bool = False) -> torch.Tensor:
-    """Ada-GVAE-style averaging of pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
+SHARING_MODES = ("ada", "swap", "exchange")
+"""``TrainConfig.pairs`` values that share the unchanged token positions within a pair (see :func:`_ada_average`)."""
+
+def _ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tensor:
+    """Ada-GVAE-style sharing within pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
     positions whose change is below the per-pair midpoint of min and max change (``topk`` > 0: all but the
-    ``topk`` most changed positions) replaced by the pair mean (``swap``: by the first image's features, so
-    the partner is decoded from the first image's tokens with only its most changed ones pasted in)."""
+    ``topk`` most changed positions) shared. ``mode`` says how: "ada" replaces them by the pair mean; "swap" by
+    the first image's features (the partner is decoded from the first image's tokens with only its most
+    changed ones pasted in); "exchange" gives each image the other's (each image is decoded from its own most
+    changed tokens pasted into the other image's tokens)."""
     h = z.shape[0] // 2
     z1, z2 = z[:h], z[h:]
     d = (z1 - z2).norm(dim=-1)  # [B/2, N]
@@ -267,7 +275,9 @@ def _ada_average(z: torch.Tensor, topk: int = 0, swap: bool = False) -> torch.Te
     else:
         thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
     shared = (d < thr)[..., None]
-    mean = z1 if swap else F.normalize(z1 + z2, dim=-1)
+    if mode == "exchange":
+        return torch.cat([torch.where(shared, z2, z1), torch.where(shared, z1, z2)])
+    mean = z1 if mode == "swap" else F.normalize(z1 + z2, dim=-1)
     return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
 
 
@@ -299,8 +309,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
     ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added.
     """
-    mix = ((lambda z: _ada_average(z, cfg.pair_topk, swap=cfg.pairs == "swap"))
-           if pairs and cfg.pairs in ("ada", "swap") else None)
+    mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
+           if pairs and cfg.pairs in SHARING_MODES else None)
     out = model(images, quantize=quantize, keep=keep, mix=mix)
     rec = out["recon"]
     l1 = (rec - images).abs().mean()
@@ -480,8 +490,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
 
     train_u8, train_factors = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
                                            world=cfg.world, cache_dir=cfg.cache_dir)
-    if cfg.pairs not in ("", "ada", "swap", "hoyer"):
-        raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap' or 'hoyer', got {cfg.pairs!r}")
+    if cfg.pairs not in ("", "hoyer", *SHARING_MODES):
+        raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap', 'exchange' or 'hoyer', got {cfg.pairs!r}")
     use_pairs = bool(cfg.pairs)
     if use_pairs:
         partner_u8, _ = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,

@@ -1,0 +1,100 @@
+"""Copy-paste edits by a single token, as pictures: per factor, low-end images, high-end images, and the
+low-end images with the token at the factor's position pasted from the high-end ones.
+
+The position per factor is the one that moves the factor most (``localization.py --all-positions``'s
+``moved_all``), or given with ``--positions factor=pos ...``.
+
+Usage (what produced figures/world32_swap_gallery.png):
+    python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/s3/loc_world-32.json \
+        --out figures/world32_swap_gallery
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from localization import end_groups, load_model  # (this folder is on sys.path)
+
+from probe.viz import save_figure
+
+FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
+
+
+@torch.no_grad()
+def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n: int = 6, seed: int = 2_000_003,
+            pool: int = 800) -> dict[str, torch.Tensor]:
+    """Per factor: ``[3, n, 3, H, W]`` (low-end reconstructions, high-end reconstructions, low with the token
+    at ``positions[factor]`` pasted from high), from a pool of ``pool`` held-out images of world ``seed``."""
+    from probe.data import world as world_mod
+    from probe.tokenizers.train import world_config
+
+    wcfg = world_config(world)
+    images, df = world_mod.sample(pool, seed=seed, resolution=model.image_size, config=wcfg)
+    q = model.encode(images).quantized
+    out = {}
+    for factor, pos in positions.items():
+        lo, hi = end_groups(factor, df, wcfg.n_bins)
+        lo, hi = lo[:n], hi[:n]
+        swapped = q[lo].clone()
+        swapped[:, pos] = q[hi, pos]
+        out[factor] = torch.stack([model.decode_raw(q[lo]), model.decode_raw(q[hi]), model.decode_raw(swapped)]).clamp(0, 1)
+    return out
+
+
+def draw(panels: dict[str, torch.Tensor], positions: dict[str, int]) -> plt.Figure:
+    """One block of three rows per factor: target (low end), source (high end), target with the token pasted."""
+    n = next(iter(panels.values())).shape[1]
+    fig, axes = plt.subplots(3 * len(panels), n, figsize=(1.1 * n, 1.15 * 3 * len(panels)), squeeze=False)
+    labels = ("low end", "high end", "low + 1 token")
+    for b, (factor, block) in enumerate(panels.items()):
+        for r in range(3):
+            for c in range(n):
+                ax = axes[3 * b + r, c]
+                ax.imshow(np.clip(block[r, c].permute(1, 2, 0).numpy(), 0, 1), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[3 * b + r, 0].set_ylabel(labels[r], fontsize=7)
+        axes[3 * b, 0].set_title(f"{factor}: token {positions[factor]}", fontsize=8, loc="left")
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="zoo name, training run folder or zoo-style .json")
+    ap.add_argument("--loc", type=Path, default=None, help=".json of localization.py --all-positions")
+    ap.add_argument("--positions", nargs="*", default=[], help="factor=position overrides")
+    ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--out", required=True, help="output path without suffix (.png and .svg are written)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    model, world = load_model(args.model)
+    positions: dict[str, int] = {}
+    if args.loc:
+        moved = json.loads(args.loc.read_text()).get("moved_all", {})
+        positions = {f: int(np.argmax(moved[f])) for f in FACTORS if f in moved}
+    for item in args.positions:
+        factor, _, pos = item.partition("=")
+        if factor not in FACTORS or not pos.isdigit():
+            raise SystemExit(f"--positions {item!r}: expected factor=position with factor in {FACTORS}")
+        positions[factor] = int(pos)
+    if not positions:
+        raise SystemExit("no positions: pass --loc (from localization.py --all-positions) or --positions")
+    fig = draw(gallery(model, world, positions, n=args.n), positions)
+    save_figure(fig, args.out)
+    print(f"wrote {args.out}.png / .svg; positions {positions}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
