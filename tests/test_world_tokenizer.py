@@ -296,22 +296,40 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     return effects
 
 
-@pytest.mark.parametrize("factor", ["lighting", "bg_blur", "global_blur", "obj_hue"])
-def test_shipped_world32_single_positions_control_attributes(factor: str) -> None:
-    """The paper's phenomenon on the shipped model: copying one token from images at one end of an attribute
-    into images at the other end moves the attribute by most of the gap, while the typical position does
-    nothing. Measured by analyses/world_tokenizer/localization.py on 2000 held-out images (see
-    analyses/world_tokenizer/README.md, session 3); asserted here with margin on a fresh set."""
+def test_shipped_world32_lighting_lives_in_few_positions() -> None:
+    """The paper's phenomenon on the shipped model: copying a single token from bright images into dark ones
+    brightens them by a large part of the bright-dark gap at a few positions, while the typical position does
+    nothing. Measured by analyses/world_tokenizer/localization.py on 2000 held-out images: 0.40 / 0.41 / 0.28
+    at positions 14 / 24 / 30, ~0 elsewhere. Asserted here with margin on a fresh set."""
     from probe import zoo
+    from probe.data import world
 
     model = _load_shipped("world-32")
-    effects = position_effects(model, zoo.config("world-32").get("world_overrides", {}), factor)
-    ranked = sorted(effects, reverse=True)
-    assert ranked[0] > SINGLE_POSITION_FLOOR[factor], (
-        f"{factor}: the strongest position {effects.index(ranked[0])} moves only {ranked[0]:.2f} of the gap")
-    median = ranked[len(ranked) // 2]
-    assert abs(median) < 0.05, f"{factor}: the median position moved it by {median:.2f}"
-    assert ranked[1] < 0.5 * ranked[0], f"{factor}: a second position moves {ranked[1]:.2f} (top {ranked[0]:.2f})"
+    rec = zoo.config("world-32")
+    images, df = world.sample(1200, seed=777_001, resolution=rec["resolution"])
+    lo = torch.tensor((df["lighting_bin"] == 0).to_numpy())
+    hi = torch.tensor((df["lighting_bin"] == 3).to_numpy())
+    k = int(min(lo.sum(), hi.sum(), 150))
+    with torch.no_grad():
+        q_lo = model.encode(images[lo][:k]).quantized
+        q_hi = model.encode(images[hi][:k]).quantized
+
+        def brightness(q: torch.Tensor) -> float:
+            return float(model.decode_raw(q).clamp(0, 1).mean())
+
+        b_lo, b_hi = brightness(q_lo), brightness(q_hi)
+
+        def moved(pos: int) -> float:
+            q = q_lo.clone()
+            q[:, pos] = q_hi[:, pos]
+            return (brightness(q) - b_lo) / (b_hi - b_lo)
+
+        effects = sorted((moved(p) for p in range(model.num_tokens)), reverse=True)
+    assert b_hi - b_lo > 0.1
+    assert effects[0] > 0.25, f"no single position moves lighting by more than {effects[0]:.2f} of the gap"
+    assert sum(effects[:3]) > 0.7, f"the three strongest positions move only {sum(effects[:3]):.2f} together"
+    median = effects[len(effects) // 2]
+    assert abs(median) < 0.05, f"the median position moved lighting by {median:.2f}"
 
 
 def test_training_from_init_weights(tmp_path: Path) -> None:
