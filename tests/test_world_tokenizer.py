@@ -11,12 +11,13 @@ from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.types import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"
-# Floors sit ~2 dB under what the shipped weights score on this very set (24.6 and 31.4 dB; see
-# analyses/world_tokenizer/README.md)
-PSNR_FLOOR = {"world-32": 22.5, "world-32-continuous": 29.0}
-# Floors of the single-position swap effect (fraction of the attribute's gap; the issue's target is 0.5), set
-# under what the shipped world-32 moves on the test's own set (see test_shipped_world32_single_positions_...)
-SINGLE_POSITION_FLOOR = {"lighting": 0.5, "bg_blur": 0.5, "global_blur": 0.5, "obj_hue": 0.5}
+# Floors sit ~2 dB under what the shipped weights score on this very set (30.8 and 36.4 dB; see
+# analyses/world_tokenizer/README.md, session 3)
+PSNR_FLOOR = {"world-32": 28.5, "world-32-continuous": 34.0}
+# Floors of the single-position swap effect (fraction of the attribute's gap moved by the strongest position;
+# the issue's target is 0.5). The shipped world-32 moves 0.97 / 0.71 / 0.59 / 0.99 on the test's own set
+# (positions 30 / 17 / 17 / 1).
+SINGLE_POSITION_FLOOR = {"lighting": 0.8, "bg_blur": 0.55, "global_blur": 0.5, "obj_hue": 0.8}
 
 
 def _load_shipped(name: str) -> torch.nn.Module:
@@ -296,40 +297,24 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     return effects
 
 
-def test_shipped_world32_lighting_lives_in_few_positions() -> None:
-    """The paper's phenomenon on the shipped model: copying a single token from bright images into dark ones
-    brightens them by a large part of the bright-dark gap at a few positions, while the typical position does
-    nothing. Measured by analyses/world_tokenizer/localization.py on 2000 held-out images: 0.40 / 0.41 / 0.28
-    at positions 14 / 24 / 30, ~0 elsewhere. Asserted here with margin on a fresh set."""
+@pytest.mark.parametrize("factor", ["lighting", "bg_blur", "global_blur", "obj_hue"])
+def test_shipped_world32_single_positions_control_attributes(factor: str) -> None:
+    """The paper's phenomenon on the shipped model: copying one token from images at one end of an attribute
+    into images at the other end moves the attribute by most of the gap, while the typical position does
+    nothing. Measured by analyses/world_tokenizer/localization.py on 2000 held-out images (lighting 0.98 at
+    position 30, background blur 0.71 and global blur 0.60 both at 17, object hue 0.99 at 1; random positions
+    <= 0.02; see analyses/world_tokenizer/README.md, session 3); asserted here with margin on a fresh set."""
     from probe import zoo
-    from probe.data import world
 
     model = _load_shipped("world-32")
-    rec = zoo.config("world-32")
-    images, df = world.sample(1200, seed=777_001, resolution=rec["resolution"])
-    lo = torch.tensor((df["lighting_bin"] == 0).to_numpy())
-    hi = torch.tensor((df["lighting_bin"] == 3).to_numpy())
-    k = int(min(lo.sum(), hi.sum(), 150))
-    with torch.no_grad():
-        q_lo = model.encode(images[lo][:k]).quantized
-        q_hi = model.encode(images[hi][:k]).quantized
-
-        def brightness(q: torch.Tensor) -> float:
-            return float(model.decode_raw(q).clamp(0, 1).mean())
-
-        b_lo, b_hi = brightness(q_lo), brightness(q_hi)
-
-        def moved(pos: int) -> float:
-            q = q_lo.clone()
-            q[:, pos] = q_hi[:, pos]
-            return (brightness(q) - b_lo) / (b_hi - b_lo)
-
-        effects = sorted((moved(p) for p in range(model.num_tokens)), reverse=True)
-    assert b_hi - b_lo > 0.1
-    assert effects[0] > 0.25, f"no single position moves lighting by more than {effects[0]:.2f} of the gap"
-    assert sum(effects[:3]) > 0.7, f"the three strongest positions move only {sum(effects[:3]):.2f} together"
-    median = effects[len(effects) // 2]
-    assert abs(median) < 0.05, f"the median position moved lighting by {median:.2f}"
+    effects = position_effects(model, zoo.config("world-32").get("world_overrides", {}), factor)
+    ranked = sorted(effects, reverse=True)
+    assert ranked[0] > SINGLE_POSITION_FLOOR[factor], (
+        f"{factor}: the strongest position {effects.index(ranked[0])} moves only {ranked[0]:.2f} of the gap")
+    median = ranked[len(ranked) // 2]
+    assert abs(median) < 0.05, f"{factor}: the median position moved it by {median:.2f}"
+    others = sum(ranked[1:]) / len(ranked[1:])  # the issue's "a random other position moves it by <= 10%"
+    assert abs(others) < 0.1, f"{factor}: the other positions move it by {others:.2f} on average"
 
 
 def test_training_from_init_weights(tmp_path: Path) -> None:
