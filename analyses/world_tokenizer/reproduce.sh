@@ -1,5 +1,14 @@
 #!/usr/bin/env bash
-# SESSION 2 (what is shipped now): the GPU sessions, then the measurements on the CPU
+# SESSION 3 (what is shipped now; CPU, ~95 min for world-32): from the session-2 world-32 (--init world-32 at e90f0fc)
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs ada --pair-topk 1 \
+#       --init world-32 --steps 1000000 --max-minutes 85 --no-resume --out runs/s3/vq-ada1
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs swap --pair-topk 1 \
+#       --init runs/s3/vq-ada1 --warmup-steps 50 --steps 500 --no-resume --out runs/s3/vq-ada1-swap500
+#   python analyses/world_tokenizer/localization.py --model runs/s3/vq-ada1-swap500 --out runs/s3/loc_vq-ada1-swap500.csv --all-positions
+#   python analyses/world_tokenizer/ship.py --run runs/s3/vq-ada1-swap500 --name world-32 --localization runs/s3/loc_vq-ada1-swap500.csv
+# The twin's stages and every figure command: README.md, "Session 3".
+#
+# SESSION 2 (replaced in session 3): the GPU sessions, then the measurements on the CPU
 #   bash analyses/gpu_session.sh      # on a GPU machine: candidates + compression sweep + CLIP (see its header)
 #   bash analyses/gpu_session2.sh     # on a GPU machine: the continuous twin of the top-2 candidate
 #   for m in <each run folder>; do python analyses/world_tokenizer/localization.py --model $m --out $m.loc.csv --all-positions; done
