@@ -118,3 +118,18 @@ def test_zoo_oracle_reads_world32_reconstructions(oracle):
     assert res.loc["lighting", "score"] >= 0.90
     assert res.loc["obj_hue", "score"] >= 0.85
     assert res.loc["bg_hue", "score"] >= 0.90
+
+
+def test_tokenizer_world_reads_the_shipped_overrides():
+    from probe.oracle.train import tokenizer_world
+
+    assert tokenizer_world(None) is None and tokenizer_world("no-such-model") is None
+    if "world-32" not in zoo.available():
+        pytest.skip("world-32 not shipped")
+    overrides = zoo.config("world-32").get("world_overrides") or {}
+    cfg = tokenizer_world("world-32")
+    if not overrides:
+        assert cfg is None
+    else:  # the oracle then reconstructs images of that world, with the default world's factors
+        for key, value in overrides.items():
+            assert getattr(cfg, key) == (tuple(value) if isinstance(value, list) else value), key

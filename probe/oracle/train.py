@@ -87,6 +87,18 @@ def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: in
     return torch.cat(outs)
 
 
+def tokenizer_world(name: str | None) -> Any:
+    """The ``WorldConfig`` a shipped world tokenizer was trained on, when it differs from the default world
+    (its zoo entry's ``world_overrides``); ``None`` otherwise (not shipped, not a world tokenizer, no overrides)."""
+    from probe import zoo
+    from probe.data.world import WorldConfig
+
+    if not name or name not in zoo.available():
+        return None
+    overrides = zoo.config(name).get("world_overrides") or {}
+    return WorldConfig.from_dict(overrides) if overrides else None
+
+
 def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
                  progress_bar: bool = True) -> tuple[WorldOracle, pd.DataFrame, pd.DataFrame]:
     """Train an oracle; returns ``(model, history, evals)``.
@@ -112,6 +124,7 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         import probe
 
         tok = probe.load_tokenizer(cfg.tokenizer, device=dev).eval()
+    tok_world = tokenizer_world(cfg.tokenizer) if tok is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     eval_images, eval_factors = sample_range(0, cfg.eval_size, seed=cfg.eval_seed, resolution=cfg.resolution)
@@ -153,7 +166,15 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         if tok is not None:
             pick = u < cfg.recon_fraction
             if pick.any():
-                images[pick] = reconstruct(tok, images[pick].to(dev)).cpu()
+                src = images[pick]
+                if tok_world is not None:
+                    # the same world images (same factors, hence the same targets) rendered in the sub-world the
+                    # tokenizer was trained on, so the oracle learns its reconstructions of what it can encode
+                    from probe.data.world import factors_at, render
+
+                    idx = start + pick.nonzero().squeeze(1).numpy()
+                    src, _ = render(factors_at(idx, seed=cfg.seed, config=tok_world), cfg.resolution, tok_world)
+                images[pick] = reconstruct(tok, src.to(dev)).cpu()
         pick = (u >= cfg.recon_fraction) & (u < cfg.recon_fraction + cfg.degrade_fraction)
         if pick.any():
             images[pick] = degrade(images[pick], gen)
