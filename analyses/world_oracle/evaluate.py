@@ -100,10 +100,14 @@ def main() -> None:
     sets["blurry (global_blur>0.032)"] = (images[blurry], factors[blurry.numpy()])
     if args.tokenizer:
         import probe
-        from probe.oracle.train import reconstruct
+        from probe.data.world import factors_at, render
+        from probe.oracle.train import reconstruct, tokenizer_world
 
         tok = probe.load_tokenizer(args.tokenizer, device="cpu").eval()
-        sets[f"{args.tokenizer} reconstructions"] = (reconstruct(tok, images), factors)
+        # the same images rendered in the world the tokenizer was trained on (same factors), if it has its own
+        tw = tokenizer_world(args.tokenizer)
+        src = images if tw is None else render(factors_at(factors.index, seed=args.seed, config=tw), 32, tw)[0]
+        sets[f"{args.tokenizer} reconstructions"] = (reconstruct(tok, src), factors)
     parts = []
     for name, (x, f) in sets.items():
         pred = oracle.predict(x)
