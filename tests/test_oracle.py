@@ -114,10 +114,11 @@ def test_zoo_oracle_reads_world32_reconstructions(oracle):
     images, factors = sample(300, seed=HELDOUT_SEED, resolution=32,
                              config=world_config(zoo.config("world-32").get("world_overrides", {})))
     res = evaluate_oracle(oracle, reconstruct(tok, images), factors).set_index("factor")
-    # shipped figures on 2000 reconstructions: lighting R^2 0.989, obj_hue 0.966, bg_hue 0.990
+    # shipped figures on 2000 reconstructions (session 3): lighting R^2 0.991, obj_hue 0.963, bg_hue 0.994, bg_blur 0.818
     assert res.loc["lighting", "score"] >= 0.90
     assert res.loc["obj_hue", "score"] >= 0.85
     assert res.loc["bg_hue", "score"] >= 0.90
+    assert res.loc["bg_blur", "score"] >= 0.6  # world-32 reconstructs the stripes, so their blur is readable
 
 
 def test_tokenizer_world_reads_the_shipped_overrides():
