@@ -69,11 +69,12 @@ class TrainConfig:
             "swap": as "ada", but the shared positions of both images take the first image's features instead
             of the mean, so the partner's reconstruction is exactly a copy-paste edit: the first image's tokens
             with its ``pair_topk`` most changed positions pasted from the partner. This trains the single-position
-            swap that the localization measures, and penalises a factor echoed in other positions (which "ada"
-            averages away instead).
+            swap that the localization measures. Trained long, it grows echoes (several positions that can each
+            impose the factor alone); a short stage after "ada" is what world-32 uses (analyses/world_tokenizer).
             "exchange": as "swap", in both directions: the shared positions are exchanged within the pair, so
             each image is decoded from its own ``pair_topk`` most changed tokens pasted into the other image's
-            tokens. A position that is not pasted must then change nothing, which "swap" does not ask.
+            tokens. Meant to forbid echoes (a position that is not pasted must change nothing); in a 30-minute CPU
+            trial it did not remove them.
             "hoyer": adds ``pair_weight`` times the effective number of changed positions,
             ``(sum_n d_n)^2 / sum_n d_n^2`` with ``d_n = ||z1_n - z2_n||`` (scale-free, so it cannot be
             met by shrinking every change; a plain group lasso collapsed the encoder to constant features).
@@ -259,6 +260,7 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
 # ---------------------------------------------------------------------------------------------- losses
 SHARING_MODES = ("ada", "swap", "exchange")
 """``TrainConfig.pairs`` values that share the unchanged token positions within a pair (see :func:`_ada_average`)."""
+
 
 def _ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tensor:
     """Ada-GVAE-style sharing within pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
