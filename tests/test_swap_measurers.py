@@ -65,3 +65,13 @@ def test_moved_fraction_known_values() -> None:
     # vectors: only the component along the gap counts
     lo2, hi2 = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]])
     assert abs(moved_fraction(lo2, hi2, torch.tensor([[0.25, 5.0]])) - 0.25) < 1e-12
+
+
+def test_end_groups_known_bins() -> None:
+    from probe.swap import end_groups
+
+    df = pd.DataFrame({"lighting_bin": [0, 3, 1, 0, 3, 2], "obj_hue_bin": [0, 2, 3, 0, 1, 2]})
+    lo, hi = end_groups("lighting", df, 4)
+    assert lo.tolist() == [0, 3] and hi.tolist() == [1, 4]
+    lo, hi = end_groups("obj_hue", df, 4)  # circular: the opposite bin, not the last
+    assert lo.tolist() == [0, 3] and hi.tolist() == [1, 5]

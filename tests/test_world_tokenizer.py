@@ -274,26 +274,20 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
     (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
     from probe.data import world
-    from probe.swap.measurers import MEASURERS, moved_fraction
+    from probe.swap import MEASURERS, decode, end_groups, moved_by_paste
     from probe.tokenizers.train import world_config
 
     wcfg = world_config(world_overrides)
     images, df, masks = world.sample(n, seed=seed, resolution=model.image_size, config=wcfg, return_masks=True)
-    bins = df[f"{factor}_bin"].to_numpy()
-    high = wcfg.n_bins // 2 if factor == "obj_hue" else wcfg.n_bins - 1
-    lo = torch.as_tensor((bins == 0).nonzero()[0][:k])
-    hi = torch.as_tensor((bins == high).nonzero()[0][:k])
+    lo, hi = end_groups(factor, df, wcfg.n_bins)
+    lo, hi = torch.as_tensor(lo[:k]), torch.as_tensor(hi[:k])
     lo, hi = lo[: min(len(lo), len(hi))], hi[: min(len(lo), len(hi))]
     measure = MEASURERS[factor]
     with torch.no_grad():
         q_lo, q_hi = model.encode(images[lo]).quantized, model.encode(images[hi]).quantized
-        m_lo = measure(model.decode_raw(q_lo).clamp(0, 1), masks[lo])
-        m_hi = measure(model.decode_raw(q_hi).clamp(0, 1), masks[hi])
-        effects = []
-        for pos in range(model.num_tokens):
-            q = q_lo.clone()
-            q[:, pos] = q_hi[:, pos]
-            effects.append(moved_fraction(m_lo, m_hi, measure(model.decode_raw(q).clamp(0, 1), masks[lo])))
+        m_lo, m_hi = measure(decode(model, q_lo), masks[lo]), measure(decode(model, q_hi), masks[hi])
+        effects = [moved_by_paste(model, q_lo, q_hi, pos, measure, masks[lo], m_lo, m_hi)
+                   for pos in range(model.num_tokens)]
     return effects
 
 

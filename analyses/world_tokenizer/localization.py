@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.swap.measurers import MEASURERS, moved_fraction
+from probe.swap.measurers import MEASURERS
+from probe.swap.paste import decode, end_groups, moved_by_paste
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null")
 # below this decoded/original end-to-end gap the factor counts as not reconstructed (moved fractions NaN)
@@ -81,19 +82,6 @@ def eta_squared(features: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ the measurement
 @torch.no_grad()
-def decode(model: torch.nn.Module, q: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    return torch.cat([model.decode_raw(q[s : s + batch]).clamp(0, 1) for s in range(0, len(q), batch)])
-
-
-def end_groups(factor: str, df: pd.DataFrame, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the low end and the high end of ``factor``."""
-    b = df[f"{factor}_bin"].to_numpy()
-    if factor == "obj_hue":  # circular: lowest bin vs the opposite quarter of the hue circle
-        return np.flatnonzero(b == 0), np.flatnonzero(b == n_bins // 2)
-    return np.flatnonzero(b == 0), np.flatnonzero(b == n_bins - 1)
-
-
-@torch.no_grad()
 def localization(model: torch.nn.Module, world: dict, *, n: int = 2000, seed: int = 2_000_003,
                  n_pairs: int = 200, n_random: int = 8, rng_seed: int = 0,
                  all_positions: bool = False) -> tuple[pd.DataFrame, dict]:
@@ -138,9 +126,7 @@ def localization(model: torch.nn.Module, world: dict, *, n: int = 2000, seed: in
             m_hi = meas(recon[hi_idx], masks[hi_idx])
 
             def moved_at(pos: int) -> float:
-                q = quant[lo_idx].clone()
-                q[:, pos] = quant[hi_idx, pos]
-                return moved_fraction(m_lo, m_hi, meas(decode(model, q), masks[lo_idx]))
+                return moved_by_paste(model, quant[lo_idx], quant[hi_idx], pos, meas, masks[lo_idx], m_lo, m_hi)
 
             others = [p for p in range(n_tok) if p != top]
             rand = gen.choice(others, min(n_random, len(others)), replace=False)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localization import end_groups, load_model  # (this folder is on sys.path)
+from localization import load_model  # (this folder is on sys.path)
 
+from probe.swap import end_groups
 from probe.viz import save_figure
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
