@@ -105,14 +105,11 @@ def test_train_oracle_reduces_loss(tmp_path):
 @pytest.mark.skipif("world-32" not in zoo.available(), reason="embedded tokenizer world-32 not shipped")
 def test_zoo_oracle_reads_world32_reconstructions(oracle):
     import probe
-    from probe.oracle.train import reconstruct
-
-    from probe.tokenizers.train import world_config
+    from probe.oracle.train import reconstruct, tokenizer_world
 
     tok = probe.load_tokenizer("world-32", device="cpu").eval()
     # images of the world the tokenizer was trained on (a sub-world of the oracle's, see its zoo entry)
-    images, factors = sample(300, seed=HELDOUT_SEED, resolution=32,
-                             config=world_config(zoo.config("world-32").get("world_overrides", {})))
+    images, factors = sample(300, seed=HELDOUT_SEED, resolution=32, config=tokenizer_world("world-32"))
     res = evaluate_oracle(oracle, reconstruct(tok, images), factors).set_index("factor")
     # shipped figures on 2000 reconstructions (session 3): lighting R^2 0.991, obj_hue 0.963, bg_hue 0.994, bg_blur 0.818
     assert res.loc["lighting", "score"] >= 0.90
