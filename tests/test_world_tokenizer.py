@@ -331,3 +331,67 @@ def test_training_from_init_weights(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "second" / "log.jsonl").read_text().splitlines()[0])["codebook"] > 0
     with pytest.raises(FileNotFoundError, match="TrainConfig.init"):
         train(TrainConfig(**base, steps=1, init="no-such-model"), tmp_path / "bad", resume=False, progress_bar=False)
+
+
+def test_object_loss_counts_only_the_object_and_its_rim() -> None:
+    from probe.tokenizers.train import object_loss, object_weight
+
+    masks = torch.zeros(1, 1, 8, 8)
+    masks[..., 3:5, 3:5] = 1.0  # a 2x2 object
+    w = object_weight(masks)
+    assert torch.equal(w[0, 0] > 0, torch.nn.functional.pad(torch.ones(4, 4), (2, 2, 2, 2)) > 0)  # dilated to 4x4
+    images = torch.zeros(1, 3, 8, 8)
+    far = images.clone()
+    far[..., 0, 0] = 1.0  # an error outside the dilated object: not counted
+    assert float(object_loss(far, images, masks)) == 0.0
+    near = images.clone()
+    near[..., 2:6, 2:6] = 0.5  # error 0.5 on every counted pixel: L1 + L2 = 0.5 + 0.25
+    assert float(object_loss(near, images, masks)) == pytest.approx(0.75, rel=1e-5)
+
+
+def test_render_world_masks_are_the_worlds_and_cached_apart(tmp_path: Path) -> None:
+    from probe.data import world
+    from probe.tokenizers.train import render_partners, render_world
+
+    images, factors, masks = render_world(40, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
+    ref_images, _, ref_masks = world.sample(40, seed=5, resolution=16, return_masks=True)
+    assert masks.dtype == torch.uint8 and masks.shape == (40, 1, 16, 16)
+    assert (masks.float() / 255 - ref_masks).abs().max() <= 0.5 / 255 + 1e-6
+    # the plain call reads its own cache entry and gives the same images
+    plain, _ = render_world(40, seed=5, resolution=16, world={}, cache_dir=tmp_path)
+    assert torch.equal(plain, images)
+    partners, changed, pmasks = render_partners(factors, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
+    moved = [i for i, c in enumerate(changed) if c in ("obj_x", "obj_y", "obj_scale")]
+    kept = [i for i, c in enumerate(changed) if c in ("lighting", "bg_hue", "global_blur")]
+    assert moved and kept
+    assert torch.equal(pmasks[kept], masks[kept])  # the object did not move
+    assert all(not torch.equal(pmasks[i], masks[i]) for i in moved)
+
+
+def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> None:
+    from probe.tokenizers.train import TrainConfig, compute_losses, train
+
+    cfg = TrainConfig(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16,
+                      steps=30, warmup_steps=5, lr=3e-3, eval_every=10, log_every=1, w_object=2.0,
+                      pairs="ada", pair_topk=1, cache_dir=str(tmp_path / "cache"))
+    train(cfg, tmp_path / "run", resume=False, progress_bar=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    objs = [r["object"] for r in log if "object" in r]
+    assert len(objs) == 30 and sum(objs[-5:]) < 0.8 * sum(objs[:5])
+    assert len([r for r in log if "eval_object_psnr" in r]) >= 3
+    # evaluate's object PSNR is the pooled squared error over the dilated object pixels
+    from probe.data import world
+    from probe.tokenizers.train import evaluate, load_trained, object_weight
+
+    model = load_trained(tmp_path / "run")
+    images, _, masks = world.sample(20, seed=9, resolution=16, return_masks=True)
+    u8 = (images * 255).round().to(torch.uint8)
+    m8 = (masks * 255).round().to(torch.uint8)
+    with torch.no_grad():
+        x = u8.float() / 255
+        rec = model.decode(model.encode(x)).clamp(0, 1)
+    w = object_weight(m8.float() / 255)
+    want = -10 * torch.log10(((rec - x) ** 2 * w).sum() / (w.sum() * 3))
+    assert evaluate(model, u8, masks=m8)["object_psnr"] == pytest.approx(float(want), abs=1e-3)
+    with pytest.raises(ValueError, match="needs the object masks"):
+        compute_losses(WorldTokenizer(_tiny()), torch.rand(2, 3, 16, 16), cfg)

@@ -53,6 +53,11 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 disables).
         w_l1, w_l2, w_grad: weights of the L1, L2 and image-gradient (edge) reconstruction losses.
         w_codebook, w_commit: weights of the VQ codebook and commitment losses.
+        w_object: weight of an extra L1 + L2 loss averaged over the object's pixels only (the object mask dilated
+            by one pixel, so its anti-aliased rim and the background just outside count). A shape covers a few
+            percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
+            (world-32 before this term drew every shape as a blob). 0 disables it; with it, the world's object
+            masks are rendered and cached with the images.
         nested_dropout: fraction of each batch whose tokens are cut to a random prefix (length uniform in
             1..N; the rest zeroed at the decoder input) -- nested ("tail") token dropout as in FlexTok and
             One-D-Piece. It orders the tokens coarse to fine, so global attributes gather in a few early
@@ -120,6 +125,7 @@ class TrainConfig:
     w_grad: float = 0.5
     w_codebook: float = 1.0
     w_commit: float = 0.25
+    w_object: float = 0.0
     nested_dropout: float = 0.0
     pairs: str = ""
     pair_topk: int = 0
@@ -190,11 +196,12 @@ def _to_u8(images: Any) -> torch.Tensor:
 
 
 def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
-                 chunk: int = 2000) -> tuple[torch.Tensor, Any]:
+                 chunk: int = 2000, masks: bool = False) -> tuple[torch.Tensor, Any] | tuple[torch.Tensor, Any, torch.Tensor]:
     """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
 
     Image ``i`` is world image ``(seed, i)`` (``probe.data.world.sample_range``), rendered in chunks of
-    ``chunk`` for a progress bar; the cache key hashes (n, seed, resolution, world overrides).
+    ``chunk`` for a progress bar; the cache key hashes (n, seed, resolution, world overrides). With ``masks``,
+    also the object masks ``[n,1,H,W]`` as uint8 (a cache of its own).
     """
     import pandas as pd
 
@@ -202,15 +209,19 @@ def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], c
 
     def build() -> dict[str, Any]:
         wcfg = world_config(world)
-        imgs, frames = [], []
+        imgs, frames, ms = [], [], []
         for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
-            x, f = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution, config=wcfg)
+            x, f, m = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution,
+                                             config=wcfg, return_masks=True)
             imgs.append(_to_u8(x))
             frames.append(f)
-        return {"images": torch.cat(imgs), "factors": pd.concat(frames, ignore_index=True)}
+            ms.append(_to_u8(m))
+        blob = {"images": torch.cat(imgs), "factors": pd.concat(frames, ignore_index=True)}
+        return {**blob, "masks": torch.cat(ms)} if masks else blob
 
-    blob = _disk_cached("world", {"n": n, "seed": seed, "res": resolution, "world": world}, cache_dir, build)
-    return blob["images"], blob["factors"]
+    key = {"n": n, "seed": seed, "res": resolution, "world": world}
+    blob = _disk_cached("world", {**key, "masks": True} if masks else key, cache_dir, build)
+    return (blob["images"], blob["factors"], blob["masks"]) if masks else (blob["images"], blob["factors"])
 
 
 PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur", "global_blur",
@@ -219,10 +230,12 @@ PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "li
 
 
 def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str, Any],
-                    cache_dir: str | Path | None, chunk: int = 2000) -> tuple[torch.Tensor, list[str]]:
+                    cache_dir: str | Path | None, chunk: int = 2000,
+                    masks: bool = False) -> tuple[torch.Tensor, list[str]] | tuple[torch.Tensor, list[str], torch.Tensor]:
     """Partners of the images described by ``factors``: each re-rendered with one column of
     :data:`PAIR_FACTORS` (chosen uniformly) resampled uniformly over its range. Returns uint8
-    ``[n,3,H,W]`` and the changed column per image. Cached like :func:`render_world`."""
+    ``[n,3,H,W]`` and the changed column per image (and with ``masks`` the object masks, uint8
+    ``[n,1,H,W]``). Cached like :func:`render_world`."""
     import numpy as np
 
     from probe.data import world as world_mod
@@ -246,15 +259,17 @@ def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str
             else:
                 vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
             edited.iloc[rows, col] = vals
-        imgs = []
+        imgs, ms = [], []
         for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
-            x, _ = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
+            x, m = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
             imgs.append(_to_u8(x))
-        return {"images": torch.cat(imgs), "changed": changed}
+            ms.append(_to_u8(m))
+        blob = {"images": torch.cat(imgs), "changed": changed}
+        return {**blob, "masks": torch.cat(ms)} if masks else blob
 
     key = {"n": n, "pairs_of_seed": seed, "res": resolution, "world": world}
-    blob = _disk_cached("partners", key, cache_dir, build)
-    return blob["images"], blob["changed"]
+    blob = _disk_cached("partners", {**key, "masks": True} if masks else key, cache_dir, build)
+    return (blob["images"], blob["changed"], blob["masks"]) if masks else (blob["images"], blob["changed"])
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -291,6 +306,19 @@ def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
 
 
+def object_weight(masks: torch.Tensor) -> torch.Tensor:
+    """Object masks ``[B,1,H,W]`` in [0, 1] -> the object region dilated by one pixel (3x3 max), ``[B,1,H,W]``."""
+    return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
+
+
+def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """L1 + L2 reconstruction error averaged over the (dilated) object pixels only. ``rec, images [B,3,H,W]``,
+    ``masks [B,1,H,W]`` in [0, 1]."""
+    w = object_weight(masks)
+    err = (rec - images).abs()
+    return ((err + err.pow(2)) * w).sum() / (w.sum() * images.shape[1] + 1e-6)
+
+
 def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
     """Nested-dropout mask ``[B,N]`` (bool): a random ``fraction`` of rows keep only a prefix of length
     uniform in 1..N, the other rows keep every token. ``None`` when ``fraction`` is 0."""
@@ -304,12 +332,13 @@ def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.G
 
 def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig,
                    quantize: bool = True, keep: torch.Tensor | None = None,
-                   pairs: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+                   pairs: bool = False, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1].
 
     The scalar parts are returned as detached tensors (no device sync per step; the caller converts them
     when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
-    ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added.
+    ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added. ``masks [B,1,H,W]``:
+    object masks, needed when ``cfg.w_object`` > 0.
     """
     mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
            if pairs and cfg.pairs in SHARING_MODES else None)
@@ -318,7 +347,10 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     l1 = (rec - images).abs().mean()
     l2 = F.mse_loss(rec, images)
     gr = image_gradient_l1(rec, images) if cfg.w_grad > 0 else rec.new_zeros(())
-    total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr
+    if cfg.w_object > 0 and masks is None:
+        raise ValueError("compute_losses: TrainConfig.w_object > 0 needs the object masks (masks=...)")
+    obj = object_loss(rec, images, masks) if cfg.w_object > 0 else rec.new_zeros(())
+    total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
     pair = rec.new_zeros(())
     if pairs:
@@ -329,7 +361,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
         if cfg.pairs == "hoyer":
             total = total + cfg.pair_weight * pair
     parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
-             "pair": pair.detach(),
+             "object": obj.detach(), "pair": pair.detach(),
              "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
              "indices": out["indices"], "features": out["features"].detach()}
     return total, parts
@@ -356,23 +388,34 @@ def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optim
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int = 128,
-             quantize: bool = True) -> dict[str, float]:
+             quantize: bool = True, masks: torch.Tensor | None = None) -> dict[str, float]:
     """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8 (``quantize=False``:
-    decode the continuous features, as during the VQ warm-up)."""
+    decode the continuous features, as during the VQ warm-up). With object ``masks [M,1,H,W]`` (uint8 or
+    float) also ``object_psnr``: the PSNR over the dilated object pixels only (:func:`object_weight`),
+    pooled over the set."""
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     ps, used = [], []
+    obj_se, obj_n = 0.0, 0.0
     for s in range(0, images_u8.shape[0], batch_size):
         x = images_u8[s : s + batch_size].to(dev).float() / 255.0
         enc = model.encode(x)
         if not quantize:
             enc = type(enc)(None, enc.features, enc.features)
-        ps.append(psnr(model.decode(enc), x).cpu())
+        rec = model.decode(enc)
+        ps.append(psnr(rec, x).cpu())
+        if masks is not None:
+            m = masks[s : s + batch_size].to(dev).float()
+            w = object_weight(m / 255.0 if masks.dtype == torch.uint8 else m)
+            obj_se += float(((rec.clamp(0, 1) - x).pow(2) * w).sum())
+            obj_n += float(w.sum()) * x.shape[1]
         if enc.indices is not None:
             used.append(enc.indices.flatten().cpu())
     model.train(was_training)
     res = {"psnr": float(torch.cat(ps).mean())}
+    if masks is not None and obj_n > 0:
+        res["object_psnr"] = float(-10 * torch.log10(torch.tensor(obj_se / obj_n)))
     if used:
         counts = torch.bincount(torch.cat(used), minlength=model.config.codebook_size).float()
         prob = counts / counts.sum()
@@ -490,20 +533,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                              "use a fresh out_dir or --no-resume")
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
 
-    train_u8, train_factors = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
-                                           world=cfg.world, cache_dir=cfg.cache_dir)
+    use_masks = cfg.w_object > 0
+    train_u8, train_factors, *train_m = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
+                                                     world=cfg.world, cache_dir=cfg.cache_dir, masks=use_masks)
     if cfg.pairs not in ("", "hoyer", *SHARING_MODES):
         raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap', 'exchange' or 'hoyer', got {cfg.pairs!r}")
     use_pairs = bool(cfg.pairs)
     if use_pairs:
-        partner_u8, _ = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,
-                                        world=cfg.world, cache_dir=cfg.cache_dir)
+        partner_u8, _, *partner_m = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,
+                                                    world=cfg.world, cache_dir=cfg.cache_dir, masks=use_masks)
         partner_u8 = partner_u8.to(device)
+        partner_m = [m.to(device) for m in partner_m]
         if cfg.batch_size % 2:
             raise ValueError(f"TrainConfig: batch_size must be even with pairs, got {cfg.batch_size}")
-    eval_u8, _ = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
-                              cache_dir=cfg.cache_dir)
-    train_u8 = train_u8.to(device)  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
+    eval_u8, _, eval_m = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
+                                      cache_dir=cfg.cache_dir, masks=True)
+    train_u8 = train_u8.to(device)
+    train_m = [m.to(device) for m in train_m]  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
 
     torch.manual_seed(cfg.seed)
     model = WorldTokenizer(cfg.model_config()).to(device)
@@ -544,13 +590,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         idx = torch.randint(0, train_u8.shape[0], (n_first,), generator=gen).to(device)
         x = torch.cat([train_u8[idx], partner_u8[idx]]) if use_pairs else train_u8[idx]
         x = x.float() / 255.0
+        masks = None
+        if use_masks:
+            masks = (torch.cat([train_m[0][idx], partner_m[0][idx]]) if use_pairs else train_m[0][idx]).float() / 255.0
         vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
         keep = nested_keep(cfg.batch_size, model.config.num_tokens, cfg.nested_dropout, gen)
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
-                                     keep=None if keep is None else keep.to(device), pairs=use_pairs)
+                                     keep=None if keep is None else keep.to(device), pairs=use_pairs,
+                                     masks=masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -573,7 +623,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                    for k, v in parts.items() if not (isinstance(v, torch.Tensor) and v.ndim > 0)}
             rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
         if step % cfg.eval_every == 0:
-            ev = evaluate(model, eval_u8, quantize=vq_on)
+            ev = evaluate(model, eval_u8, quantize=vq_on, masks=eval_m)
             rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
                        elapsed_min=round((time.time() - t0) / 60, 3))
             bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
@@ -590,7 +640,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state(), stopped_by=stopped_by)
     save_checkpoint(ckpt_path, model, opt, state)
     model.eval()
-    ev = evaluate(model, eval_u8)
+    ev = evaluate(model, eval_u8, masks=eval_m)
     final = {"final_eval_" + k: v for k, v in ev.items()}
     final.update(step=step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=stopped_by)
     log_f.write(json.dumps(final) + "\n")
