@@ -395,3 +395,30 @@ def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> N
     assert evaluate(model, u8, masks=m8)["object_psnr"] == pytest.approx(float(want), abs=1e-3)
     with pytest.raises(ValueError, match="needs the object masks"):
         compute_losses(WorldTokenizer(_tiny()), torch.rand(2, 3, 16, 16), cfg)
+
+
+def test_oracle_perceptual_distance_orders_degradations_and_stays_frozen() -> None:
+    from probe.data import world
+    from probe.tokenizers.perceptual import OraclePerceptual
+
+    if not (ZOO / "world-oracle.json").exists():
+        pytest.skip("world-oracle is not shipped")
+    dist = OraclePerceptual.from_zoo("world-oracle")
+    images, _ = world.sample(32, seed=77, resolution=32)
+    blur1 = torch.nn.functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)
+    blur2 = torch.nn.functional.avg_pool2d(blur1, 3, 1, 1, count_include_pad=False)
+    d0, d1, d2 = (float(dist(x, images)) for x in (images, blur1, blur2))
+    d_other = float(dist(images.roll(1, 0), images))  # other images altogether
+    assert d0 == pytest.approx(0.0, abs=1e-6) and 0 < d1 < d2 < d_other
+    dist.train()
+    assert not dist.oracle.training  # frozen batch-norm statistics
+    rec = blur1.clone().requires_grad_(True)
+    dist(rec, images).backward()
+    assert rec.grad is not None and float(rec.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in dist.oracle.parameters())
+    with pytest.raises(ValueError, match="not a world-oracle"):
+        OraclePerceptual.from_zoo("world-32")
+    from probe.tokenizers.train import TrainConfig, compute_losses
+
+    with pytest.raises(ValueError, match="needs the perceptual network"):
+        compute_losses(WorldTokenizer(_tiny()), torch.rand(2, 3, 16, 16), TrainConfig(w_perceptual=1.0))

@@ -58,6 +58,9 @@ class TrainConfig:
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
             (world-32 before this term drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
+        w_perceptual: weight of the perceptual loss (``probe.tokenizers.perceptual.OraclePerceptual``: LPIPS's
+            recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
+        perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
         nested_dropout: fraction of each batch whose tokens are cut to a random prefix (length uniform in
             1..N; the rest zeroed at the decoder input) -- nested ("tail") token dropout as in FlexTok and
             One-D-Piece. It orders the tokens coarse to fine, so global attributes gather in a few early
@@ -126,6 +129,8 @@ class TrainConfig:
     w_codebook: float = 1.0
     w_commit: float = 0.25
     w_object: float = 0.0
+    w_perceptual: float = 0.0
+    perceptual_net: str = "world-oracle"
     nested_dropout: float = 0.0
     pairs: str = ""
     pair_topk: int = 0
@@ -332,13 +337,15 @@ def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.G
 
 def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig,
                    quantize: bool = True, keep: torch.Tensor | None = None,
-                   pairs: bool = False, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+                   pairs: bool = False, masks: torch.Tensor | None = None,
+                   perceptual: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1].
 
     The scalar parts are returned as detached tensors (no device sync per step; the caller converts them
     when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
     ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added. ``masks [B,1,H,W]``:
-    object masks, needed when ``cfg.w_object`` > 0.
+    object masks, needed when ``cfg.w_object`` > 0. ``perceptual``: the distance module (``rec, images`` ->
+    scalar) that ``cfg.w_perceptual`` > 0 needs.
     """
     mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
            if pairs and cfg.pairs in SHARING_MODES else None)
@@ -350,7 +357,10 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     if cfg.w_object > 0 and masks is None:
         raise ValueError("compute_losses: TrainConfig.w_object > 0 needs the object masks (masks=...)")
     obj = object_loss(rec, images, masks) if cfg.w_object > 0 else rec.new_zeros(())
-    total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj
+    if cfg.w_perceptual > 0 and perceptual is None:
+        raise ValueError("compute_losses: TrainConfig.w_perceptual > 0 needs the perceptual network (perceptual=...)")
+    perc = perceptual(rec, images) if cfg.w_perceptual > 0 else rec.new_zeros(())
+    total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj + cfg.w_perceptual * perc
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
     pair = rec.new_zeros(())
     if pairs:
@@ -361,7 +371,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
         if cfg.pairs == "hoyer":
             total = total + cfg.pair_weight * pair
     parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
-             "object": obj.detach(), "pair": pair.detach(),
+             "object": obj.detach(), "perceptual": perc.detach(), "pair": pair.detach(),
              "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
              "indices": out["indices"], "features": out["features"].detach()}
     return total, parts
@@ -551,6 +561,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     train_u8 = train_u8.to(device)
     train_m = [m.to(device) for m in train_m]  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
 
+    perceptual = None
+    if cfg.w_perceptual > 0:
+        from probe.tokenizers.perceptual import OraclePerceptual
+
+        perceptual = OraclePerceptual.from_zoo(cfg.perceptual_net, device=device)
     torch.manual_seed(cfg.seed)
     model = WorldTokenizer(cfg.model_config()).to(device)
     opt = make_optimizer(model, cfg)
@@ -600,7 +615,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         keep = nested_keep(cfg.batch_size, model.config.num_tokens, cfg.nested_dropout, gen)
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
                                      keep=None if keep is None else keep.to(device), pairs=use_pairs,
-                                     masks=masks)
+                                     masks=masks, perceptual=perceptual)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
