@@ -181,3 +181,18 @@ def test_pinned_stripes_are_a_sub_world_of_the_default() -> None:
     u_angle = hash_uniform(9, df_default.index.to_numpy(), 11)
     assert np.array_equal(df_default["stripe_angle"].to_numpy(), u_angle * math.pi)
     assert np.array_equal(df_default["stripe_phase"].to_numpy(), hash_uniform(9, df_default.index.to_numpy(), 12))
+
+
+def test_nearest_shape_reads_world_images_and_their_shape_swaps() -> None:
+    import numpy as np
+
+    from probe.data.world import nearest_shape, render, sample
+
+    images, df = sample(60, seed=12, resolution=32)
+    assert (nearest_shape(images, df) == df["shape"].to_numpy()).all()
+    # the same images re-rendered as another shape are read as that shape, whatever the table says
+    other = np.where(df["shape"].to_numpy() == "circle", "star", "circle")
+    swapped, _ = render(df.assign(shape=other), resolution=32)
+    assert (nearest_shape(swapped, df) == other).all()
+    with pytest.raises(ValueError, match="3 images but 60"):
+        nearest_shape(images[:3], df)
