@@ -422,3 +422,22 @@ def test_oracle_perceptual_distance_orders_degradations_and_stays_frozen() -> No
 
     with pytest.raises(ValueError, match="needs the perceptual network"):
         compute_losses(WorldTokenizer(_tiny()), torch.rand(2, 3, 16, 16), TrainConfig(w_perceptual=1.0))
+
+
+def test_init_from_a_smaller_codebook_keeps_its_codes() -> None:
+    from dataclasses import replace
+
+    from probe.tokenizers.train import _grow_codebook
+
+    small = WorldTokenizer(_tiny())
+    big = WorldTokenizer(replace(_tiny(), codebook_size=64))
+    weights = _grow_codebook(small.state_dict(), big)
+    big.load_state_dict(weights)
+    assert big.codes.shape == (64, 6)
+    torch.testing.assert_close(big.codes[:16], small.codes)
+    # the loaded codes decode as before: same indices, same images
+    x = torch.rand(4, 3, 16, 16)
+    idx = small.encode(x).indices
+    torch.testing.assert_close(big.decode_indices(idx), small.decode_indices(idx))
+    # same size: untouched
+    assert torch.equal(_grow_codebook(small.state_dict(), small)["codes"], small.codes)

@@ -446,6 +446,17 @@ def _init_codebook(model: WorldTokenizer, train_u8: torch.Tensor, cfg: TrainConf
     model.init_codes_kmeans(feats.reshape(-1, model.config.token_dim).cpu(), generator=gen)
 
 
+def _grow_codebook(weights: dict[str, torch.Tensor], model: WorldTokenizer) -> dict[str, torch.Tensor]:
+    """``weights`` with a smaller codebook than ``model``'s padded by ``model``'s own (random) codes: the loaded
+    codes keep their indices, the new ones start unused and dead-code restarts move them onto encoder outputs."""
+    codes = weights.get("codes")
+    if codes is None or codes.shape[0] >= model.codes.shape[0] or codes.shape[1:] != model.codes.shape[1:]:
+        return weights
+    grown = model.codes.detach().clone()
+    grown[: codes.shape[0]] = codes
+    return {**weights, "codes": grown}
+
+
 def _init_weights(spec: str) -> dict[str, torch.Tensor]:
     """State dict named by ``TrainConfig.init`` (a .safetensors file, a run folder or a zoo name)."""
     from safetensors.torch import load_file
@@ -572,7 +583,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
     if cfg.init:
-        model.load_state_dict(_init_weights(cfg.init))
+        model.load_state_dict(_grow_codebook(_init_weights(cfg.init), model))
         state["vq_on"] = model.config.quantize  # the loaded codebook is used from the first step
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
