@@ -64,3 +64,17 @@ def test_grid_matches_per_position_reference() -> None:
         assert g.ami[n] == pytest.approx(adjusted_mutual_info_score(labels, tokens[:, n]), abs=1e-10)
         assert g.token_entropy[n] == pytest.approx(entropy(tokens[:, n]))
     assert g.mi[2, 0] == g.mi[:, 0].max()
+
+
+def test_ami_all_matches_sklearn_for_observed_and_permuted_labels() -> None:
+    from probe.probes.information import ami_all, contingency_grid
+
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 40, (500, 3)).astype(np.int64)
+    labels = (tokens[:, 1] % 3 + rng.integers(0, 2, 500)) % 3  # position 1 carries the label, noisily
+    perms = np.stack([np.arange(500), *[rng.permutation(500) for _ in range(4)]])
+    grid = contingency_grid(tokens, labels.astype(np.int32), perms, 40, 3)
+    got = ami_all(grid.mi, grid.emi, grid.token_entropy, grid.label_entropy)
+    for n in range(3):
+        for j, perm in enumerate(perms):
+            assert got[n, j] == pytest.approx(adjusted_mutual_info_score(labels[perm], tokens[:, n]), abs=1e-9)

@@ -8,6 +8,7 @@ from typing import Any
 ALL_PROBES: tuple[str, ...] = (
     "mi",  # plug-in mutual information token id <-> attribute (nats), permutation null
     "ami",  # adjusted mutual information (sklearn semantics, arithmetic normalisation)
+    "ami_max",  # per attribute: the largest AMI over positions, tested against the permuted maxima (family-wise)
     "cramers_v",  # Cramer's V of the token id x attribute contingency table
     "eta2_features",  # multivariate eta^2 of the pre-quantization features between attribute groups
     "eta2_codebook",  # the same for the codebook embeddings of the tokens

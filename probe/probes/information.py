@@ -65,6 +65,15 @@ def _ami_from(mi: float, emi: float, h_x: float, h_y: float, kx: int, ky: int) -
     return float((mi - emi) / denominator)
 
 
+def ami_all(mi: np.ndarray, emi: np.ndarray, h_tok: np.ndarray, h_label: float) -> np.ndarray:
+    """AMI of every column of ``mi [N, P+1]`` (observed and permuted labels; the marginals, hence ``emi [N]``
+    and the entropies ``h_tok [N]``, ``h_label``, are the same under permutation) -> ``[N, P+1]``. The same
+    formula as :func:`_ami_from` (its degenerate one-level cases aside)."""
+    den = 0.5 * (h_tok + h_label) - emi
+    den = np.where(den < 0, np.minimum(den, -_EPS), np.maximum(den, _EPS))
+    return (mi - emi[:, None]) / den[:, None]
+
+
 def adjusted_mutual_info(x: np.ndarray, y: np.ndarray) -> float:
     """Adjusted MI with scikit-learn's semantics (``adjusted_mutual_info_score``, arithmetic)."""
     x = np.asarray(x)

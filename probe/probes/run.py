@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from probe.probes import disentanglement as dis
 from probe.probes.config import ALL_PROBES, ProbeConfig
 from probe.probes.data import Attribute, ProbeInput, prepare_inputs
-from probe.probes.information import contingency_grid
+from probe.probes.information import ami_all, contingency_grid
 from probe.probes.linear import (
     RidgeDesign,
     fold_ids,
@@ -283,7 +283,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_job
         nv = len(valid)
         labp = labels[perms]
 
-        if want & {"mi", "ami", "cramers_v", "disentanglement"}:
+        if want & {"mi", "ami", "ami_max", "cramers_v", "disentanglement"}:
             with timer("mi_ami_cramers_v"):
                 grid = contingency_grid(tok, labels, perms, inp.num_codes, n_lev)
                 p_mi, mean_mi, sd_mi = permutation_pvalues(grid.mi, tail=cfg.tail)
@@ -291,6 +291,14 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_job
                     _rows(rows, attr.name, "mi", grid.mi[:, 0], null_mean=mean_mi, null_sd=sd_mi, p=p_mi, n=nv)
                 if "ami" in want:
                     _rows(rows, attr.name, "ami", grid.ami, null_mean=0.0, p=p_mi, n=nv)
+                if "ami_max" in want:
+                    # "is the attribute carried by any position?": the per-cell q-values are BH over the whole
+                    # grid, which lets a chance cell through when many cells are real; the max over positions
+                    # against the permuted maxima controls the family-wise error over positions instead
+                    amax = ami_all(grid.mi, grid.emi, grid.token_entropy, grid.label_entropy).max(axis=0)[None]  # [1, P+1]
+                    p_any, mean_any, sd_any = permutation_pvalues(amax, tail="none")
+                    _rows(rows, attr.name, "ami_max", amax[:, 0], null_mean=mean_any, null_sd=sd_any, p=p_any, n=nv,
+                          positions=[-1])
                 if "cramers_v" in want:
                     # plain permutation p: Pearson chi^2 on sparse tables is heavy-tailed, so no gamma tail
                     p_v, mean_v, sd_v = permutation_pvalues(grid.cramers_v, tail="none")
