@@ -354,13 +354,13 @@ def test_render_world_masks_are_the_worlds_and_cached_apart(tmp_path: Path) -> N
     from probe.tokenizers.train import render_partners, render_world
 
     images, factors, masks = render_world(40, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
-    ref_images, _, ref_masks = world.sample(40, seed=5, resolution=16, return_masks=True)
+    _, _, ref_masks = world.sample(40, seed=5, resolution=16, return_masks=True)
     assert masks.dtype == torch.uint8 and masks.shape == (40, 1, 16, 16)
     assert (masks.float() / 255 - ref_masks).abs().max() <= 0.5 / 255 + 1e-6
     # the plain call reads its own cache entry and gives the same images
     plain, _ = render_world(40, seed=5, resolution=16, world={}, cache_dir=tmp_path)
     assert torch.equal(plain, images)
-    partners, changed, pmasks = render_partners(factors, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
+    _, changed, pmasks = render_partners(factors, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
     moved = [i for i, c in enumerate(changed) if c in ("obj_x", "obj_y", "obj_scale")]
     kept = [i for i, c in enumerate(changed) if c in ("lighting", "bg_hue", "global_blur")]
     assert moved and kept

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from localization import load_model
     from torchvision.utils import save_image
 
-    from localization import load_model
     from probe.data import world
     from probe.tokenizers.train import world_config
     from probe.tokenizers.world import psnr
