@@ -11,7 +11,7 @@ from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.types import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"
-# Floors sit ~2-3 dB under what the shipped weights score on this very set (31.4 and 36.4 dB; see
+# Floors sit ~3 dB under what the shipped weights score on this very set (31.4 and 36.8 dB; see
 # analyses/world_tokenizer/README.md, sessions 3 and 4)
 PSNR_FLOOR = {"world-32": 28.5, "world-32-continuous": 34.0}
 # Floors of the single-position swap effect (fraction of the attribute's gap moved by the strongest position;

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# SESSION 4 (world-32 as shipped now; the twin is session 3's): from the session-3 world-32 (--init world-32 at 3e3690f)
+# SESSION 4 (what is shipped now): from the session-3 models (--init world-32 / world-32-continuous at 3e3690f)
 #   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --pairs ada --pair-topk 1 \
 #       --init world-32 --w-object 6 --steps 1000000 --max-minutes 35 --no-resume --out runs/s4/k1024obj6
 #   python analyses/world_tokenizer/localization.py --model runs/s4/k1024obj6 --out runs/s4/loc_k1024obj6.csv --all-positions
 #   python analyses/world_tokenizer/ship.py --run runs/s4/k1024obj6 --name world-32 --localization runs/s4/loc_k1024obj6.csv
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --continuous --pairs ada --pair-topk 1 \
+#       --init world-32-continuous --w-object 6 --steps 1000000 --max-minutes 25 --no-resume --out runs/s4/cont-obj6
+#   python analyses/world_tokenizer/localization.py --model runs/s4/cont-obj6 --out runs/s4/loc_cont-obj6.csv --all-positions
+#   python analyses/world_tokenizer/ship.py --run runs/s4/cont-obj6 --name world-32-continuous --localization runs/s4/loc_cont-obj6.csv
 # Shape measurements, figures and the runs not shipped: README.md, "Session 4".
 #
-# SESSION 3 (world-32 replaced in session 4; the twin is still this one; CPU, ~95 min for world-32): from the session-2 world-32 (--init world-32 at e90f0fc)
+# SESSION 3 (both replaced in session 4; CPU, ~95 min for world-32): from the session-2 world-32 (--init world-32 at e90f0fc)
 #   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs ada --pair-topk 1 \
 #       --init world-32 --steps 1000000 --max-minutes 85 --no-resume --out runs/s3/vq-ada1
 #   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs swap --pair-topk 1 \
