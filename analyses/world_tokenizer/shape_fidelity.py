@@ -39,7 +39,7 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
     """One row of the table for ``model`` on ``n`` held-out images of its world ``world`` (overrides)."""
     from probe.data import world as world_mod
     from probe.swap.paste import decode
-    from probe.tokenizers.train import object_weight, world_config
+    from probe.tokenizers.train import object_squared_error, world_config
     from probe.tokenizers.world import psnr
 
     wcfg = world_config(world)
@@ -47,13 +47,12 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
                                          return_masks=True)
     quant = torch.cat([model.encode(images[s : s + 256]).quantized for s in range(0, n, 256)])
     recon = decode(model, quant)  # VQ and continuous models alike
-    w = object_weight(masks)
-    obj_mse = float(((recon - images) ** 2 * w).sum() / (w.sum() * images.shape[1]))
+    sse, count = object_squared_error(recon, images, masks)
     true = df["shape"].to_numpy()
     pred_recon = oracle.predict(recon)["shape"].to_numpy()
     pred_clean = oracle.predict(images)["shape"].to_numpy()
     row = {"n_images": n, "seed": seed, "psnr": float(psnr(recon, images).mean()),
-           "object_psnr": float(-10 * torch.log10(torch.tensor(obj_mse))),
+           "object_psnr": float(-10 * torch.log10(torch.tensor(sse / count))),
            "shape_acc_clean": float((pred_clean == true).mean()),
            "shape_acc_recon": float((pred_recon == true).mean()),
            "shape_acc_synth": float((world_mod.nearest_shape(recon, df, wcfg) == true).mean()),

@@ -10,8 +10,8 @@ and sum over stages.
 
 Caveat for measurement: a tokenizer trained with this loss is then read by the same oracle when its
 reconstructions are scored (``analyses/world_tokenizer/shape_fidelity.py``), so that score is biased
-upwards; the same script reports a linear probe of shape on the tokens and the object PSNR, which do
-not use the oracle.
+upwards; the same script reports the object PSNR and ``probe.data.world.nearest_shape`` (analysis by
+synthesis), which do not use the oracle.
 """
 from __future__ import annotations
 

@@ -316,6 +316,14 @@ def object_weight(masks: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
 
 
+def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
+    """Summed squared error over the dilated object pixels (:func:`object_weight`) and their weight summed over
+    channels, ``(sse, count)``: their ratio, pooled over batches, is the object-region MSE. ``rec, images
+    [B,3,H,W]`` (``rec`` clamped to [0, 1] here), ``masks [B,1,H,W]`` in [0, 1]."""
+    w = object_weight(masks)
+    return float(((rec.clamp(0, 1) - images).pow(2) * w).sum()), float(w.sum()) * images.shape[1]
+
+
 def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """L1 + L2 reconstruction error averaged over the (dilated) object pixels only. ``rec, images [B,3,H,W]``,
     ``masks [B,1,H,W]`` in [0, 1]."""
@@ -417,9 +425,8 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
         ps.append(psnr(rec, x).cpu())
         if masks is not None:
             m = masks[s : s + batch_size].to(dev).float()
-            w = object_weight(m / 255.0 if masks.dtype == torch.uint8 else m)
-            obj_se += float(((rec.clamp(0, 1) - x).pow(2) * w).sum())
-            obj_n += float(w.sum()) * x.shape[1]
+            se, n = object_squared_error(rec, x, m / 255.0 if masks.dtype == torch.uint8 else m)
+            obj_se, obj_n = obj_se + se, obj_n + n
         if enc.indices is not None:
             used.append(enc.indices.flatten().cpu())
     model.train(was_training)
@@ -555,22 +562,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
 
     use_masks = cfg.w_object > 0
-    train_u8, train_factors, *train_m = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution,
-                                                     world=cfg.world, cache_dir=cfg.cache_dir, masks=use_masks)
+    rendered = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
+                            cache_dir=cfg.cache_dir, masks=use_masks)
+    train_u8, train_factors = rendered[:2]
+    train_masks = rendered[2].to(device) if use_masks else None
     if cfg.pairs not in ("", "hoyer", *SHARING_MODES):
         raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap', 'exchange' or 'hoyer', got {cfg.pairs!r}")
     use_pairs = bool(cfg.pairs)
     if use_pairs:
-        partner_u8, _, *partner_m = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution,
-                                                    world=cfg.world, cache_dir=cfg.cache_dir, masks=use_masks)
-        partner_u8 = partner_u8.to(device)
-        partner_m = [m.to(device) for m in partner_m]
+        partners = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
+                                   cache_dir=cfg.cache_dir, masks=use_masks)
+        partner_u8 = partners[0].to(device)
+        partner_masks = partners[2].to(device) if use_masks else None
         if cfg.batch_size % 2:
             raise ValueError(f"TrainConfig: batch_size must be even with pairs, got {cfg.batch_size}")
     eval_u8, _, eval_m = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
                                       cache_dir=cfg.cache_dir, masks=True)
-    train_u8 = train_u8.to(device)
-    train_m = [m.to(device) for m in train_m]  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
+    train_u8 = train_u8.to(device)  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
 
     perceptual = None
     if cfg.w_perceptual > 0:
@@ -618,7 +626,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         x = x.float() / 255.0
         masks = None
         if use_masks:
-            masks = (torch.cat([train_m[0][idx], partner_m[0][idx]]) if use_pairs else train_m[0][idx]).float() / 255.0
+            masks = (torch.cat([train_masks[idx], partner_masks[idx]]) if use_pairs else train_masks[idx]).float() / 255.0
         vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
