@@ -5,7 +5,7 @@ The position per factor is the one that moves the factor most (``localization.py
 ``moved_all``), or given with ``--positions factor=pos ...``.
 
 Usage (what produced figures/world32_swap_gallery.png):
-    python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/s3/loc_world-32.json \
+    python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/s4/loc_world-32.json \
         --out figures/world32_swap_gallery
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from localization import load_model  # (this folder is on sys.path)
 
-from probe.swap import end_groups
+from probe.swap import decode, end_groups, paste
 from probe.viz import save_figure
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
@@ -46,9 +46,7 @@ def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n
     for factor, pos in positions.items():
         lo, hi = end_groups(factor, df, wcfg.n_bins)
         lo, hi = lo[:n], hi[:n]
-        swapped = q[lo].clone()
-        swapped[:, pos] = q[hi, pos]
-        out[factor] = torch.stack([model.decode_raw(q[lo]), model.decode_raw(q[hi]), model.decode_raw(swapped)]).clamp(0, 1)
+        out[factor] = torch.stack([decode(model, q[lo]), decode(model, q[hi]), decode(model, paste(q[lo], q[hi], pos))])
     return out
 
 

@@ -6,6 +6,6 @@ localization analysis (``analyses/world_tokenizer/localization.py``) and the tes
 Pair sampling at scale, controls and the tidy results table are still to come.
 """
 from probe.swap.measurers import MEASURERS, hue_vector, luminance, moved_fraction
-from probe.swap.paste import decode, end_groups, moved_by_paste
+from probe.swap.paste import decode, end_groups, moved_by_paste, paste
 
-__all__ = ["MEASURERS", "decode", "end_groups", "hue_vector", "luminance", "moved_by_paste", "moved_fraction"]
+__all__ = ["MEASURERS", "decode", "end_groups", "hue_vector", "luminance", "moved_by_paste", "moved_fraction", "paste"]

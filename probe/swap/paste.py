@@ -30,6 +30,13 @@ def decode(model: torch.nn.Module, q: torch.Tensor, batch: int = 256) -> torch.T
     return torch.cat([model.decode_raw(q[s : s + batch]).clamp(0, 1) for s in range(0, len(q), batch)])
 
 
+def paste(q_low: torch.Tensor, q_high: torch.Tensor, position: int) -> torch.Tensor:
+    """``q_low [K,N,C]`` with the tokens at ``position`` replaced by those of ``q_high [K,N,C]`` (a copy)."""
+    q = q_low.clone()
+    q[:, position] = q_high[:, position]
+    return q
+
+
 @torch.no_grad()
 def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Tensor, position: int,
                    measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], masks_low: torch.Tensor,
@@ -39,6 +46,4 @@ def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Te
     ``q_low, q_high [K,N,C]`` are paired tokens; ``m_low, m_high`` the measures of their decoded images;
     ``masks_low [K,1,H,W]`` the object masks of the low-end images (the measured ones).
     """
-    q = q_low.clone()
-    q[:, position] = q_high[:, position]
-    return moved_fraction(m_low, m_high, measure(decode(model, q), masks_low))
+    return moved_fraction(m_low, m_high, measure(decode(model, paste(q_low, q_high, position)), masks_low))
