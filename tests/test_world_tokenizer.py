@@ -458,3 +458,35 @@ def test_shipped_world32_keeps_the_shape() -> None:
         recon = model.decode(model.encode(images))
     accuracy = float((world.nearest_shape(recon, df, wcfg) == df["shape"].to_numpy()).mean())
     assert accuracy >= 0.65, f"shape read from world-32's reconstructions: {accuracy:.2f}"
+
+
+def test_finer_decoder_grid_and_its_init_from_a_coarse_model() -> None:
+    """``dec_patch_size`` < ``patch_size``: more decoder patch queries, same tokens. Initialised from a coarse
+    model, the encoder and codebook are the coarse model's (same indices), each fine query starts at its coarse
+    parent's query (up to small noise) and only the pixel head is new."""
+    from dataclasses import replace
+
+    from probe.tokenizers.train import _refine_decoder_grid
+
+    coarse = WorldTokenizer(replace(_tiny(), patch_size=8)).eval()  # 2x2 decoder queries of 8x8 pixels
+    fine = WorldTokenizer(replace(_tiny(), patch_size=8, dec_patch_size=4)).eval()  # 4x4 queries of 4x4 pixels
+    assert fine.config.dec_grid == 4 and fine.mask_tokens.shape == (16, fine.config.width)
+    fresh_head = fine.to_pixels.weight.detach().clone()
+    fine.load_state_dict(_refine_decoder_grid(coarse.state_dict(), fine, torch.Generator().manual_seed(0)))
+    x = torch.rand(3, 3, 16, 16)
+    assert torch.equal(fine.encode(x).indices, coarse.encode(x).indices)
+    assert fine.decode(fine.encode(x)).shape == x.shape
+    q_fine, q_coarse = fine.mask_tokens.detach().reshape(4, 4, -1), coarse.mask_tokens.detach().reshape(2, 2, -1)
+    for i in range(4):
+        for j in range(4):
+            parent, other = q_coarse[i // 2, j // 2], q_coarse[1 - i // 2, 1 - j // 2]
+            assert (q_fine[i, j] - parent).norm() < 0.5 * (q_fine[i, j] - other).norm()
+    assert not torch.equal(q_fine[0, 0], q_fine[0, 1])  # siblings can be told apart
+    assert torch.equal(fine.to_pixels.weight, fresh_head)
+    # a grid that does not nest, and a bad config, are refused by name
+    odd = WorldTokenizer(replace(_tiny(), image_size=24, patch_size=8))  # 3x3 queries from 2x2: no
+    with pytest.raises(ValueError, match="cannot be refined"):
+        _refine_decoder_grid(WorldTokenizer(replace(_tiny(), image_size=24, patch_size=12)).state_dict(), odd,
+                             torch.Generator())
+    with pytest.raises(ValueError, match="dec_patch_size=5"):
+        WorldTokenizerConfig.from_dict({**_tiny().__dict__, "dec_patch_size": 5})

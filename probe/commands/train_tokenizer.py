@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, default=None, help="number of 1D tokens N (model.num_tokens)")
     parser.add_argument("--codebook", type=int, default=None, help="codebook size K (model.codebook_size)")
     parser.add_argument("--token-dim", type=int, default=None, help="token dimension C (model.token_dim)")
+    parser.add_argument("--dec-patch", type=int, default=None,
+                        help="decoder patch side (model.dec_patch_size; default: the encoder's patch_size)")
     parser.add_argument("--continuous", action="store_true", help="train the continuous twin (no quantizer)")
     parser.add_argument("--steps", type=int, default=None, help="step budget (TrainConfig.steps)")
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; the schedule anneals within it")
@@ -65,7 +67,8 @@ def build_config(args: argparse.Namespace):
         if not isinstance(raw, dict):
             raise SystemExit(f"--config {path}: expected a JSON object of TrainConfig fields")
     model = dict(raw.get("model", {}))
-    for flag, key in (("tokens", "num_tokens"), ("codebook", "codebook_size"), ("token_dim", "token_dim")):
+    for flag, key in (("tokens", "num_tokens"), ("codebook", "codebook_size"), ("token_dim", "token_dim"),
+                      ("dec_patch", "dec_patch_size")):
         if getattr(args, flag) is not None:
             model[key] = getattr(args, flag)
     if args.continuous:

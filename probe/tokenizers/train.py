@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -464,6 +465,32 @@ def _grow_codebook(weights: dict[str, torch.Tensor], model: WorldTokenizer) -> d
     return {**weights, "codes": grown}
 
 
+def _refine_decoder_grid(weights: dict[str, torch.Tensor], model: WorldTokenizer,
+                         generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``weights`` of a model with a coarser decoder patch grid than ``model``'s, adapted to it.
+
+    Each new patch query (``mask_tokens [g'*g', W]``) starts as the query of the coarse patch it lies in, plus
+    noise of 10% of the queries' spread (so that sibling queries can tell each other apart); the pixel head
+    (``to_pixels``) keeps ``model``'s random init, since its output size changes. The encoder, the codebook and
+    the decoder's transformer are loaded as they are, so the tokens keep their meaning from the first step.
+    """
+    old = weights.get("mask_tokens")
+    new = model.mask_tokens
+    if old is None or old.shape == new.shape:
+        return weights
+    g_old, g_new = math.isqrt(old.shape[0]), model.config.dec_grid
+    if g_old * g_old != old.shape[0] or g_new % g_old or old.shape[1] != new.shape[1]:
+        raise ValueError(f"TrainConfig.init: decoder patch queries {tuple(old.shape)} cannot be refined to "
+                         f"{tuple(new.shape)} (the new grid side must be a multiple of the old one)")
+    grid = old.reshape(g_old, g_old, -1).repeat_interleave(g_new // g_old, 0).repeat_interleave(g_new // g_old, 1)
+    grid = grid.reshape(g_new * g_new, -1)
+    grid = grid + torch.randn(grid.shape, generator=generator) * (0.1 * float(old.std()))
+    out = {**weights, "mask_tokens": grid}
+    for key in ("to_pixels.weight", "to_pixels.bias"):
+        out[key] = model.state_dict()[key].detach().clone()
+    return out
+
+
 def _init_weights(spec: str) -> dict[str, torch.Tensor]:
     """State dict named by ``TrainConfig.init`` (a .safetensors file, a run folder or a zoo name)."""
     from safetensors.torch import load_file
@@ -591,7 +618,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
     if cfg.init:
-        model.load_state_dict(_grow_codebook(_init_weights(cfg.init), model))
+        weights = _grow_codebook(_init_weights(cfg.init), model)
+        model.load_state_dict(_refine_decoder_grid(weights, model, torch.Generator().manual_seed(cfg.seed + 2)))
         state["vq_on"] = model.config.quantize  # the loaded codebook is used from the first step
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
