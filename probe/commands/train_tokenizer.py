@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight of the reconstruction loss over the object's pixels (TrainConfig.w_object)")
     parser.add_argument("--w-perceptual", type=float, default=None,
                         help="weight of the perceptual loss on the frozen world-oracle (TrainConfig.w_perceptual)")
+    parser.add_argument("--w-adversarial", type=float, default=None,
+                        help="weight of the patch discriminator's hinge loss (TrainConfig.w_adversarial)")
+    parser.add_argument("--adv-start-step", type=int, default=None,
+                        help="steps that train only the discriminator first (TrainConfig.adv_start_step)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -75,7 +79,7 @@ def build_config(args: argparse.Namespace):
         model["quantize"] = False
     raw["model"] = model
     for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk",
-                 "pair_weight", "w_object", "w_perceptual", "init", "warmup_steps", "lr", "seed", "threads",
+                 "pair_weight", "w_object", "w_perceptual", "w_adversarial", "adv_start_step", "init", "warmup_steps", "lr", "seed", "threads",
                  "device"):
         if getattr(args, flag) is not None:
             raw[flag] = getattr(args, flag)

@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from probe.schedule import budget_progress, warmup_cosine_lr
+from probe.tokenizers.adversarial import discriminator_hinge_loss, generator_hinge_loss
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 
 
@@ -62,6 +63,12 @@ class TrainConfig:
         w_perceptual: weight of the perceptual loss (``probe.tokenizers.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
         perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
+        w_adversarial: weight of the adversarial (hinge) loss of a patch discriminator
+            (``probe.tokenizers.adversarial``), TiTok's and VQGAN's term against soft edges. 0 disables it.
+        adv_start_step: steps during which only the discriminator trains (the tokenizer does not yet see its
+            loss); from a pretrained ``init`` a few hundred steps let it learn what "real" looks like first.
+        disc_lr: learning rate of the discriminator (Adam, betas (0.5, 0.9), constant).
+        disc_channels: channels of the discriminator's first conv.
         nested_dropout: fraction of each batch whose tokens are cut to a random prefix (length uniform in
             1..N; the rest zeroed at the decoder input) -- nested ("tail") token dropout as in FlexTok and
             One-D-Piece. It orders the tokens coarse to fine, so global attributes gather in a few early
@@ -132,6 +139,10 @@ class TrainConfig:
     w_object: float = 0.0
     w_perceptual: float = 0.0
     perceptual_net: str = "world-oracle"
+    w_adversarial: float = 0.0
+    adv_start_step: int = 0
+    disc_lr: float = 2e-4
+    disc_channels: int = 32
     nested_dropout: float = 0.0
     pairs: str = ""
     pair_topk: int = 0
@@ -347,14 +358,17 @@ def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.G
 def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig,
                    quantize: bool = True, keep: torch.Tensor | None = None,
                    pairs: bool = False, masks: torch.Tensor | None = None,
-                   perceptual: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+                   perceptual: torch.nn.Module | None = None,
+                   disc: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Total loss and its parts for one batch ``images [B,3,H,W]`` in [0, 1].
 
     The scalar parts are returned as detached tensors (no device sync per step; the caller converts them
     when it logs). ``keep [B,N]``: tokens the decoder sees (nested dropout). ``pairs``: the batch is
     ``[first images; their partners]`` (B/2 each) and the sparse-change penalty is added. ``masks [B,1,H,W]``:
     object masks, needed when ``cfg.w_object`` > 0. ``perceptual``: the distance module (``rec, images`` ->
-    scalar) that ``cfg.w_perceptual`` > 0 needs.
+    scalar) that ``cfg.w_perceptual`` > 0 needs. ``disc``: the patch discriminator whose hinge loss is added
+    with weight ``cfg.w_adversarial`` (None: no adversarial term, e.g. before ``cfg.adv_start_step``).
+    ``parts["recon"]`` is the detached reconstruction (what the discriminator then learns from).
     """
     mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
            if pairs and cfg.pairs in SHARING_MODES else None)
@@ -369,7 +383,9 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     if cfg.w_perceptual > 0 and perceptual is None:
         raise ValueError("compute_losses: TrainConfig.w_perceptual > 0 needs the perceptual network (perceptual=...)")
     perc = perceptual(rec, images) if cfg.w_perceptual > 0 else rec.new_zeros(())
+    adv = generator_hinge_loss(disc(rec)) if disc is not None and cfg.w_adversarial > 0 else rec.new_zeros(())
     total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj + cfg.w_perceptual * perc
+             + cfg.w_adversarial * adv
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
     pair = rec.new_zeros(())
     if pairs:
@@ -380,9 +396,9 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
         if cfg.pairs == "hoyer":
             total = total + cfg.pair_weight * pair
     parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
-             "object": obj.detach(), "perceptual": perc.detach(), "pair": pair.detach(),
+             "object": obj.detach(), "perceptual": perc.detach(), "adversarial": adv.detach(), "pair": pair.detach(),
              "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
-             "indices": out["indices"], "features": out["features"].detach()}
+             "indices": out["indices"], "features": out["features"].detach(), "recon": rec.detach()}
     return total, parts
 
 
@@ -509,9 +525,11 @@ def _init_weights(spec: str) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> None:
+    """``extra``: further state dicts to keep (the discriminator and its optimizer)."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp)
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state, **(extra or {})}, tmp)
     tmp.replace(path)  # atomic: a run killed mid-write keeps its previous checkpoint
 
 
@@ -615,6 +633,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     torch.manual_seed(cfg.seed)
     model = WorldTokenizer(cfg.model_config()).to(device)
     opt = make_optimizer(model, cfg)
+    disc, disc_opt = None, None
+    if cfg.w_adversarial > 0:
+        from probe.tokenizers.adversarial import PatchDiscriminator
+
+        disc = PatchDiscriminator(cfg.disc_channels).to(device)
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+
+    def extra_state() -> dict[str, Any]:
+        return {} if disc is None else {"disc": disc.state_dict(), "disc_optimizer": disc_opt.state_dict()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
     if cfg.init:
@@ -625,6 +652,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if disc is not None and "disc" in ck:
+            disc.load_state_dict(ck["disc"])
+            disc_opt.load_state_dict(ck["disc_optimizer"])
         state = dict(ck["state"])
         gen.set_state(ck["state"]["generator"])
         print(f"resumed from {ckpt_path} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
@@ -662,12 +692,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         keep = nested_keep(cfg.batch_size, model.config.num_tokens, cfg.nested_dropout, gen)
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
                                      keep=None if keep is None else keep.to(device), pairs=use_pairs,
-                                     masks=masks, perceptual=perceptual)
+                                     masks=masks, perceptual=perceptual,
+                                     disc=disc if step >= cfg.adv_start_step else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if disc is not None:
+            d_loss = discriminator_hinge_loss(disc(x), disc(parts["recon"]))
+            disc_opt.zero_grad(set_to_none=True)  # also drops what the tokenizer's loss left on disc
+            d_loss.backward()
+            disc_opt.step()
+            parts["disc"] = d_loss.detach()
         step += 1
         bar.update(1)
         if vq_on:
@@ -696,11 +733,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                 on_log(rec)
         if time.time() - last_ckpt > cfg.ckpt_every_minutes * 60:
             state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state())
-            save_checkpoint(ckpt_path, model, opt, state)
+            save_checkpoint(ckpt_path, model, opt, state, extra_state())
             last_ckpt = time.time()
     bar.close()
     state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state(), stopped_by=stopped_by)
-    save_checkpoint(ckpt_path, model, opt, state)
+    save_checkpoint(ckpt_path, model, opt, state, extra_state())
     model.eval()
     ev = evaluate(model, eval_u8, masks=eval_m)
     final = {"final_eval_" + k: v for k, v in ev.items()}
