@@ -552,3 +552,28 @@ def test_adversarial_training_logs_both_losses_and_resumes(tmp_path: Path) -> No
     again = load_checkpoint(tmp_path / "run" / "last.pt")
     for k, v in ck["disc"].items():
         torch.testing.assert_close(again["disc"][k], v, msg=k)
+
+
+def test_shape_swap_reads_a_planted_shape_token() -> None:
+    """analyses/world_tokenizer/shape_swap.py on a planted model: token 0 holds the whole image (so it carries
+    the shape), token 1 nothing. Pasting token 0 must give the donor's shape every time, token 1 never."""
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyses" / "world_tokenizer"))
+    from shape_swap import shape_swap
+
+    class Planted(torch.nn.Module):
+        config = SimpleNamespace(image_size=16)
+        num_tokens = 2
+
+        def encode(self, x: torch.Tensor) -> Encoded:
+            q = torch.stack([x.flatten(1), torch.zeros_like(x.flatten(1))], 1)  # [B, 2, 3*16*16]
+            return Encoded(indices=None, features=q, quantized=q)
+
+        def decode_raw(self, q: torch.Tensor) -> torch.Tensor:
+            return q[:, 0].reshape(-1, 3, 16, 16)
+
+    table = shape_swap(Planted(), {}, n=40, seed=3).set_index("position")["fraction"]
+    assert table[-1] == 1.0 and table[-2] == 0.0  # ceiling: the donor itself; floor: the recipient itself
+    assert table[0] == 1.0 and table[1] == 0.0
