@@ -1,5 +1,16 @@
 #!/usr/bin/env bash
-# SESSION 4 (what is shipped now): from the session-3 models (--init world-32 / world-32-continuous at 3e3690f)
+# SESSION 5 (what is shipped now): from the session-4 models (--init world-32 / world-32-continuous at 526f849)
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --dec-patch 4 --pairs ada \
+#       --pair-topk 1 --init world-32 --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s5/dp4
+#   python analyses/world_tokenizer/localization.py --model runs/s5/dp4 --out runs/s5/loc_dp4.csv --all-positions
+#   python analyses/world_tokenizer/ship.py --run runs/s5/dp4 --name world-32 --localization runs/s5/loc_dp4.csv
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --continuous --dec-patch 4 --pairs ada \
+#       --pair-topk 1 --init world-32-continuous --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s5/cont-dp4
+#   python analyses/world_tokenizer/localization.py --model runs/s5/cont-dp4 --out runs/s5/loc_cont-dp4.csv --all-positions
+#   python analyses/world_tokenizer/ship.py --run runs/s5/cont-dp4 --name world-32-continuous --localization runs/s5/loc_cont-dp4.csv
+# Shape measurements, figures and the runs not shipped: README.md, "Session 5".
+#
+# SESSION 4 (both replaced in session 5): from the session-3 models (--init world-32 / world-32-continuous at 3e3690f)
 #   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --pairs ada --pair-topk 1 \
 #       --init world-32 --w-object 6 --steps 1000000 --max-minutes 35 --no-resume --out runs/s4/k1024obj6
 #   python analyses/world_tokenizer/localization.py --model runs/s4/k1024obj6 --out runs/s4/loc_k1024obj6.csv --all-positions
