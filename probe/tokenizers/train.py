@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from probe.schedule import budget_progress, warmup_cosine_lr
-from probe.tokenizers.adversarial import discriminator_hinge_loss, generator_hinge_loss
+from probe.tokenizers.adversarial import PatchDiscriminator, discriminator_hinge_loss, generator_hinge_loss
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 
 
@@ -635,8 +635,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     opt = make_optimizer(model, cfg)
     disc, disc_opt = None, None
     if cfg.w_adversarial > 0:
-        from probe.tokenizers.adversarial import PatchDiscriminator
-
         disc = PatchDiscriminator(cfg.disc_channels).to(device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
 
