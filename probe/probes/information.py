@@ -56,22 +56,24 @@ def _emi(a: np.ndarray, b: np.ndarray, m: int) -> float:
     return float(expected_mutual_info(vals.astype(np.float64), mult.astype(np.float64), b.astype(np.float64), m))
 
 
+def _ami_denominator(h_x: np.ndarray | float, h_y: np.ndarray | float, emi: np.ndarray | float) -> np.ndarray:
+    """sklearn's AMI denominator (arithmetic mean of the entropies minus EMI), kept at least _EPS away from 0."""
+    den = 0.5 * (np.asarray(h_x) + h_y) - emi
+    return np.where(den < 0, np.minimum(den, -_EPS), np.maximum(den, _EPS))
+
+
 def _ami_from(mi: float, emi: float, h_x: float, h_y: float, kx: int, ky: int) -> float:
     """sklearn's adjusted_mutual_info_score (average_method='arithmetic'), including its limit cases."""
     if kx == ky == 1 or kx == ky == 0:
         return 1.0
-    denominator = 0.5 * (h_x + h_y) - emi
-    denominator = min(denominator, -_EPS) if denominator < 0 else max(denominator, _EPS)
-    return float((mi - emi) / denominator)
+    return float((mi - emi) / _ami_denominator(h_x, h_y, emi))
 
 
 def ami_all(mi: np.ndarray, emi: np.ndarray, h_tok: np.ndarray, h_label: float) -> np.ndarray:
     """AMI of every column of ``mi [N, P+1]`` (observed and permuted labels; the marginals, hence ``emi [N]``
     and the entropies ``h_tok [N]``, ``h_label``, are the same under permutation) -> ``[N, P+1]``. The same
     formula as :func:`_ami_from` (its degenerate one-level cases aside)."""
-    den = 0.5 * (h_tok + h_label) - emi
-    den = np.where(den < 0, np.minimum(den, -_EPS), np.maximum(den, _EPS))
-    return (mi - emi[:, None]) / den[:, None]
+    return (mi - emi[:, None]) / _ami_denominator(h_tok, h_label, emi)[:, None]
 
 
 def adjusted_mutual_info(x: np.ndarray, y: np.ndarray) -> float:
