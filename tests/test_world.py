@@ -186,7 +186,7 @@ def test_pinned_stripes_are_a_sub_world_of_the_default() -> None:
 def test_nearest_shape_reads_world_images_and_their_shape_swaps() -> None:
     import numpy as np
 
-    from probe.data.world import nearest_shape, render, sample
+    from probe.data.world import SHAPES, nearest_shape, render, sample, shape_renderings
 
     images, df = sample(60, seed=12, resolution=32)
     assert (nearest_shape(images, df) == df["shape"].to_numpy()).all()
@@ -194,5 +194,10 @@ def test_nearest_shape_reads_world_images_and_their_shape_swaps() -> None:
     other = np.where(df["shape"].to_numpy() == "circle", "star", "circle")
     swapped, _ = render(df.assign(shape=other), resolution=32)
     assert (nearest_shape(swapped, df) == other).all()
+    # the renderings made once (one per shape, in the config's order) read the same
+    renderings = shape_renderings(df, 32)
+    assert renderings.shape == (len(SHAPES), 60, 3, 32, 32)
+    assert torch.equal(renderings[SHAPES.index("circle")], render(df.assign(shape="circle"), resolution=32)[0])
+    assert (nearest_shape(swapped, df, renderings=renderings) == other).all()
     with pytest.raises(ValueError, match="3 images but 60"):
         nearest_shape(images[:3], df)

@@ -49,14 +49,15 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
     recon = decode(model, quant)  # VQ and continuous models alike
     sse, count = object_squared_error(recon, images, masks)
     true = df["shape"].to_numpy()
+    renderings = world_mod.shape_renderings(df, images.shape[-1], wcfg)  # both readings below compare with these
     pred_recon = oracle.predict(recon)["shape"].to_numpy()
     pred_clean = oracle.predict(images)["shape"].to_numpy()
     row = {"n_images": n, "seed": seed, "psnr": float(psnr(recon, images).mean()),
            "object_psnr": float(-10 * torch.log10(torch.tensor(sse / count))),
            "shape_acc_clean": float((pred_clean == true).mean()),
            "shape_acc_recon": float((pred_recon == true).mean()),
-           "shape_acc_synth": float((world_mod.nearest_shape(recon, df, wcfg) == true).mean()),
-           "shape_acc_synth_clean": float((world_mod.nearest_shape(images, df, wcfg) == true).mean())}
+           "shape_acc_synth": float((world_mod.nearest_shape(recon, df, wcfg, renderings=renderings) == true).mean()),
+           "shape_acc_synth_clean": float((world_mod.nearest_shape(images, df, wcfg, renderings=renderings) == true).mean())}
     for s in wcfg.shapes:
         sel = true == s
         row[f"shape_acc_recon_{s}"] = float((pred_recon[sel] == s).mean())

@@ -41,16 +41,17 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
 
     wcfg = world_config(world)
     res = model.config.image_size
-    _, df = world_mod.sample(n, seed=seed, resolution=res, config=wcfg)
+    x_rec, df = world_mod.sample(n, seed=seed, resolution=res, config=wcfg)
     rng = np.random.default_rng(seed)
     shapes = list(wcfg.shapes)
     donor_shape = np.array([rng.choice([s for s in shapes if s != t]) for t in df["shape"]], dtype=object)
-    x_rec, _ = world_mod.render(df, resolution=res, config=wcfg)
-    x_don, _ = world_mod.render(df.assign(shape=donor_shape), resolution=res, config=wcfg)
+    renderings = world_mod.shape_renderings(df, res, wcfg)  # [S, n, 3, H, W]: every shape of every recipient
+    x_don = renderings[torch.as_tensor([shapes.index(s) for s in donor_shape]), torch.arange(n)]  # [n, 3, H, W]
     q_rec, q_don = model.encode(x_rec).quantized, model.encode(x_don).quantized
 
     def read_as_donor(q: torch.Tensor) -> float:
-        return float((world_mod.nearest_shape(decode(model, q), df, wcfg) == donor_shape).mean())
+        read = world_mod.nearest_shape(decode(model, q), df, wcfg, renderings=renderings)
+        return float((read == donor_shape).mean())
 
     rows = [{"position": -1, "fraction": read_as_donor(q_don)}, {"position": -2, "fraction": read_as_donor(q_rec)}]
     rows += [{"position": p, "fraction": read_as_donor(paste(q_rec, q_don, p))} for p in range(model.num_tokens)]
@@ -66,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="recipient/donor pairs")
     ap.add_argument("--seed", type=int, default=4242)
     args = ap.parse_args(argv)
-    torch.manual_seed(0)
     tables = []
     for spec in args.models:
         model, world = load_model(spec)

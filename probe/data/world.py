@@ -415,22 +415,31 @@ def sample(n: int, *, seed: int = 0, resolution: int | None = None,
                         return_masks=return_masks)
 
 
-def nearest_shape(images: torch.Tensor, factors: pd.DataFrame, config: WorldConfig | None = None) -> np.ndarray:
+def shape_renderings(factors: pd.DataFrame, resolution: int, config: WorldConfig | None = None) -> torch.Tensor:
+    """Every row of ``factors`` rendered once per shape of ``config.shapes``, all other factors kept:
+    ``[S, B, 3, H, W]`` (what :func:`nearest_shape` compares with; compute it once to read many image sets of
+    the same rows)."""
+    c = config or WorldConfig()
+    return torch.stack([render(factors.assign(shape=shape), resolution=resolution, config=c)[0] for shape in c.shapes])
+
+
+def nearest_shape(images: torch.Tensor, factors: pd.DataFrame, config: WorldConfig | None = None, *,
+                  renderings: torch.Tensor | None = None) -> np.ndarray:
     """Shape of each image by analysis by synthesis: the image is rendered again once per shape of
     ``config.shapes`` with every other factor of its row in ``factors`` kept, and the shape whose rendering is
     nearest in mean squared error wins. A classifier with no learned part, for images whose factors are known
     (e.g. a tokenizer's reconstructions of world images): 1.0 on the world's own images.
 
-    ``images [B,3,H,W]`` in [0, 1] -> ``[B]`` shape names (object array).
+    ``images [B,3,H,W]`` in [0, 1] -> ``[B]`` shape names (object array). ``renderings``: the
+    :func:`shape_renderings` of ``factors`` at the images' resolution, if already made.
     """
     c = config or WorldConfig()
     if len(images) != len(factors):
         raise ValueError(f"nearest_shape: {len(images)} images but {len(factors)} factor rows")
-    dists = []
-    for shape in c.shapes:
-        rendered, _ = render(factors.assign(shape=shape), resolution=images.shape[-1], config=c)
-        dists.append((images.float() - rendered).pow(2).flatten(1).mean(1))
-    return np.asarray(c.shapes, dtype=object)[torch.stack(dists, 1).argmin(1).numpy()]
+    if renderings is None:
+        renderings = shape_renderings(factors, images.shape[-1], c)
+    dists = (images.float()[None] - renderings).pow(2).flatten(2).mean(2)  # [S, B]
+    return np.asarray(c.shapes, dtype=object)[dists.argmin(0).numpy()]
 
 
 def world_ref(seed: int, idx: int) -> str:
@@ -450,5 +459,6 @@ __all__ = [
     "sample",
     "sample_factors",
     "sample_range",
+    "shape_renderings",
     "world_ref",
 ]
