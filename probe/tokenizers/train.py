@@ -688,6 +688,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
         keep = nested_keep(cfg.batch_size, model.config.num_tokens, cfg.nested_dropout, gen)
+        if disc is not None:
+            disc.requires_grad_(False)  # the tokenizer's step only needs the gradient through disc, not into it
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
                                      keep=None if keep is None else keep.to(device), pairs=use_pairs,
                                      masks=masks, perceptual=perceptual,
@@ -698,8 +700,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         if disc is not None:
+            disc.requires_grad_(True)
             d_loss = discriminator_hinge_loss(disc(x), disc(parts["recon"]))
-            disc_opt.zero_grad(set_to_none=True)  # also drops what the tokenizer's loss left on disc
+            disc_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             disc_opt.step()
             parts["disc"] = d_loss.detach()
