@@ -333,6 +333,34 @@ def test_training_from_init_weights(tmp_path: Path) -> None:
         train(TrainConfig(**base, steps=1, init="no-such-model"), tmp_path / "bad", resume=False, progress_bar=False)
 
 
+def test_vq_from_continuous_twin_with_kmeans_codebook(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from probe.data import world
+    from probe.tokenizers.train import TrainConfig, load_trained, train
+
+    base = dict(resolution=16, n_train=128, n_eval=16, batch_size=16, warmup_steps=5, restart_every=0,
+                eval_every=20, log_every=1, kmeans_images=128, cache_dir=str(tmp_path / "c"))
+    train(TrainConfig(**base, model={**_tiny(quantize=False).__dict__}, steps=40, lr=3e-3), tmp_path / "twin",
+          resume=False, progress_bar=False)
+    twin = load_trained(tmp_path / "twin")
+    vq_model = {**replace(_tiny(), codebook_size=32).__dict__}  # another codebook size than the twin's record
+    train(TrainConfig(**base, model=vq_model, steps=1, lr=1e-9, init=str(tmp_path / "twin"), init_kmeans=True),
+          tmp_path / "vq", resume=False, progress_bar=False)
+    vq = load_trained(tmp_path / "vq")
+    x, _ = world.sample(64, seed=5, resolution=16)
+    with torch.no_grad():
+        feats = twin.encode_features(x).reshape(-1, 6)
+        torch.testing.assert_close(vq.encode_features(x).reshape(-1, 6), feats, atol=1e-4, rtol=0)  # same encoder
+        fit = (feats @ vq.codebook.T).max(dim=1).values.mean()  # held-out features vs their nearest code
+        rand = (feats @ torch.nn.functional.normalize(torch.randn(32, 6), dim=-1).T).max(dim=1).values.mean()
+    assert vq.codebook.shape == (32, 6)
+    assert fit > 0.9 and fit > rand + 0.05
+    with pytest.raises(ValueError, match="init_kmeans"):
+        train(TrainConfig(**base, model=vq_model, steps=1, init_kmeans=True), tmp_path / "bad", resume=False,
+              progress_bar=False)
+
+
 def test_object_loss_counts_only_the_object_and_its_rim() -> None:
     from probe.tokenizers.train import object_loss, object_weight
 

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", type=int, default=None, help="training images (TrainConfig.n_train)")
     parser.add_argument("--init", default=None,
                         help="start from these weights: a .safetensors, a run folder or a zoo name (TrainConfig.init)")
+    parser.add_argument("--init-kmeans", action="store_true", default=None,
+                        help="with --init: re-seed the codebook by k-means of the loaded encoder's features "
+                             "(a VQ model from its continuous twin; TrainConfig.init_kmeans)")
     parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (TrainConfig.warmup_steps)")
     parser.add_argument("--pairs", choices=["", "ada", "swap", "exchange", "hoyer"], default=None,
                         help="train on one-factor image pairs (TrainConfig.pairs)")
@@ -79,7 +82,8 @@ def build_config(args: argparse.Namespace):
         model["quantize"] = False
     raw["model"] = model
     for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk",
-                 "pair_weight", "w_object", "w_perceptual", "w_adversarial", "adv_start_step", "init", "warmup_steps",
+                 "pair_weight", "w_object", "w_perceptual", "w_adversarial", "adv_start_step", "init", "init_kmeans",
+                 "warmup_steps",
                  "lr", "seed", "threads",
                  "device"):
         if getattr(args, flag) is not None:

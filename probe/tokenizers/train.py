@@ -104,6 +104,9 @@ class TrainConfig:
         init: weights to start from instead of a random initialisation: a ``.safetensors`` file, a run folder
             holding ``model.safetensors``, or a shipped zoo name (``world-32``). The architecture in ``model``
             must match them. A VQ model keeps the loaded codebook and skips the VQ warm-up.
+        init_kmeans: with ``init``, a VQ model replaces the loaded codebook by spherical k-means centroids of the
+            loaded encoder's features on ``kmeans_images`` training images before its first step: how a VQ model
+            starts from its continuous twin (whose codes were never trained; its encoder and decoder are reused).
         restart_every: steps between dead-code restarts (0 disables); a code unused in that window is dead.
         restart_until: progress after which codes are no longer restarted (lets the codebook settle).
         eval_every: steps between held-out evaluations.
@@ -150,6 +153,7 @@ class TrainConfig:
     vq_warmup: float = 0.0
     kmeans_images: int = 4096
     init: str | None = None
+    init_kmeans: bool = False
     restart_every: int = 100
     restart_until: float = 0.8
     eval_every: int = 250
@@ -462,7 +466,7 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
 def _init_codebook(model: WorldTokenizer, train_u8: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
                    device: torch.device) -> None:
     """Codebook := spherical k-means of the features of ``cfg.kmeans_images`` training images."""
-    if cfg.vq_warmup <= 0:
+    if cfg.vq_warmup <= 0 and not cfg.init_kmeans:
         return  # cold start: keep the random initial codebook
     idx = torch.randperm(train_u8.shape[0], generator=gen)[: cfg.kmeans_images]
     feats = torch.cat([model.encode_features(train_u8[idx[s : s + 256]].to(device).float() / 255.0)
@@ -642,10 +646,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         return {} if disc is None else {"disc": disc.state_dict(), "disc_optimizer": disc_opt.state_dict()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
+    if cfg.init_kmeans and not (cfg.init and model.config.quantize):
+        raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.quantize true)")
     if cfg.init:
-        weights = _grow_codebook(_init_weights(cfg.init), model)
+        weights = _init_weights(cfg.init)
+        if cfg.init_kmeans:  # the loaded codes are replaced at the first step, whatever their number
+            weights = {**weights, "codes": model.codes.detach().clone()}
+        weights = _grow_codebook(weights, model)
         model.load_state_dict(_refine_decoder_grid(weights, model, torch.Generator().manual_seed(cfg.seed + 2)))
-        state["vq_on"] = model.config.quantize  # the loaded codebook is used from the first step
+        # the loaded codebook is used from the first step, or (init_kmeans) re-seeded by k-means before it
+        state["vq_on"] = model.config.quantize and not cfg.init_kmeans
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
