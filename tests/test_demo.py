@@ -28,15 +28,19 @@ def test_demo_writes_tables_map_and_figures_and_finds_no_null(tmp_path):
 
 
 def test_demo_on_the_shipped_tokenizer_finds_lighting_and_object_hue_not_the_null(tmp_path):
-    # world-32 carries lighting at token 30 and object hue at token 4 (single-token swaps move them by 0.65
-    # and 0.89 of their gaps; analyses/world_tokenizer/README.md, session 5); the demo must surface them, and
-    # must not call the never-rendered null carried (its family-wise any-position test)
+    # world-32 (session 6) carries lighting redundantly: positions 6, 8, 11, 17, 26, 28 and 29 all have eta-squared
+    # 0.5-0.8, and the probe's AMI ranks 11 and 28 nearly level (0.47 / 0.45 on the demo's 4000 images); object hue
+    # is read best at 21, with 23 next (0.47 / 0.45); both blurs sit at token 4 alone (the single-token swaps:
+    # analyses/world_tokenizer/README.md, session 6). The demo must surface them, and must not call the
+    # never-rendered null carried (its family-wise any-position test)
     res = run_demo(DemoConfig(out=tmp_path / "demo", images=1024, permutations=100, figures=False))
     summary = res.summary.set_index("attribute")
     for attr in ("lighting", "obj_hue", "bg_hue"):
         assert summary.loc[attr, "significant"], attr
         assert summary.loc[attr, "effect"] > 0.15, (attr, summary.loc[attr, "effect"])
-    assert summary.loc["lighting", "top_position"] == 30 and summary.loc["obj_hue", "top_position"] == 4
+    assert summary.loc["lighting", "top_position"] in (11, 28)
+    assert summary.loc["obj_hue", "top_position"] in (21, 23)
+    assert summary.loc["bg_blur", "top_position"] == 4 and summary.loc["global_blur", "top_position"] == 4
     assert summary.loc["lighting", "q_value"] < 1e-3
     assert summary.loc["lighting", "any_position_p"] == pytest.approx(1 / 101)
     assert not summary.loc["null", "significant"]
