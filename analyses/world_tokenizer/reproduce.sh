@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# SESSION 5 (what is shipped now): from the session-4 models (--init world-32 / world-32-continuous at 526f849)
+# SESSION 6 (world-32 shipped now; the twin is still session 5's): from the session-5 twin
+#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --dec-patch 4 --pairs ada \
+#       --pair-topk 1 --init world-32-continuous --init-kmeans --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s6/tk1024
+#   python analyses/world_tokenizer/localization.py --model runs/s6/tk1024 --out runs/s6/loc_tk1024.csv --all-positions
+#   python analyses/world_tokenizer/ship.py --run runs/s6/tk1024 --name world-32 --localization runs/s6/loc_tk1024.csv
+# Shape measurements, figures and the runs not shipped: README.md, "Session 6".
+#
+# SESSION 5 (world-32 replaced in session 6; the twin is shipped now): from the session-4 models (--init world-32 / world-32-continuous at 526f849)
 #   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --dec-patch 4 --pairs ada \
 #       --pair-topk 1 --init world-32 --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s5/dp4
 #   python analyses/world_tokenizer/localization.py --model runs/s5/dp4 --out runs/s5/loc_dp4.csv --all-positions
