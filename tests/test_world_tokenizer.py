@@ -608,3 +608,52 @@ def test_shape_swap_reads_a_planted_shape_token() -> None:
     table = shape_swap(Planted(), {}, n=40, seed=3).set_index("position")["fraction"]
     assert table[-1] == 1.0 and table[-2] == 0.0  # ceiling: the donor itself; floor: the recipient itself
     assert table[0] == 1.0 and table[1] == 0.0
+
+
+def test_shape_in_tokens_kmeans_quantizes_a_continuous_model_and_probe_reads_a_planted_shape() -> None:
+    """analyses/world_tokenizer/shape_in_tokens.py: the k-means copy of a continuous model keeps its encoder and
+    decoder, and its codes sit on the features (decoding the codes ~ decoding the features); a VQ model is
+    refused. The MLP probe reads the shape perfectly from planted tokens that hold it, and at chance (0.25) from
+    tokens that hold nothing."""
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyses" / "world_tokenizer"))
+    from shape_in_tokens import kmeans_quantized, shape_probe
+
+    from probe.data import world
+
+    torch.manual_seed(0)
+    twin = WorldTokenizer(_tiny(quantize=False)).eval()
+    vq = kmeans_quantized(twin, {}, 64, n_images=256, seed=3)
+    assert vq.config.quantize and vq.codebook.shape == (64, 6)
+    x, _ = world.sample(32, seed=4, resolution=16)
+    with torch.no_grad():
+        torch.testing.assert_close(vq.encode_features(x), twin.encode_features(x))
+        err_codes = (vq.decode(vq.encode(x)) - twin.decode(twin.encode(x))).abs().mean()
+        rand = WorldTokenizer(_tiny()).eval()
+        rand.load_state_dict({**twin.state_dict(), "codes": rand.codes.detach().clone()})
+        err_rand = (rand.decode(rand.encode(x)) - twin.decode(twin.encode(x))).abs().mean()
+    assert err_codes < 0.5 * err_rand
+    with pytest.raises(ValueError, match="continuous"):
+        kmeans_quantized(vq, {}, 8, n_images=16, seed=3)
+
+    # planted tokens: token 0 is the shape's one-hot (looked up from the world's own labels) or all zeros
+    images, df = world.sample(2000, seed=7, resolution=16)
+    shapes = sorted(set(df["shape"]))
+    onehot = {images[i].numpy().tobytes(): torch.eye(len(shapes))[shapes.index(s)] for i, s in enumerate(df["shape"])}
+
+    class Planted(torch.nn.Module):
+        config = SimpleNamespace(image_size=16)
+
+        def __init__(self, holds_shape: bool) -> None:
+            super().__init__()
+            self.holds_shape = holds_shape
+
+        def encode(self, x: torch.Tensor) -> Encoded:
+            q = torch.stack([onehot[im.numpy().tobytes()] for im in x])[:, None]  # [B, 1, 4]
+            q = q if self.holds_shape else torch.zeros_like(q)
+            return Encoded(None, q, q)
+
+    assert shape_probe(Planted(True), {}, n_train=1500, n_test=500, seed=7) == 1.0
+    assert shape_probe(Planted(False), {}, n_train=1500, n_test=500, seed=7) < 0.4
