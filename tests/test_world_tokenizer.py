@@ -524,7 +524,10 @@ def test_finer_decoder_grid_and_its_init_from_a_coarse_model() -> None:
 
 
 def test_hinge_losses_known_values() -> None:
-    from probe.tokenizers.adversarial import discriminator_hinge_loss, generator_hinge_loss
+    from probe.tokenizers.adversarial import (
+        discriminator_hinge_loss,
+        generator_hinge_loss,
+    )
 
     ones = torch.ones(2, 1, 4, 4)
     assert float(discriminator_hinge_loss(2 * ones, -2 * ones)) == 0.0  # both beyond the margin
@@ -539,7 +542,10 @@ def test_patch_discriminator_learns_sharp_from_blurred() -> None:
     import torch.nn.functional as F
 
     from probe.data import world
-    from probe.tokenizers.adversarial import PatchDiscriminator, discriminator_hinge_loss
+    from probe.tokenizers.adversarial import (
+        PatchDiscriminator,
+        discriminator_hinge_loss,
+    )
 
     def blur(x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)

@@ -5,7 +5,7 @@
    others (world seed ``--seed``; chance 0.25). A decoder could do better than this probe; it is a comparison
    between models, not a ceiling.
 2. ``kmeans`` (``--kmeans K [K ...]``, continuous models only): quantize the model's features with a codebook of
-   K spherical k-means centroids (``probe.tokenizers.world.spherical_kmeans``, what ``--init-kmeans`` uses) of
+   K spherical k-means centroids (``WorldTokenizer.init_codes_kmeans``, what ``--init-kmeans`` uses) of
    ``--kmeans-images`` images' features, with no training, and read the reconstructions with
    ``shape_fidelity`` (PSNR, object PSNR, nearest-shape accuracy). This is where a VQ model started with
    ``--init world-32-continuous --init-kmeans`` begins.
@@ -54,7 +54,7 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
     """A VQ copy of the continuous ``model`` whose codebook is ``k`` spherical k-means centroids of its features."""
     from probe.data import world as world_mod
     from probe.tokenizers.train import world_config
-    from probe.tokenizers.world import WorldTokenizer, spherical_kmeans
+    from probe.tokenizers.world import WorldTokenizer
 
     if model.config.quantize:
         raise ValueError("shape_in_tokens --kmeans: needs a continuous model (quantize false)")
@@ -63,8 +63,7 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
     cfg = {**model.config_dict(), "quantize": True, "codebook_size": k}
     vq = WorldTokenizer.from_config(cfg)
     vq.load_state_dict({**model.state_dict(), "codes": vq.codes.detach().clone()})
-    vq.codes.data.copy_(spherical_kmeans(feats.reshape(-1, feats.shape[-1]), k,
-                                         generator=torch.Generator().manual_seed(seed)))
+    vq.init_codes_kmeans(feats.reshape(-1, feats.shape[-1]), generator=torch.Generator().manual_seed(seed))
     return vq.eval()
 
 

@@ -83,9 +83,7 @@ def build_config(args: argparse.Namespace):
     raw["model"] = model
     for flag in ("steps", "max_minutes", "batch_size", "n_train", "nested_dropout", "pairs", "pair_topk",
                  "pair_weight", "w_object", "w_perceptual", "w_adversarial", "adv_start_step", "init", "init_kmeans",
-                 "warmup_steps",
-                 "lr", "seed", "threads",
-                 "device"):
+                 "warmup_steps", "lr", "seed", "threads", "device"):
         if getattr(args, flag) is not None:
             raw[flag] = getattr(args, flag)
     return TrainConfig.from_dict(raw)

@@ -28,7 +28,11 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from probe.schedule import budget_progress, warmup_cosine_lr
-from probe.tokenizers.adversarial import PatchDiscriminator, discriminator_hinge_loss, generator_hinge_loss
+from probe.tokenizers.adversarial import (
+    PatchDiscriminator,
+    discriminator_hinge_loss,
+    generator_hinge_loss,
+)
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 
 
