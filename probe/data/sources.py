@@ -32,6 +32,7 @@ import torch
 
 from probe.data import world as world_mod
 from probe.data.transforms import DEFAULT_MIN_SIZE, SkipImage, load_as_tensor
+from probe.errors import TokenprobeError
 
 log = logging.getLogger("probe.data")
 
@@ -39,7 +40,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".
                                      ".webp", ".ppm", ".pgm", ".pbm", ".jfif")
 
 
-class SourceError(RuntimeError):
+class SourceError(TokenprobeError, RuntimeError):
     """A source that cannot be opened at all (missing folder, dataset not cached, ...)."""
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from probe.device import resolve_device
+from probe.errors import TokenprobeError
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.presets import PRESETS, get_preset
 from probe.tokenizers.registry import architecture_of, get_architecture
@@ -32,7 +33,7 @@ _METADATA_KEY = "tokenprobe_config"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(TokenprobeError, RuntimeError):
     """The weights could not be fetched (offline, no network, or not in the cache)."""
 
 
