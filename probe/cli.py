@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("TOKENPROBE_DEBUG", "").lower() in ("1", "true", "yes", "on")
     argv = [a for a in argv if a != DEBUG_FLAG]
+    if not debug:  # a warning is one line too ("warning: ..."), not a file:line and source excerpt
+        import warnings
+
+        warnings.formatwarning = lambda message, *_a, **_k: f"warning: {_one_line(str(message))}\n"
     try:
         return _main(argv)
     except Exception as exc:  # noqa: BLE001 - sorted into expected errors (one line) and bugs below

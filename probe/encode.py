@@ -250,6 +250,21 @@ def attribute_types(manifest: Any, dataset: Dataset, num_images: int) -> dict[st
     return types
 
 
+def _matching_manifests(trained: Mapping[str, Any]) -> list[str]:
+    """Names of the shipped world manifests whose settings match a tokenizer's training world."""
+    from probe.data.manifest import load_manifest, shipped_manifests
+
+    out = []
+    for name in shipped_manifests():
+        try:
+            m = load_manifest(name)
+        except Exception:  # noqa: BLE001 - a hint only; a broken shipped manifest has its own test
+            continue
+        if m.source_type == "world" and not world_settings_diff(m, trained):
+            out.append(repr(name))
+    return out
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -496,8 +511,8 @@ def _tokenize(manifest: Any, tokenizer: Any, out: Path, dev: torch.device, dist:
     trained_world = getattr(tok, "training_world", None)
     differ = world_settings_diff(manifest, trained_world)
     if differ and dist.rank == 0:
-        shipped = "world-32" if "world-32" in str(tok_id) else None
-        hint = f" (use the shipped manifest '{shipped}')" if shipped else ""
+        shipped = _matching_manifests(trained_world)
+        hint = f" (the shipped manifest {' / '.join(shipped)} matches them)" if shipped else ""
         warnings.warn(
             f"{manifest_path or getattr(manifest, 'name', 'the manifest')}: its world settings differ from "
             f"those tokenizer {tok_id} was trained on in {', '.join(differ)}; the tokens will read these "

@@ -178,7 +178,8 @@ class _Checker:
                 raise self.fail(fld, "is empty (YAML reads null, ~ and a missing value as "
                                 "nothing; quote the text, e.g. \"null\")")
             if required:
-                raise self.fail(fld, "is required")
+                raise self.fail(fld, "is required (the shipped manifests, e.g. data_manifests/world-32.yaml, "
+                                "show the layout)")
             return default
         v = d[key]
         # YAML `yes` is a bool, and bool is an int subclass: accept it only where bool is asked for
