@@ -331,7 +331,11 @@ def test_world_32_manifest_matches_the_tokenizer_and_a_mismatch_warns(tmp_path) 
 
     from probe import zoo
     from probe.data.manifest import load_manifest
-    from probe.encode import WorldSettingsWarning, tokenize_manifest, world_settings_diff
+    from probe.encode import (
+        WorldSettingsWarning,
+        tokenize_manifest,
+        world_settings_diff,
+    )
 
     trained = zoo.config("world-32")["world"]
     assert world_settings_diff(load_manifest("world-32"), trained) == []

@@ -14,9 +14,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.demo import DemoConfig
-
     from probe.commands._args import add_resume_flags, positive_int
+    from probe.demo import DemoConfig
 
     d = DemoConfig()
     parser.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")

@@ -19,7 +19,12 @@ import torch
 from torch.utils.data import Dataset
 
 from probe.data.corruptions import corrupt
-from probe.data.manifest import Manifest, check_attribute_fields, expand_path, load_manifest
+from probe.data.manifest import (
+    Manifest,
+    check_attribute_fields,
+    expand_path,
+    load_manifest,
+)
 from probe.data.sources import (
     FolderSource,
     HFSource,

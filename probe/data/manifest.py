@@ -37,8 +37,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

@@ -310,7 +310,11 @@ def _hub_file(repo_id: str, filename: str) -> Path | None:
     local cache is used: no minute of retries before the same answer.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     from probe.hub import hub_offline, hub_reachable
 
