@@ -91,9 +91,11 @@ def _prepare(args: argparse.Namespace) -> None:
         check_writable(folder)
     store_of = getattr(args, "_store", None)
     if store_of is not None and getattr(args, "no_resume", False):
-        from probe.store import remove_store
+        from probe.store import remove_store, store_lock
 
-        remove_store(store_of(args))
+        if store_of(args).exists():
+            with store_lock(store_of(args)):  # not while another run writes it
+                remove_store(store_of(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("TOKENPROBE_DEBUG", "").lower() in ("1", "true", "yes", "on")
     argv = [a for a in argv if a != DEBUG_FLAG]
-    if not debug:  # a warning is one line too ("warning: ..."), not a file:line and source excerpt
-        import warnings
+    import warnings
 
+    saved = warnings.formatwarning
+    if not debug:  # a warning is one line too ("warning: ..."), not a file:line and source excerpt
         warnings.formatwarning = lambda message, *_a, **_k: f"warning: {_one_line(str(message))}\n"
     try:
         return _main(argv)
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        warnings.formatwarning = saved
 
 
 def _main(argv: list[str]) -> int:

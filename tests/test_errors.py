@@ -239,6 +239,11 @@ def test_demo_and_tokenize_take_no_resume_and_overwrite(store, tmp_path) -> None
     (run / "summary.csv").write_text("kept")
     args = build_parser({"demo"}).parse_args(["demo", "--out", str(run), "--overwrite"])
     assert args.no_resume
+    from probe.store import StoreLockedError, store_lock
+
+    with store_lock(run / "store"), pytest.raises(StoreLockedError):
+        _prepare(args)  # not removed while another run writes it
+    assert (run / "store" / "header.json").exists()
     _prepare(args)
     assert not (run / "store" / "header.json").exists() and (run / "summary.csv").read_text() == "kept"
     for flag in ("--no-resume", "--overwrite"):
