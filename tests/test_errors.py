@@ -56,6 +56,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["probe", "--store", "S", "--permutations", "0"], "--permutations", ">= 1"),
     (["probe", "--store", "S", "--alpha", "1.5"], "--alpha", "0 < value < 1"),
     (["probe", "--store", "S", "--alpha", "0"], "--alpha", "0 < value < 1"),
+    (["probe", "--store", "S", "--probes", "ami,foo"], "--probes", "unknown 'foo'"),
     (["tokenize", "--manifest", "world-32", "--tokenizer", "t", "--out", "o", "--limit", "-1"], "--limit", ">= 0"),
     (["demo", "--images", "0"], "--images", ">= 1"),
     (["demo", "--permutations", "0"], "--permutations", ">= 1"),

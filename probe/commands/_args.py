@@ -47,10 +47,24 @@ def open_unit_interval(text: str) -> float:
     return v
 
 
+def comma_choices(choices):
+    """An argparse type: a comma-separated list whose every item is one of ``choices``; the text
+    is returned unchanged (the command splits it)."""
+    known = list(choices)
+
+    def parse(text: str) -> str:
+        unknown = [x.strip() for x in text.split(",") if x.strip() and x.strip() not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))}; choose from {','.join(known)}")
+        return text
+    parse.__name__ = "comma-separated list"
+    return parse
+
+
 def add_resume_flags(parser: argparse.ArgumentParser, what: str = "the store in --out") -> None:
     """``--no-resume`` / ``--overwrite`` (one flag, two names): start afresh instead of resuming."""
     parser.add_argument("--no-resume", "--overwrite", dest="no_resume", action="store_true",
                         help=f"remove {what} and start afresh instead of resuming into it")
 
 
-__all__ = ["add_resume_flags", "int_at_least", "non_negative_int", "open_unit_interval", "positive_int"]
+__all__ = ["add_resume_flags", "comma_choices", "int_at_least", "non_negative_int", "open_unit_interval", "positive_int"]

@@ -17,7 +17,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.commands._args import non_negative_int, open_unit_interval, positive_int
+    from probe.commands._args import comma_choices, non_negative_int, open_unit_interval, positive_int
     from probe.probes.config import ALL_PROBES
 
     parser.add_argument("--store", required=True, help="token store folder (e.g. runs/NAME)")
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of permutations, subsamples and folds (default 0)")
     parser.add_argument("--out", default=None, help="output folder (default: <store>/probes)")
     parser.add_argument("--jobs", type=int, default=1, help="threads for the compiled loops and group-sum products (-1: all cores; default 1)")
-    parser.add_argument("--probes", default=None, help=f"comma-separated subset of: {','.join(ALL_PROBES)}")
+    parser.add_argument("--probes", type=comma_choices(ALL_PROBES), default=None, help=f"comma-separated subset of: {','.join(ALL_PROBES)}")
     parser.add_argument("--alpha", type=open_unit_interval, default=0.05, help="q-value threshold for the semantic map (default 0.05)")
     parser.add_argument("--dci-importance", choices=("linear", "gbt"), default="linear",
                         help="DCI importance: |ridge weights| (fast, default) or disentanglement_lib's GBT (slow)")
