@@ -17,7 +17,12 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.commands._args import comma_choices, non_negative_int, open_unit_interval, positive_int
+    from probe.commands._args import (
+        comma_choices,
+        non_negative_int,
+        open_unit_interval,
+        positive_int,
+    )
     from probe.probes.config import ALL_PROBES
 
     parser.add_argument("--store", required=True, help="token store folder (e.g. runs/NAME)")
