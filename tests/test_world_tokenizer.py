@@ -274,7 +274,8 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
     (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
     from probe.data import world
-    from probe.swap import MEASURERS, decode, end_groups, moved_by_paste
+    from probe.measure import measurer_for
+    from probe.swap import decode, end_groups, moved_by_paste
     from probe.tokenizers.train import world_config
 
     wcfg = world_config(world_overrides)
@@ -282,10 +283,10 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     lo, hi = end_groups(factor, df, wcfg.n_bins)
     lo, hi = torch.as_tensor(lo[:k]), torch.as_tensor(hi[:k])
     lo, hi = lo[: min(len(lo), len(hi))], hi[: min(len(lo), len(hi))]
-    measure = MEASURERS[factor]
+    measure = measurer_for(factor)
     with torch.no_grad():
         q_lo, q_hi = model.encode(images[lo]).quantized, model.encode(images[hi]).quantized
-        m_lo, m_hi = measure(decode(model, q_lo), masks[lo]), measure(decode(model, q_hi), masks[hi])
+        m_lo, m_hi = measure(decode(model, q_lo), masks=masks[lo]), measure(decode(model, q_hi), masks=masks[hi])
         effects = [moved_by_paste(model, q_lo, q_hi, pos, measure, masks[lo], m_lo, m_hi)
                    for pos in range(model.num_tokens)]
     return effects

@@ -9,8 +9,8 @@ General image statistics (any images):
 - ``hue`` (circular): chroma-weighted circular mean hue as a unit vector ``[B, 2]`` (angle ``2 pi h``: red 0,
   green 1/3, blue 2/3 of the circle), over the object's pixels when masks are given;
 - ``laplacian_variance``: variance of the Laplacian of the luma (Pech-Pacheco et al. 2000; high = sharp);
-- ``hf_energy``: the fraction of the luma's spectral power (mean removed) above ``0.25`` cycles per pixel
-  (high = sharp; independent of brightness and contrast).
+- ``hf_energy``: the fraction of the luma's spectral power (weighted mean removed, Hann-windowed) above ``0.25``
+  cycles per pixel (high = sharp; independent of brightness and contrast).
 
 The world's attributes, read from pixels as the swap analyses have always read them (their numbers are
 fixed: shipped-model tests and figures depend on them):
@@ -82,9 +82,14 @@ def laplacian_variance(img: torch.Tensor, masks: torch.Tensor | None = None) -> 
 
 
 def hf_energy(img: torch.Tensor, masks: torch.Tensor | None = None, cutoff: float = 0.25) -> torch.Tensor:
-    """Fraction of the luma's spectral power above ``cutoff`` cycles per pixel (DC excluded). -> ``[B]``."""
+    """Fraction of the (Hann-windowed, mean-removed) luma's spectral power above ``cutoff`` cycles per pixel.
+    -> ``[B]``."""
     y = luminance(img)
-    y = y - y.mean(dim=(1, 2), keepdim=True)
+    # Hann window: the FFT treats the image as periodic, and the jump between opposite borders would count
+    # as high frequency
+    win = (torch.hann_window(y.shape[1], periodic=False, dtype=y.dtype, device=y.device)[:, None]
+           * torch.hann_window(y.shape[2], periodic=False, dtype=y.dtype, device=y.device)[None, :])
+    y = (y - (y * win).sum(dim=(1, 2), keepdim=True) / win.sum()) * win
     power = torch.fft.fft2(y).abs().square()
     fy = torch.fft.fftfreq(y.shape[1], device=y.device)
     fx = torch.fft.fftfreq(y.shape[2], device=y.device)
