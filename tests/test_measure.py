@@ -260,3 +260,36 @@ def test_batched_encode_decode_equal_one_shot() -> None:
     torch.testing.assert_close(decode_batched(tok, q, batch=2), raw.clamp(0, 1))
     assert encode_batched(tok, x[:0]).quantized.shape == (0, 4, 3)
     assert decode_batched(tok, one.quantized[:0]).shape == (0, 3, 8, 8)
+
+
+# ------------------------------------------------------------------------------------------ models and their world
+def test_load_world_tokenizer_reads_run_folders_zoo_json_and_shipped_names(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from probe.measure.world import load_world_tokenizer, tokenizer_world
+    from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig
+
+    torch.manual_seed(0)
+    model = WorldTokenizer(WorldTokenizerConfig(image_size=16, patch_size=4, width=32, enc_depth=1, dec_depth=1,
+                                                heads=2, num_tokens=8, token_dim=6, codebook_size=16,
+                                                stem_channels=8, head_channels=8, refine_channels=8)).eval()
+    record = {"kind": "tokenizer", "architecture": "world", "config": model.config_dict(),
+              "world_overrides": {"n_bins": 3}}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"steps": 1}))  # a training config, not a tokenizer config
+    (run / "model.json").write_text(json.dumps(record))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run / "model.safetensors"))
+    x = torch.rand(2, 3, 16, 16)
+    for spec in (str(run), str(run / "model.json")):
+        tok, overrides = load_world_tokenizer(spec)
+        assert overrides == {"n_bins": 3} and not tok.training
+        with torch.no_grad():
+            torch.testing.assert_close(tok.encode(x).quantized, model.encode(x).quantized)
+    from probe import zoo
+
+    assert tokenizer_world("world-32") == (zoo.config("world-32").get("world_overrides") or {})
+    assert tokenizer_world("titok-l32") == {}  # not a world model: the default world
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        (tmp_path / "lonely.json").write_text(json.dumps(record))
+        load_world_tokenizer(str(tmp_path / "lonely.json"))
