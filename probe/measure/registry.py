@@ -50,10 +50,14 @@ register("clip", _clip)
 
 
 def get_measurer(spec: str | Measurer, **kw: Any) -> Measurer:
-    """The measurer a spec names (see :mod:`probe.measure`); a :class:`Measurer` is returned as is."""
-    if isinstance(spec, Measurer):
+    """The measurer a spec names (see :mod:`probe.measure`); a measurer object (anything that is not a string:
+    a :class:`Measurer` or an object with ``name``, ``kind`` and ``__call__``) is returned as is."""
+    if not isinstance(spec, str):
+        if not (callable(spec) and hasattr(spec, "name") and hasattr(spec, "kind")):
+            raise TypeError(f"measurer: expected a 'family:name' string or a measurer (name, kind, __call__), "
+                            f"got {type(spec).__name__}")
         return spec
-    family, sep, name = str(spec).partition(":")
+    family, sep, name = spec.partition(":")
     if not sep or not name:
         raise ValueError(f"measurer spec {spec!r}: expected 'family:name', e.g. 'analytic:lighting', "
                          f"'oracle:shape', 'clip:shape'; families: {', '.join(families())}")
