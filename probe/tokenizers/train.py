@@ -13,7 +13,7 @@ with a wall-clock budget (``max_minutes``) the schedule still anneals to its end
 
 The shipped pair is made by a chain of such runs, each starting from the last (``init``). ``world-32-continuous``:
 from scratch on the default world with one-factor pairs ("ada", top-2), continued with "ada" top-2, then on the
-pinned-stripe world a short "swap" stage, "ada" top-1, 500 "swap" steps, the object-weighted loss
+pinned-stripe world "swap" top-1 (36 min), "ada" top-1, 500 "swap" steps, the object-weighted loss
 (``w_object``) and a finer decoder grid (``dec_patch_size`` 4). ``world-32``: the twin's encoder and decoder with
 1024 codes seeded by k-means (``init_kmeans``), trained with "ada" top-1 and ``w_object``. Every stage's flags and
 command are in the model's zoo JSON (``training_chain``); analyses/world_tokenizer/reproduce.sh runs them.
@@ -97,7 +97,7 @@ class TrainConfig:
             of the mean, so the partner's reconstruction is exactly a copy-paste edit: the first image's tokens
             with its ``pair_topk`` most changed positions pasted from the partner. This trains the single-position
             swap that the localization measures. Trained long, it grows echoes (several positions that can each
-            impose the factor alone); the twin's chain uses it in short stages between "ada" stages.
+            impose the factor alone); the twin's chain uses it in two stages between "ada" stages.
             "exchange": as "swap", in both directions: the shared positions are exchanged within the pair, so
             each image is decoded from its own ``pair_topk`` most changed tokens pasted into the other image's
             tokens. Meant to forbid echoes (a position that is not pasted must change nothing); in a 30-minute CPU
