@@ -28,10 +28,10 @@ def test_demo_writes_tables_map_and_figures_and_finds_no_null(tmp_path):
 
 
 def test_demo_on_the_shipped_tokenizer_finds_lighting_and_object_hue_not_the_null(tmp_path):
-    # world-32 (session 6) carries lighting redundantly: positions 6, 8, 11, 17, 26, 28 and 29 all have eta-squared
+    # the shipped world-32 carries lighting redundantly: positions 6, 8, 11, 17, 26, 28 and 29 all have eta-squared
     # 0.75-0.79, and the probe's AMI ranks 11 and 28 nearly level (0.47 / 0.45 on the demo's 4000 images); object hue
     # is read best at 21, with 23 next (0.47 / 0.45); both blurs sit at token 4 alone (the single-token swaps:
-    # analyses/world_tokenizer/README.md, session 6). The demo must surface them, and must not call the
+    # analyses/world_tokenizer/README.md). The demo must surface them, and must not call the
     # never-rendered null carried (its family-wise any-position test)
     res = run_demo(DemoConfig(out=tmp_path / "demo", images=1024, permutations=100, figures=False))
     summary = res.summary.set_index("attribute")
