@@ -26,7 +26,6 @@ from probe.probes.linear import (
     onehot_classify_cv,
 )
 from probe.probes.semantic_map import SemanticMap, build_semantic_map
-from probe.probes.usage import code_frequencies, codebook_usage
 from probe.probes.significance import bh_qvalues, maxt_pvalues, permutation_pvalues
 from probe.probes.stats import (
     GroupDesign,
@@ -34,6 +33,7 @@ from probe.probes.stats import (
     spearman_perm,
     standardized_ranks,
 )
+from probe.probes.usage import code_frequencies, codebook_usage
 
 #: Columns of the long table, in order.
 TABLE_COLUMNS = ["position", "attribute", "probe", "value", "null_mean", "null_sd", "p_value", "q_value", "n"]

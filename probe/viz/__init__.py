@@ -7,4 +7,5 @@ from probe.viz.summary import summary_figure
 from probe.viz.umap_plot import position_umap, umap_embedding
 from probe.viz.usage import codebook_usage_figure
 
-__all__ = ["codebook_usage_figure", "position_umap", "probe_figures", "probe_heatmap", "save_figure", "summary_figure", "umap_embedding"]
+__all__ = ["codebook_usage_figure", "position_umap", "probe_figures", "probe_heatmap", "save_figure", "summary_figure",
+           "umap_embedding"]

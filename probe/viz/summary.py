@@ -36,7 +36,8 @@ def summary_figure(
     has_dis = disentanglement is not None and bool((disentanglement["scope"] == "overall").any())
     n_pos = int(table.loc[table.position >= 0, "position"].max()) + 1
     n_attr = table.loc[(table.position >= 0) & (table.probe == rank_by), "attribute"].nunique()
-    heights = [0.35 * n_attr + 1.2] * (2 if second else 1) + [max(2.6, 0.3 * n_attr + 1.0)] + ([2.4] if usage is not None else [])
+    heights = [0.35 * n_attr + 1.2] * (2 if second else 1) + [max(2.6, 0.3 * n_attr + 1.0)]
+    heights += [2.4] if usage is not None else []
     fig = Figure(figsize=(max(12.0, 0.35 * n_pos + 5), sum(heights) + 1.0))
     grid = fig.add_gridspec(len(heights), 2, height_ratios=heights)
     draw_heatmap(fig.add_subplot(grid[0, :]), table, rank_by, semantic_map=smap, annotate=False)
