@@ -51,7 +51,8 @@ train --config $PINNED --continuous --dec-patch 4 --pairs ada --pair-topk 1 --in
 train --config $PINNED --codebook 1024 --dec-patch 4 --pairs ada --pair-topk 1 --init $T/7-dec-patch4 --init-kmeans \
   --w-object 6 --max-minutes 100 --out $V/kmeans1024
 
-# measure and ship (each localization ~3 min on one thread)
+# measure and ship (each localization ~3 min on one thread). ship.py rewrites the zoo JSON from the run's record:
+# carry training_chain over, and re-derive declared_semantics from the new localization (README.md, "Results").
 python analyses/world_tokenizer/localization.py --model $T/7-dec-patch4 --out $T/loc.csv --all-positions
 python analyses/world_tokenizer/localization.py --model $V/kmeans1024 --out $V/loc.csv --all-positions
 python analyses/world_tokenizer/ship.py --run $T/7-dec-patch4 --name world-32-continuous --localization $T/loc.csv
