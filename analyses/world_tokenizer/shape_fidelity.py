@@ -8,7 +8,7 @@ accuracy on reconstructions and originals, nearest-shape accuracy by analysis by
 Writes a CSV (one row per model) and prints it as markdown.
 
 Usage:
-    python analyses/world_tokenizer/shape_fidelity.py --models world-32 runs/s4/obj2 --out runs/s4/shape.csv
+    python analyses/world_tokenizer/shape_fidelity.py --models world-32 world-32-continuous --out runs/world-32/shape.csv
 """
 from __future__ import annotations
 

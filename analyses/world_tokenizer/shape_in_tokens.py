@@ -14,7 +14,7 @@ Writes a tidy CSV (one row per model x diagnostic) and prints it as markdown.
 
 Usage:
     python analyses/world_tokenizer/shape_in_tokens.py --models world-32 world-32-continuous \
-        --kmeans 1024 4096 --out runs/s6/shape_in_tokens.csv
+        --kmeans 1024 4096 --out runs/world-32/shape_in_tokens.csv
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
     from probe.data import world as world_mod
     from probe.tokenizers.world import WorldTokenizer
 
-    if model.config.quantize:
+    if model.is_discrete:
         raise ValueError("shape_in_tokens --kmeans: needs a continuous model (quantize false)")
     images, _ = world_mod.sample(n_images, seed=seed, resolution=model.config.image_size,
                                  config=world_mod.WorldConfig.from_dict(world))
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         acc = shape_probe(model, world, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
         rows.append({"model": spec, "diagnostic": "mlp_probe", "codes": model.codebook_size, "shape_acc": acc})
         print(f"{spec}: MLP shape probe {acc:.3f}", file=sys.stderr)
-        if model.config.quantize:
+        if model.is_discrete:
             continue
         for k in args.kmeans:
             vq = kmeans_quantized(model, world, k, n_images=args.kmeans_images, seed=args.seed)

@@ -5,6 +5,6 @@ tokenizer's localization analysis (:mod:`probe.swap.localization`) and the tests
 measurers live in :mod:`probe.measure`. Pair sampling at scale, controls and the tidy results table are still to
 come.
 """
-from probe.swap.paste import decode, end_groups, moved_by_paste, moved_fraction, paste
+from probe.swap.paste import end_groups, moved_by_paste, moved_fraction, paste
 
-__all__ = ["decode", "end_groups", "moved_by_paste", "moved_fraction", "paste"]
+__all__ = ["end_groups", "moved_by_paste", "moved_fraction", "paste"]

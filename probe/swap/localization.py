@@ -12,8 +12,8 @@
    :data:`MIN_GAP_RATIO` of the factor's end-to-end gap measured on the originals, the factor is not
    reconstructed at all and the fractions are reported as NaN (a ratio of two numbers near zero).
 
-The null factor is never rendered, so there is nothing to measure: it is reported by eta-squared only, against a
-permutation threshold (95th percentile of the max over positions with shuffled labels).
+The null factor (``null_factor``) is never rendered, so there is nothing to measure: it is reported by
+eta-squared only, against a permutation threshold (95th percentile of the max over positions with shuffled labels).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from probe.measure import world_measurers
 from probe.measure.batched import decode_batched, encode_batched
 from probe.swap.paste import end_groups, moved_by_paste
 
-FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null")
+FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null_factor")
 MIN_GAP_RATIO = 0.1
 """Below this decoded/original end-to-end gap a factor counts as not reconstructed (moved fractions NaN)."""
 

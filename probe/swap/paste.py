@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from probe.measure import Measurer
+from probe.measure.batched import decode_batched
 
 
 def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,12 +21,6 @@ def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndar
     if factor == "obj_hue":  # circular: lowest bin vs the opposite quarter of the hue circle
         return np.flatnonzero(b == 0), np.flatnonzero(b == n_bins // 2)
     return np.flatnonzero(b == 0), np.flatnonzero(b == n_bins - 1)
-
-
-@torch.no_grad()
-def decode(model: torch.nn.Module, q: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Decoded images ``[M,3,H,W]`` in [0, 1] of tokens ``q [M,N,C]`` (``model.decode_raw``), in batches."""
-    return torch.cat([model.decode_raw(q[s : s + batch]).clamp(0, 1) for s in range(0, len(q), batch)])
 
 
 def moved_fraction(m_low: torch.Tensor, m_high: torch.Tensor, m_swap: torch.Tensor) -> float:
@@ -56,4 +51,5 @@ def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Te
     ``q_low, q_high [K,N,C]`` are paired tokens; ``m_low, m_high`` the measures of their decoded images;
     ``masks_low [K,1,H,W]`` the object masks of the low-end images (the measured ones), for measurers that use them.
     """
-    return moved_fraction(m_low, m_high, measure(decode(model, paste(q_low, q_high, position)), masks=masks_low))
+    swapped = decode_batched(model, paste(q_low, q_high, position))
+    return moved_fraction(m_low, m_high, measure(swapped, masks=masks_low))
