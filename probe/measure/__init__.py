@@ -29,6 +29,7 @@ world attribute (:data:`DEFAULTS`). :mod:`probe.measure.batched` is the one batc
 """
 from probe.measure.analytic import ANALYTIC_NAMES, WORLD_ATTRIBUTES, analytic, hue_vector, luminance, world_measurers
 from probe.measure.base import KINDS, FunctionMeasurer, Measurer
+from probe.measure.batched import decode_batched, encode_batched
 from probe.measure.clip import ClipMeasurer, world_clip_measurer
 from probe.measure.oracle import OracleMeasurer, oracle_measurers
 from probe.measure.registry import DEFAULTS, families, get_measurer, measurer_for, register
@@ -43,6 +44,8 @@ __all__ = [
     "Measurer",
     "OracleMeasurer",
     "analytic",
+    "decode_batched",
+    "encode_batched",
     "families",
     "get_measurer",
     "hue_vector",
