@@ -293,3 +293,20 @@ def test_load_world_tokenizer_reads_run_folders_zoo_json_and_shipped_names(tmp_p
     with pytest.raises(FileNotFoundError, match="no weights"):
         (tmp_path / "lonely.json").write_text(json.dumps(record))
         load_world_tokenizer(str(tmp_path / "lonely.json"))
+
+
+@pytest.mark.parametrize("spec", ["titok-tiny", "world-32-continuous"])
+def test_batched_encode_decode_of_real_tokenizers_equal_one_shot(spec: str) -> None:
+    import probe
+
+    torch.manual_seed(0)
+    tok = probe.load_tokenizer(spec, random_init=spec.startswith("titok"), device="cpu")
+    x = torch.rand(5, 3, tok.image_size, tok.image_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        one = tok.encode(x)
+        ref = tok.decode(one.quantized)
+    enc = encode_batched(tok, x, batch=2)
+    torch.testing.assert_close(enc.quantized, one.quantized, rtol=1e-5, atol=1e-5)
+    if one.indices is not None:
+        assert torch.equal(enc.indices, one.indices)
+    torch.testing.assert_close(decode_batched(tok, enc.quantized, batch=2), ref, rtol=1e-5, atol=1e-5)
