@@ -23,7 +23,6 @@ from probe.tokenizers.world import psnr
 
 
 def main(argv: list[str] | None = None) -> int:
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, nargs="+", help="zoo names, training run folders or zoo-style .json files")
     ap.add_argument("--out", required=True)

@@ -85,14 +85,13 @@ def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: in
 
 
 def tokenizer_world(name: str | None) -> Any:
-    """The ``WorldConfig`` a shipped world tokenizer was trained on, when it differs from the default world
-    (its zoo entry's ``world_overrides``); ``None`` otherwise (not shipped, not a world tokenizer, no overrides)."""
-    from probe import zoo
+    """The ``WorldConfig`` a world tokenizer (shipped name or training run folder) was trained on, when it differs
+    from the default world (its record's ``world_overrides``); ``None`` otherwise (not a world tokenizer, no
+    overrides)."""
     from probe.data.world import WorldConfig
+    from probe.measure.world import tokenizer_world as world_overrides
 
-    if not name or name not in zoo.available():
-        return None
-    overrides = zoo.config(name).get("world_overrides") or {}
+    overrides = world_overrides(name) if name else {}
     return WorldConfig.from_dict(overrides) if overrides else None
 
 
