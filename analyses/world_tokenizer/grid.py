@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from torchvision.utils import save_image
 
     from probe.data import world
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
     from probe.tokenizers.world import psnr
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

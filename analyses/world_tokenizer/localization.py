@@ -90,7 +90,7 @@ def localization(model: torch.nn.Module, world: dict, *, n: int = 2000, seed: in
     Returns (table, extras) where extras holds PSNR and the per-position eta-squared of every factor.
     """
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
     from probe.tokenizers.world import psnr
 
     wcfg = world_config(world)

@@ -5,14 +5,14 @@ own world (``--seed``, default 31337, the world-oracle's held-out seed; never us
 
 - ``psnr``: mean per-image PSNR (dB) of the reconstructions;
 - ``object_psnr``: PSNR over the object's pixels only (mask dilated by one pixel,
-  ``probe.tokenizers.train.object_weight``), pooled over the set;
+  ``probe.training.losses.object_weight``), pooled over the set;
 - ``shape_acc_recon``: the shipped world-oracle's shape accuracy on the reconstructions (chance 0.25), and
   ``shape_acc_clean`` on the originals, so the oracle's own ceiling is in the same table;
 - ``shape_acc_recon_<shape>``: the same per true shape;
 - ``shape_acc_synth``: analysis by synthesis, without the oracle. Every factor of a held-out image is known, so
   the image is rendered again once per shape with all other factors equal; the reconstruction is classified as
   the shape whose rendering is nearest in mean squared error (``probe.data.world.nearest_shape``; 1.0 on clean images; chance 0.25). It matters for
-  a tokenizer trained with the oracle's perceptual loss (``probe.tokenizers.perceptual``), whose oracle scores
+  a tokenizer trained with the oracle's perceptual loss (``probe.training.perceptual``), whose oracle scores
   are biased upwards. (A linear probe of shape is no such check: it reads 0.45 even from the raw pixels, since
   shape is not a linear function of pixels when the object moves.)
 
@@ -39,7 +39,8 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
     """One row of the table for ``model`` on ``n`` held-out images of its world ``world`` (overrides)."""
     from probe.data import world as world_mod
     from probe.swap.paste import decode
-    from probe.tokenizers.train import object_squared_error, world_config
+    from probe.data.world_cache import world_config
+    from probe.training.losses import object_squared_error
     from probe.tokenizers.world import psnr
 
     wcfg = world_config(world)

@@ -39,7 +39,7 @@ def shape_probe(model: torch.nn.Module, world: dict, *, n_train: int, n_test: in
     from sklearn.neural_network import MLPClassifier
 
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
 
     images, df = world_mod.sample(n_train + n_test, seed=seed, resolution=model.config.image_size,
                                   config=world_config(world))
@@ -53,7 +53,7 @@ def shape_probe(model: torch.nn.Module, world: dict, *, n_train: int, n_test: in
 def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: int, seed: int) -> torch.nn.Module:
     """A VQ copy of the continuous ``model`` whose codebook is ``k`` spherical k-means centroids of its features."""
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
     from probe.tokenizers.world import WorldTokenizer
 
     if model.is_discrete:

@@ -37,7 +37,7 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
     docstring; positions -1 and -2 are the all-tokens ceiling and the no-token floor)."""
     from probe.data import world as world_mod
     from probe.swap.paste import decode, paste
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
 
     wcfg = world_config(world)
     res = model.config.image_size

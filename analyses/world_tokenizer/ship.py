@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
-    from probe.tokenizers.train import TrainConfig, load_trained, load_checkpoint, zoo_record
+    from probe.training.tokenizer import TrainConfig, load_trained, load_checkpoint, zoo_record
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path)

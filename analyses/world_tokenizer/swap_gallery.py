@@ -37,7 +37,7 @@ def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n
     """Per factor: ``[3, n, 3, H, W]`` (low-end reconstructions, high-end reconstructions, low with the token
     at ``positions[factor]`` pasted from high), from a pool of ``pool`` held-out images of world ``seed``."""
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
 
     wcfg = world_config(world)
     images, df = world_mod.sample(pool, seed=seed, resolution=model.image_size, config=wcfg)

@@ -1,7 +1,7 @@
 """Training of the attribute oracle on fresh world images (clean, degraded, reconstructed).
 
 Every step renders a new batch of world images of the training seed; a fraction is passed
-through :func:`probe.oracle.degrade.degrade` (reconstruction-like errors) and, when a
+through :func:`probe.data.degrade.degrade` (reconstruction-like errors) and, when a
 tokenizer is given, a fraction is replaced by that tokenizer's reconstructions. Labels are
 always the factors the image was rendered from. The loss is cross-entropy for the shape plus,
 for every regression target, its mean squared error divided by the target's variance (so each
@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from probe.data.degrade import degrade
 from probe.device import resolve_device
-from probe.oracle.degrade import degrade
 from probe.oracle.model import OracleConfig, WorldOracle
-from probe.schedule import budget_progress, warmup_cosine_lr
+from probe.training.losses import oracle_loss, oracle_targets
+from probe.training.schedule import budget_progress, warmup_cosine_lr
 
 
 @dataclass
@@ -51,30 +52,6 @@ class OracleTrainConfig:
     resolution: int = 32
     device: str | None = None
     model: dict[str, Any] = field(default_factory=lambda: OracleConfig().to_dict())
-
-
-def targets(model: WorldOracle, factors: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """Training targets in the heads' units: shape ids, hue (cos, sin), scalars in [0, 1]."""
-    c = model.config
-    shape = pd.Categorical(factors["shape"], categories=list(c.shapes)).codes.astype(np.int64)
-    if (shape < 0).any():
-        raise ValueError(f"oracle targets: shape(s) outside {c.shapes}")
-    hues = np.stack([factors[h].to_numpy(np.float64) for h in c.hues], axis=1) * 2 * math.pi
-    scal = np.stack([(factors[k].to_numpy(np.float64) - lo) / max(hi - lo, 1e-12)
-                     for k, (lo, hi) in c.ranges.items()], axis=1)
-    return {"shape": torch.from_numpy(shape),
-            "hue_vec": torch.from_numpy(np.stack([np.cos(hues), np.sin(hues)], axis=-1)).float(),
-            "scalars01": torch.from_numpy(scal).float()}
-
-
-def oracle_loss(model: WorldOracle, images: torch.Tensor, tgt: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Scalar loss of ``images [B, 3, H, W]`` against :func:`targets` (see module docstring)."""
-    r = model.raw(images)
-    loss = F.cross_entropy(r["shape_logits"], tgt["shape"])
-    # (cos, sin) of a uniform angle: each component has variance 1/2; uniform [0, 1] has 1/12
-    loss = loss + ((r["hue_vec"] - tgt["hue_vec"]) ** 2).mean(dim=(0, 2)).sum() / 0.5
-    loss = loss + ((r["scalars01"] - tgt["scalars01"]) ** 2).mean(dim=0).sum() * 12.0
-    return loss
 
 
 def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -178,7 +155,7 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         pick = (u >= cfg.recon_fraction) & (u < cfg.recon_fraction + cfg.degrade_fraction)
         if pick.any():
             images[pick] = degrade(images[pick], gen)
-        loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in targets(model, factors).items()})
+        loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in oracle_targets(model, factors).items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -13,7 +13,6 @@ with a wall-clock budget (``max_minutes``) the schedule still anneals to its end
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -27,13 +26,20 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from probe.schedule import budget_progress, warmup_cosine_lr
-from probe.tokenizers.adversarial import (
-    PatchDiscriminator,
+from probe.data.world_cache import render_partners, render_world, world_config
+from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+from probe.training.adversarial import PatchDiscriminator
+from probe.training.losses import (
+    SHARING_MODES,
+    ada_average,
+    changed_positions,
     discriminator_hinge_loss,
     generator_hinge_loss,
+    image_gradient_l1,
+    object_loss,
+    object_squared_error,
 )
-from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+from probe.training.schedule import budget_progress, warmup_cosine_lr
 
 
 @dataclass
@@ -64,11 +70,11 @@ class TrainConfig:
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
             (world-32 before this term drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
-        w_perceptual: weight of the perceptual loss (``probe.tokenizers.perceptual.OraclePerceptual``: LPIPS's
+        w_perceptual: weight of the perceptual loss (``probe.training.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
         perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
         w_adversarial: weight of the adversarial (hinge) loss of a patch discriminator
-            (``probe.tokenizers.adversarial``), TiTok's and VQGAN's term against soft edges. 0 disables it.
+            (``probe.training.adversarial``), TiTok's and VQGAN's term against soft edges. 0 disables it.
         adv_start_step: steps during which only the discriminator trains (the tokenizer does not yet see its
             loss); from a pretrained ``init`` a few hundred steps let it learn what "real" looks like first.
         disc_lr: learning rate of the discriminator (Adam, betas (0.5, 0.9), constant).
@@ -187,171 +193,6 @@ class TrainConfig:
         return mc
 
 
-# ---------------------------------------------------------------------------------------------- data
-def world_config(overrides: dict[str, Any]) -> Any:
-    """A ``probe.data.world.WorldConfig`` with ``overrides`` applied (errors name the unknown field)."""
-    from probe.data import world as world_mod
-
-    try:
-        return world_mod.WorldConfig.from_dict(overrides)
-    except ValueError as exc:
-        raise ValueError(f"world overrides: {exc}") from None
-
-
-def _disk_cached(prefix: str, key: dict[str, Any], cache_dir: str | Path | None,
-                 build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``build()``'s dict, cached as ``<cache_dir>/<prefix>_<sha1 of key>.pt`` (no cache when ``cache_dir`` is None).
-
-    Our own cache of tensors and DataFrames, hence ``weights_only=False``; the key is stored beside the data.
-    """
-    text = json.dumps(key, sort_keys=True)
-    path = Path(cache_dir) / f"{prefix}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        return torch.load(path, weights_only=False)
-    blob = build()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({**blob, "key": text}, path)
-    return blob
-
-
-def _to_u8(images: Any) -> torch.Tensor:
-    """Images in [0, 1] (tensor or array) -> uint8 tensor of the same shape."""
-    return (torch.as_tensor(images).clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
-                 chunk: int = 2000, masks: bool = False) -> tuple[torch.Tensor, Any] | tuple[torch.Tensor, Any, torch.Tensor]:
-    """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
-
-    Image ``i`` is world image ``(seed, i)`` (``probe.data.world.sample_range``), rendered in chunks of
-    ``chunk`` for a progress bar; the cache key hashes (n, seed, resolution, world overrides). With ``masks``,
-    also the object masks ``[n,1,H,W]`` as uint8 (a cache of its own).
-    """
-    import pandas as pd
-
-    from probe.data import world as world_mod
-
-    def build() -> dict[str, Any]:
-        wcfg = world_config(world)
-        imgs, frames, ms = [], [], []
-        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
-            x, f, m = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution,
-                                             config=wcfg, return_masks=True)
-            imgs.append(_to_u8(x))
-            frames.append(f)
-            ms.append(_to_u8(m))
-        blob = {"images": torch.cat(imgs), "factors": pd.concat(frames, ignore_index=True)}
-        return {**blob, "masks": torch.cat(ms)} if masks else blob
-
-    key = {"n": n, "seed": seed, "res": resolution, "world": world}
-    blob = _disk_cached("world", {**key, "masks": True} if masks else key, cache_dir, build)
-    return (blob["images"], blob["factors"], blob["masks"]) if masks else (blob["images"], blob["factors"])
-
-
-PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur", "global_blur",
-                "stripe_period", "stripe_angle", "stripe_phase")
-"""The rendered world columns a partner image may differ in (``null`` is never rendered)."""
-
-
-def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str, Any],
-                    cache_dir: str | Path | None, chunk: int = 2000,
-                    masks: bool = False) -> tuple[torch.Tensor, list[str]] | tuple[torch.Tensor, list[str], torch.Tensor]:
-    """Partners of the images described by ``factors``: each re-rendered with one column of
-    :data:`PAIR_FACTORS` (chosen uniformly) resampled uniformly over its range. Returns uint8
-    ``[n,3,H,W]`` and the changed column per image (and with ``masks`` the object masks, uint8
-    ``[n,1,H,W]``). Cached like :func:`render_world`."""
-    import numpy as np
-
-    from probe.data import world as world_mod
-
-    n = len(factors)
-
-    def build() -> dict[str, Any]:
-        wcfg = world_config(world)
-        specs = world_mod.factor_specs(wcfg)
-        # a column pinned by the world settings (low == high) cannot differ: it would make identical pairs
-        names = [f for f in PAIR_FACTORS if specs[f].kind == "categorical" or specs[f].range[0] < specs[f].range[1]]
-        rng = np.random.default_rng([seed, 7_777])
-        changed = [names[i] for i in rng.integers(0, len(names), n)]
-        edited = factors.copy()
-        for name in names:
-            rows = np.flatnonzero(np.asarray(changed) == name)
-            spec = specs[name]
-            col = edited.columns.get_loc(name)
-            if spec.kind == "categorical":
-                vals = np.asarray(spec.levels, dtype=object)[rng.integers(0, len(spec.levels), len(rows))]
-            else:
-                vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
-            edited.iloc[rows, col] = vals
-        imgs, ms = [], []
-        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
-            x, m = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
-            imgs.append(_to_u8(x))
-            ms.append(_to_u8(m))
-        blob = {"images": torch.cat(imgs), "changed": changed}
-        return {**blob, "masks": torch.cat(ms)} if masks else blob
-
-    key = {"n": n, "pairs_of_seed": seed, "res": resolution, "world": world}
-    blob = _disk_cached("partners", {**key, "masks": True} if masks else key, cache_dir, build)
-    return (blob["images"], blob["changed"], blob["masks"]) if masks else (blob["images"], blob["changed"])
-
-
-# ---------------------------------------------------------------------------------------------- losses
-SHARING_MODES = ("ada", "swap", "exchange")
-"""``TrainConfig.pairs`` values that share the unchanged token positions within a pair (see :func:`_ada_average`)."""
-
-
-def _ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tensor:
-    """Ada-GVAE-style sharing within pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
-    positions whose change is below the per-pair midpoint of min and max change (``topk`` > 0: all but the
-    ``topk`` most changed positions) shared. ``mode`` says how: "ada" replaces them by the pair mean; "swap" by
-    the first image's features (the partner is decoded from the first image's tokens with only its most
-    changed ones pasted in); "exchange" gives each image the other's (each image is decoded from its own most
-    changed tokens pasted into the other image's tokens)."""
-    h = z.shape[0] // 2
-    z1, z2 = z[:h], z[h:]
-    d = (z1 - z2).norm(dim=-1)  # [B/2, N]
-    if topk > 0:
-        thr = d.topk(topk, dim=1).values[:, -1:]
-    else:
-        thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
-    shared = (d < thr)[..., None]
-    if mode == "exchange":
-        return torch.cat([torch.where(shared, z2, z1), torch.where(shared, z1, z2)])
-    mean = z1 if mode == "swap" else F.normalize(z1 + z2, dim=-1)
-    return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
-
-
-
-def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
-    return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
-
-
-def object_weight(masks: torch.Tensor) -> torch.Tensor:
-    """Object masks ``[B,1,H,W]`` in [0, 1] -> the object region dilated by one pixel (3x3 max), ``[B,1,H,W]``."""
-    return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
-
-
-def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
-    """Summed squared error over the dilated object pixels (:func:`object_weight`) and their weight summed over
-    channels, ``(sse, count)``: their ratio, pooled over batches, is the object-region MSE. ``rec, images
-    [B,3,H,W]`` (``rec`` clamped to [0, 1] here), ``masks [B,1,H,W]`` in [0, 1]."""
-    w = object_weight(masks)
-    return float(((rec.clamp(0, 1) - images).pow(2) * w).sum()), float(w.sum()) * images.shape[1]
-
-
-def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """L1 + L2 reconstruction error averaged over the (dilated) object pixels only. ``rec, images [B,3,H,W]``,
-    ``masks [B,1,H,W]`` in [0, 1]."""
-    w = object_weight(masks)
-    err = (rec - images).abs()
-    return ((err + err.pow(2)) * w).sum() / (w.sum() * images.shape[1] + 1e-6)
-
-
 def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
     """Nested-dropout mask ``[B,N]`` (bool): a random ``fraction`` of rows keep only a prefix of length
     uniform in 1..N, the other rows keep every token. ``None`` when ``fraction`` is 0."""
@@ -378,7 +219,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     with weight ``cfg.w_adversarial`` (None: no adversarial term, e.g. before ``cfg.adv_start_step``).
     ``parts["recon"]`` is the detached reconstruction (what the discriminator then learns from).
     """
-    mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
+    mix = ((lambda z: ada_average(z, cfg.pair_topk, mode=cfg.pairs))
            if pairs and cfg.pairs in SHARING_MODES else None)
     out = model(images, quantize=quantize, keep=keep, mix=mix)
     rec = out["recon"]
@@ -397,10 +238,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
     pair = rec.new_zeros(())
     if pairs:
-        z = out["features"]
-        h = z.shape[0] // 2
-        d = (z[:h] - z[h:]).norm(dim=-1)  # [B/2, N] change per position
-        pair = (d.sum(1) ** 2 / (d.pow(2).sum(1) + 1e-6)).mean()  # effective number of changed positions
+        pair = changed_positions(out["features"])
         if cfg.pairs == "hoyer":
             total = total + cfg.pair_weight * pair
     parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
@@ -635,7 +473,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
 
     perceptual = None
     if cfg.w_perceptual > 0:
-        from probe.tokenizers.perceptual import OraclePerceptual
+        from probe.training.perceptual import OraclePerceptual
 
         perceptual = OraclePerceptual.from_zoo(cfg.perceptual_net, device=device)
     torch.manual_seed(cfg.seed)

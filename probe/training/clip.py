@@ -5,7 +5,7 @@ next block of indices of the training seed) and a random caption for each, and t
 AdamW step on open_clip's ``ClipLoss``. Held-out zero-shot accuracy is measured on a separate
 world seed. The learning rate follows a cosine over the run's *progress*, the larger of
 ``step / steps`` and ``elapsed / max_minutes``, so a run with a time limit still anneals fully.
-Batches are produced by ``cfg.num_workers`` DataLoader workers (``probe.clip.data``); batch ``k``
+Batches are produced by ``cfg.num_workers`` DataLoader workers (``probe.training.clip_data``); batch ``k``
 depends only on ``(cfg, k)``, so the worker count does not change the run.
 """
 from __future__ import annotations
@@ -23,7 +23,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from probe.clip.data import clip_loader
 from probe.clip.model import (
     IMAGE_SIZE,
     WORLD_CLIP_MODEL_CFG,
@@ -31,14 +30,12 @@ from probe.clip.model import (
     WorldCLIP,
     build_model,
     get_tokenizer,
+    sparse_state_dict,
 )
 from probe.clip.zeroshot import zero_shot_eval
 from probe.device import resolve_device
-from probe.schedule import budget_progress, warmup_cosine_lr
-
-SPARSE_ROWS = "sparse.token_embedding.rows"
-SPARSE_VALUES = "sparse.token_embedding.values"
-
+from probe.training.clip_data import clip_loader
+from probe.training.schedule import budget_progress, warmup_cosine_lr
 
 @dataclass
 class ClipTrainConfig:
@@ -64,39 +61,12 @@ class ClipTrainConfig:
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     # as in open_clip's training script, but embeddings are not decayed either: rows of tokens
-    # that never occur must stay as initialised (see sparse_state_dict)
+    # that never occur must stay as initialised (see probe.clip.model.sparse_state_dict)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         skip = p.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name or "embedding" in name
         (no_decay if skip else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def sparse_state_dict(model: WorldCLIP, seen_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The state dict with the token embedding stored as its seen rows only.
-
-    ``seen_tokens [V]`` (bool) marks token ids that occurred in training. Unseen rows never
-    received a gradient, so they carry no information; they are stored as zeros (the loader
-    scatters the seen rows into a zero matrix). This keeps the weights file ~6 MB instead of ~31.
-    """
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    emb = sd.pop("token_embedding.weight")
-    rows = torch.nonzero(seen_tokens.cpu()).flatten()
-    sd[SPARSE_ROWS] = rows.to(torch.int64)
-    sd[SPARSE_VALUES] = emb[rows].contiguous()
-    return sd
-
-
-def dense_state_dict(state: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`sparse_state_dict` (a plain open_clip state dict)."""
-    if SPARSE_ROWS not in state:
-        return dict(state)
-    state = dict(state)
-    rows, values = state.pop(SPARSE_ROWS), state.pop(SPARSE_VALUES)
-    emb = torch.zeros(vocab_size, values.shape[1], dtype=values.dtype)
-    emb[rows] = values
-    state["token_embedding.weight"] = emb
-    return state
 
 
 def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
