@@ -10,24 +10,19 @@ term reads as ``1 - R^2`` and no factor dominates by its units).
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from probe.data.degrade import degrade
-from probe.device import resolve_device
 from probe.oracle.model import OracleConfig, WorldOracle
+from probe.training.loop import History, Step, TrainLoop, setup
 from probe.training.losses import oracle_loss, oracle_targets
-from probe.training.schedule import budget_progress, warmup_cosine_lr
 
 
 @dataclass
@@ -88,8 +83,7 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
     from probe.data.world import sample_range
     from probe.oracle.evaluate import evaluate_oracle
 
-    dev = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    dev = setup(device=cfg.device, seed=cfg.seed)
     model = WorldOracle(OracleConfig.from_dict(cfg.model)).to(dev)
     if cfg.init_weights:
         from safetensors.torch import load_file
@@ -108,9 +102,10 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
+    history = History()
     evals: list[pd.DataFrame] = []
-    t0 = time.time()
+    loop = TrainLoop(opt, steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_minutes=cfg.max_minutes,
+                     desc="train-oracle", progress_bar=progress_bar)
 
     def evaluate(step: int) -> None:
         ev = evaluate_oracle(model, eval_images, eval_factors)
@@ -119,25 +114,16 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         if out:
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                       str(out / "model.safetensors"))
-            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            history.frame().to_csv(out / "history.csv", index=False)
             pd.concat(evals).to_csv(out / "evals.csv", index=False)
             (out / "config.json").write_text(json.dumps(
-                {**asdict(cfg), "steps_done": step, "minutes": (time.time() - t0) / 60}, indent=2))
+                {**asdict(cfg), "steps_done": step, "minutes": loop.elapsed() / 60}, indent=2))
         model.train()
         tqdm.write(f"step {step}: " + ", ".join(f"{r.factor}={r.score:.3f}" for r in ev.itertuples()))
 
-    bar = tqdm(total=cfg.steps, desc="train-oracle", disable=not progress_bar)
-    step = 0
-    while step < cfg.steps:
-        elapsed = time.time() - t0
-        progress = budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
-        if progress >= 1.0:
-            break
-        lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def step_fn(s: Step) -> tuple[torch.Tensor, dict[str, Any]]:
         b = cfg.batch_size
-        start = cfg.first_index + step * b
+        start = cfg.first_index + s.index * b
         images, factors = sample_range(start, start + b, seed=cfg.seed, resolution=cfg.resolution)
         u = torch.rand(b, generator=gen)
         if tok is not None:
@@ -156,20 +142,22 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         if pick.any():
             images[pick] = degrade(images[pick], gen)
         loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in oracle_targets(model, factors).items()})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history.append({"step": step, "loss": loss.item(), "lr": lr, "seconds": time.time() - t0})
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        return loss, {"loss": loss.detach()}
+
+    def after_step(s: Step, parts: dict[str, Any]) -> None:
+        step = s.index + 1
+        history.add(step=step, loss=parts["loss"], lr=s.lr, seconds=loop.elapsed())
+        if step % 25 == 0:  # one device sync per 25 steps for the progress bar
+            history.flush()
+            loop.bar.set_postfix(loss=f"{history.rows[-1]['loss']:.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0:
             evaluate(step)
-    bar.close()
-    if not evals or int(evals[-1]["step"].iloc[0]) != step:
-        evaluate(step)
+
+    loop.run(step_fn, after_step)
+    if not evals or int(evals[-1]["step"].iloc[0]) != loop.step:
+        evaluate(loop.step)
     model.eval()
-    return model, pd.DataFrame(history), pd.concat(evals, ignore_index=True)
+    return model, history.frame(), pd.concat(evals, ignore_index=True)
 
 
 def zoo_entry(cfg: OracleTrainConfig, evals: pd.DataFrame, history: pd.DataFrame,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,7 +30,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from probe.data.world_cache import render_partners, render_world, world_config
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
@@ -46,7 +44,16 @@ from probe.training.losses import (
     object_loss,
     object_squared_error,
 )
-from probe.training.schedule import budget_progress, warmup_cosine_lr
+from probe.training.loop import (
+    Checkpoint,
+    JsonlLog,
+    Step,
+    TrainLoop,
+    load_checkpoint,
+    param_groups,
+    scalars,
+    setup,
+)
 
 
 @dataclass
@@ -255,22 +262,13 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     return total, parts
 
 
-# ---------------------------------------------------------------------------------------------- schedule
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to ``lr * min_lr_ratio`` over progress."""
-    return warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps, cfg.min_lr_ratio)
-
-
+# ---------------------------------------------------------------------------------------------- optimizer
 def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        # matrices and conv kernels decay; biases, norms, embeddings/positions and the codebook do not
-        (decay if p.ndim >= 2 and name not in {"codes", "latent_tokens", "mask_tokens"} and "pos" not in name
-         else no_decay).append(p)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas,
-    )
+    """AdamW; matrices and conv kernels decay; biases, norms, embeddings/positions and the codebook do not."""
+    def no_decay(name: str, p: torch.nn.Parameter) -> bool:
+        return not (p.ndim >= 2 and name not in {"codes", "latent_tokens", "mask_tokens"} and "pos" not in name)
+
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, no_decay), lr=cfg.lr, betas=cfg.betas)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -377,19 +375,7 @@ def _init_weights(spec: str) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any],
-                    extra: dict[str, Any] | None = None) -> None:
-    """``extra``: further state dicts to keep (the discriminator and its optimizer)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state, **(extra or {})}, tmp)
-    tmp.replace(path)  # atomic: a run killed mid-write keeps its previous checkpoint
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
+# ---------------------------------------------------------------------------------------------- the zoo record
 def zoo_record(model: WorldTokenizer, cfg: TrainConfig, state: dict[str, Any], metrics: dict[str, Any],
                command: str | None = None) -> dict[str, Any]:
     """The zoo JSON of a trained model (see probe/zoo/__init__.py)."""
@@ -434,7 +420,7 @@ def export_model(model: WorldTokenizer, out_json: Path, out_weights: Path, recor
     out_json.write_text(json.dumps(record, indent=2) + "\n")
 
 
-# ---------------------------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------------------------- the recipe
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command: str | None = None,
           progress_bar: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None) -> WorldTokenizer:
     """Train a :class:`WorldTokenizer` as ``cfg`` says; write config, log, checkpoints and the model to ``out_dir``.
@@ -442,14 +428,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     With ``resume`` and an existing ``out_dir/last.pt`` (from the same config), training continues from it.
     Returns the trained model (on CPU, eval mode).
     """
-    from probe.device import resolve_device
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32 matmuls: ample for 8-bit images
+    device = setup(device=cfg.device, threads=cfg.threads, tf32=True)
     cfg_json = _jsonable(asdict(cfg))
     ckpt_path = out / "last.pt"
     if (out / "config.json").exists() and resume and ckpt_path.exists():
@@ -490,11 +471,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     if cfg.w_adversarial > 0:
         disc = PatchDiscriminator(cfg.disc_channels).to(device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-
-    def extra_state() -> dict[str, Any]:
-        return {} if disc is None else {"disc": disc.state_dict(), "disc_optimizer": disc_opt.state_dict()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
-    state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
+    state: dict[str, Any] = {"best_psnr": -1.0}
     if cfg.init_kmeans and not (cfg.init and model.config.quantize):
         raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.is_discrete true)")
     if cfg.init:
@@ -505,36 +483,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         model.load_state_dict(_refine_decoder_grid(weights, model, torch.Generator().manual_seed(cfg.seed + 2)))
         # the loaded codebook is used from the first step, or (init_kmeans) re-seeded by k-means before it
         state["vq_on"] = model.config.quantize and not cfg.init_kmeans
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if disc is not None and "disc" in ck:
-            disc.load_state_dict(ck["disc"])
-            disc_opt.load_state_dict(ck["disc_optimizer"])
-        state = dict(ck["state"])
-        gen.set_state(ck["state"]["generator"])
-        print(f"resumed from {ckpt_path} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
-    def progress_of(step: int, elapsed: float) -> float:
-        return budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
+    objects = {"model": model, "optimizer": opt}
+    if disc is not None:
+        objects.update(disc=disc, disc_optimizer=disc_opt)
+    checkpoint = Checkpoint(ckpt_path, objects, every_minutes=cfg.ckpt_every_minutes,
+                            state=lambda: {**state, "generator": gen.get_state()})
+    loop = TrainLoop(opt, steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
+                     max_minutes=cfg.max_minutes, grad_clip=cfg.grad_clip, clip_params=model.parameters(),
+                     checkpoint=checkpoint, resume=resume, desc=f"train {out.name}", progress_bar=progress_bar)
+    if loop.resumed_state is not None:
+        state = loop.resumed_state
+        gen.set_state(state["generator"])
 
     usage = torch.zeros(model.config.codebook_size, dtype=torch.long, device=device)
-    log_f = open(out / "log.jsonl", "a")
-    t0 = time.time() - state["elapsed"]
-    last_ckpt = time.time()
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"train {out.name}", disable=not progress_bar)
+    log = JsonlLog(out / "log.jsonl", on_log)
     model.train()
-    step = state["step"]
-    stopped_by = "steps"
-    while True:
-        elapsed = time.time() - t0
-        prog = progress_of(step, elapsed)
-        if prog >= 1.0:
-            stopped_by = "steps" if step >= cfg.steps else "max_minutes"
-            break
-        lr = lr_at(step, prog, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step_fn(s: Step) -> tuple[torch.Tensor, dict[str, Any]]:
         n_first = cfg.batch_size // 2 if use_pairs else cfg.batch_size
         idx = torch.randint(0, train_u8.shape[0], (n_first,), generator=gen).to(device)
         x = torch.cat([train_u8[idx], partner_u8[idx]]) if use_pairs else train_u8[idx]
@@ -542,7 +507,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         masks = None
         if use_masks:
             masks = (torch.cat([train_masks[idx], partner_masks[idx]]) if use_pairs else train_masks[idx]).float() / 255.0
-        vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
+        vq_on = model.config.quantize and (s.progress >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
@@ -552,12 +517,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
                                      keep=None if keep is None else keep.to(device), pairs=use_pairs,
                                      masks=masks, perceptual=perceptual,
-                                     disc=disc if step >= cfg.adv_start_step else None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+                                     disc=disc if s.index >= cfg.adv_start_step else None)
+        parts.update(images=x, vq_on=vq_on)
+        return loss, parts
+
+    def after_step(s: Step, parts: dict[str, Any]) -> None:
+        x, vq_on = parts.pop("images"), parts.pop("vq_on")
         if disc is not None:
             disc.requires_grad_(True)
             d_loss = discriminator_hinge_loss(disc(x), disc(parts["recon"]))
@@ -565,45 +530,35 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
             d_loss.backward()
             disc_opt.step()
             parts["disc"] = d_loss.detach()
-        step += 1
-        bar.update(1)
+        step = s.index + 1
         if vq_on:
-            usage += torch.bincount(parts["indices"].flatten(), minlength=usage.numel())
+            usage.add_(torch.bincount(parts["indices"].flatten(), minlength=usage.numel()))
             if cfg.restart_every and step % cfg.restart_every == 0:
                 n_restart = 0
-                if prog < cfg.restart_until:
+                if s.progress < cfg.restart_until:
                     feats = parts["features"].reshape(-1, model.config.token_dim).cpu()
                     n_restart = model.restart_codes(usage == 0, feats, generator=gen)
                 parts["restarted"] = n_restart
                 usage.zero_()
         rec: dict[str, Any] = {}
         if step % cfg.log_every == 0 or step == 1:
-            rec = {k: (round(float(v), 5) if isinstance(v, torch.Tensor) and v.ndim == 0 else v)
-                   for k, v in parts.items() if not (isinstance(v, torch.Tensor) and v.ndim > 0)}
-            rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
+            rec = scalars(parts)
+            rec.update(step=step, lr=s.lr, elapsed_min=round(loop.elapsed() / 60, 3))
         if step % cfg.eval_every == 0:
             ev = evaluate(model, eval_u8, quantize=vq_on, masks=eval_m)
-            rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
-                       elapsed_min=round((time.time() - t0) / 60, 3))
-            bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
+            rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step, elapsed_min=round(loop.elapsed() / 60, 3))
+            loop.bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
         if rec:
-            log_f.write(json.dumps(rec) + "\n")
-            log_f.flush()
-            if on_log:
-                on_log(rec)
-        if time.time() - last_ckpt > cfg.ckpt_every_minutes * 60:
-            state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state())
-            save_checkpoint(ckpt_path, model, opt, state, extra_state())
-            last_ckpt = time.time()
-    bar.close()
-    state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state(), stopped_by=stopped_by)
-    save_checkpoint(ckpt_path, model, opt, state, extra_state())
+            log.write(rec)
+
+    loop.run(step_fn, after_step)
+    state.update(step=loop.step, elapsed=loop.final_elapsed, generator=gen.get_state(), stopped_by=loop.stopped_by)
     model.eval()
     ev = evaluate(model, eval_u8, masks=eval_m)
     final = {"final_eval_" + k: v for k, v in ev.items()}
-    final.update(step=step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=stopped_by)
-    log_f.write(json.dumps(final) + "\n")
-    log_f.close()
+    final.update(step=loop.step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=loop.stopped_by)
+    log.write(final)
+    log.close()
     metrics = {"train_eval_psnr": round(ev["psnr"], 3), **{k: v for k, v in ev.items() if k != "psnr"}}
     export_model(model.cpu(), out / "model.json", out / "model.safetensors", zoo_record(model, cfg, state, metrics, command))
     return model.cpu()
