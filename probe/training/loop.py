@@ -64,6 +64,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], **objects: Any) -> 
     """Write ``{name: obj.state_dict() for objects} | {"state": state}`` to ``path`` atomically (a run killed
     mid-write keeps its previous checkpoint)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({**{k: v.state_dict() for k, v in objects.items()}, "state": state}, tmp)
     tmp.replace(path)

@@ -1,6 +1,7 @@
 """Training of small tokenizers (:class:`~probe.tokenizers.world.WorldTokenizer`) on the attribute world.
 
-One function does the work: :func:`train` takes a :class:`TrainConfig`, writes under ``out_dir``
+One function does the work: :func:`train` takes a :class:`TrainConfig`, runs the shared loop
+(:class:`probe.training.loop.TrainLoop`) with this recipe's batches and losses, writes under ``out_dir``
 
     config.json        every setting (model, world, optimizer, seeds), so the run can be repeated
     log.jsonl          one line per logged step (losses, lr, eval PSNR, code usage)
@@ -207,6 +208,7 @@ class TrainConfig:
         return mc
 
 
+# ---------------------------------------------------------------------------------------------- one batch
 def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
     """Nested-dropout mask ``[B,N]`` (bool): a random ``fraction`` of rows keep only a prefix of length
     uniform in 1..N, the other rows keep every token. ``None`` when ``fraction`` is 0."""
