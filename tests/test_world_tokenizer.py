@@ -267,18 +267,21 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
     (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
     from probe.data import world
-    from probe.swap import MEASURERS, decode, end_groups, moved_by_paste
     from probe.data.world_cache import world_config
+    from probe.measure import measurer_for
+    from probe.measure.batched import decode_batched
+    from probe.swap import end_groups, moved_by_paste
 
     wcfg = world_config(world_overrides)
     images, df, masks = world.sample(n, seed=seed, resolution=model.image_size, config=wcfg, return_masks=True)
     lo, hi = end_groups(factor, df, wcfg.n_bins)
     lo, hi = torch.as_tensor(lo[:k]), torch.as_tensor(hi[:k])
     lo, hi = lo[: min(len(lo), len(hi))], hi[: min(len(lo), len(hi))]
-    measure = MEASURERS[factor]
+    measure = measurer_for(factor)
     with torch.no_grad():
         q_lo, q_hi = model.encode(images[lo]).quantized, model.encode(images[hi]).quantized
-        m_lo, m_hi = measure(decode(model, q_lo), masks[lo]), measure(decode(model, q_hi), masks[hi])
+        m_lo, m_hi = (measure(decode_batched(model, q_lo), masks=masks[lo]),
+                      measure(decode_batched(model, q_hi), masks=masks[hi]))
         return {pos: moved_by_paste(model, q_lo, q_hi, pos, measure, masks[lo], m_lo, m_hi)
                 for pos in (range(model.num_tokens) if positions is None else positions)}
 
@@ -375,7 +378,8 @@ def test_vq_from_continuous_twin_with_kmeans_codebook(tmp_path: Path) -> None:
 
 
 def test_object_loss_counts_only_the_object_and_its_rim() -> None:
-    from probe.training.losses import object_loss, object_weight
+    from probe.measure.fidelity import object_weight
+    from probe.training.losses import object_loss
 
     masks = torch.zeros(1, 1, 8, 8)
     masks[..., 3:5, 3:5] = 1.0  # a 2x2 object
@@ -422,7 +426,7 @@ def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> N
     assert len([r for r in log if "eval_object_psnr" in r]) >= 3
     # evaluate's object PSNR is the pooled squared error over the dilated object pixels
     from probe.data import world
-    from probe.training.losses import object_weight
+    from probe.measure.fidelity import object_weight
     from probe.training.tokenizer import evaluate, load_trained
 
     model = load_trained(tmp_path / "run")
@@ -608,6 +612,7 @@ def test_shape_swap_reads_a_planted_shape_token() -> None:
 
     class Planted(torch.nn.Module):
         config = SimpleNamespace(image_size=16)
+        image_size = 16
         num_tokens = 2
 
         def encode(self, x: torch.Tensor) -> Encoded:

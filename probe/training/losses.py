@@ -1,8 +1,8 @@
 """The training losses of the shipped models' recipes.
 
 - tokenizer (``probe.training.tokenizer``): pixel terms (:func:`image_gradient_l1`, the object-weighted
-  :func:`object_loss`), one-factor pairs (:func:`ada_average` sharing, the :func:`changed_positions`
-  penalty), the adversarial hinge losses (:func:`discriminator_hinge_loss`, :func:`generator_hinge_loss`,
+  :func:`object_loss` over ``probe.measure.fidelity.object_weight``), one-factor pairs (:func:`ada_average`
+  sharing, the :func:`changed_positions` penalty), the adversarial hinge losses (:func:`discriminator_hinge_loss`, :func:`generator_hinge_loss`,
   as in VQGAN and TiTok); the perceptual distance is ``probe.training.perceptual.OraclePerceptual``;
 - oracle (``probe.training.oracle``): :func:`oracle_targets` and :func:`oracle_loss`;
 - CLIP (``probe.training.clip``): open_clip's ``ClipLoss``, used as it is.
@@ -17,11 +17,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from probe.measure.fidelity import object_weight
+
 if TYPE_CHECKING:
     from probe.oracle.model import WorldOracle
 
+
 SHARING_MODES = ("ada", "swap", "exchange")
 """``TrainConfig.pairs`` values that share the unchanged token positions within a pair (see :func:`ada_average`)."""
+
 
 def ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tensor:
     """Ada-GVAE-style sharing within pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
@@ -43,22 +47,13 @@ def ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tens
     mean = z1 if mode == "swap" else F.normalize(z1 + z2, dim=-1)
     return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
 
+
 def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
     dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
     dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
 
-def object_weight(masks: torch.Tensor) -> torch.Tensor:
-    """Object masks ``[B,1,H,W]`` in [0, 1] -> the object region dilated by one pixel (3x3 max), ``[B,1,H,W]``."""
-    return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
-
-def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
-    """Summed squared error over the dilated object pixels (:func:`object_weight`) and their weight summed over
-    channels, ``(sse, count)``: their ratio, pooled over batches, is the object-region MSE. ``rec, images
-    [B,3,H,W]`` (``rec`` clamped to [0, 1] here), ``masks [B,1,H,W]`` in [0, 1]."""
-    w = object_weight(masks)
-    return float(((rec.clamp(0, 1) - images).pow(2) * w).sum()), float(w.sum()) * images.shape[1]
 
 def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """L1 + L2 reconstruction error averaged over the (dilated) object pixels only. ``rec, images [B,3,H,W]``,
@@ -66,7 +61,6 @@ def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) ->
     w = object_weight(masks)
     err = (rec - images).abs()
     return ((err + err.pow(2)) * w).sum() / (w.sum() * images.shape[1] + 1e-6)
-
 
 
 def changed_positions(z: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from probe.data.world_cache import render_partners, render_world, world_config
+from probe.measure.fidelity import object_squared_error
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.training.adversarial import PatchDiscriminator
 from probe.training.losses import (
@@ -43,7 +44,6 @@ from probe.training.losses import (
     generator_hinge_loss,
     image_gradient_l1,
     object_loss,
-    object_squared_error,
 )
 from probe.training.loop import (
     Checkpoint,
@@ -279,7 +279,7 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
              quantize: bool = True, masks: torch.Tensor | None = None) -> dict[str, float]:
     """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8 (``quantize=False``:
     decode the continuous features, as during the VQ warm-up). With object ``masks [M,1,H,W]`` (uint8 or
-    float) also ``object_psnr``: the PSNR over the dilated object pixels only (:func:`object_weight`),
+    float) also ``object_psnr``: the PSNR over the dilated object pixels only (``probe.measure.fidelity.object_weight``),
     pooled over the set."""
     was_training = model.training
     model.eval()
