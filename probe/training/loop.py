@@ -190,7 +190,9 @@ class TrainLoop:
         resume: continue from ``checkpoint``'s file when it exists.
         desc, progress_bar: the progress bar's label and whether it shows.
 
-    After a run, ``step`` is the number of steps done and ``stopped_by`` is "steps" or "max_minutes".
+    After a run, ``step`` is the number of steps done, ``stopped_by`` is "steps" or "max_minutes" and
+    ``final_elapsed`` the training seconds. With ``resume``, ``resumed_state`` is the restored state dict (None
+    when nothing was resumed).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, steps: int, lr: float, warmup_steps: int,
@@ -208,6 +210,7 @@ class TrainLoop:
         self.desc, self.progress_bar = desc, progress_bar
         self.step = 0
         self.stopped_by = "steps"
+        self.final_elapsed = 0.0  # set by run(): the elapsed seconds recorded in the last checkpoint
         self.resumed_state: dict[str, Any] | None = None
         if resume and checkpoint is not None and checkpoint.path.exists():
             self.resumed_state = checkpoint.restore()
