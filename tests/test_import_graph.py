@@ -115,28 +115,17 @@ def test_every_module_imports(module: str) -> None:
     importlib.import_module(module)
 
 
-#: Known cycle between parts, to be removed (then test_known_cycle_is_still_there fails as a reminder):
-#: probe.probes.run's ProbeResult.save draws with probe.viz, and probe.viz.heatmap reads probe.probes.run.
-KNOWN = {("probe.probes", "probe.viz")}
-
-
-def _part_graph(skip: set[tuple[str, str]]) -> dict[str, set[str]]:
+def _part_graph() -> dict[str, set[str]]:
     parts: dict[str, set[str]] = {}
     for mod, deps in GRAPH.items():
         a = _part(mod)
-        parts.setdefault(a, set()).update(
-            b for b in map(_part, deps) if b != a and (a, b) not in skip and (b, a) not in skip)
+        parts.setdefault(a, set()).update(b for b in map(_part, deps) if b != a)
     return parts
 
 
 def test_no_cycle_between_parts_of_the_package() -> None:
-    cycle = _find_cycle(_part_graph(KNOWN))
+    cycle = _find_cycle(_part_graph())
     assert cycle is None, f"import cycle between parts of probe: {' -> '.join(cycle)}"
-
-
-@pytest.mark.xfail(strict=True, reason="probe.probes <-> probe.viz: figures drawn from ProbeResult.save")
-def test_known_cycle_is_still_there() -> None:
-    assert _find_cycle(_part_graph(set())) is None
 
 
 def test_no_cycle_inside_a_part() -> None:
