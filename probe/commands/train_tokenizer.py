@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     from probe.errors import UsageError
-    from probe.tokenizers.train import TrainConfig
+    from probe.training.tokenizer import TrainConfig
 
     raw: dict = {}
     if args.config:
@@ -93,7 +93,7 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from probe.tokenizers.train import train
+    from probe.training.tokenizer import train
 
     cfg = build_config(args)
     command = "tokenprobe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
