@@ -167,3 +167,11 @@ def test_configure_inference_checks_precision(model: TiTok) -> None:
     with pytest.raises(ValueError, match="precision"):
         model.configure_inference(precision="fp8")
     assert model.configure_inference() is model and model.precision == "fp32"
+
+
+def test_load_tokenizer_sets_the_inference_path() -> None:
+    tok = probe.load_tokenizer("titok-tiny", random_init=True, device="cpu", precision="bf16")
+    assert tok.precision == "bf16"
+    assert probe.load_tokenizer("titok-tiny", random_init=True, device="cpu").precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        probe.load_tokenizer("titok-tiny", random_init=True, device="cpu", precision="int8")
