@@ -195,7 +195,8 @@ class TiTok(nn.Module):
             self.pixel_quantize = PixelQuantizer(config.pixel.codebook_size, config.pixel.z_channels)
             self.pixel_decoder = PixelDecoder(config.pixel)
         self.precision = "fp32"
-        self._compiled: dict[str, Any] | None = None  # torch.compile'd parts (a dict: not submodules, not state)
+        self.compiled = False
+        self._compiled: dict[str, Any] = {}  # torch.compile'd parts, kept across calls (a dict: not submodules, not state)
         self.eval()
 
     # ---- fast paths ---------------------------------------------------------------------------
@@ -212,7 +213,7 @@ class TiTok(nn.Module):
         if precision not in self.PRECISIONS:
             raise ValueError(f"TiTok.configure_inference: precision must be one of {self.PRECISIONS}, got {precision!r}")
         self.precision = precision
-        self._compiled = {} if compile else None
+        self.compiled = bool(compile)
         return self
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -222,7 +223,7 @@ class TiTok(nn.Module):
 
     def _part(self, name: str) -> Any:
         """``self.encoder`` / ``self.decoder`` / the pixel stage, compiled when asked for."""
-        if self._compiled is None:
+        if not self.compiled:
             return self._pixel_stage if name == "pixel" else getattr(self, name)
         if name not in self._compiled:
             fn = self._pixel_stage if name == "pixel" else getattr(self, name)
