@@ -18,7 +18,9 @@ Speed: the default is exact float32 (on CPU through fused oneDNN kernels, see
 ``precision="bf16"`` runs encoder and decoder under bfloat16 autocast (CPU and CUDA; the VQ
 distances stay float32) and ``compile=True`` runs them through ``torch.compile``. Both change the
 numbers slightly (a few percent of tokens can flip); ``analyses/bench_tokenizers.py --paths``
-reports the agreement. ``load_tokenizer(..., precision=, compile=)`` sets them at load.
+reports the agreement. ``load_tokenizer(..., precision=, compile=)`` sets them at load. On CPU,
+bf16 autocast pays only from a few images per batch up (autocast re-casts every weight on each
+call); ``compile`` costs minutes of compilation per new input shape there.
 """
 from __future__ import annotations
 
