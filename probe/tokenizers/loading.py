@@ -354,6 +354,8 @@ def load_tokenizer(
     random_init: bool = False,
     preset: str | None = None,
     seed: int = 0,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> nn.Module:
     """Load a tokenizer (in eval mode, on ``device``; default cuda, then mps, then cpu).
 
@@ -365,7 +367,15 @@ def load_tokenizer(
             of loading weights; for tests and examples.
         preset: the architecture of a bare weight file (otherwise read from the file's metadata,
             a ``config.json`` beside it, or inferred from the key shapes).
+        precision, compile: the inference path of a TiTok model (``TiTok.configure_inference``):
+            ``precision="bf16"`` for bfloat16 autocast, ``compile=True`` for ``torch.compile``;
+            the default is exact float32.
     """
+    if precision != "fp32" or compile:
+        model = load_tokenizer(spec, device=device, random_init=random_init, preset=preset, seed=seed)
+        if not hasattr(model, "configure_inference"):
+            raise ValueError(f"load_tokenizer: precision / compile apply to TiTok models, not {type(model).__name__} ({spec!r})")
+        return model.configure_inference(precision=precision, compile=compile)
     if isinstance(spec, TiTokConfig):
         if not random_init:
             raise TokenizerLoadError("load_tokenizer: a TiTokConfig carries no weights; pass random_init=True")
