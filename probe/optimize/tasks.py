@@ -20,7 +20,8 @@ from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, optimi
 from probe.optimize.objectives import ClipModel, ClipText, HeldOut, MaskedReconstruction, MeasurerTarget, load_clip
 
 
-def _device(tok: Any) -> torch.device:
+def tokenizer_device(tok: Any) -> torch.device:
+    """The device of a tokenizer's weights (cpu when it has none)."""
     p = next(iter(tok.parameters()), None) if hasattr(tok, "parameters") else None
     if p is None:
         b = next(iter(tok.buffers()), None) if hasattr(tok, "buffers") else None
@@ -31,11 +32,11 @@ def _device(tok: Any) -> torch.device:
 @torch.no_grad()
 def encode_features(tok: Any, images: torch.Tensor) -> torch.Tensor:
     """Pre-quantization features ``[B, N, C]`` (VAE: posterior mean) of ``images [B, 3, H, W]``."""
-    return tok.encode(images.to(_device(tok))).features.float()
+    return tok.encode(images.to(tokenizer_device(tok))).features.float()
 
 
 def _clip(clip: ClipModel | str, tok: Any) -> ClipModel:
-    return load_clip(clip, device=_device(tok)) if isinstance(clip, str) else clip
+    return load_clip(clip, device=tokenizer_device(tok)) if isinstance(clip, str) else clip
 
 
 def edit(tok: Any, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
@@ -60,8 +61,8 @@ def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if getattr(tok, "is_discrete", False):
         idx = torch.randint(0, tok.codebook_size, (n, tok.num_tokens), generator=g)
-        return tok.codebook.detach().float().cpu()[idx].to(_device(tok))
-    return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(_device(tok))
+        return tok.codebook.detach().float().cpu()[idx].to(tokenizer_device(tok))
+    return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(tokenizer_device(tok))
 
 
 def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
@@ -135,7 +136,7 @@ def inpaint(tok: Any, images: torch.Tensor, known: torch.Tensor, *, p: int = 2, 
     Seeded with the masked image; the loss is L``p`` on the known pixels; every ``reset_every`` steps
     (0 = never) the known pixels are pasted back and the composite re-encoded (token reset).
     """
-    dev = _device(tok)
+    dev = tokenizer_device(tok)
     images, known = images.to(dev).float(), known.to(dev).float()
     obj = MaskedReconstruction(images, known, p=p)
     reset = TokenReset(tok, images, known, reset_every) if reset_every > 0 else None
@@ -189,7 +190,7 @@ def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor, positions: 
     bad = [p for p in positions if not 0 <= int(p) < tok.num_tokens]
     if bad:
         raise ValueError(f"copy_paste: positions {bad} outside 0..{tok.num_tokens - 1}")
-    dev = _device(tok)
+    dev = tokenizer_device(tok)
     qt = tok.encode(target.to(dev)).quantized
     qs = tok.encode(source.to(dev)).quantized.expand_as(qt)
     q = qt.clone()

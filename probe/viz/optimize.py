@@ -16,17 +16,22 @@ def _show(ax, img: torch.Tensor) -> None:
 
 
 def optimization_grid(milestones: Sequence[tuple[int, torch.Tensor]], *, inputs: torch.Tensor | None = None,
-                      labels: Sequence[str] | None = None, max_rows: int = 8, cell: float = 1.2) -> Figure:
+                      labels: Sequence[str] | None = None, titles: Sequence[str] | None = None,
+                      max_rows: int = 8, cell: float = 1.2) -> Figure:
     """One row per image: input | images at the milestone steps | result (the last milestone).
 
     ``milestones``: ``[(step, images [B, 3, H, W])]``; ``inputs`` ``[B, 3, H, W]`` (optional);
-    ``labels``: one row label per image (e.g. its prompt).
+    ``labels``: one row label per image (e.g. its prompt); ``titles``: column titles instead of the steps.
     """
     if not milestones:
         raise ValueError("optimization_grid: no milestone images")
     b = min(len(milestones[0][1]), max_rows)
     cols = [("input", inputs)] if inputs is not None else []
     cols += [(f"step {s}", im) for s, im in milestones[:-1]] + [("result", milestones[-1][1])]
+    if titles is not None:
+        if len(titles) != len(cols):
+            raise ValueError(f"optimization_grid: {len(titles)} titles for {len(cols)} columns")
+        cols = [(t, im) for t, (_, im) in zip(titles, cols)]
     fig = Figure(figsize=(cell * len(cols), cell * b + 0.4))
     axes = np.atleast_2d(fig.subplots(b, len(cols), squeeze=False))
     for r in range(b):
