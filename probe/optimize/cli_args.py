@@ -105,9 +105,9 @@ def box_mask(n: int, size: int, box: str) -> torch.Tensor:
         raise ValueError(f"--box {box!r}: expected four fractions x0,y0,x1,y1, e.g. 0.25,0.25,0.75,0.75") from None
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
         raise ValueError(f"--box {box!r}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    known = torch.ones(n, 1, size, size)
-    known[:, :, round(y0 * size):round(y1 * size), round(x0 * size):round(x1 * size)] = 0
-    return known
+    from probe.optimize.tasks import box_known
+
+    return box_known(size, torch.tensor([[x0, y0, x1, y1]]).expand(n, -1))
 
 
 def prompts_arg(prompts: list[str], n_images: int) -> list[str] | str:

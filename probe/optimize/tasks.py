@@ -123,6 +123,18 @@ class TokenReset:
         return encode_features(self.tok, self.last)
 
 
+def box_known(size: int, boxes: torch.Tensor) -> torch.Tensor:
+    """``known [B, 1, size, size]``: 0 inside each row's box, 1 outside.
+
+    ``boxes [B, 4]`` are ``x0, y0, x1, y1`` in fractions of the side (clipped to the image).
+    """
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).clamp(0, 1)
+    known = torch.ones(len(boxes), 1, size, size)
+    for i, (x0, y0, x1, y1) in enumerate((boxes * size).round().long().tolist()):
+        known[i, :, y0:y1, x0:x1] = 0
+    return known
+
+
 def masked_images(images: torch.Tensor, known: torch.Tensor, fill: float = 0.5) -> torch.Tensor:
     """``images`` with the hole (``known == 0``) painted ``fill`` (the inpainting seed)."""
     k = known.to(images.dtype)
