@@ -216,13 +216,6 @@ def load_clip(spec: str, *, device: str | torch.device | None = None) -> ClipMod
     return ClipModel(model.eval(), tok, size=size, mean=pp["mean"], std=pp["std"], name=spec)
 
 
-def _broadcast_prompts(prompts: str | Sequence[str], b: int, what: str) -> Sequence[str]:
-    ps = [prompts] if isinstance(prompts, str) else list(prompts)
-    if len(ps) not in (1, b):
-        raise ValueError(f"{what}: {len(ps)} prompts for a batch of {b} images (give 1 or {b})")
-    return ps
-
-
 class ClipText(Objective):
     """Minus the CLIP similarity to a prompt, averaged over random crop + flip views.
 
@@ -246,37 +239,30 @@ class ClipText(Objective):
         self.neg_emb = None if self.negative is None else clip.text(self.negative)
         self.name = f"clip({self.prompts[0]!r}{'...' if len(self.prompts) > 1 else ''})"
 
-    def similarity(self, images: torch.Tensor, text: torch.Tensor, *, generators: Generators = None) -> torch.Tensor:
-        """``[B]`` similarity of each row to ``text [1 or B, D]``, mean over views."""
+    def embed(self, images: torch.Tensor, *, generators: Generators = None) -> torch.Tensor:
+        """Unit image embeddings of the views: ``[V, B, D]``."""
         b = images.shape[0]
-        if text.shape[0] not in (1, b):
-            raise ValueError(f"ClipText: {text.shape[0]} prompts for a batch of {b} images (give 1 or {b})")
         size = min(self.crop or self.clip.size, images.shape[-1]) if self.n_views > 0 else self.clip.size
         views = random_views(images, self.n_views, size, generators=generators, flip=self.flip, pad=self.pad)
-        emb = self.clip.image(views.flatten(0, 1)).view(views.shape[0], b, -1)  # [V, B, D]
+        return self.clip.image(views.flatten(0, 1)).view(views.shape[0], b, -1)
+
+    def score(self, emb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``[B]`` similarity of view embeddings ``[V, B, D]`` to ``text [1 or B, D]``, mean over views."""
+        if text.shape[0] not in (1, emb.shape[1]):
+            raise ValueError(f"ClipText: {text.shape[0]} prompts for a batch of {emb.shape[1]} images "
+                             f"(give 1 or {emb.shape[1]})")
         sim = (emb * text[None]).sum(-1)  # [V, B]
-        if self.clip.sigmoid:
+        if self.clip.sigmoid:  # SigLIP: its own logit
             m = self.clip.model
             sim = sim * m.logit_scale.exp() + m.logit_bias
         return sim.mean(0)
 
     def loss(self, images: torch.Tensor, *, generators: Generators = None) -> torch.Tensor:
-        sim = self.similarity(images, self.text_emb, generators=generators)
+        emb = self.embed(images, generators=generators)  # the negative sees the same views
+        sim = self.score(emb, self.text_emb)
         if self.neg_emb is None:
             return -sim
-        if generators is not None:  # the negative sees the same views as the positive
-            states = [g.get_state() for g in generators]
-            neg = self.similarity(images, self.neg_emb, generators=[_restored(g, s) for g, s in zip(generators, states)])
-        else:
-            neg = self.similarity(images, self.neg_emb)
-        return -sim - (1.0 - self.cfg) * neg
-
-
-def _restored(g: torch.Generator, state: torch.Tensor) -> torch.Generator:
-    """A generator that replays ``g`` from ``state`` (``g`` itself stays where it is)."""
-    h = torch.Generator(device=g.device)
-    h.set_state(state)
-    return h
+        return -sim - (1.0 - self.cfg) * self.score(emb, self.neg_emb)
 
 
 # ---------------------------------------------------------------------------------------- pixels

@@ -68,18 +68,24 @@ def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
 def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
              seed_images: torch.Tensor | None = None, init: str = "top1", negative: str | Sequence[str] | None = None,
              cfg: float = 1.0, n_views: int = 0, pad: int = 0, config: OptimizeConfig | None = None,
-             heldout: HeldOut | None = None) -> OptimizeResult:
+             heldout: HeldOut | None = None, seed_index: Sequence[int] | torch.Tensor | None = None) -> OptimizeResult:
     """Generate ``n`` images per prompt from a seed set.
 
     ``init``: ``"top1"`` (every sample of a prompt starts from the CLIP top-1 image of ``seed_images``),
     ``"random"`` (random images of the set, drawn with ``config.seed``) or ``"tokens"`` (random tokens,
     no seed set). Rows are prompt-major: prompt 0's n samples, then prompt 1's, ...
+    ``seed_index`` (one index into ``seed_images`` per row) overrides ``init``, e.g. top-1 picks
+    computed once for a long list of prompts (:func:`clip_top1`).
     """
     config = config or OptimizeConfig()
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     rows = [p for p in prompts for _ in range(n)]
     clip = _clip(clip, tok)
-    if init == "tokens":
+    if seed_index is not None:
+        if seed_images is None or len(seed_index) != len(rows):
+            raise ValueError(f"generate: seed_index needs seed_images and one index per row ({len(rows)})")
+        seed = encode_features(tok, seed_images[torch.as_tensor(seed_index, dtype=torch.long)])
+    elif init == "tokens":
         seed = random_features(tok, len(rows), seed=config.seed)
     elif init in ("top1", "random"):
         if seed_images is None:
