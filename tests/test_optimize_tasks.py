@@ -81,8 +81,16 @@ def test_copy_paste_moves_exactly_the_given_positions() -> None:
 def test_positions_from_maps(tmp_path) -> None:
     from probe.probes.semantic_map import SemanticMap
 
-    smap = SemanticMap("ami", 0.05, {"lighting": [{"position": 3}, {"position": 0}]}, {})
-    assert positions_for("lighting", smap, 2) == [3, 0]
+    def cell(pos, rank, sig):
+        return {"position": pos, "rank": rank, "effect": 0.5 / rank, "q_value": 0.001 if sig else 0.5,
+                "q_at_bound": False, "fw_p_value": 0.001 if sig else 0.5, "significant": sig}
+
+    smap = SemanticMap.from_dict({"rank_by": "ami", "alpha": 0.05, "permutations": 100,
+                                  "by_attribute": {"lighting": [cell(3, 1, True), cell(0, 2, False)],
+                                                   "shape": [cell(1, 1, False)]}})
+    assert positions_for("lighting", smap, 2) == [3]  # the map's candidates: significant cells only
+    with pytest.raises(ValueError, match="no significant position"):
+        positions_for("shape", smap, 1)
 
     class Validated:
         def candidates(self, attribute, k):
@@ -90,7 +98,7 @@ def test_positions_from_maps(tmp_path) -> None:
 
     assert positions_for("lighting", Validated(), 1) == [7]
     path = tmp_path / "map.json"
-    path.write_text(smap.to_json())
+    smap.to_json(path)
     assert positions_for("lighting", load_position_map(path), 1) == [3]
     path.write_text(json.dumps({"lighting": [2, 1]}))
     assert positions_for("lighting", load_position_map(path), 1) == [2]

@@ -191,8 +191,11 @@ def positions_for(attribute: str, smap: Any, k: int = 1) -> list[int]:
         return [int(p) for p in list(smap[attribute])[:k]]
     for method in ("candidates", "top_positions"):
         if hasattr(smap, method):
-            got = getattr(smap, method)(attribute, k)
-            return [int(p if not isinstance(p, dict) else p["position"]) for p in got]
+            got = [int(p if not isinstance(p, dict) else p["position"]) for p in getattr(smap, method)(attribute, k)]
+            if not got:
+                raise ValueError(f"the semantic map ties no significant position to {attribute!r}; "
+                                 "pass positions explicitly")
+            return got
     raise TypeError(f"cannot look up positions in a {type(smap).__name__}")
 
 
