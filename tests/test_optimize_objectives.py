@@ -123,3 +123,19 @@ def test_heldout_scores_clamped_images_without_grad(clip) -> None:
     s = HeldOut(obj)(x)
     assert not s.requires_grad
     torch.testing.assert_close(s, -obj(x.detach().clamp(0, 1)))
+
+
+def test_sigmoid_clip_scores_with_its_logit() -> None:
+    """A SigLIP-style model (open_clip's ``logit_bias``) is scored by ``scale * cos + bias``."""
+    from probe.clip import WORLD_CLIP_MODEL_CFG, WorldCLIP, get_tokenizer
+    from probe.optimize import ClipModel
+
+    torch.manual_seed(0)
+    model = WorldCLIP(**WORLD_CLIP_MODEL_CFG, init_logit_bias=-5.0)
+    siglip = ClipModel(model, get_tokenizer(), size=32, mean=[0.5] * 3, std=[0.5] * 3)
+    assert siglip.sigmoid
+    x = _imgs()
+    loss = ClipText(siglip, "a photo of a star.")(x)
+    cos = (model.encode_images01(x, normalize=True) * model.encode_text(get_tokenizer()(["a photo of a star."]),
+                                                                         normalize=True)).sum(-1)
+    torch.testing.assert_close(loss, -(cos * model.logit_scale.exp() - 5.0), rtol=1e-4, atol=1e-4)
