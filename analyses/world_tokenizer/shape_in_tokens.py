@@ -1,4 +1,4 @@
-"""How much of the object's shape do a tokenizer's tokens carry? Two diagnostics (session 6).
+"""How much of the object's shape do a tokenizer's tokens carry? Two diagnostics.
 
 1. ``probe``: a one-hidden-layer MLP (scikit-learn, 256 units) reads the shape from a model's 32 tokens
    (``encode(...).quantized`` flattened to ``[B, N*C]``) on ``--n-train`` images and is scored on ``--n-test``
@@ -14,7 +14,7 @@ Writes a tidy CSV (one row per model x diagnostic) and prints it as markdown.
 
 Usage:
     python analyses/world_tokenizer/shape_in_tokens.py --models world-32 world-32-continuous \
-        --kmeans 1024 4096 --out runs/s6/shape_in_tokens.csv
+        --kmeans 1024 4096 --out runs/world-32/shape_in_tokens.csv
 """
 from __future__ import annotations
 
