@@ -12,7 +12,7 @@ Sections (``--sections``, all by default):
   the result vs decoding the masked image, with and without token reset (and the plain
   reconstruction of the full image as a ceiling);
 - ``position``: lighting to ``--lighting-target`` (oracle lighting) optimizing only the positions a
-  semantic map ties to lighting (``--map`` JSON, else a probe map from ``run_probes`` on world tokens)
+  map ties to lighting (``--map`` JSON, else world-32's swap-validated ``declared_semantics``)
   vs all positions; drift of every other oracle attribute;
 - ``speed``: the loop's time per step vs a bare step (quantize + decode fwd/bwd + objective fwd/bwd +
   Adam), wall clock and process CPU time, batch 1 and 64.
@@ -118,20 +118,13 @@ def inpainting(args) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def lighting_positions(tok, args) -> list[int]:
-    """The positions tied to lighting: from ``--map``, else the top ``--k`` of a probe map (AMI)."""
+def lighting_positions(args) -> list[int]:
+    """The positions tied to lighting: from ``--map``, else world-32's swap-validated declared_semantics."""
+    from probe import zoo
     from probe.optimize.tasks import load_position_map, positions_for
 
-    if args.map:
-        return positions_for("lighting", load_position_map(args.map), args.k)
-    from probe.data.world import sample
-    from probe.measure.batched import encode_batched
-    from probe.probes.run import run_probes
-
-    images, f = sample(args.map_n, seed=args.seed + 5, resolution=tok.image_size)
-    enc = encode_batched(tok, images)
-    res = run_probes(enc.indices.numpy(), f[["lighting"]], probes=("mi", "ami"), permutations=50, progress=False)
-    return positions_for("lighting", res.semantic_map, args.k)
+    smap = load_position_map(args.map) if args.map else zoo.config("world-32")["declared_semantics"]
+    return positions_for("lighting", smap, args.k)
 
 
 def position_edits(args) -> tuple[pd.DataFrame, list[int]]:
@@ -142,7 +135,7 @@ def position_edits(args) -> tuple[pd.DataFrame, list[int]]:
     from probe.optimize.tasks import position_edit
 
     tok = load_tokenizer("world-32", device="cpu")
-    positions = lighting_positions(tok, args)
+    positions = lighting_positions(args)
     images, _ = sample(args.position_n, seed=args.seed + 3, resolution=tok.image_size)
     measurer = get_measurer("oracle:lighting", device="cpu")
     others = {k: v for k, v in oracle_measurers(device="cpu").items() if k != "lighting"}
@@ -223,8 +216,8 @@ def main() -> None:
     ap.add_argument("--position-iterations", type=int, default=100)
     ap.add_argument("--position-lr", type=float, default=0.05)
     ap.add_argument("--lighting-target", type=float, default=0.8)
-    ap.add_argument("--map", default=None, help="semantic map JSON for the lighting positions (default: a probe map)")
-    ap.add_argument("--map-n", type=int, default=2000, help="world images of the probe map")
+    ap.add_argument("--map", default=None, help="semantic map JSON for the lighting positions "
+                    "(default: world-32's swap-validated declared_semantics in its zoo record)")
     ap.add_argument("--k", type=int, default=1, help="positions taken from the map")
     ap.add_argument("--speed-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)

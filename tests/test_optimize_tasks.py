@@ -104,6 +104,11 @@ def test_positions_from_maps(tmp_path) -> None:
     assert positions_for("lighting", load_position_map(path), 1) == [2]
     with pytest.raises(KeyError, match="shape"):
         positions_for("shape", load_position_map(path), 1)
+    # a zoo record's swap-validated declared_semantics
+    record = {"kind": "tokenizer", "declared_semantics": {"_source": "x", "lighting": {"positions": [26], "floor": 0.4}}}
+    path.write_text(json.dumps(record))
+    assert positions_for("lighting", load_position_map(path), 1) == [26]
+    assert positions_for("lighting", record["declared_semantics"], 1) == [26]
 
 
 def _brightness(images: torch.Tensor) -> torch.Tensor:

@@ -173,22 +173,38 @@ def load_position_map(path: str | Path) -> Any:
         from probe.probes.semantic_map import SemanticMap
 
         return SemanticMap.from_dict(data)
-    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
-        return {str(k): [int(p) if not isinstance(p, dict) else int(p["position"]) for p in v] for k, v in data.items()}
-    raise ValueError(f"{path}: expected a semantic map (keys rank_by, by_attribute) or {{attribute: [positions]}}")
+    if isinstance(data, dict) and isinstance(data.get("declared_semantics"), dict):  # a zoo model record
+        data = data["declared_semantics"]
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if str(k).startswith("_"):
+                continue
+            v = v.get("positions") if isinstance(v, dict) else v
+            if not isinstance(v, list):
+                break
+            out[str(k)] = [int(p) if not isinstance(p, dict) else int(p["position"]) for p in v]
+        else:
+            return out
+    raise ValueError(f"{path}: expected a semantic map (keys rank_by, by_attribute), a zoo model record with "
+                     "declared_semantics, or {attribute: [positions]}")
 
 
 def positions_for(attribute: str, smap: Any, k: int = 1) -> list[int]:
     """The ``k`` positions a map ties to ``attribute``.
 
-    ``smap``: anything with ``candidates(attribute, k)`` (the swap engine's validated map) or
-    ``top_positions(attribute, k)`` (:class:`~probe.probes.semantic_map.SemanticMap`), or a
-    ``{attribute: [positions]}`` mapping.
+    ``smap``: anything with ``candidates(attribute, k)`` (:class:`~probe.probes.semantic_map.SemanticMap`:
+    its significant cells, best first), a ``{attribute: [positions]}`` mapping, or a shipped model's
+    swap-validated ``declared_semantics`` (``{attribute: {"positions": [...], ...}}``, in ``probe.zoo.config``).
     """
     if isinstance(smap, Mapping):
-        if attribute not in smap:
-            raise KeyError(f"the position map has no attribute {attribute!r}; it has {sorted(smap)}")
-        return [int(p) for p in list(smap[attribute])[:k]]
+        attrs = sorted(a for a in smap if not str(a).startswith("_"))
+        if attribute not in attrs:
+            raise KeyError(f"the position map has no attribute {attribute!r}; it has {attrs}")
+        entry = smap[attribute]
+        if isinstance(entry, Mapping):  # a zoo record's declared_semantics: {"positions": [...], "floor": ...}
+            entry = entry["positions"]
+        return [int(p) for p in list(entry)[:k]]
     for method in ("candidates", "top_positions"):
         if hasattr(smap, method):
             got = [int(p if not isinstance(p, dict) else p["position"]) for p in getattr(smap, method)(attribute, k)]
