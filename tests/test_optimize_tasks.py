@@ -164,3 +164,22 @@ def test_write_run(tmp_path) -> None:
         assert (out / name).exists(), name
     h = pd.read_csv(out / "history.csv")
     assert len(h) == 2 * (res.steps + 1)
+
+
+def test_generate_seed_choices() -> None:
+    from probe.optimize import load_clip
+    from probe.optimize.tasks import clip_top1, generate
+
+    tok = ToyTokenizer(discrete=True)
+    clip = load_clip("world-clip", device="cpu")
+    pool = quadrant_images(tok.codes[torch.randint(0, 27, (6, 4), generator=torch.Generator().manual_seed(2))])
+    prompts = ["a photo of a red square.", "a photo of a blue star."]
+    cfg = _cfg(iterations=2)
+    res = generate(tok, prompts, 2, clip=clip, seed_images=pool, init="top1", config=cfg)
+    top = clip_top1(clip, pool, prompts)
+    want = tok.decode(tok.encode(pool[top.repeat_interleave(2)]).quantized)
+    assert torch.equal(res.seed_images, want)  # every sample of a prompt starts from its top-1 image
+    res = generate(tok, prompts, 3, clip=clip, init="tokens", config=cfg)
+    assert len(res.images) == 6 and res.history.row.nunique() == 6
+    with pytest.raises(ValueError, match="needs seed_images"):
+        generate(tok, prompts, 1, clip=clip, init="random", config=cfg)
