@@ -16,7 +16,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -> None:
     parser.add_argument("--tokenizer", default="world-32",
                         help="preset, shipped model, hub id, folder or weights file (default: world-32)")
-    parser.add_argument("--random-init", action="store_true", help="build the tokenizer preset with random weights (trials)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="build the tokenizer preset with random weights (trials)")
     if clip:
         parser.add_argument("--clip", default="world-clip",
                             help="CLIP for the objective: a shipped model (world-clip), ARCH:PRETRAINED of open_clip "
@@ -36,12 +37,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -
 
 def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     d = OptimizeConfig()
-    parser.add_argument("--iterations", type=int, default=d.iterations, help=f"optimizer steps (default: {d.iterations})")
+    parser.add_argument("--iterations", type=int, default=d.iterations,
+                        help=f"optimizer steps (default: {d.iterations})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
     parser.add_argument("--ema", type=float, default=d.ema_decay, dest="ema_decay",
                         help="EMA decay of the tokens, the result is the EMA (0: off; default: 0)")
     parser.add_argument("--noise", type=float, default=d.noise,
-                        help="token noise scale s, decaying as s/2 (1 + cos(pi min(1, 1.5 i / (iters - 1)))) (default: 0)")
+                        help="token noise scale s, decaying as s/2 (1 + cos(pi min(1, 1.5 i / (iters - 1)))) "
+                             "(default: 0)")
     parser.add_argument("--reg", type=float, default=d.reg_weight, dest="reg_weight",
                         help="weight of the L2 regularizer on the features (default: 0)")
     parser.add_argument("--reg-target", choices=("seed", "zero"), default=d.reg_target,
@@ -126,4 +129,5 @@ def heldout_from_args(args: argparse.Namespace, prompts: list[str] | str, device
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Every option of the command line (for ``config.json``)."""
-    return {"command": args.command, **{k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}}
+    rest = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    return {"command": args.command, **rest}

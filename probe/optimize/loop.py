@@ -267,7 +267,8 @@ def optimize(tok: Any, objective: Objective | Callable[..., torch.Tensor], seed_
     history = pd.DataFrame({
         "step": np.repeat(np.asarray(rec["step"]), b),
         "row": np.tile(np.arange(b), len(rec["step"])),
-        **{k: torch.stack(rec[k]).reshape(-1).numpy() for k in ("loss", "objective", "reg", "heldout", "changed", "noise")},
+        **{k: torch.stack(rec[k]).reshape(-1).numpy()
+           for k in ("loss", "objective", "reg", "heldout", "changed", "noise")},
     })
     return OptimizeResult(features=final, quantized=q.detach(), indices=None if idx is None else idx.detach(),
                           images=images.cpu(), seed_images=seed_images, history=history,

@@ -279,7 +279,8 @@ class MaskedReconstruction(Objective):
         if p not in (1, 2):
             raise ValueError(f"MaskedReconstruction: p must be 1 or 2, got {p}")
         if known.shape[0] != target.shape[0] or known.shape[-2:] != target.shape[-2:]:
-            raise ValueError(f"MaskedReconstruction: mask {tuple(known.shape)} does not fit target {tuple(target.shape)}")
+            raise ValueError(f"MaskedReconstruction: mask {tuple(known.shape)} does not fit "
+                             f"target {tuple(target.shape)}")
         self.target, self.known, self.p = target, known.to(target.dtype), p
         self.name = f"masked_l{p}"
 

@@ -93,7 +93,8 @@ def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipMod
         if init == "top1":
             pick = clip_top1(clip, seed_images, prompts).repeat_interleave(n)
         else:
-            pick = torch.randint(0, len(seed_images), (len(rows),), generator=torch.Generator().manual_seed(config.seed))
+            g = torch.Generator().manual_seed(config.seed)
+            pick = torch.randint(0, len(seed_images), (len(rows),), generator=g)
         seed = encode_features(tok, seed_images[pick])
     else:
         raise ValueError(f"generate: init must be 'top1', 'random' or 'tokens', got {init!r}")
@@ -167,7 +168,8 @@ def load_position_map(path: str | Path) -> Any:
     """A semantic map from JSON: ``SemanticMap.to_json`` output, or a plain ``{attribute: [positions]}``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"semantic map {path} does not exist; write one with `tokenprobe probe` or pass positions")
+        raise FileNotFoundError(f"semantic map {path} does not exist; write one with `tokenprobe probe` "
+                                "or pass positions")
     data = json.loads(path.read_text())
     if isinstance(data, dict) and "by_attribute" in data and "rank_by" in data:
         from probe.probes.semantic_map import SemanticMap
@@ -216,7 +218,8 @@ def positions_for(attribute: str, smap: Any, k: int = 1) -> list[int]:
 
 
 @torch.no_grad()
-def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor,
+               positions: Sequence[int]) -> dict[str, torch.Tensor]:
     """Copy the tokens at ``positions`` from ``source`` images into ``target`` images (row by row).
 
     Returns ``images`` (decoded composites), ``target`` / ``source`` reconstructions, and ``quantized``
@@ -265,7 +268,8 @@ def attribute_drift(measurers: Mapping[str, Callable[..., torch.Tensor]], before
         else:
             d, va, vb = 0.5 * (b - a).abs().sum(1), a.argmax(1).float(), b.argmax(1).float()
         for r in range(len(d)):
-            rows.append({"attribute": name, "row": r, "before": float(va[r]), "after": float(vb[r]), "drift": float(d[r])})
+            rows.append({"attribute": name, "row": r, "before": float(va[r]), "after": float(vb[r]),
+                         "drift": float(d[r])})
     return pd.DataFrame(rows)
 
 
