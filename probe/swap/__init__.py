@@ -1,11 +1,48 @@
-"""The swap engine (user story 3): copy-paste token swaps measured on decoded images.
+"""The swap engine: copy-paste token swaps measured on decoded images, at scale, with controls.
 
-So far it holds the pixel measurers of the world's attributes (:mod:`probe.swap.measurers`) and the
-single-token paste between an attribute's two ends (:mod:`probe.swap.paste`), shared by the tokenizer's
-localization analysis (``analyses/world_tokenizer/localization.py``) and the tests of the shipped models.
-Pair sampling at scale, controls and the tidy results table are still to come.
+- :func:`patch` (:mod:`probe.swap.engine`): the one generic patch (pairs x position sets x measurers,
+  with controls) -> a tidy table;
+- :func:`sample_pairs` (:mod:`probe.swap.pairs`): (recipient, donor) pairs from opposite ends of an attribute;
+- :func:`sweep_positions`, :func:`position_set`, :func:`validate`, :func:`greedy_set` (:mod:`probe.swap.run`):
+  the specialisations on a store's tokens;
+- :func:`summarize`, :class:`VerdictConfig` (:mod:`probe.swap.stats`): transfer with a bootstrap interval,
+  interchange-intervention accuracy, effect sizes against the controls, side effects, verdicts;
+- :func:`validate_map`, :class:`ValidatedMap` (:mod:`probe.swap.validated`): the validated semantic map;
+- :func:`traverse`, :func:`response_curve` (:mod:`probe.swap.traverse`): one position through many codes.
 """
-from probe.swap.measurers import MEASURERS, hue_vector, luminance, moved_fraction
-from probe.swap.paste import decode, end_groups, moved_by_paste, paste
+from probe.swap.engine import CONTROLS, Shard, as_quantized, canonical_order, merge_shards, patch, paste, set_label
+from probe.swap.pairs import PairConfig, sample_pairs
+from probe.swap.run import (
+    SwapConfig,
+    SwapData,
+    SwapResult,
+    greedy_set,
+    position_set,
+    probe_ranking,
+    run_swaps,
+    sweep_positions,
+    validate,
+)
+from probe.swap.stats import VerdictConfig, off_target_matrix, summarize
+from probe.swap.traverse import codes_used, response_curve, traverse
+from probe.swap.validated import ValidatedMap, causal_heatmap, rank_agreement, validate_map, validated_map
 
-__all__ = ["MEASURERS", "decode", "end_groups", "hue_vector", "luminance", "moved_by_paste", "moved_fraction", "paste"]
+_LEGACY = {"decode": "probe.swap.paste", "end_groups": "probe.swap.paste", "moved_by_paste": "probe.swap.paste",
+           "MEASURERS": "probe.swap.measurers", "hue_vector": "probe.swap.measurers",
+           "luminance": "probe.swap.measurers", "moved_fraction": "probe.swap.measurers"}
+
+
+def __getattr__(name: str):  # the single-token paste helpers of the localization analysis, imported lazily
+    if name in _LEGACY:
+        import importlib
+
+        return getattr(importlib.import_module(_LEGACY[name]), name)
+    raise AttributeError(f"module 'probe.swap' has no attribute {name!r}")
+
+
+__all__ = [
+    "CONTROLS", "PairConfig", "Shard", "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
+    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "greedy_set", "merge_shards", "off_target_matrix", "patch",
+    "paste", "position_set", "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs",
+    "set_label", "summarize", "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
+]

@@ -1,0 +1,300 @@
+"""The validated semantic map: what swaps confirm, beside what the probes ranked.
+
+From a sweep (every single position x attribute) and the probes' ranking:
+
+- the causal heatmap (positions x attributes of transfer) and the rank agreement per attribute
+  (Spearman between probe effect and transfer over positions);
+- the disagreement table: attributes whose probe top position is not the causal top;
+- per attribute the answer: the best single position when swaps confirm it, else the smallest position
+  set the greedy search finds reaching the stated transfer (with its curve), with transfer and
+  interval, verdict, specificity and the probe rank the answer had.
+
+:func:`validate_map` runs it all on a store in one call.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.swap.run import (
+    SwapConfig,
+    SwapData,
+    SwapResult,
+    greedy_set,
+    position_set,
+    probe_ranking,
+    sweep_positions,
+)
+
+
+def causal_heatmap(summary: pd.DataFrame) -> pd.DataFrame:
+    """Positions (rows) x attributes (columns) of single-position transfer, from a sweep summary."""
+    single = summary[summary["set_size"] == 1].copy()
+    single["position"] = single["positions"].astype(int)
+    return single.pivot(index="position", columns="attribute", values="transfer").sort_index()
+
+
+def rank_agreement(heat: pd.DataFrame, ranking: pd.DataFrame) -> pd.DataFrame:
+    """Per attribute: Spearman correlation between the probe effect and the transfer over positions, and
+    the top position of each (``probe_top``, ``causal_top``, ``agree``)."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    for attr in heat.columns:
+        r = ranking[ranking["attribute"] == attr].set_index("position")["effect"]
+        c = heat[attr]
+        common = c.index.intersection(r.index)
+        rho = np.nan
+        if len(common) > 2 and np.nanstd(r[common]) > 0 and np.nanstd(c[common]) > 0:
+            rho = float(spearmanr(r[common], c[common], nan_policy="omit").statistic)
+        probe_top = int(r.idxmax()) if len(r) and r.notna().any() else -1
+        causal_top = int(c.idxmax()) if c.notna().any() else -1
+        rows.append({"attribute": attr, "spearman": rho, "probe_top": probe_top,
+                     "probe_top_transfer": float(c.get(probe_top, np.nan)), "causal_top": causal_top,
+                     "causal_top_transfer": float(c.get(causal_top, np.nan)),
+                     "causal_top_probe_rank": _rank_of(ranking, attr, causal_top),
+                     "agree": probe_top == causal_top})
+    return pd.DataFrame(rows)
+
+
+def _rank_of(ranking: pd.DataFrame, attr: str, position: int) -> float:
+    r = ranking[(ranking["attribute"] == attr) & (ranking["position"] == position)]["probe_rank"]
+    return float(r.iloc[0]) if len(r) else np.nan
+
+
+def disagreements(agreement: pd.DataFrame) -> pd.DataFrame:
+    """The attributes whose probe top position is not the causal top."""
+    return agreement[~agreement["agree"]].reset_index(drop=True)
+
+
+@dataclass
+class ValidatedMap:
+    """The answer per attribute, with everything behind it.
+
+    Attributes:
+        answers: one row per attribute: ``positions`` (the confirmed position or the greedy set),
+            ``transfer``, ``ci_low``, ``ci_high``, ``iia``, ``verdict``, ``specificity``,
+            ``entangled_with``, ``probe_rank`` (of a single answer position), ``source`` (``single`` /
+            ``greedy``).
+        sweep: the sweep's :class:`SwapResult` (``table``: one row per swap x measurer; ``summary``).
+        heatmap: positions x attributes of transfer.
+        agreement: rank agreement per attribute; ``disagreements``: its rows with probe top != causal top.
+        curves: the greedy transfer-vs-set-size curves.
+        sets: the summary of the answer sets (controls included) when a set was re-run.
+    """
+
+    answers: pd.DataFrame
+    sweep: SwapResult
+    heatmap: pd.DataFrame
+    agreement: pd.DataFrame
+    ranking: pd.DataFrame
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sets: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def disagreements(self) -> pd.DataFrame:
+        return disagreements(self.agreement)
+
+    def answer(self, attribute: str) -> list[int]:
+        """The validated positions of ``attribute`` (``[]`` when none is confirmed or weak)."""
+        row = self.answers[self.answers["attribute"] == attribute]
+        if row.empty or row["verdict"].iloc[0] == "rejected":
+            return []
+        return [int(p) for p in str(row["positions"].iloc[0]).split("+")]
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            if isinstance(v, (np.generic,)):
+                v = v.item()
+            if isinstance(v, float) and not np.isfinite(v):
+                return None
+            return v
+
+        return {
+            "thresholds": dict(self.sweep.summary.attrs.get("thresholds", {})),
+            "target_transfer": self.sweep.config.target,
+            "answers": [{k: clean(v) for k, v in r.items()} for r in self.answers.to_dict("records")],
+            "disagreements": [{k: clean(v) for k, v in r.items()} for r in self.disagreements.to_dict("records")],
+        }
+
+    def save(self, folder: str | Path, *, figures: bool = True, tables_format: str = "csv") -> dict[str, Path]:
+        """Write the tables (``swaps`` one row per swap x measurer; ``mappings`` one per (attribute,
+        set); ``validated_map``; ``causal_heatmap``; ``rank_agreement``; ``disagreements``;
+        ``greedy_curves``), ``validated_map.json`` and the figures (PNG + SVG)."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {}
+
+        def table(name: str, df: pd.DataFrame, fmt: str = "csv") -> None:
+            p = out / f"{name}.{fmt}"
+            if fmt == "parquet":
+                df.to_parquet(p, index=False)
+            else:
+                df.to_csv(p, index=name == "causal_heatmap")
+            paths[name] = p
+
+        table("swaps", self.sweep.table, tables_format)
+        table("mappings", self.sweep.summary)
+        table("validated_map", self.answers)
+        table("causal_heatmap", self.heatmap)
+        table("rank_agreement", self.agreement)
+        table("disagreements", self.disagreements)
+        table("pairs", self.sweep.pairs)
+        if len(self.curves):
+            table("greedy_curves", self.curves)
+        if len(self.sets):
+            table("answer_sets", self.sets)
+        (out / "validated_map.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        paths["json"] = out / "validated_map.json"
+        if figures:
+            from probe.viz.swap import causal_vs_probe_figure, transfer_curve_figure
+            from probe.viz.save import save_figure
+
+            fig = causal_vs_probe_figure(self.heatmap, self.ranking, self.answers)
+            paths["heatmap_figure"] = save_figure(fig, out / "causal_vs_probe")[0]
+            if len(self.curves):
+                fig = transfer_curve_figure(self.curves, self.sweep.config.target)
+                paths["curve_figure"] = save_figure(fig, out / "greedy_curves")[0]
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+        return paths
+
+
+def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataFrame,
+                  sets: pd.DataFrame) -> pd.DataFrame:
+    """One row per attribute: the confirmed single position, else the greedy set (see :class:`ValidatedMap`)."""
+    rows = []
+    single = summary[summary["set_size"] == 1]
+    for attr, grp in single.groupby("attribute", sort=False):
+        best = grp.sort_values("transfer", ascending=False).iloc[0]
+        src = "single"
+        pick = best
+        if best["verdict"] != "confirmed" and len(curves):
+            c = curves[curves["attribute"] == attr]
+            hit = c[c["reached"]] if len(c) else c
+            if len(hit) and len(sets):
+                label = hit.iloc[0]["positions"]
+                s = sets[(sets["attribute"] == attr) & (sets["positions"] == label)]
+                if len(s):
+                    pick, src = s.iloc[0], "greedy"
+        keep = ["positions", "set_size", "transfer", "ci_low", "ci_high", "iia", "d_random", "d_same_end",
+                "max_off_target", "entangled_with", "verdict", "specificity"]
+        row = {"attribute": attr, **{k: pick.get(k, np.nan) for k in keep}, "source": src}
+        row["probe_rank"] = (_rank_of(ranking, attr, int(pick["positions"]))
+                             if int(pick["set_size"]) == 1 else np.nan)
+        row["best_single"] = best["positions"]
+        row["best_single_transfer"] = best["transfer"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any, *,
+                  attributes: Sequence[str] | None = None, config: SwapConfig | None = None,
+                  greedy: bool = True, progress: bool = True, sweep: SwapResult | None = None) -> ValidatedMap:
+    """Sweep every position for every attribute, compare with the probes, search sets where no single
+    position is confirmed, and assemble the :class:`ValidatedMap`."""
+    cfg = config or SwapConfig()
+    sw = sweep or sweep_positions(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
+    heat = causal_heatmap(sw.summary)
+    ranking = probe_ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
+        columns=["attribute", "position", "effect", "probe_rank"])
+    agreement = rank_agreement(heat, ranking)
+    curves, sets = [], []
+    if greedy:
+        for attr in heat.columns:
+            s = sw.summary[(sw.summary["attribute"] == attr) & (sw.summary["set_size"] == 1)]
+            if s.empty or (s["verdict"] == "confirmed").any():
+                continue
+            c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress)
+            if c.empty:
+                continue
+            curves.append(c)
+            hit = c[c["reached"]]
+            if len(hit) and int(hit.iloc[0]["set_size"]) > 1:
+                best = [int(p) for p in str(hit.iloc[0]["positions"]).split("+")]
+                res = position_set(tokenizer, data, measurers, best, attributes=[attr], config=cfg, progress=progress)
+                sets.append(res.summary)
+    curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    sets_df = pd.concat(sets, ignore_index=True) if sets else pd.DataFrame()
+    answers = build_answers(sw.summary, ranking, curves_df, sets_df)
+    return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
+
+
+def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
+                 attributes: Sequence[str] | None = None, measurers: Mapping[str, Any] | None = None,
+                 config: SwapConfig | None = None, greedy: bool = True, progress: bool = True) -> ValidatedMap:
+    """The validated semantic map of a token store, in one call.
+
+    Args:
+        store: a :class:`probe.store.TokenStore` (or a path to one).
+        tokenizer: the tokenizer that made it (default: ``probe.load_tokenizer`` of the store's
+            tokenizer name).
+        semantic_map: the probes' map (a ``SemanticMap``, or a probe table); ``None``: no comparison.
+        attributes: default every attribute that has a default measurer.
+        measurers: attribute -> measurer (default ``probe.measure.measurer_for(attribute)``).
+
+    Example (the demo): ``probe.swap.validate_map(result.store, semantic_map=result.probes.semantic_map)``
+    and ``.answer("lighting")`` for the validated lighting position(s).
+    """
+    from probe.store import TokenStore
+
+    if isinstance(store, (str, Path)):
+        store = TokenStore.open(store)
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(store)
+    measurers = dict(measurers) if measurers is not None else default_measurers(store, attributes)
+    if attributes is not None:
+        measurers = {a: measurers[a] for a in attributes if a in measurers} | {
+            a: m for a, m in measurers.items() if a not in attributes}
+    masks = None
+    if any(getattr(m, "needs_masks", False) for m in measurers.values()):
+        from probe.data.rematerialise import rematerialise
+
+        masks = rematerialise(store, np.arange(len(store)), masks=True)[1]
+    data = SwapData.from_store(store, tokenizer, masks=masks)
+    attrs = list(attributes) if attributes is not None else [a for a in measurers if a in data.attributes.columns]
+    return validated_map(tokenizer, data, measurers, semantic_map, attributes=attrs, config=config, greedy=greedy,
+                         progress=progress)
+
+
+def tokenizer_of(store: Any) -> Any:
+    """Load the tokenizer a store was made with: a shipped model whose config matches the header's, else
+    the header's ``tokenizer_id`` as a :func:`probe.load_tokenizer` spec."""
+    import probe
+    from probe import zoo
+
+    info = store.tokenizer
+    for name in zoo.available():
+        cfg = zoo.config(name)
+        if cfg.get("kind") == "tokenizer" and cfg.get("config") == info.get("config"):
+            return probe.load_tokenizer(name)
+    spec = store.header.get("tokenizer_id")
+    if not spec:
+        raise ValueError(f"store {store.path}: its header names no tokenizer to load; pass tokenizer=")
+    try:
+        return probe.load_tokenizer(spec)
+    except Exception as exc:  # loading raises several types; the user needs one line
+        raise ValueError(f"store {store.path}: cannot load its tokenizer {spec!r} ({exc}); pass tokenizer= "
+                         f"(or --tokenizer)") from exc
+
+
+def default_measurers(store: Any, attributes: Sequence[str] | None = None) -> dict[str, Any]:
+    """attribute -> ``probe.measure.measurer_for(attribute)`` for each attribute that has a default."""
+    from probe.measure import measurer_for
+
+    names = list(attributes) if attributes is not None else [
+        c for c in store.attributes.columns if c not in ("index", "ref") and not str(c).endswith("_bin")]
+    out = {}
+    for a in names:
+        try:
+            out[a] = measurer_for(a)
+        except (KeyError, ValueError):
+            if attributes is not None:
+                raise
+    return out
