@@ -78,3 +78,20 @@ def image_from_ref(ref: str, resolution: int, *, world_config: dict | None = Non
     from probe.data.transforms import load_as_tensor
 
     return load_as_tensor(ref, resolution)
+
+
+def world_masks(store: Any) -> torch.Tensor | None:
+    """Object masks ``[M, 1, R, R]`` of every row of a world store without corruptions (``None`` otherwise):
+    what the world's mask-reading measurers (object hue, background sharpness) need."""
+    from probe.data.manifest import manifest_from_dict
+
+    mdict = dict(store.manifest)
+    if not mdict:
+        return None
+    try:
+        manifest = manifest_from_dict(mdict, where=f"{getattr(store, 'path', 'store')}/header.json")
+    except Exception:  # a manifest this version cannot read back: no masks, the measurers say if they need them
+        return None
+    if manifest.source_type != "world" or manifest.corruptions:
+        return None
+    return rematerialise(store, np.arange(len(store)), masks=True)[1]

@@ -162,6 +162,45 @@ class _Decoder:
         return [np.concatenate([p[k] for p in parts]) for k in range(len(self.measurers))]
 
 
+class _Queue:
+    """Patched token batches in, measurements out: decodes ``batch`` images at a time whatever the sizes
+    of the batches put in. :meth:`put` returns a ticket; :meth:`results` maps tickets to the measured
+    values ``[per measurer: [B, D]]`` of that batch."""
+
+    def __init__(self, dec: _Decoder, batch: int) -> None:
+        self.dec, self.batch = dec, batch
+        self.pending: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.n = 0
+        self.lengths: list[int] = []
+        self.parts: list[list[np.ndarray]] = []
+
+    def put(self, q: torch.Tensor, masks: torch.Tensor | None) -> int:
+        self.pending.append((q, masks))
+        self.n += len(q)
+        self.lengths.append(len(q))
+        while self.n >= self.batch:
+            self._flush(self.batch)
+        return len(self.lengths) - 1
+
+    def _flush(self, k: int) -> None:
+        q = torch.cat([p[0] for p in self.pending])
+        has_masks = self.pending[0][1] is not None
+        mk = torch.cat([p[1] for p in self.pending]) if has_masks else None
+        self.parts.append(self.dec.measure(q[:k], None if mk is None else mk[:k]))
+        self.pending = [(q[k:], None if mk is None else mk[k:])] if len(q) > k else []
+        self.n = len(q) - k
+
+    def results(self) -> list[list[np.ndarray]]:
+        if self.n:
+            self._flush(self.n)
+        n_meas = len(self.dec.measurers)
+        if not self.parts:
+            return [[np.zeros((0, 1))] * n_meas for _ in self.lengths]
+        flat = [np.concatenate([p[k] for p in self.parts]) for k in range(n_meas)]
+        bounds = np.cumsum([0, *self.lengths])
+        return [[flat[k][bounds[j] : bounds[j + 1]] for k in range(n_meas)] for j in range(len(self.lengths))]
+
+
 def _scalar(kind: str, v: np.ndarray, ref_class: np.ndarray | None) -> np.ndarray:
     """A table-friendly scalar of measured values ``v [B, D]``: the value (continuous), the angle in turns
     (circular), or the probability of ``ref_class`` (categorical: the donor's class)."""
@@ -296,48 +335,53 @@ def patch(
         # the same-end donor's own value is the control's "donor"
         ref_s = dec.measure(sq, rmask) if "same_end" in controls else None
 
-        blocks: list[pd.DataFrame] = []
-
-        def emit(label: str, size: int, control: str, swapped: list[np.ndarray],
-                 donor_ref: list[np.ndarray] | None = None) -> None:
-            dref = ref_d if donor_ref is None else donor_ref
-            for k, meas in enumerate(measurers):
-                cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k])
-                df = pd.DataFrame({"pair": ids, "positions": label, "set_size": size, "control": control,
-                                   "measurer": meas.name, "kind": meas.kind, **cmp})
-                for col, vals in (extra or {}).items():
-                    df[col] = np.asarray(vals)[rows]
-                blocks.append(df)
-
+        # every patched batch goes through one queue, so decodes run at full batch size across sets
+        queue = _Queue(dec, batch)
+        jobs: list[tuple[str, int, str, Any, list[np.ndarray] | None]] = []  # label, size, control, values, donor ref
         for k, s in enumerate(sets):
             label = set_label(s)
             for control in controls:
+                dref = None
                 if control == "none":
-                    emit(label, len(s), control, dec.measure(paste(rq, dq, s), rmask))
+                    vals: Any = queue.put(paste(rq, dq, s), rmask)
                 elif control == "same_end":
-                    emit(label, len(s), control, dec.measure(paste(rq, sq, s), rmask), donor_ref=ref_s)
+                    vals, dref = queue.put(paste(rq, sq, s), rmask), ref_s
                 elif control == "random_position":
                     q = rq.clone()
                     rs = torch.as_tensor(rand_sets[k][rows], device=rq.device)
                     ar = torch.arange(m, device=rq.device)[:, None]
                     q[ar, rs] = dq[ar, rs]
-                    emit(label, len(s), control, dec.measure(q, rmask))
+                    vals = queue.put(q, rmask)
                 elif control == "all_except":
                     rest = [p for p in range(n_tok) if p not in s]
-                    emit(label, len(s), control, dec.measure(paste(rq, dq, rest) if rest else rq.clone(), rmask))
+                    vals = queue.put(paste(rq, dq, rest) if rest else rq.clone(), rmask)
                 elif control == "self":
                     q = paste(rq, rq, s)
                     # a self-swap must be an exact no-op on the tokens: its measures are the recipient's own
                     assert torch.equal(q, rq), "self-swap changed the tokens"
-                    emit(label, len(s), control, rec_r)
+                    vals = rec_r
                 elif control == "swap_back":
                     with torch.no_grad():
                         imgs = dec.images(paste(rq, dq, s))
                         back = torch.cat([tokenizer.encode(imgs[b : b + batch]).quantized
                                           for b in range(0, len(imgs), batch)])
-                    emit(label, len(s), control, dec.measure(paste(back, rq, s), rmask))
-                elif control == "donor_recon":
-                    emit(label, len(s), control, rec_d)
+                    vals = queue.put(paste(back, rq, s), rmask)
+                else:  # donor_recon
+                    vals = rec_d
+                jobs.append((label, len(s), control, vals, dref))
+        done = queue.results()
+
+        blocks: list[pd.DataFrame] = []
+        for label, size, control, vals, dref in jobs:
+            swapped = done[vals] if isinstance(vals, int) else vals
+            dref = ref_d if dref is None else dref
+            for k, meas in enumerate(measurers):
+                cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k])
+                df = pd.DataFrame({"pair": ids, "positions": label, "set_size": size, "control": control,
+                                   "measurer": meas.name, "kind": meas.kind, **cmp})
+                for col, v in (extra or {}).items():
+                    df[col] = np.asarray(v)[rows]
+                blocks.append(df)
     finally:
         bar.close()
     out = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame()

@@ -262,9 +262,10 @@ def probe_ranking(semantic_map: Any) -> pd.DataFrame:
         val = "effect" if "effect" in df.columns else "value"
         out = df[["attribute", "position", val]].rename(columns={val: "effect"}).copy()
     else:
-        frame = getattr(semantic_map, "frame", None) or getattr(semantic_map, "table", None)
-        if isinstance(frame, pd.DataFrame) and {"attribute", "position"} <= set(frame.columns):
-            return probe_ranking(frame)
+        for name in ("frame", "table"):  # a DataFrame-backed map
+            frame = getattr(semantic_map, name, None)
+            if isinstance(frame, pd.DataFrame) and {"attribute", "position"} <= set(frame.columns):
+                return probe_ranking(frame)
         rows = [{"attribute": a, "position": int(r["position"]), "effect": r.get("effect")}
                 for a, ranked in semantic_map.by_attribute.items() for r in ranked]
         out = pd.DataFrame(rows, columns=["attribute", "position", "effect"])

@@ -252,11 +252,9 @@ def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
     if attributes is not None:
         measurers = {a: measurers[a] for a in attributes if a in measurers} | {
             a: m for a, m in measurers.items() if a not in attributes}
-    masks = None
-    if any(getattr(m, "needs_masks", False) for m in measurers.values()):
-        from probe.data.rematerialise import rematerialise
+    from probe.data.rematerialise import world_masks
 
-        masks = rematerialise(store, np.arange(len(store)), masks=True)[1]
+    masks = world_masks(store)
     data = SwapData.from_store(store, tokenizer, masks=masks)
     attrs = list(attributes) if attributes is not None else [a for a in measurers if a in data.attributes.columns]
     return validated_map(tokenizer, data, measurers, semantic_map, attributes=attrs, config=config, greedy=greedy,
@@ -298,3 +296,30 @@ def default_measurers(store: Any, attributes: Sequence[str] | None = None) -> di
             if attributes is not None:
                 raise
     return out
+
+
+def grid_images(tokenizer: Any, data: SwapData, pairs: pd.DataFrame, positions: Sequence[int], *, n: int = 6,
+                seed: int = 0) -> dict[str, Any]:
+    """Decoded images of the first ``n`` pairs: recipient | donor | swapped | controls (random other
+    position set of the same size, same-end donor, all positions except the tested ones), each ``[n, 3, H, W]``."""
+    import torch
+
+    from probe.swap.engine import paste
+
+    p = pairs.head(n)
+    q = data.quantized
+    rec = q[torch.as_tensor(p["recipient"].to_numpy().copy())]
+    don = q[torch.as_tensor(p["donor"].to_numpy().copy())]
+    same = q[torch.as_tensor(p["same_end_donor"].to_numpy().copy())]
+    n_tok = q.shape[1]
+    rng = np.random.default_rng(seed)
+    others = [i for i in range(n_tok) if i not in set(positions)]
+    rand = sorted(rng.choice(others, len(positions), replace=False).tolist()) if len(others) >= len(positions) else []
+    cols = {"recipient": rec, "donor": don, f"swapped @{'+'.join(map(str, positions))}": paste(rec, don, positions)}
+    if rand:
+        cols[f"random @{'+'.join(map(str, rand))}"] = paste(rec, don, rand)
+    cols["same-end donor"] = paste(rec, same, positions)
+    if others:
+        cols["all except"] = paste(rec, don, others)
+    with torch.no_grad():
+        return {k: tokenizer.decode(v) for k, v in cols.items()}
