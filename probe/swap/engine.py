@@ -114,13 +114,50 @@ def paste(recipients: torch.Tensor, donors: torch.Tensor, positions: PositionSet
     return q
 
 
+class _Memo:
+    """A model shared by several measurers (the oracle reads every world attribute in one forward), run once
+    per input batch: the last call's output is reused for the same tensor (same storage and shape)."""
+
+    def __init__(self, module: Any) -> None:
+        self.module, self.key, self.value = module, None, None
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.device)
+        if key != self.key:
+            self.key, self.value = key, self.module(x)
+        return self.value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
+#: measurer attributes holding a model that several measurers may share
+_SHARED = ("oracle",)
+
+
 def _measure_all(measurers: Sequence[Any], images: torch.Tensor, masks: torch.Tensor | None) -> list[np.ndarray]:
-    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar)."""
-    out = []
+    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model shared by
+    several measurers (e.g. the world oracle) runs once per batch."""
+    memos: dict[int, _Memo] = {}
+    swapped: list[tuple[Any, str, Any]] = []
     for m in measurers:
-        v = m(images, masks=masks)
-        v = torch.as_tensor(v).detach().to("cpu", torch.float64)
-        out.append(v.reshape(len(images), -1).numpy())
+        inner = getattr(m, "inner", m)  # a renamed measurer wraps the real one
+        for attr in _SHARED:
+            model = getattr(inner, attr, None)
+            if isinstance(model, torch.nn.Module):
+                memo = memos.setdefault(id(model), _Memo(model))
+                swapped.append((inner, attr, model))
+                setattr(inner, attr, memo)
+    out = []
+    try:
+        with torch.no_grad():
+            for m in measurers:
+                v = m(images, masks=masks)
+                v = torch.as_tensor(v).detach().to("cpu", torch.float64)
+                out.append(v.reshape(len(images), -1).numpy())
+    finally:
+        for inner, attr, model in swapped:
+            setattr(inner, attr, model)
     return out
 
 
@@ -371,20 +408,29 @@ def patch(
                 jobs.append((label, len(s), control, vals, dref))
         done = queue.results()
 
-        blocks: list[pd.DataFrame] = []
+        # columns gathered as arrays and framed once (a DataFrame per block costs more than the numbers)
+        cols: dict[str, list[np.ndarray]] = {}
+
+        def add(name: str, value: np.ndarray) -> None:
+            cols.setdefault(name, []).append(value)
+
+        extra_cols = {c: np.asarray(v)[rows] for c, v in (extra or {}).items()}
         for label, size, control, vals, dref in jobs:
             swapped = done[vals] if isinstance(vals, int) else vals
             dref = ref_d if dref is None else dref
             for k, meas in enumerate(measurers):
                 cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k])
-                df = pd.DataFrame({"pair": ids, "positions": label, "set_size": size, "control": control,
-                                   "measurer": meas.name, "kind": meas.kind, **cmp})
-                for col, v in (extra or {}).items():
-                    df[col] = np.asarray(v)[rows]
-                blocks.append(df)
+                add("pair", ids)
+                for name, value in (("positions", label), ("set_size", size), ("control", control),
+                                    ("measurer", meas.name), ("kind", meas.kind)):
+                    add(name, np.full(m, value, dtype=object if isinstance(value, str) else np.int64))
+                for name, value in cmp.items():
+                    add(name, value)
+                for c, v in extra_cols.items():
+                    add(c, v)
     finally:
         bar.close()
-    out = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame()
+    out = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()}) if cols else pd.DataFrame()
     out.attrs["decoded"] = dec.decoded
     return out
 
