@@ -46,13 +46,13 @@ def test_shipped_tokenizer_reconstructs_held_out_world(name: str) -> None:
     images = _world_set(cfg)  # a seed never used in training
     with torch.no_grad():
         enc = model.encode(images)
-        recon = model.decode(enc)
+        recon = model.decode(enc.quantized)
     assert recon.shape == images.shape
     value = float(psnr(recon, images).mean())
     assert value > PSNR_FLOOR[name], f"{name}: held-out PSNR {value:.2f} dB under floor {PSNR_FLOOR[name]}"
     # a model that ignores its input would score far lower on mismatched tokens
     with torch.no_grad():
-        shuffled = model.decode(Encoded(None, enc.features.roll(1, 0), enc.quantized.roll(1, 0)))
+        shuffled = model.decode(enc.quantized.roll(1, 0))
     assert float(psnr(shuffled, images).mean()) < value - 5.0
 
 
@@ -76,8 +76,8 @@ def test_shipped_vq_indices_round_trip() -> None:
         assert enc.indices.dtype == torch.int64 and enc.indices.shape == (8, model.num_tokens)
         assert int(enc.indices.max()) < model.codebook_size
         torch.testing.assert_close(model.codebook[enc.indices], enc.quantized)
-        torch.testing.assert_close(model.decode_indices(enc.indices), model.decode(enc))
-        torch.testing.assert_close(model.decode_features(enc.features), model.decode(enc))
+        torch.testing.assert_close(model.decode_indices(enc.indices), model.decode(enc.quantized))
+        torch.testing.assert_close(model.decode(model.quantize(enc.features)[0]), model.decode(enc.quantized))
     cb = model.codebook
     torch.testing.assert_close(cb.norm(dim=-1), torch.ones(cb.shape[0]))
 
@@ -96,9 +96,9 @@ def test_continuous_twin_same_api() -> None:
     assert enc.indices is None
     assert enc.features.shape == enc.quantized.shape == (3, 8, 6)
     torch.testing.assert_close(enc.features, enc.quantized)
-    out = model.decode_features(enc.features)
+    out = model.decode(model.quantize(enc.features)[0])
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
-    torch.testing.assert_close(out, model.decode(enc))
+    torch.testing.assert_close(out, model.decode(enc.quantized))
     assert model.codebook.shape == (0, 6) and model.codebook_size == 0
     with pytest.raises(ValueError, match="no codebook"):
         model.decode_indices(torch.zeros(3, 8, dtype=torch.long))
@@ -108,7 +108,7 @@ def test_straight_through_gradient_reaches_features() -> None:
     torch.manual_seed(0)
     model = WorldTokenizer(_tiny()).eval()
     feats = model.encode(torch.rand(2, 3, 16, 16)).features.detach().requires_grad_(True)
-    model.decode_features(feats).sum().backward()
+    model.decode(model.quantize(feats)[0]).sum().backward()
     assert feats.grad is not None and feats.grad.abs().sum() > 0
 
 
@@ -165,17 +165,17 @@ def test_decoder_keep_mask() -> None:
     torch.manual_seed(0)
     model = WorldTokenizer(_tiny()).eval()
     q = model.encode(torch.rand(3, 3, 16, 16)).quantized
-    full = model.decode_raw(q)
-    torch.testing.assert_close(model.decode_raw(q, torch.ones(3, 8, dtype=torch.bool)), full)
+    full = model.decode(q)
+    torch.testing.assert_close(model.decode(q, keep=torch.ones(3, 8, dtype=torch.bool)), full)
     # a dropped token is invisible: changing it changes nothing
     keep = torch.ones(3, 8, dtype=torch.bool)
     keep[:, 5:] = False
     q2 = q.clone()
     q2[:, 6] = -q2[:, 6]
-    torch.testing.assert_close(model.decode_raw(q2, keep), model.decode_raw(q, keep))
-    assert not torch.allclose(model.decode_raw(q2), full)
+    torch.testing.assert_close(model.decode(q2, keep=keep), model.decode(q, keep=keep))
+    assert not torch.allclose(model.decode(q2), full)
     with pytest.raises(ValueError, match="keep must be"):
-        model.decode_raw(q, torch.ones(3, 7, dtype=torch.bool))
+        model.decode(q, keep=torch.ones(3, 7, dtype=torch.bool))
 
 
 def test_ada_average_shares_unchanged_positions() -> None:
@@ -418,7 +418,7 @@ def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> N
     m8 = (masks * 255).round().to(torch.uint8)
     with torch.no_grad():
         x = u8.float() / 255
-        rec = model.decode(model.encode(x)).clamp(0, 1)
+        rec = model.decode(model.encode(x).quantized)
     w = object_weight(m8.float() / 255)
     want = -10 * torch.log10(((rec - x) ** 2 * w).sum() / (w.sum() * 3))
     assert evaluate(model, u8, masks=m8)["object_psnr"] == pytest.approx(float(want), abs=1e-3)
@@ -486,7 +486,7 @@ def test_shipped_world32_keeps_the_shape() -> None:
     wcfg = world_config(json.loads((ZOO / "world-32.json").read_text()).get("world_overrides", {}))
     images, df = world.sample(300, seed=515_151, resolution=model.image_size, config=wcfg)
     with torch.no_grad():
-        recon = model.decode(model.encode(images))
+        recon = model.decode(model.encode(images).quantized)
     accuracy = float((world.nearest_shape(recon, df, wcfg) == df["shape"].to_numpy()).mean())
     assert accuracy >= 0.85, f"shape read from world-32's reconstructions: {accuracy:.2f}"
 
@@ -506,7 +506,7 @@ def test_finer_decoder_grid_and_its_init_from_a_coarse_model() -> None:
     fine.load_state_dict(_refine_decoder_grid(coarse.state_dict(), fine, torch.Generator().manual_seed(0)))
     x = torch.rand(3, 3, 16, 16)
     assert torch.equal(fine.encode(x).indices, coarse.encode(x).indices)
-    assert fine.decode(fine.encode(x)).shape == x.shape
+    assert fine.decode(fine.encode(x).quantized).shape == x.shape
     q_fine, q_coarse = fine.mask_tokens.detach().reshape(4, 4, -1), coarse.mask_tokens.detach().reshape(2, 2, -1)
     for i in range(4):
         for j in range(4):
@@ -608,7 +608,7 @@ def test_shape_swap_reads_a_planted_shape_token() -> None:
             q = torch.stack([x.flatten(1), torch.zeros_like(x.flatten(1))], 1)  # [B, 2, 3*16*16]
             return Encoded(indices=None, features=q, quantized=q)
 
-        def decode_raw(self, q: torch.Tensor) -> torch.Tensor:
+        def decode(self, q: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
             return q[:, 0].reshape(-1, 3, 16, 16)
 
     table = shape_swap(Planted(), {}, n=40, seed=3).set_index("position")["fraction"]
@@ -632,14 +632,14 @@ def test_shape_in_tokens_kmeans_quantizes_a_continuous_model_and_probe_reads_a_p
     torch.manual_seed(0)
     twin = WorldTokenizer(_tiny(quantize=False)).eval()
     vq = kmeans_quantized(twin, {}, 64, n_images=256, seed=3)
-    assert vq.config.quantize and vq.codebook.shape == (64, 6)
+    assert vq.is_discrete and vq.codebook.shape == (64, 6)
     x, _ = world.sample(32, seed=4, resolution=16)
     with torch.no_grad():
         torch.testing.assert_close(vq.encode_features(x), twin.encode_features(x))
-        err_codes = (vq.decode(vq.encode(x)) - twin.decode(twin.encode(x))).abs().mean()
+        err_codes = (vq.decode(vq.encode(x).quantized) - twin.decode(twin.encode(x).quantized)).abs().mean()
         rand = WorldTokenizer(_tiny()).eval()
         rand.load_state_dict({**twin.state_dict(), "codes": rand.codes.detach().clone()})
-        err_rand = (rand.decode(rand.encode(x)) - twin.decode(twin.encode(x))).abs().mean()
+        err_rand = (rand.decode(rand.encode(x).quantized) - twin.decode(twin.encode(x).quantized)).abs().mean()
     assert err_codes < 0.5 * err_rand
     with pytest.raises(ValueError, match="continuous"):
         kmeans_quantized(vq, {}, 8, n_images=16, seed=3)

@@ -446,7 +446,7 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
         enc = model.encode(x)
         if not quantize:
             enc = type(enc)(None, enc.features, enc.features)
-        rec = model.decode(enc)
+        rec = model.decode(enc.quantized)
         ps.append(psnr(rec, x).cpu())
         if masks is not None:
             m = masks[s : s + batch_size].to(dev).float()
@@ -651,7 +651,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
     if cfg.init_kmeans and not (cfg.init and model.config.quantize):
-        raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.quantize true)")
+        raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.is_discrete true)")
     if cfg.init:
         weights = _init_weights(cfg.init)
         if cfg.init_kmeans:  # the loaded codes are replaced at the first step, whatever their number
