@@ -163,3 +163,45 @@ def test_greedy_finds_the_smallest_set_when_no_single_position_suffices() -> Non
     assert ans["verdict"] == "confirmed" and ans["transfer"] == pytest.approx(1.0, abs=1e-3)
     curve = vmap.curves
     assert list(curve["set_size"]) == [1, 2] and bool(curve["reached"].iloc[-1])
+
+
+def test_sweep_reuses_its_own_swaps_as_the_random_position_control(toy) -> None:
+    tok, store, _ = toy
+    rec, don = torch.as_tensor(store.tokens[:16]), torch.as_tensor(store.tokens[16:32])
+    meas = list(MEASURERS.values())
+    tok.decoded = 0
+    full = patch(tok, rec, don, list(range(12)), meas, controls=("none", "random_position"), progress=False)
+    assert tok.decoded == 16 * (2 + 12)  # the references and one decode per position: no extra decodes
+    # the same rows as decoding the random swaps outright (a partial sweep cannot reuse)
+    part = patch(tok, rec, don, [[BRIGHT], [HUE]], meas, controls=("random_position",), progress=False)
+    got = full[(full["control"] == "random_position") & full["positions"].isin([str(BRIGHT), str(HUE)])]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), part.reset_index(drop=True), check_dtype=False)
+
+
+def test_a_model_shared_by_measurers_runs_once_per_batch(toy) -> None:
+    tok, store, _ = toy
+
+    class Counter(torch.nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            Counter.calls += 1
+            return {"mean": x.mean((1, 2, 3)), "red": x[:, 0].mean((1, 2))}
+
+    model = Counter()
+
+    class Read:
+        kind = "continuous"
+
+        def __init__(self, key):
+            self.name, self.key, self.oracle = key, key, model
+
+        def __call__(self, images, *, masks=None):
+            return self.oracle(images)[self.key]
+
+    rec, don = torch.as_tensor(store.tokens[:10]), torch.as_tensor(store.tokens[10:20])
+    t = patch(tok, rec, don, [[BRIGHT]], [Read("mean"), Read("red")], batch=64, progress=False)
+    assert Counter.calls == 3  # recipients, donors, swaps: one forward each for both measurers
+    assert isinstance(Read("mean").oracle, Counter)  # the measurers get their model back
+    ref = patch(tok, rec, don, [[BRIGHT]], [MEASURERS["brightness"]], progress=False)
+    assert np.allclose(t[t["measurer"] == "mean"]["swapped"], ref["swapped"])

@@ -356,7 +356,9 @@ def patch(
 
     from tqdm.auto import tqdm
 
-    per_set = sum(c in ("none", "same_end", "random_position", "all_except") for c in controls)
+    full_sweep = all(len(s) == 1 for s in sets) and {s[0] for s in sets} == set(range(n_tok))
+    per_set = sum(c in ("none", "same_end", "all_except") for c in controls)
+    per_set += "random_position" in controls and not ("none" in controls and full_sweep)
     per_set += 2 * ("swap_back" in controls)
     total = m * (2 + len(sets) * per_set + ("same_end" in controls))
     bar = tqdm(total=total, desc="swap decodes", unit="img", disable=not progress, leave=False)
@@ -373,6 +375,9 @@ def patch(
         ref_s = dec.measure(sq, rmask) if "same_end" in controls else None
 
         # every patched batch goes through one queue, so decodes run at full batch size across sets
+        # a sweep of every single position already holds each random-position swap: reuse it, no decode
+        reuse_singletons = ("none" in controls and all(len(s) == 1 for s in sets)
+                            and {s[0] for s in sets} == set(range(n_tok)))
         queue = _Queue(dec, batch)
         jobs: list[tuple[str, int, str, Any, list[np.ndarray] | None]] = []  # label, size, control, values, donor ref
         for k, s in enumerate(sets):
@@ -383,6 +388,8 @@ def patch(
                     vals: Any = queue.put(paste(rq, dq, s), rmask)
                 elif control == "same_end":
                     vals, dref = queue.put(paste(rq, sq, s), rmask), ref_s
+                elif control == "random_position" and reuse_singletons:
+                    vals = ("reuse", k)  # the tested swap at the random position, already in the queue
                 elif control == "random_position":
                     q = rq.clone()
                     rs = torch.as_tensor(rand_sets[k][rows], device=rq.device)
@@ -407,6 +414,13 @@ def patch(
                     vals = rec_d
                 jobs.append((label, len(s), control, vals, dref))
         done = queue.results()
+        if reuse_singletons:  # random-position rows read from the tested swaps at their random positions
+            ticket = {int(lab): t for (lab, _, c, t, _) in jobs if c == "none"}
+            stacks = [np.stack([done[ticket[p]][kk] for p in range(n_tok)]) for kk in range(len(measurers))]  # [N, m, D]
+            for j, (lab, size, c, vals, dref) in enumerate(jobs):
+                if isinstance(vals, tuple) and vals[0] == "reuse":
+                    pos = rand_sets[vals[1]][rows][:, 0]
+                    jobs[j] = (lab, size, c, [st[pos, np.arange(m)] for st in stacks], dref)
 
         # columns gathered as arrays and framed once (a DataFrame per block costs more than the numbers)
         cols: dict[str, list[np.ndarray]] = {}
