@@ -205,3 +205,12 @@ def test_a_model_shared_by_measurers_runs_once_per_batch(toy) -> None:
     assert isinstance(Read("mean").oracle, Counter)  # the measurers get their model back
     ref = patch(tok, rec, don, [[BRIGHT]], [MEASURERS["brightness"]], progress=False)
     assert np.allclose(t[t["measurer"] == "mean"]["swapped"], ref["swapped"])
+
+
+def test_an_attribute_without_measurer_is_untested_never_confirmed(toy, sweep) -> None:
+    tok, store, data = toy
+    ranking = pd.DataFrame({"attribute": ["brightness"] * 2 + ["null_factor"] * 2, "position": [3, 11, 9, 2],
+                            "effect": [0.5, 0.4, 0.01, 0.0]})
+    vmap = validated_map(tok, data, MEASURERS, ranking, config=FAST, progress=False, sweep=sweep, greedy=False)
+    row = vmap.answers.set_index("attribute").loc["null_factor"]
+    assert row["verdict"] == "untested" and vmap.answer("null_factor") == []

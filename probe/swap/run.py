@@ -202,11 +202,14 @@ def run_swaps(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any],
                        same_end_donors=q[same[head]], masks=mk2, pair_ids=pairs["pair"].to_numpy()[head],
                        extra={k: v[head] for k, v in extra.items()}, **common)
             t = pd.concat([t1, t2], ignore_index=True)
+            t.attrs["decoded"] = t1.attrs.get("decoded", 0) + t2.attrs.get("decoded", 0)
         tables.append(t)
+    decoded = sum(int(t.attrs.get("decoded", 0)) for t in tables)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if len(table):
         table["measured"] = table["measurer"]
         table = table.sort_values(["attribute", "pair"], kind="stable").reset_index(drop=True)
+    table.attrs["decoded"] = decoded
     summary = summarize(table, cfg.verdict) if len(table) else pd.DataFrame()
     return SwapResult(table, summary, pd.concat(pair_frames, ignore_index=True), cfg)
 

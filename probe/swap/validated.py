@@ -81,7 +81,7 @@ class ValidatedMap:
         answers: one row per attribute: ``positions`` (the confirmed position or the greedy set),
             ``transfer``, ``ci_low``, ``ci_high``, ``iia``, ``verdict``, ``specificity``,
             ``entangled_with``, ``probe_rank`` (of a single answer position), ``source`` (``single`` /
-            ``greedy``).
+            ``greedy``); an attribute the probes ranked but no measurer reads is ``untested``.
         sweep: the sweep's :class:`SwapResult` (``table``: one row per swap x measurer; ``summary``).
         heatmap: positions x attributes of transfer.
         agreement: rank agreement per attribute; ``disagreements``: its rows with probe top != causal top.
@@ -104,7 +104,7 @@ class ValidatedMap:
     def answer(self, attribute: str) -> list[int]:
         """The validated positions of ``attribute`` (``[]`` when none is confirmed or weak)."""
         row = self.answers[self.answers["attribute"] == attribute]
-        if row.empty or row["verdict"].iloc[0] == "rejected":
+        if row.empty or row["verdict"].iloc[0] in ("rejected", "untested"):
             return []
         return [int(p) for p in str(row["positions"].iloc[0]).split("+")]
 
@@ -224,6 +224,13 @@ def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], 
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     sets_df = pd.concat(sets, ignore_index=True) if sets else pd.DataFrame()
     answers = build_answers(sw.summary, ranking, curves_df, sets_df)
+    # attributes the probes ranked but nothing measures (the world's never-rendered null factor): untested
+    untested = [a for a in ranking["attribute"].unique() if a not in set(answers["attribute"])
+                and (attributes is None or a in attributes or a not in measurers)]
+    if untested:
+        extra = pd.DataFrame([{"attribute": a, "verdict": "untested", "specificity": "",
+                               "source": "no measurer"} for a in untested])
+        answers = pd.concat([answers, extra], ignore_index=True)
     return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
 
 
