@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--sweep", action="store_true",
                      help="every single position for every attribute (default), compared with the probes' map "
                           "when one is found under the run folder")
-    parser.add_argument("--attributes", default=None, help="comma-separated attributes (default: every one with a "
-                                                            "default measurer)")
+    parser.add_argument("--attributes", default=None,
+                        help="comma-separated attributes to draw pairs for (default: every one with a measurer); "
+                             "every swap is measured on all attributes that have a measurer (side effects)")
     parser.add_argument("--measurer", action="append", default=[], metavar="ATTR=SPEC",
                         help="measurer of an attribute, e.g. lighting=analytic:luminance or shape=oracle:shape "
                              "(repeatable; default: probe.measure's default for the attribute)")
@@ -143,17 +144,26 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     if args.device and not args.tokenizer:
         tok = tok.to(args.device)
     attrs = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
-    measurers = default_measurers(store, attrs)
-    for item in args.measurer:
-        if "=" not in item:
-            raise ValueError(f"--measurer {item!r}: expected ATTR=SPEC, e.g. lighting=analytic:luminance")
-        a, spec = item.split("=", 1)
-        measurers[a.strip()] = get_measurer(spec.strip())
     if attrs:
         unknown = [a for a in attrs if a not in store.attributes.columns]
         if unknown:
             raise ValueError(f"--attributes: {unknown} not in the store {store_path} "
                              f"(it has {[c for c in store.attributes.columns if c not in ('index', 'ref')]})")
+    given = {}
+    for item in args.measurer:
+        if "=" not in item:
+            raise ValueError(f"--measurer {item!r}: expected ATTR=SPEC, e.g. lighting=analytic:luminance")
+        a, spec = item.split("=", 1)
+        try:
+            given[a.strip()] = get_measurer(spec.strip())
+        except KeyError as exc:
+            raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
+    # every swap is measured on every attribute that has a measurer (the side effects); pairs only for attrs
+    measurers = default_measurers(store, None) | given
+    if attrs:
+        lacking = [a for a in attrs if a not in measurers]
+        if lacking:
+            default_measurers(store, lacking)  # raises the measure package's one-line reason
     if not measurers:
         raise ValueError("no attribute has a measurer: give --measurer ATTR=SPEC")
     from probe.data.rematerialise import world_masks

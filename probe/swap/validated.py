@@ -299,9 +299,9 @@ def default_measurers(store: Any, attributes: Sequence[str] | None = None) -> di
     for a in names:
         try:
             out[a] = measurer_for(a)
-        except (KeyError, ValueError):
-            if attributes is not None:
-                raise
+        except (KeyError, ValueError) as exc:
+            if attributes is not None:  # asked for by name: say which one has no measurer
+                raise ValueError(f"attribute {a!r}: {exc.args[0] if exc.args else exc}") from exc
     return out
 
 
