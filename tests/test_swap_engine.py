@@ -214,3 +214,16 @@ def test_an_attribute_without_measurer_is_untested_never_confirmed(toy, sweep) -
     vmap = validated_map(tok, data, MEASURERS, ranking, config=FAST, progress=False, sweep=sweep, greedy=False)
     row = vmap.answers.set_index("attribute").loc["null_factor"]
     assert row["verdict"] == "untested" and vmap.answer("null_factor") == []
+
+
+def test_original_images_as_references_make_the_ceiling_informative(toy) -> None:
+    tok, store, _ = toy
+    rec, don = torch.as_tensor(store.tokens[:20]), torch.as_tensor(store.tokens[20:40])
+    with torch.no_grad():
+        r_img, d_img = tok.decode_indices(rec), tok.decode_indices(don)
+    # "originals" whose brightness the decoder reproduces only partly: dimmed toward grey
+    t = patch(tok, rec, don, [[BRIGHT]], [MEASURERS["brightness"]], controls=("none", "self", "donor_recon"),
+              images=(0.5 + 2 * (r_img - 0.5), 0.5 + 2 * (d_img - 0.5)), progress=False)
+    ceiling = t[t["control"] == "donor_recon"]
+    assert ceiling["moved"].sum() / ceiling["gap"].sum() == pytest.approx(0.5, abs=0.02)
+    assert (t[t["control"] == "self"]["moved_abs"] == 0).all()

@@ -24,7 +24,8 @@ Controls, on the same pairs (``controls=``):
 - ``swap_back``: swap, decode, re-encode, paste the recipient's own tokens back at the tested positions,
   decode again (reversibility through pixel space; needs ``tokenizer.encode``);
 - ``donor_recon``: the donor's whole reconstruction (the ceiling a paste could reach). With ``images``
-  given, references are the originals and this row shows how much of the true gap decoding keeps.
+  given, gaps are measured on the originals (movement still starts at the recipient's decode), so this
+  row shows how much of the true gap decoding keeps.
 """
 from __future__ import annotations
 
@@ -248,12 +249,15 @@ def _scalar(kind: str, v: np.ndarray, ref_class: np.ndarray | None) -> np.ndarra
     return v[np.arange(len(v)), ref_class]
 
 
-def _compare(kind: str, r: np.ndarray, d: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-row comparison of recipient ``r``, donor ``d`` and swapped ``s`` values ``[B, D]``."""
+def _compare(kind: str, r: np.ndarray, d: np.ndarray, s: np.ndarray,
+             start: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-row comparison of recipient ``r``, donor ``d`` and swapped ``s`` values ``[B, D]``; the movement
+    is counted from ``start`` (default ``r``; the recipient's decode when ``r`` is measured on originals)."""
+    start = r if start is None else start
     gap_vec = d - r
     gap = np.sqrt((gap_vec**2).sum(1))
-    moved = ((s - r) * gap_vec).sum(1) / np.maximum(gap, MIN_GAP)
-    moved_abs = np.sqrt(((s - r) ** 2).sum(1))
+    moved = ((s - start) * gap_vec).sum(1) / np.maximum(gap, MIN_GAP)
+    moved_abs = np.sqrt(((s - start) ** 2).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         transfer = np.where(gap > MIN_GAP, moved / np.maximum(gap, MIN_GAP), np.nan)
     if kind == "categorical" and r.shape[1] > 1:
@@ -433,7 +437,8 @@ def patch(
             swapped = done[vals] if isinstance(vals, int) else vals
             dref = ref_d if dref is None else dref
             for k, meas in enumerate(measurers):
-                cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k])
+                # with originals as references, movement still starts at the recipient's own decode
+                cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k], start=rec_r[k])
                 add("pair", ids)
                 for name, value in (("positions", label), ("set_size", size), ("control", control),
                                     ("measurer", meas.name), ("kind", meas.kind)):
