@@ -14,7 +14,7 @@ def store_path(tmp_path_factory):
     from probe.encode import tokenize_manifest
 
     tok = probe.load_tokenizer("world-32")
-    manifest = world_manifest(96, 0, int(tok.image_size), world_settings("world-32"))
+    manifest = world_manifest(64, 0, int(tok.image_size), world_settings("world-32"))
     out = tmp_path_factory.mktemp("run") / "store"
     tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
     return out
@@ -26,7 +26,7 @@ def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> No
     out = tmp_path / "swap"
     rc = main(["swap", "--store", str(store_path), "--attributes", "lighting", "--pairs", "8", "--control-pairs", "4",
                "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
-               "--format", "csv", "--out", str(out), "--quiet"])
+               "--format", "csv", "--out", str(out), "--quiet", "--no-side-effects"])
     assert rc == 0
     for name in ("swaps.csv", "mappings.csv", "validated_map.csv", "validated_map.json", "causal_heatmap.csv",
                  "rank_agreement.csv", "config.json", "causal_vs_probe.png", "causal_vs_probe.svg",

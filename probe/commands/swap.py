@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measurer", action="append", default=[], metavar="ATTR=SPEC",
                         help="measurer of an attribute, e.g. lighting=analytic:luminance or shape=oracle:shape "
                              "(repeatable; default: probe.measure's default for the attribute)")
+    parser.add_argument("--no-side-effects", action="store_true",
+                        help="measure only the --attributes themselves (faster; no off-target table)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the store's, by its config)")
     parser.add_argument("--pairs", type=int, default=256, help="pairs per attribute (default 256)")
     parser.add_argument("--control-pairs", type=int, default=None,
@@ -159,7 +161,8 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
         except KeyError as exc:
             raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
     # every swap is measured on every attribute that has a measurer (the side effects); pairs only for attrs
-    measurers = default_measurers(store, None) | given
+    measurers = (default_measurers(store, [a for a in attrs if a not in given]) if args.no_side_effects and attrs
+                 else default_measurers(store, None)) | given
     if attrs:
         lacking = [a for a in attrs if a not in measurers]
         if lacking:

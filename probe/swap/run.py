@@ -88,7 +88,7 @@ class SwapData:
         from probe.swap.engine import as_quantized
 
         if getattr(tokenizer, "is_discrete", tokenizer.codebook_size > 0):
-            q = as_quantized(tokenizer, torch.as_tensor(np.asarray(store.tokens)))
+            q = as_quantized(tokenizer, torch.as_tensor(np.array(store.tokens, dtype=np.int64)))
         else:
             with torch.no_grad():
                 f = torch.as_tensor(np.asarray(store.features, dtype=np.float32))

@@ -24,6 +24,8 @@ import pandas as pd
 
 from probe.swap.run import (
     SwapConfig,
+    candidates,
+    run_swaps,
     SwapData,
     SwapResult,
     greedy_set,
@@ -197,11 +199,20 @@ def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataF
 
 def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any, *,
                   attributes: Sequence[str] | None = None, config: SwapConfig | None = None,
-                  greedy: bool = True, progress: bool = True, sweep: SwapResult | None = None) -> ValidatedMap:
-    """Sweep every position for every attribute, compare with the probes, search sets where no single
-    position is confirmed, and assemble the :class:`ValidatedMap`."""
+                  greedy: bool = True, progress: bool = True, sweep: SwapResult | None = None,
+                  k: int | None = None) -> ValidatedMap:
+    """Sweep every position for every attribute (or, with ``k``, only the probes' ``k`` candidate positions
+    of each: quicker, and the heatmap then holds only those cells), compare with the probes, search sets
+    where no single position is confirmed, and assemble the :class:`ValidatedMap`."""
     cfg = config or SwapConfig()
-    sw = sweep or sweep_positions(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
+    if sweep is not None:
+        sw = sweep
+    elif k is not None and semantic_map is not None:
+        attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
+        sets = {a: [[p] for p in candidates(semantic_map, a, k)] for a in attrs}
+        sw = run_swaps(tokenizer, data, measurers, sets, attributes=attrs, config=cfg, progress=progress)
+    else:
+        sw = sweep_positions(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
     heat = causal_heatmap(sw.summary)
     ranking = probe_ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
@@ -236,36 +247,39 @@ def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], 
 
 def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
                  attributes: Sequence[str] | None = None, measurers: Mapping[str, Any] | None = None,
-                 config: SwapConfig | None = None, greedy: bool = True, progress: bool = True) -> ValidatedMap:
+                 config: SwapConfig | None = None, k: int | None = None, greedy: bool = True,
+                 progress: bool = True) -> ValidatedMap:
     """The validated semantic map of a token store, in one call.
 
     Args:
         store: a :class:`probe.store.TokenStore` (or a path to one).
-        tokenizer: the tokenizer that made it (default: ``probe.load_tokenizer`` of the store's
-            tokenizer name).
+        tokenizer: the tokenizer that made it (default: the shipped model whose config the header records).
         semantic_map: the probes' map (a ``SemanticMap``, or a probe table); ``None``: no comparison.
-        attributes: default every attribute that has a default measurer.
+        attributes: the attributes to draw pairs for (default: every one with a measurer); every swap is
+            measured on all attributes that have a measurer (the side effects).
         measurers: attribute -> measurer (default ``probe.measure.measurer_for(attribute)``).
+        k: test only the probes' ``k`` candidate positions per attribute instead of sweeping all of them.
 
-    Example (the demo): ``probe.swap.validate_map(result.store, semantic_map=result.probes.semantic_map)``
-    and ``.answer("lighting")`` for the validated lighting position(s).
+    Example (the demo, lighting only, the probes' top 3 candidates):
+    ``probe.swap.validate_map(result.store, semantic_map=result.probes.semantic_map, attributes=["lighting"],
+    k=3).answer("lighting")``.
     """
+    from probe.data.rematerialise import world_masks
     from probe.store import TokenStore
 
     if isinstance(store, (str, Path)):
         store = TokenStore.open(store)
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(store)
-    measurers = dict(measurers) if measurers is not None else default_measurers(store, attributes)
+    measurers = dict(measurers) if measurers is not None else default_measurers(store)
     if attributes is not None:
-        measurers = {a: measurers[a] for a in attributes if a in measurers} | {
-            a: m for a, m in measurers.items() if a not in attributes}
-    from probe.data.rematerialise import world_masks
-
+        lacking = [a for a in attributes if a not in measurers]
+        if lacking:
+            measurers |= default_measurers(store, lacking)
     masks = world_masks(store)
     data = SwapData.from_store(store, tokenizer, masks=masks)
     attrs = list(attributes) if attributes is not None else [a for a in measurers if a in data.attributes.columns]
     return validated_map(tokenizer, data, measurers, semantic_map, attributes=attrs, config=config, greedy=greedy,
-                         progress=progress)
+                         progress=progress, k=k)
 
 
 def tokenizer_of(store: Any) -> Any:
