@@ -78,3 +78,24 @@ def test_rematerialised_folder_rows_are_the_files(tmp_path: Path) -> None:
         assert torch.equal(images[k], load_as_tensor(ref, 32))
         assert torch.equal(image_from_ref(ref, 32), images[k])
     assert world_masks(store) is None
+
+
+def test_world_ids_and_code_vectors_swap_alike(world_store) -> None:
+    from probe.swap import patch
+
+    tok, store = world_store
+
+    class Mean:
+        name, kind = "mean", "continuous"
+
+        def __call__(self, images, *, masks=None):
+            return images.mean((1, 2, 3))
+
+    ids = torch.as_tensor(np.array(store.tokens))
+    a = patch(tok, ids[:6], ids[6:12], [[26], [4, 21]], [Mean()], controls=("none", "all_except"), progress=False)
+    b = patch(tok, tok.codebook[ids[:6]], tok.codebook[ids[6:12]], [[26], [4, 21]], [Mean()],
+              controls=("none", "all_except"), progress=False)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a, b)
+    assert a["moved_abs"].max() > 0  # the swaps did change the images
