@@ -130,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
-    import numpy as np
     import pandas as pd
 
     import probe
@@ -206,7 +205,10 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     if args.map:
         res.summary.to_csv(out / "mappings.csv", index=False)
         table_path = out / f"swaps.{args.format}"
-        res.table.to_parquet(table_path, index=False) if args.format == "parquet" else res.table.to_csv(table_path, index=False)
+        if args.format == "parquet":
+            res.table.to_parquet(table_path, index=False)
+        else:
+            res.table.to_csv(table_path, index=False)
         res.pairs.to_csv(out / "pairs.csv", index=False)
         answers = res.summary
         print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",

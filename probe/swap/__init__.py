@@ -42,7 +42,8 @@ def __getattr__(name: str):  # the single-token paste helpers of the localizatio
 
 __all__ = [
     "CONTROLS", "PairConfig", "Shard", "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
-    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "greedy_set", "merge_shards", "off_target_matrix", "patch",
+    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "greedy_set", "merge_shards",
+    "off_target_matrix", "patch",
     "paste", "position_set", "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs",
     "set_label", "summarize", "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
 ]

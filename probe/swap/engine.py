@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -420,7 +420,8 @@ def patch(
         done = queue.results()
         if reuse_singletons:  # random-position rows read from the tested swaps at their random positions
             ticket = {int(lab): t for (lab, _, c, t, _) in jobs if c == "none"}
-            stacks = [np.stack([done[ticket[p]][kk] for p in range(n_tok)]) for kk in range(len(measurers))]  # [N, m, D]
+            # per measurer the tested swaps at every position, [N, m, D]
+            stacks = [np.stack([done[ticket[p]][kk] for p in range(n_tok)]) for kk in range(len(measurers))]
             for j, (lab, size, c, vals, dref) in enumerate(jobs):
                 if isinstance(vals, tuple) and vals[0] == "reuse":
                     pos = rand_sets[vals[1]][rows][:, 0]
@@ -475,5 +476,3 @@ def canonical_order(df: pd.DataFrame) -> pd.DataFrame:
     """A swap table in a canonical row order (pair, then emission order), to compare runs."""
     return merge_shards([df])
 
-
-MeasurerLike = Callable[..., torch.Tensor]

@@ -223,7 +223,8 @@ def sweep_positions(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any]
 def position_set(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any],
                  positions: PositionSet | Sequence[PositionSet], **kw: Any) -> SwapResult:
     """One position set (``[3, 7]``) or several (``[[3], [3, 7]]``) for every attribute."""
-    if isinstance(positions, (int, np.integer)) or (len(positions) and all(isinstance(p, (int, np.integer)) for p in positions)):
+    ints = (int, np.integer)
+    if isinstance(positions, ints) or (len(positions) and all(isinstance(p, ints) for p in positions)):
         sets = [positions]
     else:
         sets = list(positions)

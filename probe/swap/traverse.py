@@ -62,7 +62,8 @@ def traverse(tokenizer: Any, tokens: torch.Tensor | np.ndarray, position: int, m
             for k, a in enumerate(names):
                 frames.append(pd.DataFrame({
                     "code": np.repeat(chunk, b), "image": np.tile(np.arange(b), len(chunk)), "measured": a,
-                    "value": _scalar(meas[k].kind, vals[k]), "baseline": np.tile(_scalar(meas[k].kind, base[k]), len(chunk))}))
+                    "value": _scalar(meas[k].kind, vals[k]),
+                    "baseline": np.tile(_scalar(meas[k].kind, base[k]), len(chunk))}))
     finally:
         bar.close()
     out = pd.concat(frames, ignore_index=True)
