@@ -227,3 +227,17 @@ def test_original_images_as_references_make_the_ceiling_informative(toy) -> None
     ceiling = t[t["control"] == "donor_recon"]
     assert ceiling["moved"].sum() / ceiling["gap"].sum() == pytest.approx(0.5, abs=0.02)
     assert (t[t["control"] == "self"]["moved_abs"] == 0).all()
+
+
+def test_costly_controls_on_a_subset_of_pairs(toy) -> None:
+    tok, _, data = toy
+    cfg = SwapConfig(pairs=48, control_pairs=12, verdict=VerdictConfig(n_boot=200))
+    res = sweep_positions(tok, data, {"brightness": MEASURERS["brightness"]}, config=cfg, progress=False)
+    t = res.table
+    per_control = t[t["positions"] == str(BRIGHT)].groupby("control")["pair"].nunique()
+    assert per_control["none"] == 48 and per_control["random_position"] == 48  # read from the sweep itself
+    assert per_control["same_end"] == 12 and per_control["all_except"] == 12
+    # decodes: references and one per (pair, position), plus the two costly controls on 12 pairs
+    assert res.table.attrs["decoded"] == 48 * (2 + 12) + 12 * (2 + 1 + 2 * 12)
+    row = res.summary.set_index("positions").loc[str(BRIGHT)]
+    assert row["verdict"] == "confirmed" and np.isfinite(row["d_same_end"]) and np.isfinite(row["d_random"])

@@ -183,7 +183,12 @@ def run_swaps(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any],
         q = data.quantized
         mk = None if data.masks is None else (data.masks[rec], data.masks[don])
         ctrl = tuple(controls or cfg.controls)
-        cheap = tuple(c for c in ctrl if c in ("none", "self", "donor_recon"))
+        n_tok = int(q.shape[1])
+        full_sweep = sorted(tuple(x) if not isinstance(x, (int, np.integer)) else (int(x),) for x in attr_sets) == [
+            (p,) for p in range(n_tok)]
+        # no decode of their own: self / ceiling reuse the references; a full sweep holds every random swap
+        free = ("none", "self", "donor_recon") + (("random_position",) if full_sweep and "none" in ctrl else ())
+        cheap = tuple(c for c in ctrl if c in free)
         costly = tuple(c for c in ctrl if c not in cheap)
         split = len(pairs) if cfg.control_pairs is None else min(cfg.control_pairs, len(pairs))
         common = dict(measurers=meas, seed=cfg.seed, batch=cfg.batch, shard=shard, progress=progress,
