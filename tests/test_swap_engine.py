@@ -16,7 +16,7 @@ from probe.swap import (
     canonical_order,
     merge_shards,
     patch,
-    paste,
+    paste_tokens,
     run_swaps,
     sweep_positions,
     VerdictConfig,
@@ -75,11 +75,11 @@ def test_controls_behave(sweep) -> None:
 
 def test_self_swap_is_asserted_no_op() -> None:
     q = torch.randn(5, 12, 4)
-    assert torch.equal(paste(q, q, [1, 3]), q)
+    assert torch.equal(paste_tokens(q, q, [1, 3]), q)
     donor = torch.randn(5, 12, 4)
-    moved = paste(q, donor, [1, 3])
+    moved = paste_tokens(q, donor, [1, 3])
     assert torch.equal(moved[:, [1, 3]], donor[:, [1, 3]]) and torch.equal(moved[:, [0, 2]], q[:, [0, 2]])
-    assert not torch.equal(paste(q, donor, 1), q)
+    assert not torch.equal(paste_tokens(q, donor, 1), q)
 
 
 def test_indices_give_the_same_table_as_vectors(toy) -> None:

@@ -111,13 +111,22 @@ def test_vae_variant_is_continuous() -> None:
     # features are the posterior mean: the first C channels of conv_out
     captured: dict[str, torch.Tensor] = {}
     model.encoder.ln_post.register_forward_hook(lambda m, i, o: captured.__setitem__("lat", o.detach()))
-    model.encode(x)
+    again = model.encode(x)
     with torch.no_grad():
         w = model.encoder.conv_out.weight.flatten(1)
         moments = captured["lat"] @ w.t() + model.encoder.conv_out.bias
     torch.testing.assert_close(enc.features, moments[..., : VAE_TINY.token_size])
-    # deterministic decode from the mean
-    torch.testing.assert_close(model.decode(enc.features.clone()), model.decode(enc.features.clone()))
+    # the mean, not a sample: encoding twice gives the same tokens, and quantize is the identity
+    assert torch.equal(again.features, enc.features)
+    q, idx = model.quantize(enc.features)
+    assert idx is None and torch.equal(q, enc.features)
+    # decode of the mean: an image per row, each row from its own tokens only, differentiable in the tokens
+    out = model.decode(enc.quantized)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    torch.testing.assert_close(model.decode(enc.quantized[1:]), out[1:])
+    q = enc.quantized.clone().requires_grad_(True)
+    model.decode(q, clamp=False)[0].sum().backward()
+    assert float(q.grad[0].abs().sum()) > 0.0 and float(q.grad[1:].abs().sum()) == 0.0
     with pytest.raises(TypeError, match="continuous"):
         model.decode_indices(torch.zeros(1, model.num_tokens, dtype=torch.long))
 

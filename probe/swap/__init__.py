@@ -9,9 +9,13 @@
   interchange-intervention accuracy, effect sizes against the controls, side effects, verdicts;
 - :func:`validate_map`, :class:`ValidatedMap` (:mod:`probe.swap.validated`): the validated semantic map;
 - :func:`traverse`, :func:`response_curve` (:mod:`probe.swap.traverse`): one position through many codes.
+
+The measurers live in :mod:`probe.measure`. :mod:`probe.swap.paste` and :mod:`probe.swap.localization` keep the
+tokenizer analysis' single-token paste between an attribute's two bins (``end_groups``, ``moved_by_paste``).
 """
-from probe.swap.engine import CONTROLS, Shard, as_quantized, canonical_order, merge_shards, patch, paste, set_label
+from probe.swap.engine import CONTROLS, Shard, as_quantized, canonical_order, merge_shards, patch, paste_tokens, set_label
 from probe.swap.pairs import PairConfig, sample_pairs
+from probe.swap.paste import end_groups, moved_by_paste, moved_fraction, paste
 from probe.swap.run import (
     SwapConfig,
     SwapData,
@@ -27,23 +31,10 @@ from probe.swap.stats import VerdictConfig, off_target_matrix, summarize
 from probe.swap.traverse import codes_used, response_curve, traverse
 from probe.swap.validated import ValidatedMap, causal_heatmap, rank_agreement, validate_map, validated_map
 
-_LEGACY = {"decode": "probe.swap.paste", "end_groups": "probe.swap.paste", "moved_by_paste": "probe.swap.paste",
-           "MEASURERS": "probe.swap.measurers", "hue_vector": "probe.swap.measurers",
-           "luminance": "probe.swap.measurers", "moved_fraction": "probe.swap.measurers"}
-
-
-def __getattr__(name: str):  # the single-token paste helpers of the localization analysis, imported lazily
-    if name in _LEGACY:
-        import importlib
-
-        return getattr(importlib.import_module(_LEGACY[name]), name)
-    raise AttributeError(f"module 'probe.swap' has no attribute {name!r}")
-
-
 __all__ = [
     "CONTROLS", "PairConfig", "Shard", "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
-    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "greedy_set", "merge_shards",
-    "off_target_matrix", "patch",
-    "paste", "position_set", "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs",
-    "set_label", "summarize", "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
+    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "end_groups", "greedy_set", "merge_shards",
+    "moved_by_paste", "moved_fraction", "off_target_matrix", "paste", "paste_tokens", "patch", "position_set",
+    "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs", "set_label", "summarize",
+    "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
 ]

@@ -107,7 +107,7 @@ def _device(tokenizer: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def paste(recipients: torch.Tensor, donors: torch.Tensor, positions: PositionSet) -> torch.Tensor:
+def paste_tokens(recipients: torch.Tensor, donors: torch.Tensor, positions: PositionSet) -> torch.Tensor:
     """``recipients [M, N, C]`` with the tokens at ``positions`` replaced by the donors' (a copy)."""
     q = recipients.clone()
     idx = list(_as_set(positions))
@@ -389,9 +389,9 @@ def patch(
             for control in controls:
                 dref = None
                 if control == "none":
-                    vals: Any = queue.put(paste(rq, dq, s), rmask)
+                    vals: Any = queue.put(paste_tokens(rq, dq, s), rmask)
                 elif control == "same_end":
-                    vals, dref = queue.put(paste(rq, sq, s), rmask), ref_s
+                    vals, dref = queue.put(paste_tokens(rq, sq, s), rmask), ref_s
                 elif control == "random_position" and reuse_singletons:
                     vals = ("reuse", k)  # the tested swap at the random position, already in the queue
                 elif control == "random_position":
@@ -402,18 +402,18 @@ def patch(
                     vals = queue.put(q, rmask)
                 elif control == "all_except":
                     rest = [p for p in range(n_tok) if p not in s]
-                    vals = queue.put(paste(rq, dq, rest) if rest else rq.clone(), rmask)
+                    vals = queue.put(paste_tokens(rq, dq, rest) if rest else rq.clone(), rmask)
                 elif control == "self":
-                    q = paste(rq, rq, s)
+                    q = paste_tokens(rq, rq, s)
                     # a self-swap must be an exact no-op on the tokens: its measures are the recipient's own
                     assert torch.equal(q, rq), "self-swap changed the tokens"
                     vals = rec_r
                 elif control == "swap_back":
                     with torch.no_grad():
-                        imgs = dec.images(paste(rq, dq, s))
+                        imgs = dec.images(paste_tokens(rq, dq, s))
                         back = torch.cat([tokenizer.encode(imgs[b : b + batch]).quantized
                                           for b in range(0, len(imgs), batch)])
-                    vals = queue.put(paste(back, rq, s), rmask)
+                    vals = queue.put(paste_tokens(back, rq, s), rmask)
                 else:  # donor_recon
                     vals = rec_d
                 jobs.append((label, len(s), control, vals, dref))

@@ -325,7 +325,7 @@ def grid_images(tokenizer: Any, data: SwapData, pairs: pd.DataFrame, positions: 
     position set of the same size, same-end donor, all positions except the tested ones), each ``[n, 3, H, W]``."""
     import torch
 
-    from probe.swap.engine import paste
+    from probe.swap.engine import paste_tokens
 
     p = pairs.head(n)
     q = data.quantized
@@ -336,11 +336,11 @@ def grid_images(tokenizer: Any, data: SwapData, pairs: pd.DataFrame, positions: 
     rng = np.random.default_rng(seed)
     others = [i for i in range(n_tok) if i not in set(positions)]
     rand = sorted(rng.choice(others, len(positions), replace=False).tolist()) if len(others) >= len(positions) else []
-    cols = {"recipient": rec, "donor": don, f"swapped @{'+'.join(map(str, positions))}": paste(rec, don, positions)}
+    cols = {"recipient": rec, "donor": don, f"swapped @{'+'.join(map(str, positions))}": paste_tokens(rec, don, positions)}
     if rand:
-        cols[f"random @{'+'.join(map(str, rand))}"] = paste(rec, don, rand)
-    cols["same-end donor"] = paste(rec, same, positions)
+        cols[f"random @{'+'.join(map(str, rand))}"] = paste_tokens(rec, don, rand)
+    cols["same-end donor"] = paste_tokens(rec, same, positions)
     if others:
-        cols["all except"] = paste(rec, don, others)
+        cols["all except"] = paste_tokens(rec, don, others)
     with torch.no_grad():
         return {k: tokenizer.decode(v) for k, v in cols.items()}
