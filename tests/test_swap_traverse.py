@@ -36,4 +36,10 @@ def test_off_target_matrix_diagonal_is_the_transfer() -> None:
     mat = off_target_matrix(res.table)
     assert mat.loc["contrast @ 5", "contrast"] == pytest.approx(1.0, abs=1e-4)
     assert mat.loc["contrast @ 5", "brightness"] > 0.25  # the planted side effect
-    assert mat.loc["hue @ 7", "brightness"] == pytest.approx(0.0, abs=1e-4)
+    # hue's position moves brightness no more than a random paste does (which may hit 3 or 5)
+    assert mat.loc["hue @ 7", "brightness"] <= 1e-4
+    from probe.swap.stats import off_target
+
+    side = off_target(res.table).set_index(["attribute", "measured"])
+    assert side.loc[("hue", "brightness"), "off_target"] == pytest.approx(0.0, abs=1e-4)
+    assert side.loc[("hue", "brightness"), "off_target_random"] > 0

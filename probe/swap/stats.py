@@ -15,7 +15,9 @@ position set) with the attribute's own measurer:
 - ``all_except`` / ``swap_back`` / ``ceiling``: the mean transfer of those controls (``swap_back`` is the
   distance left from the recipient after swapping back, as a fraction of the gap: 0 = reversible);
 - off-target: every other measured attribute's movement ``sum(|swapped - recipient|) / sum(|donor -
-  recipient|)`` on the same swaps (``off_target`` table, one row per (attribute, set, other));
+  recipient|)`` on the same swaps, minus the same under the random-position control (what any paste moves
+  it); ``max_off_target`` is the largest such excess, ``entangled_with`` those above the threshold
+  (:func:`off_target`: one row per (attribute, set, other));
 - ``verdict`` and ``specificity`` by the thresholds of :class:`VerdictConfig`.
 """
 from __future__ import annotations
@@ -36,7 +38,8 @@ class VerdictConfig:
         min_effect: also ``rejected`` when Cohen's d against the random-position control (when run) is
             below this: a mapping must beat pasting at a random other position.
         specific: ``specific`` when no other measured attribute moves by more than this fraction of its own
-            gap; else ``entangled`` (the culprits are named in ``entangled_with``).
+            gap beyond what a random-position paste moves it; else ``entangled`` (the culprits are named in
+            ``entangled_with``).
         n_boot: bootstrap resamples; ``ci``: interval level; ``seed``: bootstrap seed.
     """
 
@@ -51,7 +54,8 @@ class VerdictConfig:
     def describe(self) -> str:
         return (f"confirmed: transfer {self.ci:.0%} CI low >= {self.confirm}; weak: CI low >= {self.weak}; "
                 f"rejected otherwise or when Cohen's d vs the random-position control < {self.min_effect}; "
-                f"specific: every other attribute moves <= {self.specific} of its own gap, else entangled")
+                f"specific: every other attribute moves <= {self.specific} of its own gap beyond a random-position "
+                f"paste, else entangled")
 
 
 def ratio_ci(moved: np.ndarray, gap: np.ndarray, *, n_boot: int = 1000, ci: float = 0.95,
@@ -96,13 +100,24 @@ def _per_pair(df: pd.DataFrame, col: str) -> pd.Series:
 
 def off_target(table: pd.DataFrame) -> pd.DataFrame:
     """Side effects: per (attribute, positions, other measured attribute) ``sum(moved_abs) / sum(gap)`` of
-    the tested swaps (control ``none``). Columns ``attribute, positions, measured, off_target``."""
-    t = table[(table["control"] == "none") & (table["measured"] != table["attribute"])]
-    if t.empty:
-        return pd.DataFrame(columns=["attribute", "positions", "measured", "off_target"])
-    g = t.groupby(["attribute", "positions", "measured"], sort=False)[["moved_abs", "gap"]].sum()
-    out = (g["moved_abs"] / g["gap"].where(g["gap"] > 0)).rename("off_target").reset_index()
-    return out
+    the tested swaps (``off_target``), the same of the random-position control (``off_target_random``: what
+    any paste moves it, e.g. decoding noise) and their difference ``excess`` (the random part taken as 0 when
+    that control was not run). Columns ``attribute, positions, measured, off_target, off_target_random,
+    excess``."""
+    cols = ["attribute", "positions", "measured", "off_target", "off_target_random", "excess"]
+    other = table[table["measured"] != table["attribute"]]
+    if other.empty or not (other["control"] == "none").any():
+        return pd.DataFrame(columns=cols)
+    keys = ["attribute", "positions", "measured"]
+
+    def ratio(control: str) -> pd.Series:
+        g = other[other["control"] == control].groupby(keys, sort=False)[["moved_abs", "gap"]].sum()
+        return g["moved_abs"] / g["gap"].where(g["gap"] > 0)
+
+    out = ratio("none").rename("off_target").to_frame()
+    out["off_target_random"] = ratio("random_position").reindex(out.index)
+    out["excess"] = out["off_target"] - out["off_target_random"].fillna(0.0)
+    return out.reset_index()[cols]
 
 
 def summarize(table: pd.DataFrame, config: VerdictConfig | None = None) -> pd.DataFrame:
@@ -147,10 +162,10 @@ def summarize(table: pd.DataFrame, config: VerdictConfig | None = None) -> pd.Da
         # side effects
         others = side_idx.loc[[(attr, label)]] if side_idx is not None and (attr, label) in side_idx.index else None
         if others is not None and len(others):
-            worst = others.sort_values("off_target", ascending=False)
-            row["max_off_target"] = float(worst["off_target"].iloc[0])
+            worst = others.sort_values("excess", ascending=False)
+            row["max_off_target"] = float(worst["excess"].iloc[0])
             row["worst_off_target"] = str(worst["measured"].iloc[0])
-            bad = worst[worst["off_target"] > cfg.specific]
+            bad = worst[worst["excess"] > cfg.specific]
             row["entangled_with"] = ",".join(bad["measured"].astype(str))
         else:
             row["max_off_target"], row["worst_off_target"], row["entangled_with"] = np.nan, "", ""
@@ -182,7 +197,8 @@ def verdict_of(row: dict, cfg: VerdictConfig) -> dict[str, str]:
 
 def off_target_matrix(table: pd.DataFrame, positions: str | None = None) -> pd.DataFrame:
     """Attributes (rows: the one the pairs contrast) x measured attributes (columns): movement as a
-    fraction of each measured attribute's own gap, for one position set per attribute (``positions``:
+    fraction of each measured attribute's own gap beyond a random-position paste (the ``excess`` of
+    :func:`off_target`), for one position set per attribute (``positions``:
     a label; default each attribute's best set by transfer). The diagonal is the transfer."""
     summ = summarize(table, VerdictConfig(n_boot=1))
     if positions is None:
@@ -194,7 +210,7 @@ def off_target_matrix(table: pd.DataFrame, positions: str | None = None) -> pd.D
     mat = {}
     for attr, label in pick.items():
         s = side[(side["attribute"] == attr) & (side["positions"] == label)]
-        row = dict(zip(s["measured"], s["off_target"]))
+        row = dict(zip(s["measured"], s["excess"]))
         row[attr] = float(summ[(summ["attribute"] == attr) & (summ["positions"] == label)]["transfer"].iloc[0])
         mat[f"{attr} @ {label}"] = row
     return pd.DataFrame(mat).T
