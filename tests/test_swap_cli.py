@@ -68,3 +68,25 @@ def test_help_states_the_thresholds(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "confirmed when the transfer's 95% interval lies >= 0.5" in text
     assert "specific when no other attribute moves by more than 0.25" in text
+
+
+def test_swap_map_tests_the_maps_candidates(store_path, tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    smap = tmp_path / "semantic_map.json"  # a plain ranking (what older maps hold): its top k are tested
+    smap.write_text(json.dumps({"by_attribute": {"lighting": [{"position": 11, "effect": 0.5},
+                                                              {"position": 26, "effect": 0.4},
+                                                              {"position": 3, "effect": 0.1}]}}))
+    out = tmp_path / "swap"
+    rc = main(["swap", "--store", str(store_path), "--map", str(smap), "--attributes", "lighting", "--k", "2",
+               "--pairs", "6", "--grids", "0", "--no-side-effects", "--out", str(out), "--quiet"])
+    assert rc == 0
+    mappings = pd.read_csv(out / "mappings.csv", dtype={"positions": str})
+    assert set(mappings["positions"]) == {"11", "26", "11+26"}
+    assert {"transfer", "ci_low", "verdict", "specificity"} <= set(mappings.columns)
+    capsys.readouterr()
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"by_attribute": {"lighting": []}}))
+    rc = main(["swap", "--store", str(store_path), "--map", str(empty), "--attributes", "lighting",
+               "--out", str(tmp_path / "e"), "--quiet"])
+    assert rc == 0 and "no candidate" in capsys.readouterr().out

@@ -110,7 +110,7 @@ def load_semantic_map(path: Path):
 
         rows = [{"attribute": a, "position": r["position"], "effect": r.get("effect")}
                 for a, ranked in d.get("by_attribute", {}).items() for r in ranked]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=["attribute", "position", "effect"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,8 +212,12 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
             res.table.to_csv(table_path, index=False)
         res.pairs.to_csv(out / "pairs.csv", index=False)
         answers = res.summary
-        print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
-                           "specificity", "entangled_with"]].to_string(index=False))
+        if res.summary.empty:
+            print(f"no candidate position in {smap_path} for {attrs}: nothing to test")
+            answers = pd.DataFrame(columns=["attribute", "positions", "verdict", "transfer"])
+        else:
+            print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
+                               "specificity", "entangled_with"]].to_string(index=False))
     else:
         vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=not args.no_greedy,
                              progress=progress, sweep=res)
@@ -278,7 +282,7 @@ def _traverse(args, tok, store, data, measurers, out, paths) -> None:
         first = list(measurers)[0]
         order = curve[curve["measured"] == first].sort_values("mean")["code"].to_numpy()
         q = data.quantized[:1].repeat(len(order), 1, 1)
-        q[:, pos] = tok.codebook.detach()[torch.as_tensor(order)].to(q.device)
+        q[:, pos] = tok.codebook.detach()[torch.as_tensor(order.copy())].to(q.device)
         with torch.no_grad():
             imgs = tok.decode(q)
         paths["traversal"] = save_figure(traversal_figure(curve, images=imgs), out / f"traversal_{pos}")[0]
