@@ -9,9 +9,9 @@ position set) with the attribute's own measurer:
   95% interval over pairs (``ci_low``, ``ci_high``);
 - ``iia``: interchange-intervention accuracy, the fraction of swaps whose measured value lands nearer the
   donor's than the recipient's (categorical: the swapped image takes the donor's class);
-- ``d_random`` / ``d_same_end``: Cohen's d of the per-pair transfer against the random-position control
-  (its per-pair transfer) and the same-end control (the distance a same-end paste moves, over the tested
-  gap: what pasting moves by itself; ``same_end_moves`` is its ratio of sums);
+- ``d_random`` / ``d_same_end``: Cohen's d of the per-pair movement (over the tested mean gap) against the
+  random-position control's (the same donor at a random other position) and the same-end control's
+  distance moved (what pasting a token from the recipient's own end moves by itself; ``same_end_moves``);
 - ``all_except`` / ``swap_back`` / ``ceiling``: the mean transfer of those controls (``swap_back`` is the
   distance left from the recipient after swapping back, as a fraction of the gap: 0 = reversible);
 - off-target: every other measured attribute's movement ``sum(|swapped - recipient|) / sum(|donor -
@@ -134,23 +134,22 @@ def summarize(table: pd.DataFrame, config: VerdictConfig | None = None) -> pd.Da
             continue
         point, lo, hi = ratio_ci(test["moved"].to_numpy(), test["gap"].to_numpy(), n_boot=cfg.n_boot,
                                  ci=cfg.ci, seed=cfg.seed)
-        per_pair = _per_pair(test, "transfer")
+        # per-pair scores over the tested mean gap: their mean is the transfer, and a pair with a tiny gap
+        # of its own (heavy-tailed measures such as sharpness) cannot blow up the spread
+        scale = max(float(test["gap"].mean()), 1e-12)
+        score = _per_pair(test, "moved") / scale
         row = {"attribute": attr, "positions": label, "set_size": int(test["set_size"].iloc[0]),
                "n_pairs": int(len(test)), "transfer": point, "ci_low": lo, "ci_high": hi,
                "iia": float(test["nearer_donor"].mean())}
         if "random_position" in by:
             r = by["random_position"]
             row["random_transfer"] = float(r["moved"].sum() / max(r["gap"].sum(), 1e-12))
-            row["d_random"] = cohens_d(per_pair.to_numpy(), _per_pair(r, "transfer").to_numpy())
+            row["d_random"] = cohens_d(score.to_numpy(), (_per_pair(r, "moved") / scale).to_numpy())
         if "same_end" in by:
-            s = by["same_end"]
-            gap = _per_pair(test, "gap")
-            moved_s = _per_pair(s, "moved_abs")
-            gap_s = gap.reindex(moved_s.index)
-            row["same_end_moves"] = float(moved_s.sum() / max(gap_s.sum(), 1e-12))
-            # per pair only where the tested gap is not vanishing (a ratio over ~0 is noise)
-            ok = gap_s > 1e-3 * max(float(np.nanmedian(gap)), 1e-12)
-            row["d_same_end"] = cohens_d(per_pair.to_numpy(), (moved_s[ok] / gap_s[ok]).to_numpy())
+            s_ = by["same_end"]
+            moved_s = _per_pair(s_, "moved_abs")
+            row["same_end_moves"] = float(moved_s.mean() / scale)
+            row["d_same_end"] = cohens_d(score.to_numpy(), (moved_s / scale).to_numpy())
         for c, name in (("all_except", "all_except"), ("donor_recon", "ceiling")):
             if c in by:
                 row[name] = float(by[c]["moved"].sum() / max(by[c]["gap"].sum(), 1e-12))
