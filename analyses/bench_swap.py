@@ -11,13 +11,16 @@ Measures, on a world-32 token store (default: the demo's, made here when missing
    own overhead (pairing, pasting, queueing, tables);
 4. ``measurers``: the measurers alone on that many images (the rest of the sweep's time).
 
-Prints and writes a one-row CSV. Wall times depend on what else runs on the machine: say so when reporting.
+Prints and writes a one-row CSV with wall and CPU seconds (this process, all threads) and the load average.
+Wall times depend on what else runs on the machine: on a shared machine read the CPU seconds (on an idle
+machine with ``--threads 2`` the wall time is about the CPU time over 2 at best) and say so when reporting.
 
     python analyses/bench_swap.py --threads 2 --pairs 256 --out runs/bench_swap.csv
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -71,38 +74,45 @@ def main() -> None:
     cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs, batch=args.batch)
     names = list(measurers)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     sweep = sweep_positions(tok, data, measurers, attributes=names, config=cfg, progress=False)
-    t_sweep = time.perf_counter() - t0
+    t_sweep, c_sweep = time.perf_counter() - t0, time.process_time() - c0
     decoded = int(sweep.table.attrs.get("decoded", 0)) or _count_decodes(sweep.table)
 
     q = data.quantized[torch.randint(0, len(data.quantized), (decoded,), generator=torch.Generator().manual_seed(0))]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         for s in range(0, decoded, args.batch):
             tok.decode(q[s : s + args.batch])
-    t_bare = time.perf_counter() - t0
+    t_bare, c_bare = time.perf_counter() - t0, time.process_time() - c0
 
-    t_engine = float("nan")
+    t_engine = c_engine = float("nan")
     if not args.skip_engine_only:
         zero = {a: _Zero() for a in names}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sweep_positions(tok, data, zero, attributes=names, config=cfg, progress=False)
-        t_engine = time.perf_counter() - t0
+        t_engine, c_engine = time.perf_counter() - t0, time.process_time() - c0
 
     with torch.no_grad():
         imgs = tok.decode(q[: args.batch])
     masks = data.masks[: args.batch] if data.masks is not None else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _measure_all([measurers[a] for a in names], imgs, masks)
     t_meas = (time.perf_counter() - t0) * decoded / len(imgs)
+    c_meas = (time.process_time() - c0) * decoded / len(imgs)
 
     row = {"attributes": len(names), "positions": int(data.quantized.shape[1]), "pairs": args.pairs,
            "control_pairs": args.control_pairs, "threads": args.threads, "decoded_images": decoded,
            "swap_rows": len(sweep.table), "sweep_s": round(t_sweep, 1), "bare_decode_s": round(t_bare, 1),
            "engine_no_measurers_s": round(t_engine, 1), "measurers_s_est": round(t_meas, 1),
            "engine_overhead": round((t_engine - t_bare) / t_bare, 3),
-           "overhead_incl_measurers": round((t_sweep - t_bare) / t_bare, 3)}
+           "overhead_incl_measurers": round((t_sweep - t_bare) / t_bare, 3),
+           # CPU seconds of this process (both threads): what the work costs whatever else runs
+           "sweep_cpu_s": round(c_sweep, 1), "bare_decode_cpu_s": round(c_bare, 1),
+           "engine_no_measurers_cpu_s": round(c_engine, 1), "measurers_cpu_s_est": round(c_meas, 1),
+           "engine_overhead_cpu": round((c_engine - c_bare) / c_bare, 3),
+           "overhead_incl_measurers_cpu": round((c_sweep - c_bare) / c_bare, 3),
+           "load_average_1min": round(os.getloadavg()[0], 1)}
     print(pd.Series(row).to_string())
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
