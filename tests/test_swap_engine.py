@@ -241,3 +241,16 @@ def test_costly_controls_on_a_subset_of_pairs(toy) -> None:
     assert res.table.attrs["decoded"] == 48 * (2 + 12) + 12 * (2 + 1 + 2 * 12)
     row = res.summary.set_index("positions").loc[str(BRIGHT)]
     assert row["verdict"] == "confirmed" and np.isfinite(row["d_same_end"]) and np.isfinite(row["d_random"])
+
+
+def test_candidates_first_then_a_sweep_where_none_is_confirmed(toy) -> None:
+    tok, _, data = toy
+    ranking = pd.DataFrame({"attribute": ["brightness", "brightness", "hue"], "position": [PLANTED, BRIGHT, HUE],
+                            "effect": [0.6, 0.5, 0.4]})
+    vmap = validated_map(tok, data, MEASURERS, ranking, attributes=["brightness", "hue"], config=FAST,
+                         progress=False, k=1, greedy=False)
+    tested = vmap.sweep.summary.groupby("attribute")["positions"].nunique()
+    assert tested["hue"] == 1  # its candidate was confirmed: nothing else decoded
+    assert tested["brightness"] == 12  # the planted copy was not: every position swept
+    assert vmap.answer("brightness") == [BRIGHT] and vmap.answer("hue") == [HUE]
+    assert vmap.answer("brightness", accept=()) == []

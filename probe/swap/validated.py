@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.swap.stats import summarize
 from probe.swap.run import (
     SwapConfig,
     candidates,
@@ -103,10 +104,11 @@ class ValidatedMap:
     def disagreements(self) -> pd.DataFrame:
         return disagreements(self.agreement)
 
-    def answer(self, attribute: str) -> list[int]:
-        """The validated positions of ``attribute`` (``[]`` when none is confirmed or weak)."""
+    def answer(self, attribute: str, *, accept: tuple[str, ...] = ("confirmed",)) -> list[int]:
+        """The validated positions of ``attribute``: its answer when the verdict is in ``accept`` (default:
+        confirmed only), else ``[]``."""
         row = self.answers[self.answers["attribute"] == attribute]
-        if row.empty or row["verdict"].iloc[0] in ("rejected", "untested"):
+        if row.empty or row["verdict"].iloc[0] not in accept:
             return []
         return [int(p) for p in str(row["positions"].iloc[0]).split("+")]
 
@@ -211,6 +213,16 @@ def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], 
         attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
         sets = {a: [[p] for p in candidates(semantic_map, a, k)] for a in attrs}
         sw = run_swaps(tokenizer, data, measurers, sets, attributes=attrs, config=cfg, progress=progress)
+        # where no candidate is confirmed, the probes' ranking was not the answer: sweep the other positions
+        done = sw.summary.groupby("attribute")["verdict"].apply(lambda v: (v == "confirmed").any()) \
+            if len(sw.summary) else pd.Series(dtype=bool)
+        rest = {a: [[p] for p in range(int(data.quantized.shape[1])) if [p] not in sets[a]]
+                for a in attrs if not done.get(a, False)}
+        if any(rest.values()):
+            more = run_swaps(tokenizer, data, measurers, rest, attributes=[a for a in attrs if rest.get(a)],
+                             config=cfg, progress=progress)
+            table = pd.concat([sw.table, more.table], ignore_index=True)
+            sw = SwapResult(table, summarize(table, cfg.verdict), sw.pairs, cfg)
     else:
         sw = sweep_positions(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
     heat = causal_heatmap(sw.summary)
@@ -258,11 +270,12 @@ def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
         attributes: the attributes to draw pairs for (default: every one with a measurer); every swap is
             measured on all attributes that have a measurer (the side effects).
         measurers: attribute -> measurer (default ``probe.measure.measurer_for(attribute)``).
-        k: test only the probes' ``k`` candidate positions per attribute instead of sweeping all of them.
+        k: test the probes' ``k`` candidate positions per attribute first, and sweep the other positions only
+            for attributes where none of them is confirmed (default: sweep every position).
 
-    Example (the demo, lighting only, the probes' top 3 candidates):
-    ``probe.swap.validate_map(result.store, semantic_map=result.probes.semantic_map, attributes=["lighting"],
-    k=3).answer("lighting")``.
+    Example (the demo's lighting answer):
+    ``validate_map(result.store, semantic_map=result.probes.semantic_map, attributes=["lighting"], k=3,
+    config=SwapConfig(pairs=64, control_pairs=16)).answer("lighting")`` (``from probe.swap import ...``).
     """
     from probe.data.rematerialise import world_masks
     from probe.store import TokenStore
