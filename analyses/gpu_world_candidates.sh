@@ -36,7 +36,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.i
 # 1. render the shared training set and its one-factor partners once (every run reads the same cache)
 python3 - <<EOF
 import time
-from probe.tokenizers.train import render_partners, render_world
+from probe.data.world_cache import render_partners, render_world
 t = time.time()
 render_world(256, seed=1_000_003, resolution=32, world={}, cache_dir="runs/cache")
 _, factors = render_world(${NTRAIN}, seed=0, resolution=32, world={}, cache_dir="runs/cache")

@@ -16,7 +16,7 @@ BASE=analyses/world_tokenizer/base_config.json
 mkdir -p "$R" "$OUT"
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 python3 - <<PY
-from probe.tokenizers.train import render_partners, render_world
+from probe.data.world_cache import render_partners, render_world
 render_world(256, seed=1_000_003, resolution=32, world={}, cache_dir="runs/cache")
 _, factors = render_world(${NTRAIN}, seed=0, resolution=32, world={}, cache_dir="runs/cache")
 render_partners(factors, seed=0, resolution=32, world={}, cache_dir="runs/cache")

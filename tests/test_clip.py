@@ -10,13 +10,9 @@ from torchvision.transforms.functional import to_pil_image
 from probe import zoo
 from probe.clip import captions, colour_index, export_open_clip, zero_shot_eval
 from probe.clip.captions import WORDS, ZERO_SHOT_TASKS, word_class
-from probe.clip.train import (
-    ClipTrainConfig,
-    dense_state_dict,
-    sparse_state_dict,
-    train_clip,
-)
+from probe.clip.model import dense_state_dict, sparse_state_dict
 from probe.data.world import sample
+from probe.training.clip import ClipTrainConfig, train_clip
 
 HELDOUT_SEED = 424242  # neither the training (0) nor the evaluation seed of the shipped run
 
@@ -143,7 +139,7 @@ def test_train_clip_reduces_loss(tmp_path):
 
 
 def test_loader_batches_do_not_depend_on_workers():
-    from probe.clip.data import clip_loader
+    from probe.training.clip_data import clip_loader
 
     # degrade on, so the per-step degrade generator is covered too
     cfg = _tiny_cfg(steps=3)

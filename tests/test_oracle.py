@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from probe import zoo
+from probe.data.degrade import degrade
 from probe.data.world import sample
 from probe.oracle import (
     OracleConfig,
     WorldOracle,
     circular_error,
-    degrade,
     evaluate_oracle,
     score_predictions,
 )
-from probe.oracle.train import OracleTrainConfig, train_oracle
+from probe.training.oracle import OracleTrainConfig, train_oracle
 
 HELDOUT_SEED = 515151  # neither the training (0) nor the evaluation seed of the shipped run
 
@@ -51,7 +51,7 @@ def test_degrade_is_seeded_bounded_and_blurs():
     b = degrade(images, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and a.shape == images.shape
     assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, images)
-    from probe.oracle.degrade import DegradeConfig
+    from probe.data.degrade import DegradeConfig
 
     only_blur = DegradeConfig(p_blur=1.0, max_blur_px=2.0, p_noise=0, p_colour=0, p_down=0)
     checker = ((torch.arange(32)[:, None] + torch.arange(32)[None]) % 2).float().expand(4, 3, 32, 32)
@@ -105,7 +105,7 @@ def test_train_oracle_reduces_loss(tmp_path):
 @pytest.mark.skipif("world-32" not in zoo.available(), reason="embedded tokenizer world-32 not shipped")
 def test_zoo_oracle_reads_world32_reconstructions(oracle):
     import probe
-    from probe.oracle.train import reconstruct, tokenizer_world
+    from probe.training.oracle import reconstruct, tokenizer_world
 
     tok = probe.load_tokenizer("world-32", device="cpu").eval()
     # images of the world the tokenizer was trained on (a sub-world of the oracle's, see its zoo entry)
@@ -120,7 +120,7 @@ def test_zoo_oracle_reads_world32_reconstructions(oracle):
 
 
 def test_tokenizer_world_reads_the_shipped_overrides():
-    from probe.oracle.train import tokenizer_world
+    from probe.training.oracle import tokenizer_world
 
     assert tokenizer_world(None) is None and tokenizer_world("no-such-model") is None
     if "world-32" not in zoo.available():

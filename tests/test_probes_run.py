@@ -11,10 +11,10 @@ from probe.probes import (
     ALL_POSITIONS,
     TABLE_COLUMNS,
     ProbeConfig,
-    heatmap_frame,
     run_probes,
 )
 from probe.probes.synthetic import planted_tokens
+from probe.viz.heatmap import heatmap_frame
 
 PLANTED = {"shape": ("categorical", 4, 2), "size": ("continuous", 4, 5)}
 NULL = {"noise_cat": ("categorical", 3), "noise_cont": ("continuous", 4)}

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from probe.schedule import budget_progress, warmup_cosine_lr
+from probe.training.schedule import budget_progress, warmup_cosine_lr
 
 
 def test_warmup_is_linear_then_cosine_reaches_the_floor():

@@ -27,7 +27,7 @@ def _load_shipped(name: str) -> torch.nn.Module:
 
 def _world_set(cfg: dict, n: int = 48, seed: int = 424_242) -> torch.Tensor:
     from probe.data import world
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
 
     images, _ = world.sample(n, seed=seed, resolution=cfg["resolution"], config=world_config(cfg.get("world_overrides", {})))
     return images
@@ -116,7 +116,7 @@ def test_config_round_trip_and_bad_field() -> None:
 
 
 def test_few_training_steps_reduce_loss(tmp_path: Path) -> None:
-    from probe.tokenizers.train import TrainConfig, load_trained, train
+    from probe.training.tokenizer import TrainConfig, load_trained, train
 
     cfg = TrainConfig(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16,
                       steps=40, warmup_steps=5, lr=3e-3, restart_every=10, eval_every=20, log_every=1,
@@ -139,7 +139,7 @@ def test_few_training_steps_reduce_loss(tmp_path: Path) -> None:
 
 
 def test_nested_keep_masks_are_prefixes() -> None:
-    from probe.tokenizers.train import nested_keep
+    from probe.training.tokenizer import nested_keep
 
     gen = torch.Generator().manual_seed(0)
     assert nested_keep(8, 5, 0.0, gen) is None
@@ -172,7 +172,7 @@ def test_decoder_keep_mask() -> None:
 
 
 def test_ada_average_shares_unchanged_positions() -> None:
-    from probe.tokenizers.train import _ada_average
+    from probe.training.losses import ada_average
 
     torch.manual_seed(0)
     z1 = torch.nn.functional.normalize(torch.randn(2, 6, 4), dim=-1)
@@ -180,33 +180,33 @@ def test_ada_average_shares_unchanged_positions() -> None:
     z2[0, 3] = -z1[0, 3]  # pair 0 changes at position 3 only
     z2[1, 1] = -z1[1, 1]  # pair 1 changes at 1 and, less, at 4
     z2[1, 4] = torch.nn.functional.normalize(z1[1, 4] + torch.randn(4), dim=-1)
-    out = _ada_average(torch.cat([z1, z2]))
+    out = ada_average(torch.cat([z1, z2]))
     a1, a2 = out[:2], out[2:]
     torch.testing.assert_close(a1[0, 3], z1[0, 3])
     torch.testing.assert_close(a2[0, 3], z2[0, 3])
     for p in (0, 1, 2, 4, 5):  # shared: both images get the same (normalised mean) token
         torch.testing.assert_close(a1[0, p], a2[0, p])
     # top-1: only the most changed position stays apart
-    top1 = _ada_average(torch.cat([z1, z2]), topk=1)
+    top1 = ada_average(torch.cat([z1, z2]), topk=1)
     assert not torch.allclose(top1[1, 1], top1[3, 1])
     torch.testing.assert_close(top1[1, 4], top1[3, 4])
 
 
 def test_swap_pairs_paste_only_the_most_changed_positions() -> None:
-    from probe.tokenizers.train import _ada_average
+    from probe.training.losses import ada_average
 
     torch.manual_seed(1)
     z1 = torch.nn.functional.normalize(torch.randn(2, 5, 4), dim=-1)
     z2 = z1 + 0.01 * torch.randn(2, 5, 4)
     z2[0, 2] = -z1[0, 2]  # pair 0 changes most at 2, pair 1 at 4
     z2[1, 4] = -z1[1, 4]
-    out = _ada_average(torch.cat([z1, z2]), topk=1, mode="swap")
+    out = ada_average(torch.cat([z1, z2]), topk=1, mode="swap")
     torch.testing.assert_close(out[:2], z1)  # the first images are untouched
     expected = z1.clone()  # the partners are the first images with one token pasted from the partner
     expected[0, 2], expected[1, 4] = z2[0, 2], z2[1, 4]
     torch.testing.assert_close(out[2:], expected)
     # exchange: each image keeps its own most changed token and takes all others from its partner
-    ex = _ada_average(torch.cat([z1, z2]), topk=1, mode="exchange")
+    ex = ada_average(torch.cat([z1, z2]), topk=1, mode="exchange")
     torch.testing.assert_close(ex[2:], expected)
     first = z2.clone()
     first[0, 2], first[1, 4] = z1[0, 2], z1[1, 4]
@@ -214,7 +214,7 @@ def test_swap_pairs_paste_only_the_most_changed_positions() -> None:
 
 
 def test_render_partners_skip_pinned_columns() -> None:
-    from probe.tokenizers.train import render_partners, render_world
+    from probe.data.world_cache import render_partners, render_world
 
     world = {"stripe_periods": [4.0, 4.0], "stripe_angle_range": [0.5, 0.5], "stripe_phase_range": [0.0, 0.0]}
     images, factors = render_world(300, seed=4, resolution=16, world=world, cache_dir=None)
@@ -227,7 +227,7 @@ def test_render_partners_skip_pinned_columns() -> None:
 
 
 def test_render_partners_change_one_factor(tmp_path: Path) -> None:
-    from probe.tokenizers.train import PAIR_FACTORS, render_partners, render_world
+    from probe.data.world_cache import PAIR_FACTORS, render_partners, render_world
 
     images, factors = render_world(400, seed=3, resolution=16, world={}, cache_dir=None)
     partners, changed = render_partners(factors, seed=3, resolution=16, world={}, cache_dir=tmp_path)
@@ -247,7 +247,7 @@ def test_render_partners_change_one_factor(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pairs", ["ada", "swap", "exchange", "hoyer"])
 def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None:
-    from probe.tokenizers.train import TrainConfig, train
+    from probe.training.tokenizer import TrainConfig, train
 
     cfg = TrainConfig(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16,
                       steps=40, warmup_steps=5, lr=3e-3, restart_every=10, eval_every=20, log_every=1,
@@ -267,10 +267,10 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
     (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
     from probe.data import world
+    from probe.data.world_cache import world_config
     from probe.measure import measurer_for
     from probe.measure.batched import decode_batched
     from probe.swap import end_groups, moved_by_paste
-    from probe.tokenizers.train import world_config
 
     wcfg = world_config(world_overrides)
     images, df, masks = world.sample(n, seed=seed, resolution=model.image_size, config=wcfg, return_masks=True)
@@ -328,7 +328,7 @@ def test_declared_positions_move_their_factor_and_random_positions_do_not(name: 
 
 
 def test_training_from_init_weights(tmp_path: Path) -> None:
-    from probe.tokenizers.train import TrainConfig, train
+    from probe.training.tokenizer import TrainConfig, train
 
     base = dict(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16, warmup_steps=5,
                 lr=3e-3, restart_every=10, eval_every=20, log_every=1, vq_warmup=0.25, cache_dir=str(tmp_path / "c"))
@@ -353,7 +353,7 @@ def test_vq_from_continuous_twin_with_kmeans_codebook(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from probe.data import world
-    from probe.tokenizers.train import TrainConfig, load_trained, train
+    from probe.training.tokenizer import TrainConfig, load_trained, train
 
     base = dict(resolution=16, n_train=128, n_eval=16, batch_size=16, warmup_steps=5, restart_every=0,
                 eval_every=20, log_every=1, kmeans_images=128, cache_dir=str(tmp_path / "c"))
@@ -378,7 +378,8 @@ def test_vq_from_continuous_twin_with_kmeans_codebook(tmp_path: Path) -> None:
 
 
 def test_object_loss_counts_only_the_object_and_its_rim() -> None:
-    from probe.tokenizers.train import object_loss, object_weight
+    from probe.measure.fidelity import object_weight
+    from probe.training.losses import object_loss
 
     masks = torch.zeros(1, 1, 8, 8)
     masks[..., 3:5, 3:5] = 1.0  # a 2x2 object
@@ -395,7 +396,7 @@ def test_object_loss_counts_only_the_object_and_its_rim() -> None:
 
 def test_render_world_masks_are_the_worlds_and_cached_apart(tmp_path: Path) -> None:
     from probe.data import world
-    from probe.tokenizers.train import render_partners, render_world
+    from probe.data.world_cache import render_partners, render_world
 
     images, factors, masks = render_world(40, seed=5, resolution=16, world={}, cache_dir=tmp_path, masks=True)
     _, _, ref_masks = world.sample(40, seed=5, resolution=16, return_masks=True)
@@ -413,7 +414,7 @@ def test_render_world_masks_are_the_worlds_and_cached_apart(tmp_path: Path) -> N
 
 
 def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> None:
-    from probe.tokenizers.train import TrainConfig, compute_losses, train
+    from probe.training.tokenizer import TrainConfig, compute_losses, train
 
     cfg = TrainConfig(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16,
                       steps=30, warmup_steps=5, lr=3e-3, eval_every=10, log_every=1, w_object=2.0,
@@ -425,7 +426,8 @@ def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> N
     assert len([r for r in log if "eval_object_psnr" in r]) >= 3
     # evaluate's object PSNR is the pooled squared error over the dilated object pixels
     from probe.data import world
-    from probe.tokenizers.train import evaluate, load_trained, object_weight
+    from probe.measure.fidelity import object_weight
+    from probe.training.tokenizer import evaluate, load_trained
 
     model = load_trained(tmp_path / "run")
     images, _, masks = world.sample(20, seed=9, resolution=16, return_masks=True)
@@ -443,7 +445,7 @@ def test_object_weighted_training_logs_object_loss_and_psnr(tmp_path: Path) -> N
 
 def test_oracle_perceptual_distance_orders_degradations_and_stays_frozen() -> None:
     from probe.data import world
-    from probe.tokenizers.perceptual import OraclePerceptual
+    from probe.training.perceptual import OraclePerceptual
 
     if not (ZOO / "world-oracle.json").exists():
         pytest.skip("world-oracle is not shipped")
@@ -462,7 +464,7 @@ def test_oracle_perceptual_distance_orders_degradations_and_stays_frozen() -> No
     assert all(p.grad is None for p in dist.oracle.parameters())
     with pytest.raises(ValueError, match="not a world-oracle"):
         OraclePerceptual.from_zoo("world-32")
-    from probe.tokenizers.train import TrainConfig, compute_losses
+    from probe.training.tokenizer import TrainConfig, compute_losses
 
     with pytest.raises(ValueError, match="needs the perceptual network"):
         compute_losses(WorldTokenizer(_tiny()), torch.rand(2, 3, 16, 16), TrainConfig(w_perceptual=1.0))
@@ -471,7 +473,7 @@ def test_oracle_perceptual_distance_orders_degradations_and_stays_frozen() -> No
 def test_init_from_a_smaller_codebook_keeps_its_codes() -> None:
     from dataclasses import replace
 
-    from probe.tokenizers.train import _grow_codebook
+    from probe.training.tokenizer import _grow_codebook
 
     small = WorldTokenizer(_tiny())
     big = WorldTokenizer(replace(_tiny(), codebook_size=64))
@@ -493,7 +495,7 @@ def test_shipped_world32_keeps_the_shape() -> None:
     world-32 that draws every object as a blob reads ~0.46 on this set; the shipped one, fine-tuned from its
     continuous twin with a k-means codebook, 0.93 (0.90 on analyses/world_tokenizer/README.md's 2000 images)."""
     from probe.data import world
-    from probe.tokenizers.train import world_config
+    from probe.data.world_cache import world_config
 
     model = _load_shipped("world-32")
     wcfg = world_config(json.loads((ZOO / "world-32.json").read_text()).get("world_overrides", {}))
@@ -510,7 +512,7 @@ def test_finer_decoder_grid_and_its_init_from_a_coarse_model() -> None:
     parent's query (up to small noise) and only the pixel head is new."""
     from dataclasses import replace
 
-    from probe.tokenizers.train import _refine_decoder_grid
+    from probe.training.tokenizer import _refine_decoder_grid
 
     coarse = WorldTokenizer(replace(_tiny(), patch_size=8)).eval()  # 2x2 decoder queries of 8x8 pixels
     fine = WorldTokenizer(replace(_tiny(), patch_size=8, dec_patch_size=4)).eval()  # 4x4 queries of 4x4 pixels
@@ -537,10 +539,7 @@ def test_finer_decoder_grid_and_its_init_from_a_coarse_model() -> None:
 
 
 def test_hinge_losses_known_values() -> None:
-    from probe.tokenizers.adversarial import (
-        discriminator_hinge_loss,
-        generator_hinge_loss,
-    )
+    from probe.training.losses import discriminator_hinge_loss, generator_hinge_loss
 
     ones = torch.ones(2, 1, 4, 4)
     assert float(discriminator_hinge_loss(2 * ones, -2 * ones)) == 0.0  # both beyond the margin
@@ -555,10 +554,8 @@ def test_patch_discriminator_learns_sharp_from_blurred() -> None:
     import torch.nn.functional as F
 
     from probe.data import world
-    from probe.tokenizers.adversarial import (
-        PatchDiscriminator,
-        discriminator_hinge_loss,
-    )
+    from probe.training.adversarial import PatchDiscriminator
+    from probe.training.losses import discriminator_hinge_loss
 
     def blur(x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
@@ -584,7 +581,7 @@ def test_patch_discriminator_learns_sharp_from_blurred() -> None:
 
 
 def test_adversarial_training_logs_both_losses_and_resumes(tmp_path: Path) -> None:
-    from probe.tokenizers.train import TrainConfig, load_checkpoint, train
+    from probe.training.tokenizer import TrainConfig, load_checkpoint, train
 
     base = dict(model={**_tiny().__dict__}, resolution=16, n_train=128, n_eval=16, batch_size=16, warmup_steps=5,
                 lr=3e-3, eval_every=10, log_every=1, w_adversarial=0.1, adv_start_step=4, disc_channels=8,

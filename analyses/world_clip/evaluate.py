@@ -22,8 +22,8 @@ import torch
 from probe import zoo
 from probe.clip.captions import ZERO_SHOT_TASKS
 from probe.clip.zeroshot import class_embeddings, image_embeddings, zero_shot_eval
+from probe.data.degrade import degrade
 from probe.data.world import sample
-from probe.oracle.degrade import degrade
 from probe.oracle.evaluate import shape_by_difficulty
 from probe.report import markdown_table
 

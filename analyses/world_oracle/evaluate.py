@@ -2,7 +2,7 @@
 
     python analyses/world_oracle/evaluate.py [--n 2000] [--seed 31337] [--tokenizer world-32]
 
-Conditions: clean world images; degraded ones (probe.oracle.degrade, the training
+Conditions: clean world images; degraded ones (probe.data.degrade, the training
 augmentation, fixed seed); the dark (lighting < 0.45) and blurry (global_blur > 0.032) subsets
 of the clean images (their R^2 divides by the variance of the full held-out set); and, with --tokenizer, that tokenizer's reconstructions. Writes
 analyses/world_oracle/results/: scores.csv, scores.md, scatter.png/.svg, training.png/.svg.
@@ -21,8 +21,9 @@ import pandas as pd
 import torch
 
 from probe import zoo
+from probe.data.degrade import degrade
 from probe.data.world import sample
-from probe.oracle import degrade, score_predictions
+from probe.oracle import score_predictions
 from probe.oracle.evaluate import shape_by_difficulty
 from probe.report import markdown_table
 
@@ -101,7 +102,7 @@ def main() -> None:
     if args.tokenizer:
         import probe
         from probe.data.world import factors_at, render
-        from probe.oracle.train import reconstruct, tokenizer_world
+        from probe.training.oracle import reconstruct, tokenizer_world
 
         tok = probe.load_tokenizer(args.tokenizer, device="cpu").eval()
         # the same images rendered in the world the tokenizer was trained on (same factors), if it has its own

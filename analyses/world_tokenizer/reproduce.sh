@@ -32,7 +32,7 @@ timeout 36m tokenprobe train-tokenizer --config $PINNED --continuous --pairs swa
   --steps 1000000 --max-minutes 85 --no-resume --out $T/3-pinned-swap1 || true
 python - <<'EOF'
 from safetensors.torch import save_file
-from probe.tokenizers.train import load_trained
+from probe.training.tokenizer import load_trained
 m = load_trained("runs/world-32-continuous/3-pinned-swap1", from_checkpoint=True)
 save_file({k: v.contiguous() for k, v in m.state_dict().items()}, "runs/world-32-continuous/3-pinned-swap1/model.safetensors")
 EOF

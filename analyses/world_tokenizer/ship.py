@@ -6,7 +6,11 @@ Usage:
 
 ``--from-checkpoint`` exports ``last.pt`` (a run stopped before its end); otherwise ``model.safetensors``.
 The JSON is the run's ``model.json`` (zoo format, see probe/zoo/__init__.py) plus, under ``metrics``,
-the held-out PSNR and the per-factor localization figures of ``localization.py``.
+the held-out PSNR and the per-factor localization figures of ``localization.py``. The record's
+hand-written fields (``training_chain``, ``declared_semantics``) come from ``--chain-from`` (a shipped
+name, default: the name being replaced) with this run appended to the chain as its last stage; the
+declared positions and floors are carried over and must be re-measured (the zoo consistency tests in
+tests/test_world_tokenizer.py do that).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
-    from probe.tokenizers.train import TrainConfig, load_trained, load_checkpoint, zoo_record
+    from probe.training.tokenizer import TrainConfig, load_trained, load_checkpoint, zoo_record
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path)
@@ -31,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--localization", type=Path, default=None, help="CSV written by localization.py (its .json next to it)")
     ap.add_argument("--from-checkpoint", action="store_true")
     ap.add_argument("--command", default=None, help="the training command, if the run's record lacks it")
+    ap.add_argument("--chain-from", default=None,
+                    help="shipped model whose training_chain this run continues (default: --name, if shipped)")
+    ap.add_argument("--stage", default=None, help="name of this run's stage in the training chain (default: the run folder's)")
     args = ap.parse_args(argv)
 
     cfg = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
@@ -57,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     state.setdefault("stopped_by", "checkpoint" if args.from_checkpoint else None)
     record = zoo_record(model, cfg, state, metrics, command)
     zoo = ROOT / "probe" / "zoo"
+    prior_path = zoo / f"{args.chain_from or args.name}.json"
+    if prior_path.exists():  # keep the hand-written record fields; zoo_record only knows this run
+        prior = json.loads(prior_path.read_text())
+        stage = {"stage": args.stage or args.run.name, "from": prior_path.stem, "command": command,
+                 "steps": state["step"], "wall_minutes": round(state.get("elapsed", 0.0) / 60, 1)}
+        record["training_chain"] = list(prior.get("training_chain", [])) + [stage]
+        if "declared_semantics" in prior:
+            record["declared_semantics"] = prior["declared_semantics"]
+            print(f"declared_semantics carried over from {prior_path.name}: re-measure them "
+                  "(pytest tests/test_world_tokenizer.py -k declared)")
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(zoo / f"{args.name}.safetensors"))
     (zoo / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     size = (zoo / f"{args.name}.safetensors").stat().st_size / 1e6

@@ -41,7 +41,7 @@ def run_dir(root: Path, cfg: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from probe.tokenizers.train import TrainConfig, train
+    from probe.training.tokenizer import TrainConfig, train
 
     base = json.loads(Path(args.base).read_text())
     for cfg in args.configs:

@@ -122,6 +122,37 @@ def get_preprocess(preprocess_cfg: dict[str, Any] | None = None) -> Callable:
     return open_clip.transform.image_transform_v2(pp, is_train=False)
 
 
+SPARSE_ROWS = "sparse.token_embedding.rows"
+SPARSE_VALUES = "sparse.token_embedding.values"
+
+
+def sparse_state_dict(model: WorldCLIP, seen_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The state dict with the token embedding stored as its seen rows only.
+
+    ``seen_tokens [V]`` (bool) marks token ids that occurred in training. Unseen rows never
+    received a gradient, so they carry no information; they are stored as zeros (the loader
+    scatters the seen rows into a zero matrix). This keeps the weights file ~6 MB instead of ~31.
+    """
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    emb = sd.pop("token_embedding.weight")
+    rows = torch.nonzero(seen_tokens.cpu()).flatten()
+    sd[SPARSE_ROWS] = rows.to(torch.int64)
+    sd[SPARSE_VALUES] = emb[rows].contiguous()
+    return sd
+
+
+def dense_state_dict(state: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`sparse_state_dict` (a plain open_clip state dict)."""
+    if SPARSE_ROWS not in state:
+        return dict(state)
+    state = dict(state)
+    rows, values = state.pop(SPARSE_ROWS), state.pop(SPARSE_VALUES)
+    emb = torch.zeros(vocab_size, values.shape[1], dtype=values.dtype)
+    emb[rows] = values
+    state["token_embedding.weight"] = emb
+    return state
+
+
 def load_zoo_clip(cfg: dict[str, Any], weights: Path, device: str | torch.device | None = None,
                   **_: Any) -> tuple[WorldCLIP, Callable, Callable[..., torch.Tensor]]:
     """Loader of the zoo's ``kind: clip`` entries; mirrors open_clip's API.
@@ -132,8 +163,6 @@ def load_zoo_clip(cfg: dict[str, Any], weights: Path, device: str | torch.device
     if "model_cfg" not in cfg:
         raise KeyError(f"CLIP zoo config for {weights} lacks 'model_cfg'")
     model = build_model(cfg["model_cfg"], cfg.get("preprocess_cfg"))
-    from probe.clip.train import dense_state_dict
-
     state = dense_state_dict(load_file(str(weights)), int(cfg["model_cfg"]["text_cfg"]["vocab_size"]))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -153,8 +182,6 @@ def export_open_clip(cfg: dict[str, Any], weights: Path, folder: str | Path) -> 
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "open_clip_config.json", "w") as fh:
         json.dump({"model_cfg": cfg["model_cfg"], "preprocess_cfg": cfg.get("preprocess_cfg", {})}, fh, indent=2)
-    from probe.clip.train import dense_state_dict
-
     state = dense_state_dict(load_file(str(weights)), int(cfg["model_cfg"]["text_cfg"]["vocab_size"]))
     save_file(state, str(folder / "open_clip_model.safetensors"))
     return folder

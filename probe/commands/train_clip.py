@@ -15,7 +15,7 @@ DESCRIPTION = (HELP + ". Writes runs/<name>/ (config.json, history.csv, evals.cs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.clip.train import ClipTrainConfig
+    from probe.training.clip import ClipTrainConfig
 
     d = ClipTrainConfig()
     parser.add_argument("--out", default="runs/world-clip", help="run folder (default: %(default)s)")
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from probe.clip.train import ClipTrainConfig, train_clip, zoo_entry
+    from probe.training.clip import ClipTrainConfig, train_clip, zoo_entry
     from probe.zoo import ZOO_DIR
 
     if args.threads:

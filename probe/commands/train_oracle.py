@@ -16,7 +16,7 @@ DESCRIPTION = (HELP + ". Writes runs/<name>/ (config.json, history.csv, evals.cs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.oracle.train import OracleTrainConfig
+    from probe.training.oracle import OracleTrainConfig
 
     d = OracleTrainConfig()
     parser.add_argument("--out", default="runs/world-oracle", help="run folder (default: %(default)s)")
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from probe.oracle.train import OracleTrainConfig, train_oracle, zoo_entry
+    from probe.training.oracle import OracleTrainConfig, train_oracle, zoo_entry
     from probe.zoo import ZOO_DIR
 
     if args.threads:

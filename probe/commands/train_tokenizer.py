@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from probe.tokenizers.train import TrainConfig
+    from probe.training.tokenizer import TrainConfig
 
     raw: dict = {}
     if args.config:
@@ -92,7 +92,7 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from probe.tokenizers.train import train
+    from probe.training.tokenizer import train
 
     cfg = build_config(args)
     command = "tokenprobe " + " ".join(shlex.quote(a) for a in sys.argv[1:])

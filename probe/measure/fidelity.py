@@ -17,8 +17,22 @@ for tokenizer training), :func:`shape_fidelity` gives
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from probe.measure.batched import decode_batched, encode_batched
+
+
+def object_weight(masks: torch.Tensor) -> torch.Tensor:
+    """Object masks ``[B,1,H,W]`` in [0, 1] -> the object region dilated by one pixel (3x3 max), ``[B,1,H,W]``."""
+    return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
+
+
+def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
+    """Summed squared error over the dilated object pixels (:func:`object_weight`) and their weight summed over
+    channels, ``(sse, count)``: their ratio, pooled over batches, is the object-region MSE. ``rec, images
+    [B,3,H,W]`` (``rec`` clamped to [0, 1] here), ``masks [B,1,H,W]`` in [0, 1]."""
+    w = object_weight(masks)
+    return float(((rec.clamp(0, 1) - images).pow(2) * w).sum()), float(w.sum()) * images.shape[1]
 
 
 @torch.no_grad()
@@ -26,7 +40,6 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
                    seed: int = 31337) -> dict[str, float]:
     """One row of the table for ``model`` on ``n`` held-out images of its world ``world`` (overrides)."""
     from probe.data import world as world_mod
-    from probe.tokenizers.train import object_squared_error
     from probe.tokenizers.world import psnr
 
     wcfg = world_mod.WorldConfig.from_dict(world)

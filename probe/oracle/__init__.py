@@ -3,16 +3,13 @@
 ``probe.zoo.load("world-oracle")`` returns a :class:`WorldOracle`; ``oracle.predict(images)``
 gives a DataFrame, ``oracle(images)`` a dict of differentiable tensors.
 """
-from probe.oracle.degrade import DegradeConfig, degrade
 from probe.oracle.evaluate import circular_error, evaluate_oracle, score_predictions
 from probe.oracle.model import OracleConfig, WorldOracle, load_zoo_oracle
 
 __all__ = [
-           "DegradeConfig",
            "OracleConfig",
            "WorldOracle",
            "circular_error",
-           "degrade",
            "evaluate_oracle",
            "load_zoo_oracle",
            "score_predictions",

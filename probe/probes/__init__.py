@@ -23,7 +23,6 @@ from probe.probes.run import (
     ALL_POSITIONS,
     TABLE_COLUMNS,
     ProbeResult,
-    heatmap_frame,
     run_probes,
 )
 from probe.probes.semantic_map import SemanticMap
@@ -38,6 +37,5 @@ __all__ = [
     "SemanticMap",
     "code_frequencies",
     "codebook_usage",
-    "heatmap_frame",
     "run_probes",
 ]

@@ -75,6 +75,9 @@ class ProbeResult:
     frequencies: np.ndarray | None = None
 
     def heatmap(self, probe: str, value: str = "value") -> pd.DataFrame:
+        """``position x attribute`` pivot of one probe (:func:`probe.viz.heatmap.heatmap_frame`)."""
+        from probe.viz.heatmap import heatmap_frame  # viz draws from this package's results, never imports it
+
         return heatmap_frame(self.table, probe, value)
 
     @property
@@ -124,15 +127,6 @@ class ProbeResult:
             paths.update(probe_figures(self, Path(figures_dir) if figures_dir is not None else out / "figures",
                                        store=store, umap_top=umap_top, umap_points=umap_points, title=title))
         return paths
-
-
-def heatmap_frame(table: pd.DataFrame, probe: str, value: str = "value") -> pd.DataFrame:
-    """Pivot one probe of the long table to a ``position x attribute`` frame (positions >= 0)."""
-    sub = table[(table["probe"] == probe) & (table["position"] >= 0)]
-    if sub.empty:
-        raise ValueError(f"probe {probe!r} has no per-position rows; present: {sorted(table['probe'].unique())}")
-    order = list(dict.fromkeys(sub["attribute"]))
-    return sub.pivot(index="position", columns="attribute", values=value)[order]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from probe.probes.run import heatmap_frame
 
 #: Colour-bar labels of the probes.
 PROBE_LABELS = {
@@ -32,26 +31,25 @@ PROBE_LABELS = {
 MARK_COLOR = "#00A6D6"
 
 
-def _semantic_map(table: pd.DataFrame, semantic_map: Any, alpha: float) -> Any:
-    """The given map, or one built from the table (then significance is q < alpha: no permuted maxima)."""
-    if semantic_map is not None:
-        return semantic_map
-    from probe.probes.semantic_map import build_semantic_map
+def heatmap_frame(table: pd.DataFrame, probe: str, value: str = "value") -> pd.DataFrame:
+    """Pivot one probe of the long table to a ``position x attribute`` frame (positions >= 0)."""
+    sub = table[(table["probe"] == probe) & (table["position"] >= 0)]
+    if sub.empty:
+        raise ValueError(f"probe {probe!r} has no per-position rows; present: {sorted(table['probe'].unique())}")
+    order = list(dict.fromkeys(sub["attribute"]))
+    return sub.pivot(index="position", columns="attribute", values=value)[order]
 
-    cells = table[table["position"] >= 0]
-    return build_semantic_map(table, list(dict.fromkeys(cells["attribute"])), alpha=alpha)
 
-
-def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any = None, top_k: int = 3,
-                 alpha: float = 0.05, annotate: bool | None = None, cmap: str | None = None) -> None:
+def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any, top_k: int = 3,
+                 annotate: bool | None = None, cmap: str | None = None) -> None:
     """Draw ``probe`` as attributes (rows) x positions (columns) on ``ax``.
 
     The markers are the semantic map's answer, the same as ``semantic_map.json`` and ``summary.csv``:
     each carried attribute's top ``top_k`` significant positions (:meth:`SemanticMap.candidates`) are
     outlined and numbered by rank; an attribute that no position carries (family-wise) has a grey,
-    "n.s." row label and no marker. ``semantic_map`` defaults to one built from ``table``.
+    "n.s." row label and no marker. ``semantic_map`` is the run's :class:`probe.probes.SemanticMap`.
     """
-    smap = _semantic_map(table, semantic_map, alpha)
+    smap = semantic_map
     values = heatmap_frame(table, probe).T  # [attributes, positions]
     if annotate is None:
         annotate = values.size <= 160
@@ -96,14 +94,14 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any
                  f"({test} < {smap.alpha:g}); n.s.: carried by none", fontsize=9)
 
 
-def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: Any = None, top_k: int = 3,
-                  alpha: float = 0.05, annotate: bool | None = None, cmap: str | None = None) -> Figure:
-    """Heatmap of one probe of the long table (see :func:`probe.probes.heatmap_frame`), the semantic
+def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: Any, top_k: int = 3,
+                  annotate: bool | None = None, cmap: str | None = None) -> Figure:
+    """Heatmap of one probe of the long table (see :func:`heatmap_frame`), the semantic
     map's answer marked (see :func:`draw_heatmap`)."""
     values = heatmap_frame(table, probe)
     n_pos, n_attr = values.shape
     fig = Figure(figsize=(max(6.0, 0.38 * n_pos + 2.5), max(2.5, 0.42 * n_attr + 1.5)))
-    draw_heatmap(fig.add_subplot(), table, probe, semantic_map=semantic_map, top_k=top_k, alpha=alpha,
+    draw_heatmap(fig.add_subplot(), table, probe, semantic_map=semantic_map, top_k=top_k,
                  annotate=annotate, cmap=cmap)
     fig.tight_layout()
     return fig

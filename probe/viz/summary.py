@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from probe.viz.heatmap import PROBE_LABELS, _semantic_map, draw_heatmap
+from probe.viz.heatmap import PROBE_LABELS, draw_heatmap
 from probe.viz.usage import draw_usage
 
 CARRIED_COLOR = "#C44E52"
@@ -16,20 +16,19 @@ NOT_CARRIED_COLOR = "#B0B0B0"
 
 def summary_figure(
     table: pd.DataFrame,
-    semantic_map: Any = None,
+    semantic_map: Any,
     disentanglement: pd.DataFrame | None = None,
     usage: pd.DataFrame | None = None,
     *,
-    alpha: float = 0.05,
     title: str | None = None,
 ) -> Figure:
     """Ranking-probe heatmap, feature eta^2 heatmap, each attribute's best position, overall
     disentanglement scores and codebook usage, on one page; a panel without data is left out.
 
-    ``semantic_map`` is a :class:`probe.probes.SemanticMap` (default: built from ``table``); the
+    ``semantic_map`` is the run's :class:`probe.probes.SemanticMap`; the
     markers and bar colours are its family-wise answer, as in ``summary.csv``.
     """
-    smap = _semantic_map(table, semantic_map, alpha)
+    smap = semantic_map
     probes = set(table.loc[table.position >= 0, "probe"])
     rank_by = smap.rank_by if smap.rank_by in probes else next(iter(sorted(probes)))
     second = next((p for p in ("eta2_features", "eta2_codebook", "linear_acc_features", "mi") if p in probes and p != rank_by), None)

@@ -1,7 +1,7 @@
 """Training of the attribute oracle on fresh world images (clean, degraded, reconstructed).
 
 Every step renders a new batch of world images of the training seed; a fraction is passed
-through :func:`probe.oracle.degrade.degrade` (reconstruction-like errors) and, when a
+through :func:`probe.data.degrade.degrade` (reconstruction-like errors) and, when a
 tokenizer is given, a fraction is replaced by that tokenizer's reconstructions. Labels are
 always the factors the image was rendered from. The loss is cross-entropy for the shape plus,
 for every regression target, its mean squared error divided by the target's variance (so each
@@ -10,23 +10,19 @@ term reads as ``1 - R^2`` and no factor dominates by its units).
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from probe.device import resolve_device
-from probe.oracle.degrade import degrade
+from probe.data.degrade import degrade
 from probe.oracle.model import OracleConfig, WorldOracle
-from probe.schedule import budget_progress, warmup_cosine_lr
+from probe.training.loop import History, Step, TrainLoop, setup
+from probe.training.losses import oracle_loss, oracle_targets
 
 
 @dataclass
@@ -51,30 +47,6 @@ class OracleTrainConfig:
     resolution: int = 32
     device: str | None = None
     model: dict[str, Any] = field(default_factory=lambda: OracleConfig().to_dict())
-
-
-def targets(model: WorldOracle, factors: pd.DataFrame) -> dict[str, torch.Tensor]:
-    """Training targets in the heads' units: shape ids, hue (cos, sin), scalars in [0, 1]."""
-    c = model.config
-    shape = pd.Categorical(factors["shape"], categories=list(c.shapes)).codes.astype(np.int64)
-    if (shape < 0).any():
-        raise ValueError(f"oracle targets: shape(s) outside {c.shapes}")
-    hues = np.stack([factors[h].to_numpy(np.float64) for h in c.hues], axis=1) * 2 * math.pi
-    scal = np.stack([(factors[k].to_numpy(np.float64) - lo) / max(hi - lo, 1e-12)
-                     for k, (lo, hi) in c.ranges.items()], axis=1)
-    return {"shape": torch.from_numpy(shape),
-            "hue_vec": torch.from_numpy(np.stack([np.cos(hues), np.sin(hues)], axis=-1)).float(),
-            "scalars01": torch.from_numpy(scal).float()}
-
-
-def oracle_loss(model: WorldOracle, images: torch.Tensor, tgt: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Scalar loss of ``images [B, 3, H, W]`` against :func:`targets` (see module docstring)."""
-    r = model.raw(images)
-    loss = F.cross_entropy(r["shape_logits"], tgt["shape"])
-    # (cos, sin) of a uniform angle: each component has variance 1/2; uniform [0, 1] has 1/12
-    loss = loss + ((r["hue_vec"] - tgt["hue_vec"]) ** 2).mean(dim=(0, 2)).sum() / 0.5
-    loss = loss + ((r["scalars01"] - tgt["scalars01"]) ** 2).mean(dim=0).sum() * 12.0
-    return loss
 
 
 def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -107,8 +79,7 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
     from probe.data.world import sample_range
     from probe.oracle.evaluate import evaluate_oracle
 
-    dev = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    dev = setup(device=cfg.device, seed=cfg.seed)
     model = WorldOracle(OracleConfig.from_dict(cfg.model)).to(dev)
     if cfg.init_weights:
         from safetensors.torch import load_file
@@ -127,9 +98,10 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
+    history = History()
     evals: list[pd.DataFrame] = []
-    t0 = time.time()
+    loop = TrainLoop(opt, steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_minutes=cfg.max_minutes,
+                     desc="train-oracle", progress_bar=progress_bar)
 
     def evaluate(step: int) -> None:
         ev = evaluate_oracle(model, eval_images, eval_factors)
@@ -138,25 +110,16 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         if out:
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                       str(out / "model.safetensors"))
-            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            history.frame().to_csv(out / "history.csv", index=False)
             pd.concat(evals).to_csv(out / "evals.csv", index=False)
             (out / "config.json").write_text(json.dumps(
-                {**asdict(cfg), "steps_done": step, "minutes": (time.time() - t0) / 60}, indent=2))
+                {**asdict(cfg), "steps_done": step, "minutes": loop.elapsed() / 60}, indent=2))
         model.train()
         tqdm.write(f"step {step}: " + ", ".join(f"{r.factor}={r.score:.3f}" for r in ev.itertuples()))
 
-    bar = tqdm(total=cfg.steps, desc="train-oracle", disable=not progress_bar)
-    step = 0
-    while step < cfg.steps:
-        elapsed = time.time() - t0
-        progress = budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
-        if progress >= 1.0:
-            break
-        lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def step_fn(s: Step) -> tuple[torch.Tensor, dict[str, Any]]:
         b = cfg.batch_size
-        start = cfg.first_index + step * b
+        start = cfg.first_index + s.index * b
         images, factors = sample_range(start, start + b, seed=cfg.seed, resolution=cfg.resolution)
         u = torch.rand(b, generator=gen)
         if tok is not None:
@@ -174,21 +137,23 @@ def train_oracle(cfg: OracleTrainConfig, out_dir: str | Path | None = None,
         pick = (u >= cfg.recon_fraction) & (u < cfg.recon_fraction + cfg.degrade_fraction)
         if pick.any():
             images[pick] = degrade(images[pick], gen)
-        loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in targets(model, factors).items()})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history.append({"step": step, "loss": loss.item(), "lr": lr, "seconds": time.time() - t0})
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        loss = oracle_loss(model, images.to(dev), {k: v.to(dev) for k, v in oracle_targets(model, factors).items()})
+        return loss, {"loss": loss.detach()}
+
+    def after_step(s: Step, parts: dict[str, Any]) -> None:
+        step = s.index + 1
+        history.add(step=step, loss=parts["loss"], lr=s.lr, seconds=loop.elapsed())
+        if step % 25 == 0:  # one device sync per 25 steps for the progress bar
+            history.flush()
+            loop.bar.set_postfix(loss=f"{history.rows[-1]['loss']:.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0:
             evaluate(step)
-    bar.close()
-    if not evals or int(evals[-1]["step"].iloc[0]) != step:
-        evaluate(step)
+
+    loop.run(step_fn, after_step)
+    if not evals or int(evals[-1]["step"].iloc[0]) != loop.step:
+        evaluate(loop.step)
     model.eval()
-    return model, pd.DataFrame(history), pd.concat(evals, ignore_index=True)
+    return model, history.frame(), pd.concat(evals, ignore_index=True)
 
 
 def zoo_entry(cfg: OracleTrainConfig, evals: pd.DataFrame, history: pd.DataFrame,

@@ -7,12 +7,12 @@ penalises exactly that softness. This is the usual recipe, small enough for a CP
 - :class:`PatchDiscriminator`: a PatchGAN (Isola et al. 2017) of strided 4x4 convs with LeakyReLU, one logit
   per overlapping patch (receptive field 26 px, about an object and its surroundings on
   32x32 images). Hand-written: a few lines; no maintained package ships one without pulling a framework.
-- hinge losses (:func:`discriminator_hinge_loss`, :func:`generator_hinge_loss`), as in VQGAN and TiTok.
+- hinge losses (``probe.training.losses.discriminator_hinge_loss``, ``generator_hinge_loss``), as in VQGAN
+  and TiTok.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -42,14 +42,4 @@ class PatchDiscriminator(nn.Module):
         return self.net(images * 2.0 - 1.0)
 
 
-def discriminator_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """``mean(relu(1 - real)) + mean(relu(1 + fake))``: zero once every real patch scores >= 1 and fake <= -1."""
-    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-
-
-def generator_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """``-mean(fake)``: the reconstruction is pushed towards patches the discriminator scores as real."""
-    return -fake_logits.mean()
-
-
-__all__ = ["PatchDiscriminator", "discriminator_hinge_loss", "generator_hinge_loss"]
+__all__ = ["PatchDiscriminator"]

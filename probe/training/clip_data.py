@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from probe.clip.captions import captions
 from probe.clip.model import get_tokenizer
-from probe.oracle.degrade import degrade
+from probe.data.degrade import degrade
 
 if TYPE_CHECKING:
-    from probe.clip.train import ClipTrainConfig
+    from probe.training.clip import ClipTrainConfig
 
 # multiplier mixing the world seed and the step into one per-step seed (as the captions always did)
 STEP_SEED_MULT = 1_000_003

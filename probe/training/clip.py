@@ -5,14 +5,13 @@ next block of indices of the training seed) and a random caption for each, and t
 AdamW step on open_clip's ``ClipLoss``. Held-out zero-shot accuracy is measured on a separate
 world seed. The learning rate follows a cosine over the run's *progress*, the larger of
 ``step / steps`` and ``elapsed / max_minutes``, so a run with a time limit still anneals fully.
-Batches are produced by ``cfg.num_workers`` DataLoader workers (``probe.clip.data``); batch ``k``
+Batches are produced by ``cfg.num_workers`` DataLoader workers (``probe.training.clip_data``); batch ``k``
 depends only on ``(cfg, k)``, so the worker count does not change the run.
 """
 from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from probe.clip.data import clip_loader
 from probe.clip.model import (
     IMAGE_SIZE,
     WORLD_CLIP_MODEL_CFG,
@@ -31,13 +29,11 @@ from probe.clip.model import (
     WorldCLIP,
     build_model,
     get_tokenizer,
+    sparse_state_dict,
 )
 from probe.clip.zeroshot import zero_shot_eval
-from probe.device import resolve_device
-from probe.schedule import budget_progress, warmup_cosine_lr
-
-SPARSE_ROWS = "sparse.token_embedding.rows"
-SPARSE_VALUES = "sparse.token_embedding.values"
+from probe.training.clip_data import clip_loader
+from probe.training.loop import History, Step, TrainLoop, param_groups, setup
 
 
 @dataclass
@@ -62,41 +58,10 @@ class ClipTrainConfig:
     preprocess_cfg: dict[str, Any] = field(default_factory=lambda: dict(WORLD_CLIP_PREPROCESS_CFG))
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+def _no_decay(name: str, p: torch.nn.Parameter) -> bool:
     # as in open_clip's training script, but embeddings are not decayed either: rows of tokens
-    # that never occur must stay as initialised (see sparse_state_dict)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        skip = p.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name or "embedding" in name
-        (no_decay if skip else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def sparse_state_dict(model: WorldCLIP, seen_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The state dict with the token embedding stored as its seen rows only.
-
-    ``seen_tokens [V]`` (bool) marks token ids that occurred in training. Unseen rows never
-    received a gradient, so they carry no information; they are stored as zeros (the loader
-    scatters the seen rows into a zero matrix). This keeps the weights file ~6 MB instead of ~31.
-    """
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    emb = sd.pop("token_embedding.weight")
-    rows = torch.nonzero(seen_tokens.cpu()).flatten()
-    sd[SPARSE_ROWS] = rows.to(torch.int64)
-    sd[SPARSE_VALUES] = emb[rows].contiguous()
-    return sd
-
-
-def dense_state_dict(state: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`sparse_state_dict` (a plain open_clip state dict)."""
-    if SPARSE_ROWS not in state:
-        return dict(state)
-    state = dict(state)
-    rows, values = state.pop(SPARSE_ROWS), state.pop(SPARSE_VALUES)
-    emb = torch.zeros(vocab_size, values.shape[1], dtype=values.dtype)
-    emb[rows] = values
-    state["token_embedding.weight"] = emb
-    return state
+    # that never occur must stay as initialised (see probe.clip.model.sparse_state_dict)
+    return p.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name or "embedding" in name
 
 
 def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
@@ -111,85 +76,61 @@ def train_clip(cfg: ClipTrainConfig, out_dir: str | Path | None = None,
     """
     from probe.data.world import sample_range
 
-    dev = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    dev = setup(device=cfg.device, seed=cfg.seed)
     model = build_model(cfg.model_cfg, cfg.preprocess_cfg).to(dev).train()
     tokenizer = get_tokenizer(cfg.model_cfg)  # for evaluation; the loader has its own
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, _no_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loss_fn = open_clip.ClipLoss()
     eval_images, eval_factors = sample_range(0, cfg.eval_size, seed=cfg.eval_seed, resolution=cfg.resolution)
     seen = torch.zeros(int(cfg.model_cfg["text_cfg"]["vocab_size"]), dtype=torch.bool)
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
-    # rows whose loss / logit_scale are still device tensors: converted in one go by flush(),
-    # so the loop does not wait for the GPU every step
-    pending: list[tuple[dict, torch.Tensor, torch.Tensor]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        vals = torch.stack([torch.stack([lo, sc]) for _, lo, sc in pending]).cpu().tolist()
-        for (row, _, _), (lo, sc) in zip(pending, vals):
-            history.append({"step": row["step"], "loss": lo, "lr": row["lr"], "logit_scale": sc,
-                            "seconds": row["seconds"]})
-        pending.clear()
+    history = History()  # loss and logit_scale stay device tensors until flushed: no GPU wait every step
     evals: list[pd.DataFrame] = []
-    t0 = time.time()
+    loop = TrainLoop(opt, steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_minutes=cfg.max_minutes,
+                     desc="train-clip", progress_bar=progress_bar)
 
     def evaluate(step: int) -> None:
-        flush()
         ev = zero_shot_eval(model, tokenizer, eval_images, eval_factors)
         ev.insert(0, "step", step)
         evals.append(ev)
         if out:
             save_file(sparse_state_dict(model, seen), str(out / "model.safetensors"))
-            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            history.frame().to_csv(out / "history.csv", index=False)
             pd.concat(evals).to_csv(out / "evals.csv", index=False)
-            summary = {**asdict(cfg), "steps_done": step, "minutes": (time.time() - t0) / 60}
+            summary = {**asdict(cfg), "steps_done": step, "minutes": loop.elapsed() / 60}
             (out / "config.json").write_text(json.dumps(summary, indent=2))
         tqdm.write(f"step {step}: " + ", ".join(f"{r.task}={r.accuracy:.3f}" for r in ev.itertuples()))
 
-    bar = tqdm(total=cfg.steps, desc="train-clip", disable=not progress_bar)
-    on_cuda = dev.type == "cuda"
-    batches = iter(clip_loader(cfg, pin_memory=on_cuda))
-    step = 0
-    while step < cfg.steps:
-        elapsed = time.time() - t0
-        progress = budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
-        if progress >= 1.0:
-            break
-        lr = warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    batches = iter(clip_loader(cfg, pin_memory=dev.type == "cuda"))
+
+    def step_fn(s: Step) -> tuple[torch.Tensor, dict[str, Any]]:
         images, text, k = next(batches)
-        assert k == step, f"loader returned step {k}, expected {step}"  # worker order must hold
+        assert k == s.index, f"loader returned step {k}, expected {s.index}"  # worker order must hold
         seen[text.flatten()] = True  # on the CPU copy: no device round trip
         images = images.to(dev, non_blocking=True)
         text = text.to(dev, non_blocking=True)
         img_f, txt_f, scale = model(model.normalize01(images), text)
         loss = loss_fn(img_f, txt_f, scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss, {"loss": loss.detach(), "logit_scale": scale.detach()}
+
+    def after_step(s: Step, parts: dict[str, Any]) -> None:
         with torch.no_grad():  # as in CLIP: clamp the temperature to at most 100
             model.logit_scale.clamp_(0, math.log(100))
-        step += 1
-        pending.append(({"step": step, "lr": lr, "seconds": time.time() - t0},
-                        loss.detach(), scale.detach()))
-        bar.update(1)
+        step = s.index + 1
+        history.add(step=step, loss=parts["loss"], lr=s.lr, logit_scale=parts["logit_scale"], seconds=loop.elapsed())
         if step % 25 == 0:  # one GPU sync per 25 steps for the progress bar
-            flush()
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+            history.flush()
+            loop.bar.set_postfix(loss=f"{history.rows[-1]['loss']:.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0:
             evaluate(step)
-    bar.close()
-    del batches  # stops the loader's workers (they may be prefetching steps past a time limit)
-    flush()
-    if not evals or int(evals[-1]["step"].iloc[0]) != step:
-        evaluate(step)
-    return model, seen, pd.DataFrame(history), pd.concat(evals, ignore_index=True)
+
+    loop.run(step_fn, after_step)
+    batches = None  # drops the loader's iterator, which stops its workers (they may prefetch past a time limit)
+    if not evals or int(evals[-1]["step"].iloc[0]) != loop.step:
+        evaluate(loop.step)
+    return model, seen, history.frame(), pd.concat(evals, ignore_index=True)
 
 
 def zoo_entry(cfg: ClipTrainConfig, evals: pd.DataFrame, history: pd.DataFrame,

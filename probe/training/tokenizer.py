@@ -1,6 +1,7 @@
 """Training of small tokenizers (:class:`~probe.tokenizers.world.WorldTokenizer`) on the attribute world.
 
-One function does the work: :func:`train` takes a :class:`TrainConfig`, writes under ``out_dir``
+One function does the work: :func:`train` takes a :class:`TrainConfig`, runs the shared loop
+(:class:`probe.training.loop.TrainLoop`) with this recipe's batches and losses, writes under ``out_dir``
 
     config.json        every setting (model, world, optimizer, seeds), so the run can be repeated
     log.jsonl          one line per logged step (losses, lr, eval PSNR, code usage)
@@ -20,10 +21,8 @@ command are in the model's zoo JSON (``training_chain``); analyses/world_tokeniz
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,15 +31,30 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from probe.schedule import budget_progress, warmup_cosine_lr
-from probe.tokenizers.adversarial import (
-    PatchDiscriminator,
+from probe.data.world_cache import render_partners, render_world, world_config
+from probe.measure.fidelity import object_squared_error
+from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+from probe.training.adversarial import PatchDiscriminator
+from probe.training.losses import (
+    SHARING_MODES,
+    ada_average,
+    changed_positions,
     discriminator_hinge_loss,
     generator_hinge_loss,
+    image_gradient_l1,
+    object_loss,
 )
-from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+from probe.training.loop import (
+    Checkpoint,
+    JsonlLog,
+    Step,
+    TrainLoop,
+    load_checkpoint,
+    param_groups,
+    scalars,
+    setup,
+)
 
 
 @dataclass
@@ -71,11 +85,11 @@ class TrainConfig:
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
             (without this term the world tokenizers drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
-        w_perceptual: weight of the perceptual loss (``probe.tokenizers.perceptual.OraclePerceptual``: LPIPS's
+        w_perceptual: weight of the perceptual loss (``probe.training.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
         perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
         w_adversarial: weight of the adversarial (hinge) loss of a patch discriminator
-            (``probe.tokenizers.adversarial``), TiTok's and VQGAN's term against soft edges. 0 disables it.
+            (``probe.training.adversarial``), TiTok's and VQGAN's term against soft edges. 0 disables it.
         adv_start_step: steps during which only the discriminator trains (the tokenizer does not yet see its
             loss); from a pretrained ``init`` a few hundred steps let it learn what "real" looks like first.
         disc_lr: learning rate of the discriminator (Adam, betas (0.5, 0.9), constant).
@@ -194,171 +208,7 @@ class TrainConfig:
         return mc
 
 
-# ---------------------------------------------------------------------------------------------- data
-def world_config(overrides: dict[str, Any]) -> Any:
-    """A ``probe.data.world.WorldConfig`` with ``overrides`` applied (errors name the unknown field)."""
-    from probe.data import world as world_mod
-
-    try:
-        return world_mod.WorldConfig.from_dict(overrides)
-    except ValueError as exc:
-        raise ValueError(f"world overrides: {exc}") from None
-
-
-def _disk_cached(prefix: str, key: dict[str, Any], cache_dir: str | Path | None,
-                 build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``build()``'s dict, cached as ``<cache_dir>/<prefix>_<sha1 of key>.pt`` (no cache when ``cache_dir`` is None).
-
-    Our own cache of tensors and DataFrames, hence ``weights_only=False``; the key is stored beside the data.
-    """
-    text = json.dumps(key, sort_keys=True)
-    path = Path(cache_dir) / f"{prefix}_{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        return torch.load(path, weights_only=False)
-    blob = build()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({**blob, "key": text}, path)
-    return blob
-
-
-def _to_u8(images: Any) -> torch.Tensor:
-    """Images in [0, 1] (tensor or array) -> uint8 tensor of the same shape."""
-    return (torch.as_tensor(images).clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
-                 chunk: int = 2000, masks: bool = False) -> tuple[torch.Tensor, Any] | tuple[torch.Tensor, Any, torch.Tensor]:
-    """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
-
-    Image ``i`` is world image ``(seed, i)`` (``probe.data.world.sample_range``), rendered in chunks of
-    ``chunk`` for a progress bar; the cache key hashes (n, seed, resolution, world overrides). With ``masks``,
-    also the object masks ``[n,1,H,W]`` as uint8 (a cache of its own).
-    """
-    import pandas as pd
-
-    from probe.data import world as world_mod
-
-    def build() -> dict[str, Any]:
-        wcfg = world_config(world)
-        imgs, frames, ms = [], [], []
-        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} world images", leave=False):
-            x, f, m = world_mod.sample_range(start, min(n, start + chunk), seed=seed, resolution=resolution,
-                                             config=wcfg, return_masks=True)
-            imgs.append(_to_u8(x))
-            frames.append(f)
-            ms.append(_to_u8(m))
-        blob = {"images": torch.cat(imgs), "factors": pd.concat(frames, ignore_index=True)}
-        return {**blob, "masks": torch.cat(ms)} if masks else blob
-
-    key = {"n": n, "seed": seed, "res": resolution, "world": world}
-    blob = _disk_cached("world", {**key, "masks": True} if masks else key, cache_dir, build)
-    return (blob["images"], blob["factors"], blob["masks"]) if masks else (blob["images"], blob["factors"])
-
-
-PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur", "global_blur",
-                "stripe_period", "stripe_angle", "stripe_phase")
-"""The rendered world columns a partner image may differ in (``null`` is never rendered)."""
-
-
-def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str, Any],
-                    cache_dir: str | Path | None, chunk: int = 2000,
-                    masks: bool = False) -> tuple[torch.Tensor, list[str]] | tuple[torch.Tensor, list[str], torch.Tensor]:
-    """Partners of the images described by ``factors``: each re-rendered with one column of
-    :data:`PAIR_FACTORS` (chosen uniformly) resampled uniformly over its range. Returns uint8
-    ``[n,3,H,W]`` and the changed column per image (and with ``masks`` the object masks, uint8
-    ``[n,1,H,W]``). Cached like :func:`render_world`."""
-    import numpy as np
-
-    from probe.data import world as world_mod
-
-    n = len(factors)
-
-    def build() -> dict[str, Any]:
-        wcfg = world_config(world)
-        specs = world_mod.factor_specs(wcfg)
-        # a column pinned by the world settings (low == high) cannot differ: it would make identical pairs
-        names = [f for f in PAIR_FACTORS if specs[f].kind == "categorical" or specs[f].range[0] < specs[f].range[1]]
-        rng = np.random.default_rng([seed, 7_777])
-        changed = [names[i] for i in rng.integers(0, len(names), n)]
-        edited = factors.copy()
-        for name in names:
-            rows = np.flatnonzero(np.asarray(changed) == name)
-            spec = specs[name]
-            col = edited.columns.get_loc(name)
-            if spec.kind == "categorical":
-                vals = np.asarray(spec.levels, dtype=object)[rng.integers(0, len(spec.levels), len(rows))]
-            else:
-                vals = rng.uniform(spec.range[0], spec.range[1], len(rows))
-            edited.iloc[rows, col] = vals
-        imgs, ms = [], []
-        for start in tqdm(range(0, n, chunk), desc=f"rendering {n} partner images", leave=False):
-            x, m = world_mod.render(edited.iloc[start : start + chunk], resolution=resolution, config=wcfg)
-            imgs.append(_to_u8(x))
-            ms.append(_to_u8(m))
-        blob = {"images": torch.cat(imgs), "changed": changed}
-        return {**blob, "masks": torch.cat(ms)} if masks else blob
-
-    key = {"n": n, "pairs_of_seed": seed, "res": resolution, "world": world}
-    blob = _disk_cached("partners", {**key, "masks": True} if masks else key, cache_dir, build)
-    return (blob["images"], blob["changed"], blob["masks"]) if masks else (blob["images"], blob["changed"])
-
-
-# ---------------------------------------------------------------------------------------------- losses
-SHARING_MODES = ("ada", "swap", "exchange")
-"""``TrainConfig.pairs`` values that share the unchanged token positions within a pair (see :func:`_ada_average`)."""
-
-
-def _ada_average(z: torch.Tensor, topk: int = 0, mode: str = "ada") -> torch.Tensor:
-    """Ada-GVAE-style sharing within pairs. ``z [B,N,C]`` = [first images; partners] -> same shape, with the
-    positions whose change is below the per-pair midpoint of min and max change (``topk`` > 0: all but the
-    ``topk`` most changed positions) shared. ``mode`` says how: "ada" replaces them by the pair mean; "swap" by
-    the first image's features (the partner is decoded from the first image's tokens with only its most
-    changed ones pasted in); "exchange" gives each image the other's (each image is decoded from its own most
-    changed tokens pasted into the other image's tokens)."""
-    h = z.shape[0] // 2
-    z1, z2 = z[:h], z[h:]
-    d = (z1 - z2).norm(dim=-1)  # [B/2, N]
-    if topk > 0:
-        thr = d.topk(topk, dim=1).values[:, -1:]
-    else:
-        thr = 0.5 * (d.max(dim=1, keepdim=True).values + d.min(dim=1, keepdim=True).values)
-    shared = (d < thr)[..., None]
-    if mode == "exchange":
-        return torch.cat([torch.where(shared, z2, z1), torch.where(shared, z1, z2)])
-    mean = z1 if mode == "swap" else F.normalize(z1 + z2, dim=-1)
-    return torch.cat([torch.where(shared, mean, z1), torch.where(shared, mean, z2)])
-
-
-
-def image_gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """L1 distance of horizontal and vertical finite differences (an edge loss). ``a, b [B,3,H,W]``."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
-    return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
-
-
-def object_weight(masks: torch.Tensor) -> torch.Tensor:
-    """Object masks ``[B,1,H,W]`` in [0, 1] -> the object region dilated by one pixel (3x3 max), ``[B,1,H,W]``."""
-    return F.max_pool2d(masks, kernel_size=3, stride=1, padding=1)
-
-
-def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
-    """Summed squared error over the dilated object pixels (:func:`object_weight`) and their weight summed over
-    channels, ``(sse, count)``: their ratio, pooled over batches, is the object-region MSE. ``rec, images
-    [B,3,H,W]`` (``rec`` clamped to [0, 1] here), ``masks [B,1,H,W]`` in [0, 1]."""
-    w = object_weight(masks)
-    return float(((rec.clamp(0, 1) - images).pow(2) * w).sum()), float(w.sum()) * images.shape[1]
-
-
-def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """L1 + L2 reconstruction error averaged over the (dilated) object pixels only. ``rec, images [B,3,H,W]``,
-    ``masks [B,1,H,W]`` in [0, 1]."""
-    w = object_weight(masks)
-    err = (rec - images).abs()
-    return ((err + err.pow(2)) * w).sum() / (w.sum() * images.shape[1] + 1e-6)
-
-
+# ---------------------------------------------------------------------------------------------- one batch
 def nested_keep(batch: int, num_tokens: int, fraction: float, generator: torch.Generator) -> torch.Tensor | None:
     """Nested-dropout mask ``[B,N]`` (bool): a random ``fraction`` of rows keep only a prefix of length
     uniform in 1..N, the other rows keep every token. ``None`` when ``fraction`` is 0."""
@@ -385,7 +235,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     with weight ``cfg.w_adversarial`` (None: no adversarial term, e.g. before ``cfg.adv_start_step``).
     ``parts["recon"]`` is the detached reconstruction (what the discriminator then learns from).
     """
-    mix = ((lambda z: _ada_average(z, cfg.pair_topk, mode=cfg.pairs))
+    mix = ((lambda z: ada_average(z, cfg.pair_topk, mode=cfg.pairs))
            if pairs and cfg.pairs in SHARING_MODES else None)
     out = model(images, quantize=quantize, keep=keep, mix=mix)
     rec = out["recon"]
@@ -404,10 +254,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
     pair = rec.new_zeros(())
     if pairs:
-        z = out["features"]
-        h = z.shape[0] // 2
-        d = (z[:h] - z[h:]).norm(dim=-1)  # [B/2, N] change per position
-        pair = (d.sum(1) ** 2 / (d.pow(2).sum(1) + 1e-6)).mean()  # effective number of changed positions
+        pair = changed_positions(out["features"])
         if cfg.pairs == "hoyer":
             total = total + cfg.pair_weight * pair
     parts = {"loss": total.detach(), "l1": l1.detach(), "l2": l2.detach(), "grad": gr.detach(),
@@ -417,22 +264,13 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     return total, parts
 
 
-# ---------------------------------------------------------------------------------------------- schedule
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to ``lr * min_lr_ratio`` over progress."""
-    return warmup_cosine_lr(cfg.lr, step, progress, cfg.warmup_steps, cfg.min_lr_ratio)
-
-
+# ---------------------------------------------------------------------------------------------- optimizer
 def make_optimizer(model: WorldTokenizer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        # matrices and conv kernels decay; biases, norms, embeddings/positions and the codebook do not
-        (decay if p.ndim >= 2 and name not in {"codes", "latent_tokens", "mask_tokens"} and "pos" not in name
-         else no_decay).append(p)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas,
-    )
+    """AdamW; matrices and conv kernels decay; biases, norms, embeddings/positions and the codebook do not."""
+    def no_decay(name: str, p: torch.nn.Parameter) -> bool:
+        return not (p.ndim >= 2 and name not in {"codes", "latent_tokens", "mask_tokens"} and "pos" not in name)
+
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, no_decay), lr=cfg.lr, betas=cfg.betas)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -441,7 +279,7 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
              quantize: bool = True, masks: torch.Tensor | None = None) -> dict[str, float]:
     """Mean PSNR (dB) and code usage of ``model`` on ``images_u8 [M,3,H,W]`` uint8 (``quantize=False``:
     decode the continuous features, as during the VQ warm-up). With object ``masks [M,1,H,W]`` (uint8 or
-    float) also ``object_psnr``: the PSNR over the dilated object pixels only (:func:`object_weight`),
+    float) also ``object_psnr``: the PSNR over the dilated object pixels only (``probe.measure.fidelity.object_weight``),
     pooled over the set."""
     was_training = model.training
     model.eval()
@@ -539,19 +377,7 @@ def _init_weights(spec: str) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: WorldTokenizer, opt: torch.optim.Optimizer, state: dict[str, Any],
-                    extra: dict[str, Any] | None = None) -> None:
-    """``extra``: further state dicts to keep (the discriminator and its optimizer)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state, **(extra or {})}, tmp)
-    tmp.replace(path)  # atomic: a run killed mid-write keeps its previous checkpoint
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
+# ---------------------------------------------------------------------------------------------- the zoo record
 def zoo_record(model: WorldTokenizer, cfg: TrainConfig, state: dict[str, Any], metrics: dict[str, Any],
                command: str | None = None) -> dict[str, Any]:
     """The zoo JSON of a trained model (see probe/zoo/__init__.py)."""
@@ -596,7 +422,7 @@ def export_model(model: WorldTokenizer, out_json: Path, out_weights: Path, recor
     out_json.write_text(json.dumps(record, indent=2) + "\n")
 
 
-# ---------------------------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------------------------- the recipe
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command: str | None = None,
           progress_bar: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None) -> WorldTokenizer:
     """Train a :class:`WorldTokenizer` as ``cfg`` says; write config, log, checkpoints and the model to ``out_dir``.
@@ -604,14 +430,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     With ``resume`` and an existing ``out_dir/last.pt`` (from the same config), training continues from it.
     Returns the trained model (on CPU, eval mode).
     """
-    from probe.device import resolve_device
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32 matmuls: ample for 8-bit images
+    device = setup(device=cfg.device, threads=cfg.threads, tf32=True)
     cfg_json = _jsonable(asdict(cfg))
     ckpt_path = out / "last.pt"
     if (out / "config.json").exists() and resume and ckpt_path.exists():
@@ -642,7 +463,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
 
     perceptual = None
     if cfg.w_perceptual > 0:
-        from probe.tokenizers.perceptual import OraclePerceptual
+        from probe.training.perceptual import OraclePerceptual
 
         perceptual = OraclePerceptual.from_zoo(cfg.perceptual_net, device=device)
     torch.manual_seed(cfg.seed)
@@ -652,11 +473,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     if cfg.w_adversarial > 0:
         disc = PatchDiscriminator(cfg.disc_channels).to(device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-
-    def extra_state() -> dict[str, Any]:
-        return {} if disc is None else {"disc": disc.state_dict(), "disc_optimizer": disc_opt.state_dict()}
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
-    state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
+    state: dict[str, Any] = {"best_psnr": -1.0}
     if cfg.init_kmeans and not (cfg.init and model.config.quantize):
         raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.is_discrete true)")
     if cfg.init:
@@ -667,36 +485,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         model.load_state_dict(_refine_decoder_grid(weights, model, torch.Generator().manual_seed(cfg.seed + 2)))
         # the loaded codebook is used from the first step, or (init_kmeans) re-seeded by k-means before it
         state["vq_on"] = model.config.quantize and not cfg.init_kmeans
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if disc is not None and "disc" in ck:
-            disc.load_state_dict(ck["disc"])
-            disc_opt.load_state_dict(ck["disc_optimizer"])
-        state = dict(ck["state"])
-        gen.set_state(ck["state"]["generator"])
-        print(f"resumed from {ckpt_path} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
-    def progress_of(step: int, elapsed: float) -> float:
-        return budget_progress(step, cfg.steps, elapsed, cfg.max_minutes)
+    objects = {"model": model, "optimizer": opt}
+    if disc is not None:
+        objects.update(disc=disc, disc_optimizer=disc_opt)
+    checkpoint = Checkpoint(ckpt_path, objects, every_minutes=cfg.ckpt_every_minutes,
+                            state=lambda: {**state, "generator": gen.get_state()})
+    loop = TrainLoop(opt, steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
+                     max_minutes=cfg.max_minutes, grad_clip=cfg.grad_clip, clip_params=model.parameters(),
+                     checkpoint=checkpoint, resume=resume, desc=f"train {out.name}", progress_bar=progress_bar)
+    if loop.resumed_state is not None:
+        state = loop.resumed_state
+        gen.set_state(state["generator"])
 
     usage = torch.zeros(model.config.codebook_size, dtype=torch.long, device=device)
-    log_f = open(out / "log.jsonl", "a")
-    t0 = time.time() - state["elapsed"]
-    last_ckpt = time.time()
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"train {out.name}", disable=not progress_bar)
+    log = JsonlLog(out / "log.jsonl", on_log)
     model.train()
-    step = state["step"]
-    stopped_by = "steps"
-    while True:
-        elapsed = time.time() - t0
-        prog = progress_of(step, elapsed)
-        if prog >= 1.0:
-            stopped_by = "steps" if step >= cfg.steps else "max_minutes"
-            break
-        lr = lr_at(step, prog, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def step_fn(s: Step) -> tuple[torch.Tensor, dict[str, Any]]:
         n_first = cfg.batch_size // 2 if use_pairs else cfg.batch_size
         idx = torch.randint(0, train_u8.shape[0], (n_first,), generator=gen).to(device)
         x = torch.cat([train_u8[idx], partner_u8[idx]]) if use_pairs else train_u8[idx]
@@ -704,7 +509,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         masks = None
         if use_masks:
             masks = (torch.cat([train_masks[idx], partner_masks[idx]]) if use_pairs else train_masks[idx]).float() / 255.0
-        vq_on = model.config.quantize and (prog >= cfg.vq_warmup or bool(cfg.init))
+        vq_on = model.config.quantize and (s.progress >= cfg.vq_warmup or bool(cfg.init))
         if vq_on and not state.get("vq_on", False):
             _init_codebook(model, train_u8, cfg, gen, device)
             state["vq_on"] = True
@@ -714,12 +519,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
         loss, parts = compute_losses(model, x, cfg, quantize=vq_on,
                                      keep=None if keep is None else keep.to(device), pairs=use_pairs,
                                      masks=masks, perceptual=perceptual,
-                                     disc=disc if step >= cfg.adv_start_step else None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+                                     disc=disc if s.index >= cfg.adv_start_step else None)
+        parts.update(images=x, vq_on=vq_on)
+        return loss, parts
+
+    def after_step(s: Step, parts: dict[str, Any]) -> None:
+        x, vq_on = parts.pop("images"), parts.pop("vq_on")
         if disc is not None:
             disc.requires_grad_(True)
             d_loss = discriminator_hinge_loss(disc(x), disc(parts["recon"]))
@@ -727,45 +532,35 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
             d_loss.backward()
             disc_opt.step()
             parts["disc"] = d_loss.detach()
-        step += 1
-        bar.update(1)
+        step = s.index + 1
         if vq_on:
-            usage += torch.bincount(parts["indices"].flatten(), minlength=usage.numel())
+            usage.add_(torch.bincount(parts["indices"].flatten(), minlength=usage.numel()))
             if cfg.restart_every and step % cfg.restart_every == 0:
                 n_restart = 0
-                if prog < cfg.restart_until:
+                if s.progress < cfg.restart_until:
                     feats = parts["features"].reshape(-1, model.config.token_dim).cpu()
                     n_restart = model.restart_codes(usage == 0, feats, generator=gen)
                 parts["restarted"] = n_restart
                 usage.zero_()
         rec: dict[str, Any] = {}
         if step % cfg.log_every == 0 or step == 1:
-            rec = {k: (round(float(v), 5) if isinstance(v, torch.Tensor) and v.ndim == 0 else v)
-                   for k, v in parts.items() if not (isinstance(v, torch.Tensor) and v.ndim > 0)}
-            rec.update(step=step, lr=lr, elapsed_min=round((time.time() - t0) / 60, 3))
+            rec = scalars(parts)
+            rec.update(step=step, lr=s.lr, elapsed_min=round(loop.elapsed() / 60, 3))
         if step % cfg.eval_every == 0:
             ev = evaluate(model, eval_u8, quantize=vq_on, masks=eval_m)
-            rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step,
-                       elapsed_min=round((time.time() - t0) / 60, 3))
-            bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
+            rec.update({f"eval_{k}": v for k, v in ev.items()}, step=step, elapsed_min=round(loop.elapsed() / 60, 3))
+            loop.bar.set_postfix(psnr=f"{ev['psnr']:.2f}", loss=f"{float(parts['loss']):.4f}")
         if rec:
-            log_f.write(json.dumps(rec) + "\n")
-            log_f.flush()
-            if on_log:
-                on_log(rec)
-        if time.time() - last_ckpt > cfg.ckpt_every_minutes * 60:
-            state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state())
-            save_checkpoint(ckpt_path, model, opt, state, extra_state())
-            last_ckpt = time.time()
-    bar.close()
-    state.update(step=step, elapsed=time.time() - t0, generator=gen.get_state(), stopped_by=stopped_by)
-    save_checkpoint(ckpt_path, model, opt, state, extra_state())
+            log.write(rec)
+
+    loop.run(step_fn, after_step)
+    state.update(step=loop.step, elapsed=loop.final_elapsed, generator=gen.get_state(), stopped_by=loop.stopped_by)
     model.eval()
     ev = evaluate(model, eval_u8, masks=eval_m)
     final = {"final_eval_" + k: v for k, v in ev.items()}
-    final.update(step=step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=stopped_by)
-    log_f.write(json.dumps(final) + "\n")
-    log_f.close()
+    final.update(step=loop.step, elapsed_min=round(state["elapsed"] / 60, 3), stopped_by=loop.stopped_by)
+    log.write(final)
+    log.close()
     metrics = {"train_eval_psnr": round(ev["psnr"], 3), **{k: v for k, v in ev.items() if k != "psnr"}}
     export_model(model.cpu(), out / "model.json", out / "model.safetensors", zoo_record(model, cfg, state, metrics, command))
     return model.cpu()
