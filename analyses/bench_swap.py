@@ -9,7 +9,10 @@ Measures, on a world-32 token store (default: the demo's, made here when missing
    images as the sweep decoded;
 3. ``engine (no measurers)``: the same sweep with one trivial measurer, so ``engine - bare`` is the engine's
    own overhead (pairing, pasting, queueing, tables);
-4. ``measurers``: the measurers alone on that many images (the rest of the sweep's time).
+4. ``measurers``: the measurers alone on that many images (the rest of the sweep's time);
+5. ``in_run_*``: the sweep of 1. split from the inside (seconds in ``tokenizer.decode``, in the measurers,
+   in the statistics, and the rest): the engine's overhead ``in_run_engine_overhead`` = (sweep - decode -
+   measurers) / decode, measured under one and the same load.
 
 Prints and writes a one-row CSV with wall and CPU seconds (this process, all threads) and the load average.
 Wall times depend on what else runs on the machine: on a shared machine read the CPU seconds (on an idle
@@ -78,6 +81,10 @@ def main() -> None:
     sweep = sweep_positions(tok, data, measurers, attributes=names, config=cfg, progress=False)
     t_sweep, c_sweep = time.perf_counter() - t0, time.process_time() - c0
     decoded = int(sweep.table.attrs.get("decoded", 0)) or _count_decodes(sweep.table)
+    # inside the same run (the same load): seconds in tokenizer.decode, in the measurers, and the rest
+    in_decode = float(sweep.table.attrs.get("decode_s", float("nan")))
+    in_measure = float(sweep.table.attrs.get("measure_s", float("nan")))
+    in_summary = float(sweep.table.attrs.get("summary_s", float("nan")))
 
     q = data.quantized[torch.randint(0, len(data.quantized), (decoded,), generator=torch.Generator().manual_seed(0))]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -112,7 +119,12 @@ def main() -> None:
            "engine_no_measurers_cpu_s": round(c_engine, 1), "measurers_cpu_s_est": round(c_meas, 1),
            "engine_overhead_cpu": round((c_engine - c_bare) / c_bare, 3),
            "overhead_incl_measurers_cpu": round((c_sweep - c_bare) / c_bare, 3),
-           "load_average_1min": round(os.getloadavg()[0], 1)}
+           "load_average_1min": round(os.getloadavg()[0], 1),
+           # the same sweep split from the inside: robust to the load changing between runs
+           "in_run_decode_s": round(in_decode, 1), "in_run_measure_s": round(in_measure, 1),
+           "in_run_summary_s": round(in_summary, 1),
+           "in_run_engine_s": round(t_sweep - in_decode - in_measure, 1),
+           "in_run_engine_overhead": round((t_sweep - in_decode - in_measure) / in_decode, 3)}
     print(pd.Series(row).to_string())
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

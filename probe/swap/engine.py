@@ -30,6 +30,7 @@ Controls, on the same pairs (``controls=``):
 from __future__ import annotations
 
 import os
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,18 +171,24 @@ class _Decoder:
         self.tok, self.measurers, self.batch, self.bar = tokenizer, measurers, batch, progress
         self.autocast = autocast
         self.decoded = 0
+        # seconds inside tokenizer.decode and inside the measurers (the rest of a run is the engine's own)
+        self.decode_s = self.measure_s = 0.0
 
     @torch.no_grad()
     def images(self, q: torch.Tensor) -> torch.Tensor:
         outs = []
         for s in range(0, len(q), self.batch):
             qb = q[s : s + self.batch]
+            t0 = time.perf_counter()
             if self.autocast and qb.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     img = self.tok.decode(qb)
                 img = img.float().clamp(0, 1)
             else:
                 img = self.tok.decode(qb)
+            if img.device.type == "cuda":
+                torch.cuda.synchronize(img.device)
+            self.decode_s += time.perf_counter() - t0
             outs.append(img)
             self.decoded += len(qb)
             if self.bar is not None:
@@ -194,7 +201,9 @@ class _Decoder:
         for s in range(0, len(q), self.batch):
             img = self.images(q[s : s + self.batch])
             mk = None if masks is None else masks[s : s + self.batch].to(img.device)
+            t0 = time.perf_counter()
             parts.append(_measure_all(self.measurers, img, mk))
+            self.measure_s += time.perf_counter() - t0
         if not parts:
             return [np.zeros((0, 1)) for _ in self.measurers]
         return [np.concatenate([p[k] for p in parts]) for k in range(len(self.measurers))]
@@ -451,7 +460,7 @@ def patch(
     finally:
         bar.close()
     out = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()}) if cols else pd.DataFrame()
-    out.attrs["decoded"] = dec.decoded
+    out.attrs.update(decoded=dec.decoded, decode_s=dec.decode_s, measure_s=dec.measure_s)
     return out
 
 

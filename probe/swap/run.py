@@ -9,6 +9,7 @@ The thin specialisations of the patch live here:
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from probe.swap.engine import PositionSet, Shard, patch, set_label
 from probe.swap.pairs import PairConfig, sample_pairs
 from probe.swap.stats import VerdictConfig, summarize
 
+#: the bookkeeping a table's ``attrs`` carry: images decoded, seconds in decode and in the measurers
+_TIMING = ("decoded", "decode_s", "measure_s")
 #: controls run by default (swap_back re-encodes every swapped image: asked for explicitly)
 DEFAULT_CONTROLS = ("none", "same_end", "random_position", "all_except", "self", "donor_recon")
 
@@ -207,15 +210,16 @@ def run_swaps(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any],
                        same_end_donors=q[same[head]], masks=mk2, pair_ids=pairs["pair"].to_numpy()[head],
                        extra={k: v[head] for k, v in extra.items()}, **common)
             t = pd.concat([t1, t2], ignore_index=True)
-            t.attrs["decoded"] = t1.attrs.get("decoded", 0) + t2.attrs.get("decoded", 0)
+            t.attrs.update({k: t1.attrs.get(k, 0) + t2.attrs.get(k, 0) for k in _TIMING})
         tables.append(t)
-    decoded = sum(int(t.attrs.get("decoded", 0)) for t in tables)
+    timing = {k: sum(t.attrs.get(k, 0) for t in tables) for k in _TIMING}
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if len(table):
         table["measured"] = table["measurer"]
         table = table.sort_values(["attribute", "pair"], kind="stable").reset_index(drop=True)
-    table.attrs["decoded"] = decoded
+    t0 = time.perf_counter()
     summary = summarize(table, cfg.verdict) if len(table) else pd.DataFrame()
+    table.attrs.update(timing, summary_s=time.perf_counter() - t0)
     return SwapResult(table, summary, pd.concat(pair_frames, ignore_index=True), cfg)
 
 
