@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the 2-core target)")
     ap.add_argument("--attributes", default=None, help="comma-separated (default: every world factor with a measurer)")
     ap.add_argument("--skip-engine-only", action="store_true", help="skip run 3 (engine with a trivial measurer)")
+    ap.add_argument("--skip-bare", action="store_true", help="skip runs 2 and 4 (the in-run split remains)")
     ap.add_argument("--out", default=None, help="CSV of the numbers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,11 +88,13 @@ def main() -> None:
     in_summary = float(sweep.table.attrs.get("summary_s", float("nan")))
 
     q = data.quantized[torch.randint(0, len(data.quantized), (decoded,), generator=torch.Generator().manual_seed(0))]
-    t0, c0 = time.perf_counter(), time.process_time()
-    with torch.no_grad():
-        for s in range(0, decoded, args.batch):
-            tok.decode(q[s : s + args.batch])
-    t_bare, c_bare = time.perf_counter() - t0, time.process_time() - c0
+    t_bare = c_bare = float("nan")
+    if not args.skip_bare:
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            for s in range(0, decoded, args.batch):
+                tok.decode(q[s : s + args.batch])
+        t_bare, c_bare = time.perf_counter() - t0, time.process_time() - c0
 
     t_engine = c_engine = float("nan")
     if not args.skip_engine_only:
