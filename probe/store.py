@@ -694,3 +694,25 @@ class TokenStore:
 
         files = [self.path / CHUNK_DIR / chunk_name(c) for c in sorted(list_chunks(self.path))]
         return concatenate_datasets([Dataset.from_file(str(f)) for f in files])
+
+    # -- row access (the swap engine reads pairs of rows and the images behind them) --------------
+    def select(self, rows: Sequence[int] | np.ndarray) -> TokenStore:
+        """A read-only store of the rows at positions ``rows`` (0-based, in that order; repeats allowed),
+        with this store's header and path: ``.tokens``, ``.features``, ``.attributes`` as for any store."""
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if len(idx) and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"row {int(idx.max() if idx.max() >= n else idx.min())} out of range for the "
+                             f"{n} rows of store {self.path}")
+        idx = np.where(idx < 0, idx + n, idx)
+        if not self._tables:
+            return TokenStore(self.path, self.header, [])
+        table = pa.concat_tables(self._tables) if len(self._tables) > 1 else self._tables[0]
+        return TokenStore(self.path, self.header, [table.take(pa.array(idx))])
+
+    def iter_batches(self, batch: int = 256) -> Iterable[TokenStore]:
+        """Consecutive row batches of at most ``batch`` rows, each a :meth:`select`-ed store."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        for s in range(0, len(self), batch):
+            yield self.select(np.arange(s, min(s + batch, len(self))))
