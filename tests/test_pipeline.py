@@ -1,0 +1,123 @@
+"""`tokenprobe run`: stages, done markers and reuse, skipped stages, the run config and its errors (plumbing
+with a random-weight tokenizer; the shipped model's semantics are checked in the demo's and tokenizer's tests)."""
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from probe.pipeline import (
+    RunConfig,
+    RunConfigError,
+    default_config_path,
+    load_run_config,
+    preflight,
+    run_pipeline,
+    stage_hashes,
+)
+from probe.report import RunPaths
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_config(out: Path, **probes) -> RunConfig:
+    cfg = RunConfig.from_dict({
+        "name": "small", "out": str(out), "tokenizer": "titok-tiny", "random_init": True,
+        "data": {"images": 128, "batch_size": 64},
+        "probes": {"permutations": 20, "figures": True, **probes},
+    })
+    return cfg
+
+
+def test_embedded_default_is_the_documented_defaults_and_analyses_copy_is_identical():
+    shipped = default_config_path()
+    assert shipped.read_text() == (ROOT / "analyses" / "demo.yaml").read_text()
+    # the YAML spells out every default of RunConfig: one source of truth, two readable copies
+    assert load_run_config(shipped) == RunConfig()
+    assert set(yaml.safe_load(shipped.read_text())) == {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def test_run_writes_stages_reuses_them_and_redoes_what_changed(tmp_path):
+    cfg = small_config(tmp_path / "run")
+    res = run_pipeline(cfg, log=lambda s: None)
+    status = {s.stage: s.status for s in res.stages}
+    assert status["tokenize"] == "ran" and status["probes"] == "ran" and status["report"] == "ran"
+    paths = RunPaths(cfg.out)
+    for p in (paths.probe_table, paths.semantic_map, paths.summary, paths.probe_heatmap("ami"), paths.report,
+              paths.run_yaml, paths.config):
+        assert p.exists(), p
+    summary = pd.read_csv(paths.summary, keep_default_na=False)
+    assert {"shape", "lighting", "null"} <= set(summary["attribute"])
+    assert not any(a.endswith("_bin") for a in summary["attribute"])  # world factors, not their bins
+    hashes = stage_hashes(cfg)
+    for stage in ("tokenize", "probes"):
+        assert json.loads(paths.done_marker(stage).read_text())["config_hash"] == hashes[stage]
+    tokens = res.stage("tokenize")
+
+    again = run_pipeline(cfg, log=lambda s: None)
+    assert again.stage("tokenize").status == "reused" and again.stage("probes").status == "reused"
+    assert again.stage("tokenize").seconds == tokens.seconds  # the recorded time of the run that made it
+
+    # another probe setting: the probes are redone, the store is reused; the hash of every later stage moves
+    changed = dataclasses.replace(cfg, probes=dataclasses.replace(cfg.probes, permutations=10))
+    h2 = stage_hashes(changed)
+    assert h2["tokenize"] == hashes["tokenize"] and h2["probes"] != hashes["probes"] and h2["swap"] != hashes["swap"]
+    third = run_pipeline(changed, log=lambda s: None)
+    assert third.stage("tokenize").status == "reused" and third.stage("probes").status == "ran"
+
+    # a deleted output makes its stage run again
+    paths.summary.unlink()
+    assert run_pipeline(changed, log=lambda s: None).stage("probes").status == "ran"
+
+
+def test_absent_stages_are_skipped_with_a_note_the_report_shows(tmp_path):
+    import importlib.util
+
+    cfg = small_config(tmp_path / "run")
+    res = run_pipeline(cfg, log=lambda s: None)
+    html = res.report.read_text()
+    for stage, module in (("swap", "probe.swap"), ("optimize", "probe.optimize")):
+        rec = res.stage(stage)
+        present = importlib.util.find_spec(module) is not None and hasattr(importlib.import_module(module),
+                                                                             "pipeline_stage")
+        if present:
+            assert rec.status == "ran"
+        else:
+            assert rec.status == "skipped" and module in rec.note
+            assert rec.note.split(":")[0] in html  # the report says why the section is missing
+    if res.stage("swap").status == "skipped":
+        assert "Probe map (unvalidated)" in html
+    disabled = dataclasses.replace(cfg, swap=dataclasses.replace(cfg.swap, enabled=False))
+    assert "swap.enabled: false" in run_pipeline(disabled, log=lambda s: None).stage("swap").note
+
+
+def test_bad_config_keys_and_missing_requirements_are_named(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nprobes: {permutatons: 3}\n")
+    with pytest.raises(RunConfigError, match=r"bad.yaml: unknown key\(s\) probes.permutatons"):
+        load_run_config(bad)
+    with pytest.raises(RunConfigError, match="no such run config"):
+        load_run_config(tmp_path / "nope.yaml")
+    # the paper's config without its data, weights or CLIP: one error naming all three, before any work
+    monkeypatch.setenv("IMAGENET_VAL", str(tmp_path / "no-imagenet"))
+    monkeypatch.setenv("TOKENPROBE_TITOK_L32", str(tmp_path / "no-titok"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    cfg = load_run_config(ROOT / "analyses" / "titok-l32-imagenet.yaml", out=str(tmp_path / "t"))
+    with pytest.raises(RunConfigError) as e:
+        preflight(cfg)
+    msg = str(e.value)
+    assert "no-imagenet" in msg and "optimize.clip" in msg and "tokenizer" in msg and "no-titok" in msg
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_run_prints_the_report_path(tmp_path, capsys):
+    from probe.cli import main
+
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(yaml.safe_dump(small_config(tmp_path / "run", figures=False).to_dict()))
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"report:     {(tmp_path / 'run' / 'report.html').resolve()}" in out
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
