@@ -302,7 +302,8 @@ def _manifest(ctx: StageContext, resolution: int) -> Any:
 
     cfg = ctx.config
     if cfg.data.manifest is None:
-        return world_manifest(int(cfg.data.images or 4000), cfg.seed, resolution, world_settings(_expand(cfg.tokenizer)))
+        world = world_settings(_expand(cfg.tokenizer))
+        return world_manifest(int(cfg.data.images or 4000), cfg.seed, resolution, world)
     manifest = load_manifest(_expand(cfg.data.manifest))
     if cfg.data.images is not None:
         manifest = dataclasses.replace(manifest, size=int(cfg.data.images))

@@ -95,9 +95,9 @@ class _Report:
         if vmap is not None:
             cols = [c for c in VALIDATED_COLUMNS if c in vmap.columns] + [c for c in vmap.columns
                                                                           if c not in VALIDATED_COLUMNS]
-            body = ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap moves '
-                    "the attribute, with its transfer (fraction of the donor-recipient gap moved, 95% interval), its "
-                    "specificity and the rank the probes gave it.</p>")
+            body = ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap '
+                    "moves the attribute, with its transfer (fraction of the donor-recipient gap moved, 95% interval), "
+                    "its specificity and the rank the probes gave it.</p>")
             thresholds = _read_json(self.run.swap_config).get("thresholds")
             if thresholds:
                 body += f'<p class="note">verdict thresholds: {html.escape(json.dumps(thresholds))}</p>'
@@ -138,7 +138,8 @@ class _Report:
         grids = sorted(self.run.swap_figures.glob("grid_*.png"))
         mappings = _read_csv(self.run.mappings)
         if not grids and mappings is None:
-            return Section("swaps", "Swap grids", missing=self.why_missing("swap", "Swap grids (swap/figures/grid_*.png)"))
+            return Section("swaps", "Swap grids",
+                           missing=self.why_missing("swap", "Swap grids (swap/figures/grid_*.png)"))
         body = ""
         if grids:
             body += ("<p>Recipient | donor | swapped | controls, for the confirmed mappings.</p>"
