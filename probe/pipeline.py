@@ -80,15 +80,20 @@ class SwapStageConfig:
         pairs: (recipient, donor) pairs per attribute.
         candidates: the probes' top positions tested per attribute.
         sweep: also swap every single position (the causal heatmap and the disagreement table).
-        traversals: set each confirmed position to many codes and measure the response.
-        measurers: attribute -> measurer name (default: ``probe.measure.measurer_for(attribute)``).
+        control_pairs: run the decode-costly controls on only this many pairs per attribute (``None``: all).
+        traversals: set the first confirmed position to each code the store uses there and measure the response.
+        grids: pairs per image grid of a confirmed mapping (0: none).
+        measurers: attribute -> measurer spec (e.g. ``oracle:shape``; default: ``probe.measure.measurer_for``);
+            attributes without a measurer are not validated.
     """
 
     enabled: bool = True
     pairs: int = 64
     candidates: int = 3
     sweep: bool = True
+    control_pairs: int | None = None
     traversals: bool = True
+    grids: int = 6
     measurers: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,7 +105,7 @@ class OptimizeStageConfig:
     Attributes:
         enabled: run the stage.
         clip: the CLIP model of the text objective: a shipped name (``world-clip``), ``local-dir:FOLDER``,
-            ``hf-hub:OWNER/NAME`` or an open_clip ``MODEL/PRETRAINED`` pair.
+            ``hf-hub:OWNER/NAME`` or an open_clip ``ARCH:PRETRAINED`` pair (PRETRAINED: a tag or a weights file).
         prompt: the prompt of the generation.
         iterations: optimization steps of the generation and the inpainting.
         images: images per task.
@@ -230,6 +235,7 @@ class StageContext:
     world: dict[str, Any] | None = None  # world settings of a world run (to re-render rows); None otherwise
     store: Any = None  # probe.TokenStore
     probes: Any = None  # probe.probes.ProbeResult (None when reused from disk: read paths.probes)
+    notes: list[str] = field(default_factory=list)  # what a stage wants said in the report (joined into its note)
     _tokenizer: Any = None
 
     @property
@@ -367,32 +373,271 @@ def _missing_api(module: str, names: tuple[str, ...]) -> str | None:
     return f"{module} has no {', '.join(absent)} yet" if absent else None
 
 
-#: The swap engine's entry points the swap adapter calls (issue 14).
-SWAP_API = ("pipeline_stage",)
-#: Test-time optimization's entry points the optimize adapter calls (issue 15).
-OPTIMIZE_API = ("pipeline_stage",)
+#: What the swap adapter calls (the swap engine, probe.swap; measurers, probe.measure).
+SWAP_API = {"probe.swap": ("SwapConfig", "SwapData", "validated_map", "validate"),
+            "probe.measure": ("get_measurer", "measurer_for")}
+#: What the optimize adapter calls (test-time optimization, probe.optimize).
+OPTIMIZE_API = {"probe.optimize": ("OptimizeConfig",),
+                "probe.optimize.tasks": ("copy_paste", "generate", "inpaint", "write_run", "attribute_drift")}
+
+
+def _require(api: dict[str, tuple[str, ...]], what: str) -> None:
+    for module, names in api.items():
+        missing = _missing_api(module, names)
+        if missing:
+            raise StageSkipped(f"{what} did not run: {missing}")
+
+
+def _measurers(ctx: StageContext) -> dict[str, Any]:
+    """attribute -> measurer for the run's attributes that have one (spec from the config, else the default)."""
+    from probe.measure import get_measurer, measurer_for
+
+    out, without = {}, []
+    for a in ctx.attributes:
+        spec = ctx.config.swap.measurers.get(a)
+        try:
+            out[a] = get_measurer(spec) if spec else measurer_for(a)
+        except (KeyError, ValueError):
+            if spec:
+                raise RunConfigError(f"swap.measurers.{a}: {spec!r} is not a measurer spec") from None
+            without.append(a)
+    if without:
+        ctx.notes.append(f"not validated (no measurer; set swap.measurers): {', '.join(without)}")
+    return out
+
+
+def _semantic_map(ctx: StageContext) -> Any:
+    from probe.probes.semantic_map import SemanticMap
+
+    if ctx.probes is not None:
+        return ctx.probes.semantic_map
+    return SemanticMap.from_dict(json.loads(ctx.paths.semantic_map.read_text()))
 
 
 def stage_swap(ctx: StageContext) -> list[Path]:
-    """Validate the probe map by swaps; writes ``swap/`` (see :class:`probe.report.RunPaths`)."""
-    missing = _missing_api("probe.swap", SWAP_API)
-    if missing:
-        raise StageSkipped(f"swap validation did not run: {missing} (the swap engine, issue 14), so the map "
-                           "shown is the probes' ranking, not a validated one")
-    import probe.swap
+    """Validate the probe map by swaps (every position when ``swap.sweep``, else the probes' candidates);
+    writes ``swap/`` (see :class:`probe.report.RunPaths`): tables, the validated map, the causal heatmap,
+    image grids of the confirmed mappings, a traversal."""
+    _require(SWAP_API, "swap validation")
+    import pandas as pd
 
-    return list(probe.swap.pipeline_stage(ctx))
+    from probe.data.rematerialise import world_masks
+    from probe.swap import SwapConfig, SwapData, validate, validated_map
+
+    c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
+    measurers = _measurers(ctx)
+    if not measurers:
+        raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
+    data = SwapData.from_store(ctx.store, tok, masks=world_masks(ctx.store))
+    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs))
+    attrs = list(measurers)
+    out = ctx.paths.swap
+    out.mkdir(parents=True, exist_ok=True)
+    smap = _semantic_map(ctx)
+    if c.sweep:
+        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=True, progress=True)
+        written = list(vmap.save(out, figures=True).values())
+        answers, pairs = vmap.answers, vmap.sweep.pairs
+    else:  # the probes' candidates only: the best tested set per attribute is its answer
+        res = validate(tok, data, smap, measurers, k=c.candidates, attributes=attrs, config=cfg, progress=True)
+        res.summary.to_csv(ctx.paths.mappings, index=False)
+        res.pairs.to_csv(out / "pairs.csv", index=False)
+        answers = (res.summary.sort_values("transfer", ascending=False).drop_duplicates("attribute")
+                   .assign(source="candidate"))
+        answers.to_csv(ctx.paths.validated_map, index=False)
+        written, pairs = [ctx.paths.mappings, out / "pairs.csv", ctx.paths.validated_map], res.pairs
+    confirmed = answers[answers["verdict"] == "confirmed"]
+    written += _swap_grids(ctx, tok, data, pairs, confirmed, c.grids, seed)
+    if c.traversals:
+        written += _traversal(ctx, tok, data, measurers, confirmed)
+    ctx.paths.swap_config.write_text(json.dumps(
+        {"swap": cfg.to_dict(), "thresholds": cfg.verdict.describe(), "attributes": attrs,
+         "measurers": {a: getattr(m, "name", str(m)) for a, m in measurers.items()},
+         "sweep": c.sweep, "candidates": c.candidates}, indent=2, default=str))
+    n_conf = pd.Series(confirmed["attribute"]).nunique()
+    ctx.notes.append(f"{n_conf} of {len(attrs)} attributes confirmed")
+    return [*written, ctx.paths.swap_config]
+
+
+def _positions(label: Any) -> list[int]:
+    return [int(p) for p in str(label).split("+")]
+
+
+def _swap_grids(ctx: StageContext, tok: Any, data: Any, pairs: Any, confirmed: Any, n: int, seed: int) -> list[Path]:
+    """recipient | donor | swapped | controls for each confirmed mapping."""
+    if n <= 0:
+        return []
+    from probe.swap.validated import grid_images
+    from probe.viz.save import save_figure
+    from probe.viz.swap import image_grid_figure
+
+    written = []
+    for row in confirmed.drop_duplicates("attribute").itertuples():
+        sub = pairs[pairs["attribute"] == row.attribute]
+        imgs = grid_images(tok, data, sub, _positions(row.positions), n=n, seed=seed)
+        fig = image_grid_figure(imgs, f"{row.attribute} @ {row.positions}: transfer {row.transfer:.2f}")
+        written.append(save_figure(fig, ctx.paths.swap_grids / str(row.attribute))[0])
+    return written
+
+
+def _traversal(ctx: StageContext, tok: Any, data: Any, measurers: dict[str, Any], confirmed: Any) -> list[Path]:
+    """The first confirmed single position set to every code the store uses there, 4 images, every attribute
+    measured (VQ tokenizers only)."""
+    single = confirmed[confirmed["positions"].astype(str).str.isdigit()]
+    if single.empty or not getattr(ctx.tokenizer, "is_discrete", False):
+        return []
+    import numpy as np
+    import torch
+
+    from probe.swap.traverse import codes_used, response_curve, traverse
+    from probe.viz.save import save_figure
+    from probe.viz.swap import traversal_figure
+
+    row = single.iloc[0]
+    pos, attr = int(row["positions"]), str(row["attribute"])
+    rows = torch.arange(min(4, len(data.quantized)))
+    masks = None if data.masks is None else data.masks[rows]
+    table = traverse(tok, data.quantized[rows], pos, measurers, codes=codes_used(np.asarray(ctx.store.tokens), pos),
+                     masks=masks, progress=True)
+    curve = response_curve(table)
+    stem = ctx.paths.traversal(pos).with_suffix("")
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    fig = traversal_figure(curve, order_by=attr if attr in set(curve["measured"]) else None)
+    return [stem.with_suffix(".csv"), save_figure(fig, stem)[0]]
+
+
+def _images(ctx: StageContext, n: int, seed: int) -> Any:
+    """``n`` images of the run's store rows, drawn with ``seed`` (re-rendered or re-read): ``[n, 3, H, W]``."""
+    import numpy as np
+
+    from probe.data.rematerialise import rematerialise
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(ctx.store), size=min(n, len(ctx.store)), replace=False))
+    return rematerialise(ctx.store, rows, resolution=int(ctx.tokenizer.image_size))
+
+
+def _psnr(a: Any, b: Any, region: Any) -> Any:
+    """PSNR (dB) per image of ``a`` vs ``b`` ``[B, 3, H, W]`` over the pixels where ``region [B, 1, H, W]`` is 1."""
+    import torch
+
+    w = region.expand_as(a).float()
+    mse = ((a.float().clamp(0, 1) - b.float()) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
 
 
 def stage_optimize(ctx: StageContext) -> list[Path]:
-    """Copy-paste edits per confirmed mapping, one generation, one inpainting; writes ``optimize/``."""
-    missing = _missing_api("probe.optimize", OPTIMIZE_API)
-    if missing:
-        raise StageSkipped(f"edits, generation and inpainting did not run: {missing} (test-time optimization, "
-                           "issue 15)")
-    import probe.optimize
+    """A copy-paste edit per confirmed mapping, one text-guided generation, one inpainting; writes
+    ``optimize/`` (see :class:`probe.report.RunPaths`)."""
+    _require(OPTIMIZE_API, "edits, generation and inpainting")
+    from probe.optimize import OptimizeConfig
 
-    return list(probe.optimize.pipeline_stage(ctx))
+    c, seed = ctx.config.optimize, ctx.config.seed
+    ocfg = OptimizeConfig(iterations=c.iterations, seed=seed, progress=True)
+    ctx.paths.optimize.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if c.copy_paste:
+        written += _copy_paste(ctx, c.images)
+    if c.generate:
+        written += _generate(ctx, ocfg)
+    if c.inpaint:
+        written += _inpaint(ctx, ocfg)
+    return written
+
+
+def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
+    import pandas as pd
+
+    from probe.measure import measurer_for
+    from probe.optimize.tasks import attribute_drift, copy_paste
+    from probe.viz.save import save_figure
+    from probe.viz.swap import image_grid_figure
+
+    vmap = pd.read_csv(ctx.paths.validated_map, keep_default_na=False, na_values=[""]) \
+        if ctx.paths.validated_map.exists() else None
+    pairs_path = ctx.paths.swap / "pairs.csv"
+    if vmap is None or not pairs_path.exists():
+        ctx.notes.append("no copy-paste edits: no validated map (the swap stage did not run)")
+        return []
+    confirmed = vmap[vmap["verdict"] == "confirmed"].drop_duplicates("attribute")
+    if confirmed.empty:
+        ctx.notes.append("no copy-paste edits: no mapping was confirmed")
+        return []
+    from probe.data.rematerialise import rematerialise
+
+    pairs = pd.read_csv(pairs_path, keep_default_na=False, na_values=[""])
+    rows, written = [], []
+    for m in confirmed.itertuples():
+        sub = pairs[pairs["attribute"] == m.attribute].head(n)
+        pos = _positions(m.positions)
+        size = int(ctx.tokenizer.image_size)
+        target = rematerialise(ctx.store, sub["recipient"].to_numpy(), resolution=size)
+        source = rematerialise(ctx.store, sub["donor"].to_numpy(), resolution=size)
+        out = copy_paste(ctx.tokenizer, target, source, pos)
+        measurer = {m.attribute: _measurers_for_edit(ctx, m.attribute, measurer_for)}
+        gap = attribute_drift(measurer, out["target"], out["source"])["drift"].mean()
+        moved = attribute_drift(measurer, out["target"], out["images"])["drift"].mean()
+        rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
+                     "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
+                     "swap_transfer": m.transfer})
+        fig = image_grid_figure({"target": out["target"], "source": out["source"], f"pasted @{m.positions}":
+                                 out["images"]}, f"{m.attribute} @ {m.positions}: moved {moved / max(gap, 1e-12):.2f}"
+                                f" of the gap")
+        written.append(save_figure(fig, ctx.paths.optimize_folder("copy_paste") / str(m.attribute))[0])
+    pd.DataFrame(rows).to_csv(ctx.paths.optimize_table("copy_paste"), index=False)
+    return [ctx.paths.optimize_table("copy_paste"), *written]
+
+
+def _measurers_for_edit(ctx: StageContext, attribute: str, measurer_for: Callable[..., Any]) -> Any:
+    from probe.measure import get_measurer
+
+    spec = ctx.config.swap.measurers.get(attribute)
+    return get_measurer(spec) if spec else measurer_for(attribute)
+
+
+def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
+    """One prompt, ``optimize.images`` samples, each from the CLIP top-1 image of 256 of the run's images."""
+    import pandas as pd
+
+    from probe.optimize.tasks import generate, write_run
+
+    c = ctx.config.optimize
+    seeds = _images(ctx, 256, ctx.config.seed)
+    res = generate(ctx.tokenizer, c.prompt, n=c.images, clip=_expand(c.clip), seed_images=seeds, init="top1",
+                   config=ocfg)
+    folder = write_run(ctx.paths.optimize_folder("generate"), res, inputs=res.seed_images,
+                       labels=[c.prompt] * c.images, settings={"prompt": c.prompt, "clip": c.clip,
+                                                               "init": "top1", **asdict(ocfg)})
+    h = res.history
+    first = h[h["step"] == h["step"].min()].set_index("row")["objective"]
+    last = h[h["step"] == h["step"].max()].set_index("row")
+    table = pd.DataFrame({"prompt": c.prompt, "objective_seed": first, "objective_result": last["objective"],
+                          "changed_tokens": last.get("changed")}).reset_index()
+    table.to_csv(ctx.paths.optimize_table("generate"), index=False)
+    return [ctx.paths.optimize_table("generate"), folder / "grid.png", folder / "history.csv"]
+
+
+def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
+    """A centred square hole (half the side) in ``optimize.images`` images; PSNR on the hole of the result
+    against that of decoding the masked image (the seed)."""
+    import pandas as pd
+    import torch
+
+    from probe.optimize.tasks import inpaint, masked_images, write_run
+
+    c = ctx.config.optimize
+    images = _images(ctx, c.images, ctx.config.seed + 1)
+    h = images.shape[-1]
+    known = torch.ones(len(images), 1, h, h)
+    known[..., h // 4: h - h // 4, h // 4: h - h // 4] = 0
+    res = inpaint(ctx.tokenizer, images, known, reset_every=max(1, c.iterations // 4), config=ocfg)
+    folder = write_run(ctx.paths.optimize_folder("inpaint"), res, inputs=masked_images(images, known),
+                       settings={"hole": "centred square, half the side", **asdict(ocfg)})
+    hole = 1 - known
+    table = pd.DataFrame({"psnr_hole_result": _psnr(res.images.cpu(), images, hole).numpy(),
+                          "psnr_hole_masked_decode": _psnr(res.seed_images.cpu(), images, hole).numpy()})
+    table.insert(0, "row", range(len(table)))
+    table.to_csv(ctx.paths.optimize_table("inpaint"), index=False)
+    return [ctx.paths.optimize_table("inpaint"), folder / "grid.png", folder / "history.csv"]
 
 
 _STAGE_FUNCS: dict[str, Callable[[StageContext], list[Path]]] = {
@@ -413,10 +658,12 @@ def _clip_problem(spec: str) -> str | None:
 
     if spec.startswith("hf-hub:"):
         repo, filename = spec.removeprefix("hf-hub:"), "open_clip_config.json"
-    elif "/" in spec:
+    elif ":" in spec:
         import open_clip
 
-        name, tag = spec.split("/", 1)
+        name, tag = spec.split(":", 1)
+        if Path(tag).expanduser().exists():
+            return None  # a local weights file
         pcfg = open_clip.get_pretrained_cfg(name, tag)
         if not pcfg:
             return (f"optimize.clip: open_clip has no pretrained weights {tag!r} for model {name!r} "
@@ -427,7 +674,7 @@ def _clip_problem(spec: str) -> str | None:
         filename = pcfg.get("file") or "open_clip_model.safetensors"
     else:
         return (f"optimize.clip: {spec!r} is not a shipped model, a local-dir:FOLDER, an hf-hub:OWNER/NAME id "
-                "or an open_clip MODEL/PRETRAINED pair")
+                "or an open_clip ARCH:PRETRAINED pair")
     cached = try_to_load_from_cache(repo, filename)
     if not isinstance(cached, str):
         return (f"optimize.clip: CLIP weights {spec} ({repo}/{filename}) are not in the Hugging Face cache "
@@ -515,6 +762,7 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, log: Callable[[str], No
                 continue
             if stage != "tokenize" and ctx.store is None:
                 ctx.store = TokenStore.open(paths.store)
+            ctx.notes = []
             try:
                 outputs = _STAGE_FUNCS[stage](ctx)
             except StageSkipped as e:
@@ -523,8 +771,8 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, log: Callable[[str], No
                 paths.done_marker(stage).unlink(missing_ok=True)
                 log(f"[{stage}] skipped: {rec.note}")
                 continue
-            rec = StageRecord(stage, "ran", round(time.perf_counter() - t, 1), "", _relative(paths, outputs),
-                              hashes[stage])
+            rec = StageRecord(stage, "ran", round(time.perf_counter() - t, 1), "; ".join(ctx.notes),
+                              _relative(paths, outputs), hashes[stage])
             _write_marker(paths, rec)
         if stage == "tokenize":
             if ctx.store is None:

@@ -78,12 +78,12 @@ def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):
     pd.DataFrame({"attribute": ["lighting"], "probe_top": [11], "causal_top": [26]}).to_csv(run.disagreements,
                                                                                          index=False)
     _png(run.causal_heatmap, "blue")
-    _png(run.swap_figures / "grid_lighting.png", "blue")
-    _png(run.swap_figures / "traversal_lighting_26.png", "blue")
+    _png(run.swap_grids / "lighting.png", "blue")
+    _png(run.traversal(26), "blue")
     run.optimize.mkdir()
     pd.DataFrame({"prompt": ["a red triangle"], "clip_score": [0.31], "heldout_score": [0.22]}).to_csv(
         run.optimize_table("generate"), index=False)
-    _png(run.optimize_figure("generate"), "red")
+    _png(run.optimize_folder("generate") / "grid.png", "red")
     page = render_report(run.root).read_text()
     assert page.index("Validated semantic map") < page.index("Probe and causal heatmaps")
     assert "unvalidated" not in page.split("Probe and causal heatmaps")[0]
@@ -94,6 +94,7 @@ def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):
     assert "probe_top" in page and "a red triangle" in page
     assert page.count("data:image/png;base64,") == 5  # probe + causal heatmaps, grid, traversal, generation
     assert "Inpainting (optimize/inpaint.csv" in page  # still missing, and says so
+    assert "traversal 26" in page and "lighting.png" in page
 
 
 def test_caveats_are_the_tokenizers_own():

@@ -27,8 +27,8 @@ from probe.report.layout import OPTIMIZE_TASKS, RunPaths
 MAP_HEADER_RGB = (0, 110, 160)
 
 #: Columns of the validated map, in the order shown (others follow).
-VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "transfer_lo", "transfer_hi", "specificity", "verdict",
-                     "probe_rank")
+VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
+                     "entangled_with", "probe_rank", "source")
 
 
 @dataclass
@@ -120,7 +120,8 @@ class _Report:
         body = f'<div class="side"><div>{left}</div><div>{right}</div></div>'
         agreement = _read_csv(self.run.rank_agreement)
         if agreement is not None:
-            body += "<h3>Rank agreement per attribute (probe vs swap)</h3>" + table(agreement)
+            body += ("<h3>Rank agreement per attribute (Spearman of probe effect and swap transfer over positions)"
+                     "</h3>" + table(agreement))
         return Section("heatmaps", "Probe and causal heatmaps", body)
 
     def disagreements(self) -> Section:
@@ -135,25 +136,26 @@ class _Report:
                        "<p>Attributes whose probe top position is not the position swaps confirm.</p>" + table(df))
 
     def swap_grids(self) -> Section:
-        grids = sorted(self.run.swap_figures.glob("grid_*.png"))
+        grids = sorted(self.run.swap_grids.glob("*.png"))
         mappings = _read_csv(self.run.mappings)
         if not grids and mappings is None:
             return Section("swaps", "Swap grids",
-                           missing=self.why_missing("swap", "Swap grids (swap/figures/grid_*.png)"))
+                           missing=self.why_missing("swap", "Swap grids (swap/grids/*.png)"))
         body = ""
         if grids:
             body += ("<p>Recipient | donor | swapped | controls, for the confirmed mappings.</p>"
-                     + _figures(grids, lambda p: _pretty(p.stem.removeprefix("grid_"))))
+                     + _figures(grids, lambda p: _pretty(p.stem)))
         if mappings is not None:
             body += "<h3>Every tested mapping</h3>" + table(mappings)
         return Section("swaps", "Swap grids", body)
 
     def traversals(self) -> Section:
-        known = {self.run.causal_heatmap} | set(self.run.swap_figures.glob("grid_*.png"))
-        figs = [p for p in sorted(self.run.swap_figures.glob("*.png")) if p not in known]
+        figs = sorted(self.run.swap.glob("traversal_*.png"))
+        if self.run.greedy_curves.exists():
+            figs.append(self.run.greedy_curves)
         if not figs:
             return Section("traversals", "Traversals and position sets",
-                           missing=self.why_missing("swap", "Traversal figures (swap/figures/traversal_*.png)"))
+                           missing=self.why_missing("swap", "Traversal figures (swap/traversal_*.png)"))
         return Section("traversals", "Traversals and position sets",
                        "<p>What a position can do: its response when set to each code, and the transfer of growing "
                        "position sets.</p>" + _figures(figs, lambda p: _pretty(p.stem)))
@@ -162,18 +164,16 @@ class _Report:
         sections = []
         for task, title in OPTIMIZE_TASKS.items():
             df = _read_csv(self.run.optimize_table(task))
-            figs = sorted(self.run.optimize.glob(f"{task}*.png"))
+            folder = self.run.optimize_folder(task)
+            figs = sorted(folder.glob("*.png"))
             if df is None and not figs:
                 sections.append(Section(task, title, missing=self.why_missing(
-                    "optimize", f"{title} (optimize/{task}.csv, optimize/{task}*.png)")))
+                    "optimize", f"{title} (optimize/{task}.csv, optimize/{task}/*.png)")))
                 continue
+            # the grid first, the loss trajectory last
+            figs.sort(key=lambda p: (p.stem != "grid", p.stem == "trajectory", p.stem))
             body = (table(df) if df is not None else "") + _figures(figs, lambda p: _pretty(p.stem))
             sections.append(Section(task, title, body))
-        others = [p for p in sorted(self.run.optimize.glob("*.png"))
-                  if not any(p.name.startswith(t) for t in OPTIMIZE_TASKS)]
-        if others:
-            sections.append(Section("optimize-other", "Other optimization figures",
-                                    _figures(others, lambda p: _pretty(p.stem))))
         return sections
 
     def probe_details(self) -> Section:

@@ -11,22 +11,27 @@ them exists. ``RunPaths(root)`` names them::
       probes/                   probes.csv|parquet (long table), semantic_map.json, disentanglement.csv, config.json
       summary.csv               the probe map: one row per attribute (top position, effect, q, runner-up)
       figures/                  heatmap_<probe>.png|svg (probe heatmap), summary.png|svg (one-page summary)
-      swap/                     the swap engine (probe.swap):
-        swaps.csv               one row per swap (pair, positions, measurer, control, before / after)
-        mappings.csv            one row per tested mapping (transfer + interval, IIA, effect sizes, verdict)
-        validated_map.csv       the validated semantic map: attribute, positions, transfer, transfer_lo,
-                                transfer_hi, specificity, verdict, probe_rank (one row per attribute)
-        causal.csv              the causal heatmap as a long table: position, attribute, transfer
-        disagreements.csv       attributes whose probe top position is not the causal top position
-        rank_agreement.csv      per attribute: the rank agreement of the probe and causal position orders
-        traversals.csv          position x code -> measured attributes
-        config.json             the swap settings and seeds
-        figures/                causal_heatmap.png, grid_<attribute>.png, traversal_<attribute>.png, ...
+      swap/                     swap validation (probe.swap; ValidatedMap.save writes the tables and the two figures):
+        swaps.csv|parquet       one row per swap x measured attribute (pair, positions, control, before / after)
+        mappings.csv            one row per (attribute, position set): transfer, ci_low, ci_high, iia, effect
+                                sizes, side effects, verdict, specificity
+        validated_map.csv|json  the validated semantic map, one row per attribute: positions, transfer, ci_low,
+                                ci_high, verdict, specificity, entangled_with, probe_rank, source (single / greedy)
+        causal_heatmap.csv      positions x attributes of single-position transfer
+        rank_agreement.csv      per attribute: Spearman of probe effect vs transfer, probe top, causal top
+        disagreements.csv       the attributes whose probe top position is not the causal top
+        pairs.csv, greedy_curves.csv, answer_sets.csv, config.json (settings, seeds, verdict thresholds)
+        causal_vs_probe.png     the causal heatmap beside the probes' ranking; greedy_curves.png: transfer
+                                against position-set size
+        grids/<attribute>.png   recipient | donor | swapped | controls of a confirmed mapping
+        traversal_<pos>.png|csv a position set to each code it takes in the store, every attribute measured
       optimize/                 test-time optimization (probe.optimize):
-        copy_paste.csv|png      one copy-paste edit per confirmed mapping, with its scores
-        generate.csv|png        text-guided generation(s), with the objective and the held-out score
-        inpaint.csv|png         inpainting(s), with PSNR on the hidden region
-        history_<task>.csv      per-step loss / held-out score / changed tokens
+        copy_paste.csv          one copy-paste edit per confirmed mapping: measured target, source, result, transfer
+        copy_paste/<attribute>.png   target | source | result
+        generate.csv            the text-guided generation: prompt, CLIP score of seed and result, held-out reads
+        inpaint.csv             the inpainting: PSNR on the hole, of the result and of the masked image's decode
+        <task>/                 grid.png (input | milestones | result), trajectory.png, history.csv, images/,
+                                config.json (probe.optimize.tasks.write_run)
       report.html               the self-contained report (probe.report.render_report)
 
 Only standard-library imports here, so any stage can use it without pulling in the report's
@@ -103,14 +108,10 @@ class RunPaths:
     def summary_figure(self) -> Path:
         return self.figures / "summary.png"
 
-    # swap engine
+    # swap validation
     @property
     def swap(self) -> Path:
         return self.root / "swap"
-
-    @property
-    def swaps(self) -> Path:
-        return self.swap / "swaps.csv"
 
     @property
     def mappings(self) -> Path:
@@ -122,31 +123,34 @@ class RunPaths:
 
     @property
     def causal(self) -> Path:
-        return self.swap / "causal.csv"
-
-    @property
-    def disagreements(self) -> Path:
-        return self.swap / "disagreements.csv"
+        return self.swap / "causal_heatmap.csv"
 
     @property
     def rank_agreement(self) -> Path:
         return self.swap / "rank_agreement.csv"
 
     @property
-    def traversals(self) -> Path:
-        return self.swap / "traversals.csv"
+    def disagreements(self) -> Path:
+        return self.swap / "disagreements.csv"
 
     @property
     def swap_config(self) -> Path:
         return self.swap / "config.json"
 
     @property
-    def swap_figures(self) -> Path:
-        return self.swap / "figures"
+    def causal_heatmap(self) -> Path:
+        return self.swap / "causal_vs_probe.png"
 
     @property
-    def causal_heatmap(self) -> Path:
-        return self.swap_figures / "causal_heatmap.png"
+    def greedy_curves(self) -> Path:
+        return self.swap / "greedy_curves.png"
+
+    @property
+    def swap_grids(self) -> Path:
+        return self.swap / "grids"
+
+    def traversal(self, position: int) -> Path:
+        return self.swap / f"traversal_{position}.png"
 
     # test-time optimization
     @property
@@ -154,14 +158,12 @@ class RunPaths:
         return self.root / "optimize"
 
     def optimize_table(self, task: str) -> Path:
-        """``task`` is ``copy_paste``, ``generate``, ``inpaint`` (or any other task's name)."""
+        """``task`` is ``copy_paste``, ``generate`` or ``inpaint`` (or any other task's name)."""
         return self.optimize / f"{task}.csv"
 
-    def optimize_figure(self, task: str) -> Path:
-        return self.optimize / f"{task}.png"
-
-    def history(self, task: str) -> Path:
-        return self.optimize / f"history_{task}.csv"
+    def optimize_folder(self, task: str) -> Path:
+        """The task's run folder (figures, history, images)."""
+        return self.optimize / task
 
 
 #: The optimization tasks the report shows, in order, with their section titles.
