@@ -81,6 +81,8 @@ class SwapStageConfig:
         candidates: the probes' top positions tested per attribute.
         sweep: also swap every single position (the causal heatmap and the disagreement table).
         control_pairs: run the decode-costly controls on only this many pairs per attribute (``None``: all).
+        max_set: the largest position set the greedy search tries where no single position is confirmed
+            (0: no greedy search).
         traversals: set the first confirmed position to each code the store uses there and measure the response.
         grids: pairs per image grid of a confirmed mapping (0: none).
         measurers: attribute -> measurer spec (e.g. ``oracle:shape``; default: ``probe.measure.measurer_for``);
@@ -88,10 +90,11 @@ class SwapStageConfig:
     """
 
     enabled: bool = True
-    pairs: int = 64
+    pairs: int = 16
     candidates: int = 3
     sweep: bool = True
-    control_pairs: int | None = None
+    control_pairs: int | None = 8
+    max_set: int = 4
     traversals: bool = True
     grids: int = 6
     measurers: dict[str, str] = field(default_factory=dict)
@@ -375,10 +378,10 @@ def _missing_api(module: str, names: tuple[str, ...]) -> str | None:
 
 #: What the swap adapter calls (the swap engine, probe.swap; measurers, probe.measure).
 SWAP_API = {"probe.swap": ("SwapConfig", "SwapData", "validated_map", "validate"),
-            "probe.measure": ("get_measurer", "measurer_for")}
+            "probe.measure": ("get_measurer", "measurer_for"), "probe.data.rematerialise": ("world_masks",)}
 #: What the optimize adapter calls (test-time optimization, probe.optimize).
 OPTIMIZE_API = {"probe.optimize": ("OptimizeConfig",),
-                "probe.optimize.tasks": ("copy_paste", "generate", "inpaint", "write_run", "attribute_drift")}
+                "probe.optimize.tasks": ("copy_paste", "generate", "inpaint", "write_run", "masked_images")}
 
 
 def _require(api: dict[str, tuple[str, ...]], what: str) -> None:
@@ -429,13 +432,15 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
     data = SwapData.from_store(ctx.store, tok, masks=world_masks(ctx.store))
-    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs))
+    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
+                     max_set=max(1, c.max_set))
     attrs = list(measurers)
     out = ctx.paths.swap
     out.mkdir(parents=True, exist_ok=True)
     smap = _semantic_map(ctx)
     if c.sweep:
-        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=True, progress=True)
+        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=c.max_set > 1,
+                             progress=True)
         written = list(vmap.save(out, figures=True).values())
         answers, pairs = vmap.answers, vmap.sweep.pairs
     else:  # the probes' candidates only: the best tested set per attribute is its answer
@@ -547,8 +552,7 @@ def stage_optimize(ctx: StageContext) -> list[Path]:
 def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     import pandas as pd
 
-    from probe.measure import measurer_for
-    from probe.optimize.tasks import attribute_drift, copy_paste
+    from probe.optimize.tasks import copy_paste
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
 
@@ -570,12 +574,13 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
         sub = pairs[pairs["attribute"] == m.attribute].head(n)
         pos = _positions(m.positions)
         size = int(ctx.tokenizer.image_size)
-        target = rematerialise(ctx.store, sub["recipient"].to_numpy(), resolution=size)
-        source = rematerialise(ctx.store, sub["donor"].to_numpy(), resolution=size)
+        target, t_masks = rematerialise(ctx.store, sub["recipient"].to_numpy(), resolution=size, masks=True)
+        source, s_masks = rematerialise(ctx.store, sub["donor"].to_numpy(), resolution=size, masks=True)
         out = copy_paste(ctx.tokenizer, target, source, pos)
-        measurer = {m.attribute: _measurers_for_edit(ctx, m.attribute, measurer_for)}
-        gap = attribute_drift(measurer, out["target"], out["source"])["drift"].mean()
-        moved = attribute_drift(measurer, out["target"], out["images"])["drift"].mean()
+        measurer = _measurer(ctx, m.attribute)
+        read_t = measurer(out["target"], masks=t_masks)
+        gap = _reading_distance(read_t, measurer(out["source"], masks=s_masks), measurer).mean().item()
+        moved = _reading_distance(read_t, measurer(out["images"], masks=t_masks), measurer).mean().item()
         rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
                      "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
                      "swap_transfer": m.transfer})
@@ -587,11 +592,28 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     return [ctx.paths.optimize_table("copy_paste"), *written]
 
 
-def _measurers_for_edit(ctx: StageContext, attribute: str, measurer_for: Callable[..., Any]) -> Any:
-    from probe.measure import get_measurer
+def _measurer(ctx: StageContext, attribute: str) -> Any:
+    from probe.measure import get_measurer, measurer_for
 
     spec = ctx.config.swap.measurers.get(attribute)
     return get_measurer(spec) if spec else measurer_for(attribute)
+
+
+def _reading_distance(a: Any, b: Any, measurer: Any) -> Any:
+    """How far apart two readings of ``measurer`` are, per image: ``|b - a|`` for scalars ``[B]``, the angle over
+    2 pi for unit vectors ``[B, 2]`` (circular), total variation for class probabilities ``[B, K]``.
+
+    Written here, not probe.optimize.tasks.attribute_drift, because the world's object measurers need each
+    image's own object mask, which attribute_drift does not pass."""
+    import torch
+
+    a, b = a.float(), b.float()
+    if a.ndim == 1:
+        return (b - a).abs()
+    if getattr(measurer, "kind", None) == "circular":
+        diff = torch.atan2(b[:, 1], b[:, 0]) - torch.atan2(a[:, 1], a[:, 0])
+        return (torch.remainder(diff + torch.pi, 2 * torch.pi) - torch.pi).abs() / (2 * torch.pi)
+    return 0.5 * (b - a).abs().sum(1)
 
 
 def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
@@ -770,6 +792,21 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, log: Callable[[str], No
                 records.append(rec)
                 paths.done_marker(stage).unlink(missing_ok=True)
                 log(f"[{stage}] skipped: {rec.note}")
+                continue
+            except Exception as e:
+                if stage in ("tokenize", "probes"):
+                    raise  # nothing after them can run
+                # the optional stages: the report still renders, saying what failed and where the traceback is
+                import traceback
+
+                paths.stages.mkdir(parents=True, exist_ok=True)
+                err = paths.stages / f"{stage}.error.txt"
+                err.write_text(traceback.format_exc())
+                rec = StageRecord(stage, "failed", round(time.perf_counter() - t, 1),
+                                  f"{stage} failed: {type(e).__name__}: {e} (traceback: {err})")
+                records.append(rec)
+                paths.done_marker(stage).unlink(missing_ok=True)
+                log(f"[{stage}] FAILED: {rec.note}")
                 continue
             rec = StageRecord(stage, "ran", round(time.perf_counter() - t, 1), "; ".join(ctx.notes),
                               _relative(paths, outputs), hashes[stage])
