@@ -74,7 +74,7 @@ def bench_preset(name: str, batch_sizes: list[int], device: torch.device, *, war
         else:
             def decode() -> object:
                 with torch.inference_mode():
-                    return model.decode_features(enc.features)
+                    return model.decode(model.quantize(enc.features)[0])
         t_enc = time_call(lambda: model.encode(x), device, warmup, repeats)
         t_dec = time_call(decode, device, warmup, repeats)
         per_image_s = (t_enc + t_dec) / b

@@ -29,26 +29,49 @@ class Encoded:
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """The interface every tokenizer in tokenprobe implements (TiTok presets, embedded models)."""
+    """The one interface every tokenizer in tokenprobe implements (TiTok presets, embedded models).
 
-    num_tokens: int
-    codebook_size: int
-    token_dim: int
-    image_size: int
+    ``decode`` is the one decode: ``decode_indices`` and every caller go through it. Continuous
+    (VAE-style) tokenizers have ``codebook_size == 0``, an empty ``codebook [0, C]``, ``None``
+    indices, and ``quantize`` is the identity on encoder outputs.
+    """
 
-    def encode(self, images: torch.Tensor) -> Encoded:
-        """``images [B, 3, H, W]`` in [0, 1] -> :class:`Encoded`."""
+    @property
+    def num_tokens(self) -> int: ...
+
+    @property
+    def codebook_size(self) -> int:
+        """K, the number of codes (0 for continuous tokenizers)."""
         ...
 
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """``indices [B, N]`` -> images ``[B, 3, H, W]`` in [0, 1]."""
-        ...
+    @property
+    def token_dim(self) -> int: ...
 
-    def decode_features(self, features: torch.Tensor) -> torch.Tensor:
-        """``features [B, N, C]`` -> images; quantizes with a straight-through gradient."""
-        ...
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def is_discrete(self) -> bool: ...
 
     @property
     def codebook(self) -> torch.Tensor:
         """``[K, C]`` code vectors as used for lookup (normalized where the quantizer normalizes)."""
+        ...
+
+    def encode(self, images: torch.Tensor, *, grad: bool = False) -> Encoded:
+        """``images [B, 3, H, W]`` in [0, 1] -> :class:`Encoded`; no autograd graph unless ``grad``."""
+        ...
+
+    def quantize(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``features [B, N, C]`` -> (quantized ``[B, N, C]`` with a straight-through gradient to
+        ``features``, indices ``[B, N]`` int64 or None for continuous tokenizers)."""
+        ...
+
+    def decode(self, quantized: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+        """``quantized [B, N, C]`` -> images ``[B, 3, H, W]``, clamped to [0, 1] unless ``clamp=False``
+        (the raw output, differentiable, for gradient-based optimization)."""
+        ...
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """``indices [B, N]`` -> images ``[B, 3, H, W]`` in [0, 1]; equals ``decode(codebook[indices])``."""
         ...

@@ -36,7 +36,7 @@ def test_shipped_manifests_validate() -> None:
     celeba = load_manifest(ROOT / "data_manifests" / "celeba-attributes.yaml")
     assert len(celeba.attributes) == 40 and "Blurry" in celeba.attribute_names
     world = load_manifest(ROOT / "data_manifests" / "world.yaml")
-    assert {"null", "lighting", "bg_blur", "global_blur", "shape"} <= set(world.attribute_names)
+    assert {"null_factor", "lighting", "bg_blur", "global_blur", "shape"} <= set(world.attribute_names)
 
 
 @pytest.mark.parametrize(

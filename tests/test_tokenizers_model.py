@@ -54,9 +54,9 @@ def test_decode_indices_equals_decoding_quantized_and_features(vq_model: TiTok) 
     enc = vq_model.encode(x)
     a = vq_model.decode_indices(enc.indices)
     with torch.no_grad():
-        b = vq_model.decode_quantized(vq_model.codebook[enc.indices])
-        c = vq_model.decode_features(enc.features)
-        d = vq_model.decode_quantized(enc.quantized)
+        b = vq_model.decode(vq_model.codebook[enc.indices])
+        c = vq_model.decode(vq_model.quantize(enc.features)[0])
+        d = vq_model.decode(enc.quantized)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     # the straight-through sum z + (q - z) rounds q at float precision: equal up to ~1e-5
     torch.testing.assert_close(a, c, rtol=0, atol=1e-4)
@@ -78,17 +78,17 @@ def test_straight_through_gradient_reaches_features() -> None:
     enc = model.encode(_images(seed=3))
     feats = enc.features.clone().requires_grad_(True)
     target = _images(seed=4)
-    F.mse_loss(model.decode_features(feats), target).backward()
+    F.mse_loss(model.decode(model.quantize(feats)[0]), target).backward()
     assert feats.grad is not None and feats.grad.abs().sum() > 0
     # straight-through: the gradient w.r.t. the features is the gradient w.r.t. the codes
     q = enc.quantized.clone().requires_grad_(True)
-    F.mse_loss(model.decode_quantized(q), target).backward()
+    F.mse_loss(model.decode(q), target).backward()
     torch.testing.assert_close(feats.grad, q.grad)
 
 
 def test_straight_through_gradient_with_l2_norm(vq_model: TiTok) -> None:
     feats = vq_model.encode(_images()).features.clone().requires_grad_(True)
-    vq_model.decode_features(feats).square().mean().backward()
+    vq_model.decode(vq_model.quantize(feats)[0]).square().mean().backward()
     assert feats.grad is not None and torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
 
 
@@ -111,13 +111,22 @@ def test_vae_variant_is_continuous() -> None:
     # features are the posterior mean: the first C channels of conv_out
     captured: dict[str, torch.Tensor] = {}
     model.encoder.ln_post.register_forward_hook(lambda m, i, o: captured.__setitem__("lat", o.detach()))
-    model.encode(x)
+    again = model.encode(x)
     with torch.no_grad():
         w = model.encoder.conv_out.weight.flatten(1)
         moments = captured["lat"] @ w.t() + model.encoder.conv_out.bias
     torch.testing.assert_close(enc.features, moments[..., : VAE_TINY.token_size])
-    # deterministic decode from the mean
-    torch.testing.assert_close(model.decode_features(enc.features.clone()), model.decode_features(enc.features.clone()))
+    # the mean, not a sample: encoding twice gives the same tokens, and quantize is the identity
+    assert torch.equal(again.features, enc.features)
+    q, idx = model.quantize(enc.features)
+    assert idx is None and torch.equal(q, enc.features)
+    # decode of the mean: an image per row, each row from its own tokens only, differentiable in the tokens
+    out = model.decode(enc.quantized)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    torch.testing.assert_close(model.decode(enc.quantized[1:]), out[1:])
+    q = enc.quantized.clone().requires_grad_(True)
+    model.decode(q, clamp=False)[0].sum().backward()
+    assert float(q.grad[0].abs().sum()) > 0.0 and float(q.grad[1:].abs().sum()) == 0.0
     with pytest.raises(TypeError, match="continuous"):
         model.decode_indices(torch.zeros(1, model.num_tokens, dtype=torch.long))
 

@@ -38,19 +38,25 @@ def test_codebook_usage_known_answers() -> None:
     np.testing.assert_allclose(code_frequencies(tokens, 4)[1], [0.5, 0.25, 0.25, 0.0])
 
 
-def test_heatmap_marks_significant_cells(probed) -> None:
+def _marked(ax) -> list[tuple[int, int]]:
+    """(row, column) of the outlined cells."""
+    return sorted((int(round(p.get_y())), int(round(p.get_x()))) for p in ax.patches if p.get_gid() == "top-position")
+
+
+def test_heatmap_marks_the_semantic_maps_candidates(probed) -> None:
     _, res = probed
-    fig = probe_heatmap(res.table, "ami")
+    smap = res.semantic_map
+    fig = probe_heatmap(res.table, "ami", semantic_map=smap)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    n_sig = int(((res.table.probe == "ami") & (res.table.position >= 0) & (res.table.q_value < 0.05)).sum())
-    assert n_sig >= 1
-    dots = [c for c in ax.collections if c.get_offsets().shape[0] and c.__class__.__name__ == "PathCollection"]
-    assert sum(len(c.get_offsets()) for c in dots) == n_sig
-    # rows are attributes, columns positions
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "z"]
+    # rows are attributes, columns positions; the planted "a" (position 4) is carried, the null "z" is not
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "z (n.s.)"]
     assert len(ax.get_xticklabels()) == 6
-    probe_heatmap(res.table, "var_logratio")  # diverging colour map path
+    assert smap.candidates("a") == [4] and smap.candidates("z") == []
+    assert _marked(ax) == [(0, 4)]
+    # the marks are the map's answer on every probe's heatmap
+    assert _marked(probe_heatmap(res.table, "eta2_features", semantic_map=smap).axes[0]) == [(0, 4)]
+    probe_heatmap(res.table, "var_logratio", semantic_map=smap)  # diverging colour map, rows "a=level" unmarked
 
 
 def test_summary_usage_and_save(probed, tmp_path: Path) -> None:
@@ -58,8 +64,12 @@ def test_summary_usage_and_save(probed, tmp_path: Path) -> None:
     usage = codebook_usage(data.tokens, 64)
     figs = {
         "summary": summary_figure(res.table, res.semantic_map, res.disentanglement, usage),
+        "summary_without_usage": summary_figure(res.table, res.semantic_map),
         "usage": codebook_usage_figure(usage, code_frequencies(data.tokens, 64)),
     }
+    # no empty panel: 2 heatmaps (+ colour bars), best positions, disentanglement, usage (+ its twin axis)
+    assert len(figs["summary"].axes) == 2 * 2 + 2 + 2
+    assert len(figs["summary_without_usage"].axes) == 2 * 2 + 1  # no disentanglement, no usage: no empty axes
     for name, fig in figs.items():
         assert isinstance(fig, Figure)
         paths = save_figure(fig, tmp_path / "figs" / name)

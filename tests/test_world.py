@@ -111,7 +111,7 @@ def test_global_blur_lowers_high_frequency_energy() -> None:
 def test_null_factor_changes_no_pixel() -> None:
     df = world.sample_factors(0, 16, seed=6)
     a, _ = world.render(df)
-    b, _ = world.render(df.assign(null=np.linspace(0, 1, 16)[::-1].copy()))
+    b, _ = world.render(df.assign(null_factor=np.linspace(0, 1, 16)[::-1].copy()))
     assert torch.equal(a, b)
 
 

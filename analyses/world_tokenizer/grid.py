@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     recons = []
     for spec, (model, _) in zip(args.model, loaded):
         with torch.no_grad():
-            recons.append(model.decode(model.encode(x)))
+            recons.append(model.decode(model.encode(x).quantized))
         print(f"{spec}: PSNR on these {args.n}: {float(psnr(recons[-1], x).mean()):.2f} dB")
     rows = [t for i in range(0, args.n, 8) for t in (x[i : i + 8], *(y[i : i + 8] for y in recons))]
     grid = F.interpolate(torch.cat(rows), scale_factor=4, mode="nearest")

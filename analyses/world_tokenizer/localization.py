@@ -38,7 +38,7 @@ import torch
 from probe.swap.measurers import MEASURERS
 from probe.swap.paste import decode, end_groups, moved_by_paste
 
-FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null")
+FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null_factor")
 # below this decoded/original end-to-end gap the factor counts as not reconstructed (moved fractions NaN)
 MIN_GAP_RATIO = 0.1
 

@@ -5,13 +5,10 @@ fraction of the low-to-high gap moved by copying the token at each position) and
 hue, the two factors every shipped model reconstructs. The blurs are drawn too where the decoder keeps at
 least 10% of their gap (otherwise their fractions are ratios of two numbers near zero).
 
-Usage (what produced figures/world32_position_effects.png; the run folders are those of README.md, session 4):
+Usage (what produced figures/world32_position_effects.png; run folders as in README.md, "Reproduce"):
     python analyses/world_tokenizer/position_effects.py \
-        --loc runs/s4/loc_world-32.json runs/s4/loc_cont-obj6.json runs/s3/loc_vq-ada1-swap500.json \
-              runs/s4/loc_obj6.json runs/s4/loc_obj6-swap500.json \
-        --labels "world-32 (shipped, session 4)" "world-32-continuous (shipped, session 4)" \
-                 "session-3 world-32 (K=256)" "K=256 + object loss, 55 min" "K=256 + object loss + 500 swap steps" \
-        --out figures/world32_position_effects
+        --loc runs/world-32/loc.json runs/world-32-continuous/loc.json runs/world-32-previous/loc.json \
+        --labels "world-32" "world-32-continuous" "world-32 (previous)" --out figures/world32_position_effects
 """
 from __future__ import annotations
 

@@ -1,78 +1,62 @@
 #!/usr/bin/env bash
-# SESSION 6 (world-32 shipped now; the twin is still session 5's): from the session-5 twin
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --dec-patch 4 --pairs ada \
-#       --pair-topk 1 --init world-32-continuous --init-kmeans --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s6/tk1024
-#   python analyses/world_tokenizer/localization.py --model runs/s6/tk1024 --out runs/s6/loc_tk1024.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s6/tk1024 --name world-32 --localization runs/s6/loc_tk1024.csv
-# Shape measurements, figures and the runs not shipped: README.md, "Session 6".
+# Reproduce the shipped world tokenizers from scratch: every stage of world-32-continuous (the twin), then
+# world-32 from it, then the measurements (README.md). The same chain, with the step count each stage
+# reached, is recorded in probe/zoo/world-32*.json under "training_chain".
 #
-# SESSION 5 (world-32 replaced in session 6; the twin is shipped now): from the session-4 models (--init world-32 / world-32-continuous at 526f849)
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --dec-patch 4 --pairs ada \
-#       --pair-topk 1 --init world-32 --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s5/dp4
-#   python analyses/world_tokenizer/localization.py --model runs/s5/dp4 --out runs/s5/loc_dp4.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s5/dp4 --name world-32 --localization runs/s5/loc_dp4.csv
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --continuous --dec-patch 4 --pairs ada \
-#       --pair-topk 1 --init world-32-continuous --w-object 6 --steps 1000000 --max-minutes 100 --no-resume --out runs/s5/cont-dp4
-#   python analyses/world_tokenizer/localization.py --model runs/s5/cont-dp4 --out runs/s5/loc_cont-dp4.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s5/cont-dp4 --name world-32-continuous --localization runs/s5/loc_cont-dp4.csv
-# Shape measurements, figures and the runs not shipped: README.md, "Session 5".
-#
-# SESSION 4 (both replaced in session 5): from the session-3 models (--init world-32 / world-32-continuous at 3e3690f)
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --codebook 1024 --pairs ada --pair-topk 1 \
-#       --init world-32 --w-object 6 --steps 1000000 --max-minutes 35 --no-resume --out runs/s4/k1024obj6
-#   python analyses/world_tokenizer/localization.py --model runs/s4/k1024obj6 --out runs/s4/loc_k1024obj6.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s4/k1024obj6 --name world-32 --localization runs/s4/loc_k1024obj6.csv
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --continuous --pairs ada --pair-topk 1 \
-#       --init world-32-continuous --w-object 6 --steps 1000000 --max-minutes 25 --no-resume --out runs/s4/cont-obj6
-#   python analyses/world_tokenizer/localization.py --model runs/s4/cont-obj6 --out runs/s4/loc_cont-obj6.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s4/cont-obj6 --name world-32-continuous --localization runs/s4/loc_cont-obj6.csv
-# Shape measurements, figures and the runs not shipped: README.md, "Session 4".
-#
-# SESSION 3 (both replaced in session 4; CPU, ~95 min for world-32): from the session-2 world-32 (--init world-32 at e90f0fc)
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs ada --pair-topk 1 \
-#       --init world-32 --steps 1000000 --max-minutes 85 --no-resume --out runs/s3/vq-ada1
-#   tokenprobe train-tokenizer --config analyses/world_tokenizer/pinned_config.json --pairs swap --pair-topk 1 \
-#       --init runs/s3/vq-ada1 --warmup-steps 50 --steps 500 --no-resume --out runs/s3/vq-ada1-swap500
-#   python analyses/world_tokenizer/localization.py --model runs/s3/vq-ada1-swap500 --out runs/s3/loc_vq-ada1-swap500.csv --all-positions
-#   python analyses/world_tokenizer/ship.py --run runs/s3/vq-ada1-swap500 --name world-32 --localization runs/s3/loc_vq-ada1-swap500.csv
-# The twin's stages and every figure command: README.md, "Session 3".
-#
-# SESSION 2 (replaced in session 3): the GPU sessions, then the measurements on the CPU
-#   bash analyses/gpu_session.sh      # on a GPU machine: candidates + compression sweep + CLIP (see its header)
-#   bash analyses/gpu_session2.sh     # on a GPU machine: the continuous twin of the top-2 candidate
-#   for m in <each run folder>; do python analyses/world_tokenizer/localization.py --model $m --out $m.loc.csv --all-positions; done
-#   python analyses/world_tokenizer/sweep.py plot --root <folder with n32_k16/ ... holding model.json + localization.*> \
-#       --configs 32x16 32x64 32x256 32x1024 16x256
-#   python analyses/world_tokenizer/ship.py --run runs/gpu_session/alt-32 --name world-32 --localization <its loc.csv>
-#   python analyses/world_tokenizer/ship.py --run runs/gpu_session2/alt-32-continuous --name world-32-continuous --localization <its loc.csv>
-# See README.md, "Session 2".
-#
-# SESSION 1 (CPU only; replaced): the commands below.
-# Reproduce the shipped world tokenizers, the compression sweep and their measurements (issue 4).
-# Wall times are those of the 2-core shared CPU machine they were made on (see README.md); every run
-# uses one torch thread. Runs are written under runs/world_tokenizer/ (git-ignored).
+# Stage 1 needs a GPU (bash analyses/gpu_world_twin.sh runs it; set STAGE1 to its run folder, or leave it
+# empty to run it here with DEVICE=cuda). Stages 2-8 ran on one CPU thread each under wall-clock budgets
+# (--max-minutes), so a faster machine runs more steps: to match the shipped weights' schedules, replace
+# --max-minutes M by the recorded --steps (training_chain[i].steps). Runs go under runs/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=analyses/world_tokenizer/base_config.json
-R=runs/world_tokenizer
+PINNED=analyses/world_tokenizer/pinned_config.json
+T=runs/world-32-continuous
+V=runs/world-32
+DEVICE=${DEVICE:-cuda}
+STAGE1=${STAGE1:-}
+train() { tokenprobe train-tokenizer --steps 1000000 --no-resume "$@"; }
 
-# 1. the shipped pair: same config and 75-minute wall-clock budget (the schedule anneals within it),
-#    run side by side; world-32 trains its first 25% without the code lookup, then k-means-initialises
-#    the codebook (vq_warmup in base_config.json)
-tokenprobe train-tokenizer --config $BASE --codebook 256 --steps 100000 --max-minutes 75 --out $R/world-32 &
-tokenprobe train-tokenizer --config $BASE --continuous --steps 100000 --max-minutes 75 --out $R/world-32-continuous &
+# 1. from scratch, default world, one-factor pairs (ada, top-2); 3928 steps of 256 on one GPU
+if [ -z "$STAGE1" ]; then
+  STAGE1=$T/1-gpu-ada2
+  tokenprobe train-tokenizer --device "$DEVICE" --threads 1 --batch-size 256 --n-train 80000 --steps 3928 \
+    --no-resume --config $BASE --continuous --pairs ada --pair-topk 2 --out $STAGE1
+fi
+# 2. continued on the CPU, 45 min (7497 steps of 64)
+train --config $BASE --continuous --pairs ada --pair-topk 2 --init $STAGE1 --lr 5e-4 --warmup-steps 100 \
+  --batch-size 64 --n-train 80000 --max-minutes 45 --threads 1 --out $T/2-ada2
+# 3. pinned-stripe world, swap top-1; planned for 85 min, stopped at 36 min (3869 steps) and exported from
+#    its last.pt before the schedule annealed (timeout stands in for the manual stop)
+timeout 36m tokenprobe train-tokenizer --config $PINNED --continuous --pairs swap --pair-topk 1 --init $T/2-ada2 \
+  --steps 1000000 --max-minutes 85 --no-resume --out $T/3-pinned-swap1 || true
+python - <<'EOF'
+from safetensors.torch import save_file
+from probe.tokenizers.train import load_trained
+m = load_trained("runs/world-32-continuous/3-pinned-swap1", from_checkpoint=True)
+save_file({k: v.contiguous() for k, v in m.state_dict().items()}, "runs/world-32-continuous/3-pinned-swap1/model.safetensors")
+EOF
+# 4. ada top-1, 22 min (2558 steps)
+train --config $PINNED --continuous --pairs ada --pair-topk 1 --init $T/3-pinned-swap1 --max-minutes 22 --out $T/4-pinned-ada1
+# 5. swap top-1, 500 steps
+train --config $PINNED --continuous --pairs swap --pair-topk 1 --init $T/4-pinned-ada1 --warmup-steps 50 --steps 500 \
+  --out $T/5-pinned-swap500
+# 6. object-weighted loss, 25 min (2823 steps)
+train --config $PINNED --continuous --pairs ada --pair-topk 1 --init $T/5-pinned-swap500 --w-object 6 --max-minutes 25 \
+  --out $T/6-object
+# 7. decoder patch 4 (64 patch queries of 4x4 pixels), 100 min (8082 steps): the shipped world-32-continuous
+train --config $PINNED --continuous --dec-patch 4 --pairs ada --pair-topk 1 --init $T/6-object --w-object 6 \
+  --max-minutes 100 --out $T/7-dec-patch4
+# 8. world-32: the twin's encoder and decoder, 1024 codes seeded by k-means of its features, 100 min (10502 steps)
+train --config $PINNED --codebook 1024 --dec-patch 4 --pairs ada --pair-topk 1 --init $T/7-dec-patch4 --init-kmeans \
+  --w-object 6 --max-minutes 100 --out $V/kmeans1024
 
-# 2. the compression sweep: same architecture, 600 steps each, two chains side by side
-python analyses/world_tokenizer/sweep.py train --configs 32x16 32x256 16x64 --steps 600 &
-python analyses/world_tokenizer/sweep.py train --configs 32x1024 32x64 16x256 --steps 600 &
-wait
-
-# 3. measurements: held-out PSNR + single-position swap localization (fresh world seed 2000003)
-CONFIGS="32x16 32x64 32x256 32x1024 16x64 16x256"
-python analyses/world_tokenizer/sweep.py measure --configs $CONFIGS
-python analyses/world_tokenizer/sweep.py plot --configs $CONFIGS   # figures/compression_sweep.{csv,png,svg}
-for m in world-32 world-32-continuous; do
-  python analyses/world_tokenizer/localization.py --model $R/$m --out $R/loc_$m.csv
-  python analyses/world_tokenizer/grid.py --model $R/$m --out $R/grid_$m.png
-  python analyses/world_tokenizer/ship.py --run $R/$m --name $m --localization $R/loc_$m.csv
-done
+# measure and ship (each localization ~3 min on one thread). ship.py rewrites the zoo JSON from the run's record:
+# carry training_chain over, and re-derive declared_semantics from the new localization (README.md, "Results").
+python analyses/world_tokenizer/localization.py --model $T/7-dec-patch4 --out $T/loc.csv --all-positions
+python analyses/world_tokenizer/localization.py --model $V/kmeans1024 --out $V/loc.csv --all-positions
+python analyses/world_tokenizer/ship.py --run $T/7-dec-patch4 --name world-32-continuous --localization $T/loc.csv
+python analyses/world_tokenizer/ship.py --run $V/kmeans1024 --name world-32 --localization $V/loc.csv
+python analyses/world_tokenizer/shape_fidelity.py --models world-32 world-32-continuous --out $V/shape.csv
+python analyses/world_tokenizer/shape_swap.py --models world-32 world-32-continuous --out $V/shape_swap.csv
+# figures: README.md, "Reproduce"

@@ -19,7 +19,7 @@ own world (``--seed``, default 31337, the world-oracle's held-out seed; never us
 Writes a CSV (one row per model) and prints it as markdown.
 
 Usage:
-    python analyses/world_tokenizer/shape_fidelity.py --models world-32 runs/s4/obj2 --out runs/s4/shape.csv
+    python analyses/world_tokenizer/shape_fidelity.py --models world-32 world-32-continuous --out runs/world-32/shape.csv
 """
 from __future__ import annotations
 

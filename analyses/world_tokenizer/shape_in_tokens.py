@@ -1,4 +1,4 @@
-"""How much of the object's shape do a tokenizer's tokens carry? Two diagnostics (session 6).
+"""How much of the object's shape do a tokenizer's tokens carry? Two diagnostics.
 
 1. ``probe``: a one-hidden-layer MLP (scikit-learn, 256 units) reads the shape from a model's 32 tokens
    (``encode(...).quantized`` flattened to ``[B, N*C]``) on ``--n-train`` images and is scored on ``--n-test``
@@ -14,7 +14,7 @@ Writes a tidy CSV (one row per model x diagnostic) and prints it as markdown.
 
 Usage:
     python analyses/world_tokenizer/shape_in_tokens.py --models world-32 world-32-continuous \
-        --kmeans 1024 4096 --out runs/s6/shape_in_tokens.csv
+        --kmeans 1024 4096 --out runs/world-32/shape_in_tokens.csv
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
     from probe.tokenizers.train import world_config
     from probe.tokenizers.world import WorldTokenizer
 
-    if model.config.quantize:
+    if model.is_discrete:
         raise ValueError("shape_in_tokens --kmeans: needs a continuous model (quantize false)")
     images, _ = world_mod.sample(n_images, seed=seed, resolution=model.config.image_size, config=world_config(world))
     feats = torch.cat([model.encode_features(images[s : s + 512]) for s in range(0, n_images, 512)])
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         acc = shape_probe(model, world, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
         rows.append({"model": spec, "diagnostic": "mlp_probe", "codes": model.codebook_size, "shape_acc": acc})
         print(f"{spec}: MLP shape probe {acc:.3f}", file=sys.stderr)
-        if model.config.quantize:
+        if model.is_discrete:
             continue
         for k in args.kmeans:
             vq = kmeans_quantized(model, world, k, n_images=args.kmeans_images, seed=args.seed)

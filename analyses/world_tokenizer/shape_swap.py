@@ -16,7 +16,7 @@ issue are measured the same way by ``localization.py`` (fractions of a continuou
 Writes a tidy CSV (model, position, fraction) and prints the top positions.
 
 Usage:
-    python analyses/world_tokenizer/shape_swap.py --models world-32 world-32-continuous --out runs/s5/shape_swap.csv
+    python analyses/world_tokenizer/shape_swap.py --models world-32 world-32-continuous --out runs/world-32/shape_swap.csv
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = dict(old.get("metrics", {}))
     if args.localization:
         extras = json.loads(args.localization.with_suffix(".json").read_text())
-        table = pd.read_csv(args.localization, keep_default_na=False, na_values=[""])  # "null" is a factor name
+        table = pd.read_csv(args.localization, keep_default_na=False, na_values=[""])  # older tables name a factor "null"
         metrics["heldout_psnr_db"] = round(extras["psnr"], 3)
         metrics["heldout"] = {"n_images": extras["n_images"], "world_seed": extras["seed"]}
         metrics["localization"] = {

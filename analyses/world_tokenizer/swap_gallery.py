@@ -5,7 +5,7 @@ The position per factor is the one that moves the factor most (``localization.py
 ``moved_all``), or given with ``--positions factor=pos ...``.
 
 Usage (what produced figures/world32_swap_gallery.png):
-    python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/s4/loc_world-32.json \
+    python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/world-32/loc.json \
         --out figures/world32_swap_gallery
 """
 from __future__ import annotations

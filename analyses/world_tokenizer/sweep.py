@@ -80,7 +80,7 @@ def sweep_table(root: Path, configs: list[str]) -> pd.DataFrame:
         out = run_dir(root, cfg)
         rec = json.loads((out / "model.json").read_text())
         extras = json.loads((out / "localization.json").read_text())
-        loc = pd.read_csv(out / "localization.csv", keep_default_na=False, na_values=[""])  # "null" is a factor name
+        loc = pd.read_csv(out / "localization.csv", keep_default_na=False, na_values=[""])  # older tables name a factor "null"
         n, k = parse(cfg)
         if "gap_ratio" not in loc:  # tables measured before the gap check was added
             loc["gap_ratio"] = loc["gap_decoded"] / loc["gap_original"]
@@ -100,7 +100,7 @@ def sweep_figure(table: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    factors = [f for f in table["factor"].unique() if f != "null"]
+    factors = [f for f in table["factor"].unique() if f not in ("null", "null_factor")]  # "null": tables written before the rename
     fig, axes = plt.subplots(1, len(factors) + 1, figsize=(3.4 * (len(factors) + 1), 3.4))
     for ax, f in zip(axes, factors):
         sub = table[table.factor == f]

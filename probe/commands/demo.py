@@ -31,19 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from probe.demo import DemoConfig, run_demo
+    from probe.demo import READING_NOTE, DemoConfig, run_demo
 
     cfg = DemoConfig(out=args.out, tokenizer=args.tokenizer, images=args.images, permutations=args.permutations,
                      seed=args.seed, device=args.device, batch_size=args.batch_size, figures=not args.no_figures,
                      random_init=args.random_init)
     res = run_demo(cfg)
-    with pd.option_context("display.width", 140, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
-        print(f"\nTop token position per attribute ({res.summary['rank_by'].iloc[0] if len(res.summary) else ''}, "
-              f"{len(res.store)} images, {cfg.permutations} permutations):")
-        print(res.summary.drop(columns=["rank_by"], errors="ignore").to_string(index=False))
+    smap = res.probes.semantic_map
+    print(f"\nTop token position per attribute ({smap.rank_by}, {len(res.store)} images, {cfg.permutations} permutations;"
+          f" significant: carried by some position, family-wise p < {smap.alpha:g}):")
+    print(smap.summary_text())
+    if cfg.tokenizer == "world-32" and not cfg.random_init:
+        print("\n" + READING_NOTE)
     print("\nwritten:")
     for name, path in res.paths.items():
-        print(f"  {name:<14} {path}")
+        if not name.startswith("heatmap_"):  # the other probes' heatmaps sit beside "heatmap"
+            print(f"  {name:<16} {path}")
     return 0

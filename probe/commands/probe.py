@@ -11,8 +11,8 @@ DESCRIPTION = (
     "Runs the probe suite (MI / adjusted MI / Cramer's V of token ids, eta^2 of features and codebook "
     "embeddings, variance change per partition, rank correlations, cross-validated linear probes, "
     "permutation p-values with Benjamini-Hochberg q-values, disentanglement metrics) on a token store "
-    "and writes probes.csv / probes.parquet, semantic_map.json, disentanglement.csv, usage.csv, "
-    "config.json and figures/*.png|svg under the output folder (default <store>/probes/)."
+    "and writes probes.csv / probes.parquet, semantic_map.json|csv, summary.csv, disentanglement.csv, "
+    "usage.csv, config.json and figures/*.png|svg under the output folder (default <store>/probes/)."
 )
 
 
@@ -38,7 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from probe.probes import ProbeConfig, run_probes
-    from probe.probes.usage import code_frequencies, codebook_usage
     from probe.store import TokenStore
 
     store_path = Path(args.store)
@@ -54,48 +53,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = ProbeConfig(**kw)
     subset = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
     res = run_probes(store, attributes_subset=subset, n_jobs=args.jobs, progress=not args.quiet, config=cfg)
-    usage = codebook_usage(store.tokens, res.config["num_codes"])
     extra = {"command": "tokenprobe probe", "argv": sys.argv[1:], "store": str(store_path),
              "store_header": {k: store.header.get(k) for k in ("config_hash", "layout")}}
-    paths = res.save(out, extra_config=extra)
-    usage.to_csv(out / "usage.csv", index=False)
+    paths = res.save(out, figures=not args.no_figures, store=store, umap_top=args.umap_top,
+                     umap_points=args.umap_points, title=f"token-position probes: {args.store}", extra_config=extra)
     print(f"wrote {len(res.table)} probe rows for {len(res.attributes)} attributes to {paths['table_csv'].parent}")
     if res.skipped:
         print("skipped attributes: " + "; ".join(f"{k} ({v})" for k, v in res.skipped.items()))
-    for attr, ranked in res.semantic_map.by_attribute.items():
-        top = ranked[0] if ranked else None
-        if top:
-            mark = "*" if top["significant"] else " "
-            print(f"  {mark} {attr:<24} top position {top['position']:>3}  {res.semantic_map.rank_by}={top['effect']:.4f}  q={top['q_value']:.2g}")
+    print(res.semantic_map.summary_text())
     if not args.no_figures:
-        _figures(res, store, usage, code_frequencies(store.tokens, res.config["num_codes"]), out / "figures", args)
-        print(f"figures in {out / 'figures'}")
+        print(f"figures in {paths['summary_page'].parent}")
     return 0
 
-
-def _figures(res, store, usage, freqs, fig_dir: Path, args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from probe.viz import (
-        codebook_usage_figure,
-        position_umap,
-        probe_heatmap,
-        save_figure,
-        summary_figure,
-    )
-
-    per_position = sorted(set(res.table.loc[res.table.position >= 0, "probe"]))
-    for probe in per_position:
-        save_figure(probe_heatmap(res.table, probe, alpha=res.config["alpha"]), fig_dir / f"heatmap_{probe}")
-    save_figure(codebook_usage_figure(usage, freqs), fig_dir / "codebook_usage")
-    save_figure(summary_figure(res.table, res.semantic_map, res.disentanglement, usage, alpha=res.config["alpha"],
-                               title=f"token-position probes: {args.store}"), fig_dir / "summary")
-    rep = store.features if store.features is not None and len(store.features) else None
-    if args.umap_top > 0 and rep is not None:
-        attrs = store.attributes
-        for attr, ranked in res.semantic_map.by_attribute.items():
-            positions = [r["position"] for r in ranked[: args.umap_top]]
-            if positions:
-                fig = position_umap(np.asarray(rep), attrs[attr], positions, attribute=attr, seed=args.seed,
-                                    max_points=args.umap_points)
-                save_figure(fig, fig_dir / f"umap_{attr}")

@@ -20,7 +20,7 @@ bg_blur        continuous   Gaussian sigma (fraction of the image side) applied 
                             background texture only; 0 = crisp stripes, high = blurry
 global_blur    continuous   Gaussian sigma (fraction of the image side) applied to the whole
                             image; 0 = sharp, high = blurry (i.e. the inverse of "sharpness")
-null           continuous   drawn like the others, never rendered (a control)
+null_factor    continuous   drawn like the others, never rendered (a control)
 =============  ===========  ==============================================================
 
 Nuisance columns (varied, recorded, not meant as probe targets): ``stripe_period`` (fraction
@@ -134,7 +134,7 @@ def factor_specs(config: WorldConfig | None = None) -> dict[str, FactorSpec]:
         "lighting": FactorSpec("continuous", tuple(c.lighting_range)),
         "bg_blur": FactorSpec("continuous", tuple(c.bg_blur_range)),
         "global_blur": FactorSpec("continuous", tuple(c.global_blur_range)),
-        "null": FactorSpec("continuous", (0.0, 1.0), role="null"),
+        "null_factor": FactorSpec("continuous", (0.0, 1.0), role="null"),
         "stripe_period": FactorSpec(
             "continuous", (1.0 / c.stripe_periods[1], 1.0 / c.stripe_periods[0]), role="nuisance"),
         "stripe_angle": FactorSpec("continuous", tuple(c.stripe_angle_range), role="nuisance"),
@@ -146,9 +146,10 @@ FACTORS: dict[str, FactorSpec] = factor_specs()
 """Factor metadata for the default config. Use :func:`factor_specs` for a custom config."""
 
 # Stream ids of the hash: one independent uniform stream per drawn quantity. Never reorder
-# (that would change every image of every seed); append new streams at the end.
+# (that would change every image of every seed); append new streams at the end. Streams are
+# numbered by position, so renaming one (``null`` -> ``null_factor``) leaves every draw unchanged.
 _STREAMS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "lighting", "bg_blur",
-            "global_blur", "null", "stripe_period", "stripe_angle", "stripe_phase")
+            "global_blur", "null_factor", "stripe_period", "stripe_angle", "stripe_phase")
 
 
 # --------------------------------------------------------------------------- factor sampling
@@ -217,7 +218,7 @@ def factors_at(indices, *, seed: int = 0, config: WorldConfig | None = None) -> 
         "lighting": lerp("lighting", c.lighting_range),
         "bg_blur": lerp("bg_blur", c.bg_blur_range),
         "global_blur": lerp("global_blur", c.global_blur_range),
-        "null": u["null"],
+        "null_factor": u["null_factor"],
         # period sampled uniformly in "periods across the image", stored as a length
         "stripe_period": 1.0 / lerp("stripe_period", c.stripe_periods),
         # lerp over the default ranges (0, pi) and (0, 1) gives bit-identical values to u * pi and u
@@ -363,7 +364,7 @@ def render(factors: pd.DataFrame, resolution: int | None = None,
     """Render images from a factor table (as returned by :func:`sample_factors`, possibly edited).
 
     Args:
-        factors: one row per image with the columns of :data:`FACTORS` (``null`` and the
+        factors: one row per image with the columns of :data:`FACTORS` (``null_factor`` and the
             ``*_bin`` columns are ignored).
         resolution: output side in pixels (default ``config.resolution``).
         config: rendering parameters (default ``WorldConfig()``).

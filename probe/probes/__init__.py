@@ -12,9 +12,11 @@ Example::
     from probe.probes import run_probes
     res = run_probes(tokens, attributes_df, features=features, codebook=codebook)  # or run_probes(store)
     res.table                              # long table: position, attribute, probe, value, ..., q_value
-    res.semantic_map.by_attribute["blur"]  # positions ranked by adjusted MI, with q-values
+    res.semantic_map.to_frame()            # one row per attribute x position: rank, effect, q, significant
+    res.semantic_map.candidates("blur", 3) # its top significant positions, best first (for the swap engine)
+    res.summary                            # one row per attribute: top position, family-wise answer
     res.heatmap("ami")                     # position x attribute frame
-    res.save("runs/x/probes")
+    res.save("runs/x/probes")              # every table and figure
 """
 from probe.probes.config import ALL_PROBES, ProbeConfig
 from probe.probes.run import (

@@ -26,13 +26,14 @@ from probe.probes.linear import (
     onehot_classify_cv,
 )
 from probe.probes.semantic_map import SemanticMap, build_semantic_map
-from probe.probes.significance import bh_qvalues, permutation_pvalues
+from probe.probes.significance import bh_qvalues, maxt_pvalues, permutation_pvalues
 from probe.probes.stats import (
     GroupDesign,
     group_permutation_stats,
     spearman_perm,
     standardized_ranks,
 )
+from probe.probes.usage import code_frequencies, codebook_usage
 
 #: Columns of the long table, in order.
 TABLE_COLUMNS = ["position", "attribute", "probe", "value", "null_mean", "null_sd", "p_value", "q_value", "n"]
@@ -57,6 +58,9 @@ class ProbeResult:
         config: every setting, incl. the seed.
         timings: wall seconds per probe group.
         cpu_timings: process CPU seconds (all threads) per probe group.
+        skipped: attribute -> why it was not probed.
+        usage: codebook usage per position (:func:`probe.probes.usage.codebook_usage`).
+        frequencies: ``[N, K]`` rank-frequency of the codes per position (:func:`probe.probes.usage.code_frequencies`).
     """
 
     table: pd.DataFrame
@@ -67,30 +71,58 @@ class ProbeResult:
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    usage: pd.DataFrame | None = None
+    frequencies: np.ndarray | None = None
 
     def heatmap(self, probe: str, value: str = "value") -> pd.DataFrame:
         return heatmap_frame(self.table, probe, value)
 
-    def save(self, out_dir: str | Path, extra_config: dict[str, Any] | None = None) -> dict[str, Path]:
-        """Write ``probes.csv``, ``probes.parquet``, ``semantic_map.json``, ``disentanglement.csv``
-        and ``config.json`` (settings, seed, attributes, timings, plus ``extra_config``) under
-        ``out_dir``; returns name -> path."""
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per attribute: top position, effect, q-value, the family-wise answer, the runner-up
+        (:meth:`SemanticMap.summary`)."""
+        return self.semantic_map.summary()
+
+    def save(self, out_dir: str | Path, figures: bool = True, *, figures_dir: str | Path | None = None,
+             store: Any = None, umap_top: int = 0, umap_points: int = 3000, title: str | None = None,
+             extra_config: dict[str, Any] | None = None) -> dict[str, Path]:
+        """Write every table and (with ``figures``) every figure; returns name -> path (PNG for figures).
+
+        Tables under ``out_dir``: ``probes.csv`` / ``probes.parquet`` (the long table),
+        ``semantic_map.json`` and ``semantic_map.csv`` (one row per attribute x position),
+        ``summary.csv`` (one row per attribute), ``disentanglement.csv``, ``usage.csv`` (codebook usage
+        per position) and ``config.json`` (settings, seed, attributes, timings, plus ``extra_config``).
+        Figures (PNG + SVG) under ``figures_dir`` (default ``out_dir/figures``): see
+        :func:`probe.viz.probe_figures` (``store`` and ``umap_top`` > 0 add the UMAP figures).
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
             "table_csv": out / "probes.csv",
             "table_parquet": out / "probes.parquet",
             "semantic_map": out / "semantic_map.json",
+            "semantic_map_csv": out / "semantic_map.csv",
+            "summary": out / "summary.csv",
             "disentanglement": out / "disentanglement.csv",
             "config": out / "config.json",
         }
         self.table.to_csv(paths["table_csv"], index=False)
         self.table.to_parquet(paths["table_parquet"], index=False)
-        paths["semantic_map"].write_text(self.semantic_map.to_json())
+        self.semantic_map.to_json(paths["semantic_map"])
+        self.semantic_map.to_frame().to_csv(paths["semantic_map_csv"], index=False)
+        self.summary.to_csv(paths["summary"], index=False)
         self.disentanglement.to_csv(paths["disentanglement"], index=False)
+        if self.usage is not None:
+            paths["usage"] = out / "usage.csv"
+            self.usage.to_csv(paths["usage"], index=False)
         cfg = {**self.config, **(extra_config or {}), "attributes": self.attributes, "skipped": self.skipped, "timings_s": self.timings,
                "cpu_timings_s": self.cpu_timings}
         paths["config"].write_text(json.dumps(cfg, indent=2, default=str))
+        if figures:
+            from probe.viz.probe_figures import probe_figures  # viz imports this package: import here, not at the top
+
+            paths.update(probe_figures(self, Path(figures_dir) if figures_dir is not None else out / "figures",
+                                       store=store, umap_top=umap_top, umap_points=umap_points, title=title))
         return paths
 
 
@@ -262,6 +294,7 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_job
     rows: list[dict[str, Any]] = []
     mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te = [], [], [], [], [], [], []
     fac_names: list[str] = []
+    family_wise: dict[str, tuple[np.ndarray, float]] = {}  # attribute -> (maxT p per position, any-position p)
     attr_info: dict[str, dict[str, Any]] = {}
 
     for ai, attr in enumerate(tqdm(inp.attributes, desc="probing attributes", disable=not progress)):
@@ -291,14 +324,16 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_job
                     _rows(rows, attr.name, "mi", grid.mi[:, 0], null_mean=mean_mi, null_sd=sd_mi, p=p_mi, n=nv)
                 if "ami" in want:
                     _rows(rows, attr.name, "ami", grid.ami, null_mean=0.0, p=p_mi, n=nv)
-                if "ami_max" in want:
+                if want & {"ami", "ami_max"}:
                     # "is the attribute carried by any position?": the per-cell q-values are BH over the whole
-                    # grid, which lets a chance cell through when many cells are real; the max over positions
-                    # against the permuted maxima controls the family-wise error over positions instead
-                    amax = ami_all(grid.mi, grid.emi, grid.token_entropy, grid.label_entropy).max(axis=0)[None]  # [1, P+1]
-                    p_any, mean_any, sd_any = permutation_pvalues(amax, tail="none")
-                    _rows(rows, attr.name, "ami_max", amax[:, 0], null_mean=mean_any, null_sd=sd_any, p=p_any, n=nv,
-                          positions=[-1])
+                    # grid, which lets a chance cell through when many cells are real; each cell against the
+                    # permuted maxima over positions (maxT) controls the family-wise error over positions instead
+                    p_fw, p_any, amax = maxt_pvalues(ami_all(grid.mi, grid.emi, grid.token_entropy, grid.label_entropy))
+                    family_wise[attr.name] = (p_fw, p_any)
+                    if "ami_max" in want:
+                        _, mean_any, sd_any = permutation_pvalues(amax[None], tail="none")
+                        _rows(rows, attr.name, "ami_max", amax[:1], null_mean=mean_any, null_sd=sd_any, p=p_any, n=nv,
+                              positions=[-1])
                 if "cramers_v" in want:
                     # plain permutation p: Pearson chi^2 on sparse tables is heavy-tailed, so no gamma tail
                     p_v, mean_v, sd_v = permutation_pvalues(grid.cramers_v, tail="none")
@@ -402,11 +437,14 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: _Timer, progress: bool, n_job
     with timer("disentanglement"):
         dtable = _disentanglement_table(fac_names, mi_mat, mi_null, h_fac, sap_mat, imp_mat, info_tr, info_te, want)
     names = [a.name for a in inp.attributes if a.name in attr_info]
-    smap = build_semantic_map(table, names, rank_by=cfg.rank_by, alpha=cfg.alpha)
+    smap = build_semantic_map(table, names, rank_by=cfg.rank_by, alpha=cfg.alpha, permutations=cfg.permutations,
+                              family_wise=family_wise if cfg.rank_by == "ami" else None)
     config = {**cfg.to_dict(), "num_images": m, "num_positions": n_pos, "num_codes": inp.num_codes,
               "has_features": inp.features is not None, "has_codebook": inp.codebook is not None,
               "linear_rows": len(lin_rows), "dci_train": int(n_train), "dci_test": int(n_test)}
-    return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(timer.cpu), dict(inp.skipped))
+    return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(timer.cpu), dict(inp.skipped),
+                       usage=codebook_usage(inp.tokens, inp.num_codes),
+                       frequencies=code_frequencies(inp.tokens, inp.num_codes))
 
 
 def _ridge_design(rep: np.ndarray, rows: np.ndarray, layout: str, folds: np.ndarray, alpha: float) -> RidgeDesign:

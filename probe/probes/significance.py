@@ -49,3 +49,22 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     if ok.any():
         q[ok] = stats.false_discovery_control(p[ok], method="bh")
     return q
+
+
+def maxt_pvalues(stat: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Family-wise p-values over the rows of ``stat [N, P+1]`` (column 0 observed, as above): single-step
+    maxT (Westfall & Young 1993). Each row's observed value is tested against the permuted *maxima over
+    rows*, so "some row is significant" keeps the family-wise error rate over the ``N`` rows.
+
+    Returns:
+        ``p [N]`` per row (plain permutation p-values, never below ``1 / (P + 1)``), ``p_any`` (the
+        smallest of them: the test of "some row carries a signal", the max over rows against the
+        permuted maxima) and ``max_stat [P+1]`` (observed and permuted maxima).
+    """
+    stat = np.asarray(stat, dtype=np.float64)
+    max_stat = np.nanmax(stat, axis=0)  # [P+1]
+    n_perm = stat.shape[1] - 1
+    grid = np.concatenate([stat[:, :1], np.broadcast_to(max_stat[1:], (stat.shape[0], n_perm))], axis=1)
+    p, _, _ = permutation_pvalues(grid, tail="none")
+    p_any, _, _ = permutation_pvalues(max_stat[None], tail="none")
+    return p, float(p_any[0]), max_stat

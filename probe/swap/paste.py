@@ -26,8 +26,8 @@ def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndar
 
 @torch.no_grad()
 def decode(model: torch.nn.Module, q: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Decoded images ``[M,3,H,W]`` in [0, 1] of tokens ``q [M,N,C]`` (``model.decode_raw``), in batches."""
-    return torch.cat([model.decode_raw(q[s : s + batch]).clamp(0, 1) for s in range(0, len(q), batch)])
+    """Decoded images ``[M,3,H,W]`` in [0, 1] of tokens ``q [M,N,C]`` (``model.decode``), in batches."""
+    return torch.cat([model.decode(q[s : s + batch]) for s in range(0, len(q), batch)])
 
 
 def paste(q_low: torch.Tensor, q_high: torch.Tensor, position: int) -> torch.Tensor:

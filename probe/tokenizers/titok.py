@@ -140,7 +140,11 @@ class TiTok(nn.Module):
     Build with ``TiTok(TiTokConfig(...))``, ``TiTok.from_config(dict)`` or a preset through
     :func:`probe.tokenizers.build_tokenizer`. ``encode`` and ``decode_indices`` run under
     ``torch.inference_mode`` (``encode(..., grad=True)`` keeps the graph to the images) and
-    return ordinary tensors; ``decode_features`` and ``decode_quantized`` keep gradients.
+    return ordinary tensors; ``quantize`` and ``decode`` keep gradients.
+
+    The VQ submodule is registered under the name ``quantize`` (state-dict keys
+    ``quantize.embedding.weight``, as in the official checkpoints) while ``quantize`` as an
+    attribute is the interface method; the module itself is :attr:`vector_quantizer`.
     """
 
     architecture = "titok"
@@ -153,11 +157,11 @@ class TiTok(nn.Module):
         scale = config.enc_width ** -0.5
         self.latent_tokens = nn.Parameter(scale * torch.randn(config.num_latent_tokens, config.enc_width))
         self.apply(_init_vit_weights)
-        self.quantize = (
-            VectorQuantizer(config.codebook_size, config.token_size, config.use_l2_norm)
-            if config.quantize_mode == "vq"
-            else None
-        )
+        if config.quantize_mode == "vq":
+            # put straight into _modules as "quantize" (the official key; add_module refuses a name the
+            # class already has); the class method of that name wins attribute lookup, so
+            # self.quantize(...) is the interface method and the module is self.vector_quantizer
+            self._modules["quantize"] = VectorQuantizer(config.codebook_size, config.token_size, config.use_l2_norm)
         if config.finetune_decoder:
             self.pixel_quantize = PixelQuantizer(config.pixel.codebook_size, config.pixel.z_channels)
             self.pixel_decoder = PixelDecoder(config.pixel)
@@ -176,13 +180,18 @@ class TiTok(nn.Module):
 
     # ---- the Tokenizer interface --------------------------------------------------------------
     @property
+    def vector_quantizer(self) -> VectorQuantizer | None:
+        """The VQ module (state-dict prefix ``quantize.``); None for the VAE variants."""
+        return self._modules.get("quantize")  # type: ignore[return-value]
+
+    @property
     def num_tokens(self) -> int:
         return self.config.num_latent_tokens
 
     @property
     def codebook_size(self) -> int:
         """K (0 for the continuous VAE variants)."""
-        return self.config.codebook_size if self.quantize is not None else 0
+        return self.config.codebook_size if self.vector_quantizer is not None else 0
 
     @property
     def token_dim(self) -> int:
@@ -194,16 +203,16 @@ class TiTok(nn.Module):
 
     @property
     def is_discrete(self) -> bool:
-        return self.quantize is not None
+        return self.vector_quantizer is not None
 
     @property
     def codebook(self) -> torch.Tensor:
         """``[K, C]`` codes as used for lookup (L2-normalized for the legacy models); ``[0, C]``
         for the VAE variants, which have no codebook."""
-        if self.quantize is None:
-            p = self.latent_tokens
-            return p.new_zeros(0, self.config.token_size)
-        return self.quantize.codebook
+        vq = self.vector_quantizer
+        if vq is None:
+            return self.latent_tokens.new_zeros(0, self.config.token_size)
+        return vq.codebook
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         s = self.config.image_size
@@ -238,54 +247,49 @@ class TiTok(nn.Module):
     def _encode(self, images: torch.Tensor) -> Encoded:
         x = self._check_images(images)
         z = self.encoder(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
-        if self.quantize is None:
+        if self.vector_quantizer is None:
             mean = gaussian_mean(z).float()
             return Encoded(indices=None, features=mean, quantized=mean)
-        zq, idx = self.quantize(z)
+        zq, idx = self.vector_quantizer(z)
         return Encoded(indices=idx, features=z.float(), quantized=zq.float())
 
-    def decode_quantized(self, quantized: torch.Tensor) -> torch.Tensor:
-        """Decode features the decoder consumes as they are (no quantization): ``[B, N, C]`` ->
-        images ``[B, 3, H, W]`` clamped to [0, 1]. Differentiable."""
-        self._check_tokens(quantized, "decode_quantized", self.config.token_size)
+    def quantize(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``features [B, N, C]`` -> (quantized ``[B, N, C]`` with a straight-through gradient,
+        indices ``[B, N]``); the VAE variants return the features unchanged and None."""
+        self._check_tokens(features, "quantize", self.config.token_size)
+        vq = self.vector_quantizer
+        if vq is None:
+            return features, None
+        return vq(features.to(self.latent_tokens.device))
+
+    def decode(self, quantized: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+        """The one decode: features the decoder consumes ``[B, N, C]`` (no quantization) ->
+        images ``[B, 3, H, W]``, clamped to [0, 1] unless ``clamp=False`` (the raw output, as the
+        reference leaves clamping to the caller). Differentiable."""
+        self._check_tokens(quantized, "decode", self.config.token_size)
         p = self.latent_tokens
         out = self.decoder(quantized.to(device=p.device, dtype=p.dtype))
         if self.config.finetune_decoder:
             out = self.pixel_decoder(self.pixel_quantize.mix(out))
-        return out.clamp(0.0, 1.0)
+        return out.clamp(0.0, 1.0) if clamp else out
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """``indices [B, N]`` -> images ``[B, 3, H, W]`` in [0, 1] (under inference mode)."""
-        if self.quantize is None:
-            raise TypeError("TiTok.decode_indices: this is a continuous (VAE) tokenizer; use decode_features")
+        """``indices [B, N]`` -> images ``[B, 3, H, W]`` in [0, 1]: ``decode(codebook[indices])``
+        (under inference mode)."""
+        vq = self.vector_quantizer
+        if vq is None:
+            raise TypeError("TiTok.decode_indices: this is a continuous (VAE) tokenizer; use decode(features)")
         self._check_tokens(indices, "decode_indices", None)
         k = self.config.codebook_size
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= k):
             raise ValueError(f"TiTok.decode_indices: indices must lie in [0, {k}), got [{int(indices.min())}, {int(indices.max())}]")
         with torch.inference_mode():
-            codes = self.quantize.lookup(indices.to(self.latent_tokens.device).long())
-            out = self.decode_quantized(codes)
+            out = self.decode(vq.lookup(indices.to(self.latent_tokens.device).long()))
         return out.clone()  # a normal tensor again (see _release)
-
-    def quantize_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``features [B, N, C]`` -> (quantized ``[B, N, C]`` with a straight-through gradient,
-        indices ``[B, N]`` or None for VAE)."""
-        self._check_tokens(features, "quantize_features", self.config.token_size)
-        if self.quantize is None:
-            return features, None
-        return self.quantize(features.to(self.latent_tokens.device))
-
-    def decode_features(self, features: torch.Tensor) -> torch.Tensor:
-        """``features [B, N, C]`` (pre-quantization) -> images ``[B, 3, H, W]`` in [0, 1].
-
-        Quantizes to the nearest codes with a straight-through estimator, so gradients with
-        respect to ``features`` flow (VAE: decodes the features directly)."""
-        zq, _ = self.quantize_features(features)
-        return self.decode_quantized(zq)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Reconstruction with gradients: ``images`` -> encode -> quantize (straight-through) -> decode."""
         x = self._check_images(images)
         z = self.encoder(x, self.latent_tokens)
-        zq = gaussian_mean(z) if self.quantize is None else self.quantize(z)[0]
-        return self.decode_quantized(zq)
+        zq = gaussian_mean(z) if self.vector_quantizer is None else self.vector_quantizer(z)[0]
+        return self.decode(zq)

@@ -10,6 +10,13 @@ One function does the work: :func:`train` takes a :class:`TrainConfig`, writes u
 and returns the trained model. The schedule (linear warm-up, then cosine to ``min_lr_ratio``) runs on
 ``progress = max(step / steps, elapsed / max_minutes)``: with a step budget training is deterministic;
 with a wall-clock budget (``max_minutes``) the schedule still anneals to its end before the time runs out.
+
+The shipped pair is made by a chain of such runs, each starting from the last (``init``). ``world-32-continuous``:
+from scratch on the default world with one-factor pairs ("ada", top-2), continued with "ada" top-2, then on the
+pinned-stripe world "swap" top-1 (36 min), "ada" top-1, 500 "swap" steps, the object-weighted loss
+(``w_object``) and a finer decoder grid (``dec_patch_size`` 4). ``world-32``: the twin's encoder and decoder with
+1024 codes seeded by k-means (``init_kmeans``), trained with "ada" top-1 and ``w_object``. Every stage's flags and
+command are in the model's zoo JSON (``training_chain``); analyses/world_tokenizer/reproduce.sh runs them.
 """
 from __future__ import annotations
 
@@ -62,7 +69,7 @@ class TrainConfig:
         w_object: weight of an extra L1 + L2 loss averaged over the object's pixels only (the object mask dilated
             by one pixel, so its anti-aliased rim and the background just outside count). A shape covers a few
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
-            (world-32 before this term drew every shape as a blob). 0 disables it; with it, the world's object
+            (without this term the world tokenizers drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
         w_perceptual: weight of the perceptual loss (``probe.tokenizers.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
@@ -90,7 +97,7 @@ class TrainConfig:
             of the mean, so the partner's reconstruction is exactly a copy-paste edit: the first image's tokens
             with its ``pair_topk`` most changed positions pasted from the partner. This trains the single-position
             swap that the localization measures. Trained long, it grows echoes (several positions that can each
-            impose the factor alone); a short stage after "ada" is what world-32 uses (analyses/world_tokenizer).
+            impose the factor alone); the twin's chain uses it in two stages between "ada" stages.
             "exchange": as "swap", in both directions: the shared positions are exchanged within the pair, so
             each image is decoded from its own ``pair_topk`` most changed tokens pasted into the other image's
             tokens. Meant to forbid echoes (a position that is not pasted must change nothing); in a 30-minute CPU
@@ -446,7 +453,7 @@ def evaluate(model: WorldTokenizer, images_u8: torch.Tensor, *, batch_size: int 
         enc = model.encode(x)
         if not quantize:
             enc = type(enc)(None, enc.features, enc.features)
-        rec = model.decode(enc)
+        rec = model.decode(enc.quantized)
         ps.append(psnr(rec, x).cpu())
         if masks is not None:
             m = masks[s : s + batch_size].to(dev).float()
@@ -651,7 +658,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # batch order and code restarts
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_psnr": -1.0}
     if cfg.init_kmeans and not (cfg.init and model.config.quantize):
-        raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.quantize true)")
+        raise ValueError("TrainConfig.init_kmeans needs TrainConfig.init and a VQ model (model.is_discrete true)")
     if cfg.init:
         weights = _init_weights(cfg.init)
         if cfg.init_kmeans:  # the loaded codes are replaced at the first step, whatever their number

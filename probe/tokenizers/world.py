@@ -225,7 +225,7 @@ class WorldTokenizer(nn.Module):
         return self.config.image_size
 
     @property
-    def quantize(self) -> bool:
+    def is_discrete(self) -> bool:
         return self.config.quantize
 
     @property
@@ -267,17 +267,22 @@ class WorldTokenizer(nn.Module):
         idx = (z @ codebook.t()).argmax(dim=-1)
         return idx, codebook[idx]
 
-    def encode(self, images: torch.Tensor) -> Encoded:
-        """``images [B,3,H,W]`` in [0,1] -> :class:`Encoded` (indices ``None`` for the continuous twin)."""
-        feats = self.encode_features(images)
-        if not self.config.quantize:
-            return Encoded(indices=None, features=feats, quantized=feats)
-        idx, q = self.lookup(feats)
-        return Encoded(indices=idx, features=feats, quantized=q)
+    def encode(self, images: torch.Tensor, *, grad: bool = False) -> Encoded:
+        """``images [B,3,H,W]`` in [0,1] -> :class:`Encoded` (indices ``None`` for the continuous twin).
+
+        Without a graph unless ``grad=True`` (training uses :meth:`encode_features` or ``forward``).
+        """
+        with torch.set_grad_enabled(grad):
+            feats = self.encode_features(images)
+            if not self.config.quantize:
+                return Encoded(indices=None, features=feats, quantized=feats)
+            idx, q = self.lookup(feats)
+            return Encoded(indices=idx, features=feats, quantized=q)
 
     # ------------------------------------------------------------------ decoder
-    def decode_raw(self, quantized: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """``quantized [B,N,C]`` -> unclamped images ``[B,3,H,W]`` (what the losses see).
+    def decode(self, quantized: torch.Tensor, *, clamp: bool = True, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The one decode: ``quantized [B,N,C]`` -> images ``[B,3,H,W]``, clamped to [0, 1] unless
+        ``clamp=False`` (the raw, differentiable output the losses and the optimizer see).
 
         ``keep [B,N]`` (bool or 0/1, optional) marks the tokens the decoder sees; a dropped token's input is
         zeroed so only its position embedding remains (nested token dropout during training; decoding a
@@ -307,41 +312,35 @@ class WorldTokenizer(nn.Module):
         out = self.rgb_skip(pix)
         if self.refine is not None:
             out = out + self.refine(pix)
-        return (out + 1.0) * 0.5  # the network works in [-1, 1]
+        out = (out + 1.0) * 0.5  # the network works in [-1, 1]
+        return out.clamp(0.0, 1.0) if clamp else out
 
-    def quantize_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Straight-through quantization: forward value = nearest code, gradient flows to ``features``.
+    def quantize(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Straight-through quantization: ``features [B,N,C]`` -> (quantized ``[B,N,C]``, whose forward value
+        is the nearest code and whose gradient flows to ``features``; ``indices [B,N]``).
 
-        For the continuous twin this only L2-normalizes (the identity on encoder outputs).
+        The continuous twin only L2-normalizes (the identity on encoder outputs) and returns None indices.
         """
         z = F.normalize(features, dim=-1)
         if not self.config.quantize:
-            return z
-        _, q = self.lookup(z)
-        return z + (q - z).detach()
-
-    def decode_features(self, features: torch.Tensor) -> torch.Tensor:
-        """``features [B,N,C]`` -> images ``[B,3,H,W]`` in [0,1]; gradients reach ``features``."""
-        return self.decode_raw(self.quantize_features(features)).clamp(0.0, 1.0)
+            return z, None
+        idx, q = self.lookup(z)
+        return z + (q - z).detach(), idx
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """``indices [B,N]`` int64 -> images ``[B,3,H,W]`` in [0,1]."""
+        """``indices [B,N]`` int64 -> images ``[B,3,H,W]`` in [0,1]: ``decode(codebook[indices])``."""
         if not self.config.quantize:
-            raise ValueError("the continuous WorldTokenizer has no codebook; use decode_features")
+            raise ValueError("the continuous WorldTokenizer has no codebook; use decode(features)")
         if indices.ndim != 2 or indices.shape[1] != self.config.num_tokens:
             raise ValueError(f"expected indices [B, {self.config.num_tokens}], got {tuple(indices.shape)}")
-        return self.decode_raw(self.codebook[indices.long()]).clamp(0.0, 1.0)
-
-    def decode(self, encoded: Encoded) -> torch.Tensor:
-        """Decode an :class:`Encoded` (its ``quantized`` tensor) to images in [0, 1]."""
-        return self.decode_raw(encoded.quantized).clamp(0.0, 1.0)
+        return self.decode(self.codebook[indices.long().to(self.codes.device)])
 
     def forward(self, images: torch.Tensor, *, quantize: bool = True, keep: torch.Tensor | None = None,
                 mix: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Training forward pass: reconstruction (unclamped) and the VQ losses.
 
         ``quantize=False`` bypasses the code lookup (the trainer's continuous warm-up of a VQ model).
-        ``keep [B,N]`` drops tokens at the decoder input (see :meth:`decode_raw`). ``mix`` maps the
+        ``keep [B,N]`` drops tokens at the decoder input (see :meth:`decode`). ``mix`` maps the
         encoder's ``features [B,N,C]`` to the features that are quantized and decoded (the trainer's pair
         averaging); ``features`` in the result is the encoder's own.
         Returns a dict with ``recon [B,3,H,W]``, ``features [B,N,C]``, ``indices [B,N]`` (empty when not
@@ -359,7 +358,7 @@ class WorldTokenizer(nn.Module):
             codebook_loss = commit_loss = z.new_zeros(())
             zq = z
         return {
-            "recon": self.decode_raw(zq, keep),
+            "recon": self.decode(zq, clamp=False, keep=keep),
             "features": z_enc,
             "indices": idx,
             "codebook_loss": codebook_loss,

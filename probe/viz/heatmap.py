@@ -1,11 +1,15 @@
-"""Attribute x position heatmap of one probe, significant cells marked."""
+"""Attribute x position heatmap of one probe, each attribute's top positions marked."""
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from probe.probes.run import heatmap_frame
 
@@ -24,11 +28,31 @@ PROBE_LABELS = {
 }
 
 
-def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, alpha: float = 0.05, annotate: bool | None = None,
-                 cmap: str | None = None) -> None:
-    """Draw ``probe`` as attributes (rows) x positions (columns) on ``ax``; cells with q < alpha get a dot."""
+#: Outline of the marked cells (stands out on the light-to-dark "rocket_r" map and on "vlag").
+MARK_COLOR = "#00A6D6"
+
+
+def _semantic_map(table: pd.DataFrame, semantic_map: Any, alpha: float) -> Any:
+    """The given map, or one built from the table (then significance is q < alpha: no permuted maxima)."""
+    if semantic_map is not None:
+        return semantic_map
+    from probe.probes.semantic_map import build_semantic_map
+
+    cells = table[table["position"] >= 0]
+    return build_semantic_map(table, list(dict.fromkeys(cells["attribute"])), alpha=alpha)
+
+
+def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any = None, top_k: int = 3,
+                 alpha: float = 0.05, annotate: bool | None = None, cmap: str | None = None) -> None:
+    """Draw ``probe`` as attributes (rows) x positions (columns) on ``ax``.
+
+    The markers are the semantic map's answer, the same as ``semantic_map.json`` and ``summary.csv``:
+    each carried attribute's top ``top_k`` significant positions (:meth:`SemanticMap.candidates`) are
+    outlined and numbered by rank; an attribute that no position carries (family-wise) has a grey,
+    "n.s." row label and no marker. ``semantic_map`` defaults to one built from ``table``.
+    """
+    smap = _semantic_map(table, semantic_map, alpha)
     values = heatmap_frame(table, probe).T  # [attributes, positions]
-    qvals = heatmap_frame(table, probe, "q_value").T.reindex_like(values)
     if annotate is None:
         annotate = values.size <= 160
     diverging = probe == "var_logratio"
@@ -40,20 +64,46 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, alpha: float = 0.
         vmin=-vmax if diverging else None, vmax=vmax if diverging else None,
         cbar_kws={"label": PROBE_LABELS.get(probe, probe)}, linewidths=0.2, linecolor="white",
     )
-    sig = np.argwhere(np.nan_to_num(qvals.to_numpy(), nan=1.0) < alpha)
-    if len(sig):  # a dot in the corner of each significant cell
-        ax.scatter(sig[:, 1] + 0.82, sig[:, 0] + 0.22, s=14, c="black", marker="o", edgecolors="white", linewidths=0.7)
+    columns = list(values.columns)
+    labels = []
+    for row, attr in enumerate(values.index):
+        if attr not in smap.attributes:  # e.g. the "name=level" partitions of var_logratio
+            labels.append((attr, "black"))
+            continue
+        if not smap.carried(attr):
+            labels.append((f"{attr} (n.s.)", "#999999"))
+            continue
+        labels.append((attr, "black"))
+        for rank, pos in enumerate(smap.candidates(attr, top_k), start=1):
+            if pos not in columns:
+                continue
+            col = columns.index(pos)
+            ax.add_patch(Rectangle((col + 0.06, row + 0.06), 0.88, 0.88, fill=False, edgecolor=MARK_COLOR,
+                                   linewidth=2.2 if rank == 1 else 1.3, gid="top-position", zorder=3))
+            if not annotate:
+                ax.text(col + 0.5, row + 0.52, str(rank), ha="center", va="center", fontsize=8, fontweight="bold",
+                        color="white", zorder=4,
+                        path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+    ax.set_yticks(np.arange(len(labels)) + 0.5, [t for t, _ in labels], rotation=0)
+    for tick, (_, color) in zip(ax.get_yticklabels(), labels):
+        tick.set_color(color)
     ax.set_xlabel("token position")
     ax.set_ylabel("attribute")
-    ax.set_title(f"{PROBE_LABELS.get(probe, probe)}   (dot: q < {alpha:g}, Benjamini-Hochberg)", fontsize=9)
+    test = ("family-wise over positions" if smap.frame["fw_p_value"].notna().any()
+            else "Benjamini-Hochberg q")
+    ax.set_title(f"{PROBE_LABELS.get(probe, probe)}.   Outlined 1-{top_k}: top positions by "
+                 f"{PROBE_LABELS.get(smap.rank_by, smap.rank_by)} of each attribute some position carries "
+                 f"({test} < {smap.alpha:g}); n.s.: carried by none", fontsize=9)
 
 
-def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, alpha: float = 0.05, annotate: bool | None = None,
-                  cmap: str | None = None) -> Figure:
-    """Heatmap of one probe of the long table (see :func:`probe.probes.heatmap_frame`)."""
+def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: Any = None, top_k: int = 3,
+                  alpha: float = 0.05, annotate: bool | None = None, cmap: str | None = None) -> Figure:
+    """Heatmap of one probe of the long table (see :func:`probe.probes.heatmap_frame`), the semantic
+    map's answer marked (see :func:`draw_heatmap`)."""
     values = heatmap_frame(table, probe)
     n_pos, n_attr = values.shape
     fig = Figure(figsize=(max(6.0, 0.38 * n_pos + 2.5), max(2.5, 0.42 * n_attr + 1.5)))
-    draw_heatmap(fig.add_subplot(), table, probe, alpha=alpha, annotate=annotate, cmap=cmap)
+    draw_heatmap(fig.add_subplot(), table, probe, semantic_map=semantic_map, top_k=top_k, alpha=alpha,
+                 annotate=annotate, cmap=cmap)
     fig.tight_layout()
     return fig

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Second, short GPU session: the continuous twin of the top-2-pairs candidate (alt-32 of gpu_session.sh),
-# trained for the step count alt-32 reached in its 7.5-minute budget (3928 steps; a step budget here, since
-# this run had the GPU to itself), and a top-1 variant for comparison. Same data and flags as gpu_session.sh.
-#   PYTHONPATH=.:/tmp/site OUT=$OUT bash analyses/gpu_session2.sh
+# Stage 1 of the shipped world-32-continuous (and so of world-32), on a GPU: the continuous tokenizer from
+# scratch on the default world with one-factor pairs (ada, top-2), for 3928 steps of 256 (the step count the
+# top-2 VQ candidate alt-32 of gpu_world_candidates.sh reached in its 7.5-minute budget), and a top-1 VQ
+# variant for comparison. Same data and flags as gpu_world_candidates.sh. The later stages run on the CPU:
+# analyses/world_tokenizer/reproduce.sh (STAGE1=runs/gpu-twin/alt-32-continuous).
+#   PYTHONPATH=.:/tmp/site OUT=$OUT bash analyses/gpu_world_twin.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu2}
-R=runs/gpu_session2
+R=runs/gpu-twin
 STEPS=${STEPS:-3928}
 DEVICE=${DEVICE:-cuda}
 NTRAIN=${NTRAIN:-80000}

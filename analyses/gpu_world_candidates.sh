@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session (one H200, 16 CPU cores) that trains, side by side and for the same wall-clock budget:
+# One GPU call (one H200, 16 CPU cores) that trains, side by side and for the same wall-clock budget:
 #   - candidates for the shipped world tokenizers (world-32 and its continuous twin) and the compression
 #     sweep (issue 4),
 #   - the world CLIP (issue 5).
@@ -7,17 +7,18 @@
 # whatever the throughput; each run logs its steps, so the step counts reached are on record.
 #
 # Usage (repository root; PYTHONPATH must reach `probe` and open_clip):
-#   MINUTES=7.5 OUT=runs/gpu bash analyses/gpu_session.sh
+#   MINUTES=7.5 OUT=runs/gpu bash analyses/gpu_world_candidates.sh
 # On the lent device machine this was run as (wheels for open_clip/ftfy/wcwidth carried in .whl/):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-#   PYTHONPATH=.:/tmp/site MINUTES=7.5 OUT=$OUT bash analyses/gpu_session.sh
-# (2026-11-28, one H200: 516.8 s wall; 12 runs at ~9 steps/s each with the GPU at 99% utilisation.
-#  What came of it: analyses/world_tokenizer/README.md "Session 2", analyses/world_clip/README.md.)
+#   PYTHONPATH=.:/tmp/site MINUTES=7.5 OUT=$OUT bash analyses/gpu_world_candidates.sh
+# (One H200: 516.8 s wall; 12 runs at ~9 steps/s each with the GPU at 99% utilisation. Its sweep-* runs are
+#  the compression sweep of analyses/world_tokenizer/README.md; world-clip is the shipped CLIP,
+#  analyses/world_clip/README.md.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-6.5}
 OUT=${OUT:-runs/gpu}
-R=runs/gpu_session
+R=runs/gpu-candidates
 BASE=analyses/world_tokenizer/base_config.json
 BIG=analyses/world_tokenizer/big_config.json
 NTRAIN=${NTRAIN:-80000}
