@@ -350,18 +350,14 @@ def _attributes(ctx: StageContext) -> list[str]:
 
 def stage_probes(ctx: StageContext) -> list[Path]:
     import probe
-    from probe.demo import _figures, summarize
 
     cfg = ctx.config
     result = probe.run_probes(ctx.store, attributes_subset=ctx.attributes, permutations=cfg.probes.permutations,
                               seed=cfg.seed)
     ctx.probes = result
-    paths = result.save(ctx.paths.probes)
-    summarize(result.semantic_map, ctx.attributes, result.table).to_csv(ctx.paths.summary, index=False)
-    out = [*paths.values(), ctx.paths.summary]
-    if cfg.probes.figures:
-        out += list(_figures(result, ctx.paths.figures).values())
-    return out
+    paths = result.save(ctx.paths.probes, figures=cfg.probes.figures, figures_dir=ctx.paths.figures,
+                        title=f"tokenprobe: {cfg.name}")
+    return list(paths.values())
 
 
 def _missing_api(module: str, names: tuple[str, ...]) -> str | None:

@@ -49,7 +49,7 @@ def test_run_writes_stages_reuses_them_and_redoes_what_changed(tmp_path):
               paths.run_yaml, paths.config):
         assert p.exists(), p
     summary = pd.read_csv(paths.summary, keep_default_na=False)
-    assert {"shape", "lighting", "null"} <= set(summary["attribute"])
+    assert {"shape", "lighting", "null_factor"} <= set(summary["attribute"])
     assert not any(a.endswith("_bin") for a in summary["attribute"])  # world factors, not their bins
     hashes = stage_hashes(cfg)
     for stage in ("tokenize", "probes"):
@@ -146,7 +146,7 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
         pytest.skip(f"swap / optimize engines not in this version yet: {why}")
     cfg = RunConfig.from_dict({
         "name": "engines", "out": str(tmp_path / "run"), "tokenizer": "titok-tiny", "random_init": True,
-        "data": {"images": 128, "batch_size": 64, "attributes": ["lighting", "bg_blur", "null"]},
+        "data": {"images": 128, "batch_size": 64, "attributes": ["lighting", "bg_blur", "null_factor"]},
         "probes": {"permutations": 10, "figures": False},
         "swap": {"pairs": 8, "control_pairs": 4, "grids": 2},
         "optimize": {"iterations": 3, "images": 2},
@@ -154,7 +154,7 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     res = run_pipeline(cfg, log=lambda s: None)
     paths = RunPaths(cfg.out)
     assert res.stage("swap").status == "ran", res.stage("swap").note
-    assert "null" in res.stage("swap").note  # no measurer: said, not validated
+    assert "null_factor" in res.stage("swap").note  # no measurer: said, not validated
     vmap = pd.read_csv(paths.validated_map, keep_default_na=False)
     assert set(vmap["attribute"]) == {"lighting", "bg_blur"}
     assert res.stage("optimize").status == "ran", res.stage("optimize").note

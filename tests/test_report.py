@@ -47,7 +47,7 @@ def _png(path: Path, colour: str) -> None:
 
 def _probe_only_run(root: Path) -> RunPaths:
     run = RunPaths(root)
-    root.mkdir(parents=True)
+    run.probes.mkdir(parents=True)
     pd.DataFrame({"attribute": ["lighting", "null"], "rank_by": "ami", "top_position": [11, 18],
                   "effect": [0.467, 0.003], "significant": [True, False]}).to_csv(run.summary, index=False)
     _png(run.probe_heatmap("ami"), "red")
@@ -148,4 +148,4 @@ def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
                          capture_output=True, text=True).stdout
     table = dom[dom.index('id="map"'):]
     table = table[: table.index("</table>")]
-    assert "top_position" in table and ">lighting<" in table and ">null<" in table
+    assert "top_position" in table and ">lighting<" in table and ">null_factor<" in table

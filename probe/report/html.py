@@ -101,19 +101,21 @@ class _Report:
             thresholds = _read_json(self.run.swap_config).get("thresholds")
             if thresholds:
                 body += f'<p class="note">verdict thresholds: {html.escape(json.dumps(thresholds))}</p>'
-            return Section("map", "Validated semantic map", body + table(vmap[cols], css="data map", table_id="map"))
+            return Section("semantic-map", "Validated semantic map", body + table(vmap[cols], css="data map", table_id="map"))
         summary = _read_csv(self.run.summary)
         if summary is None:
-            return Section("map", "Semantic map", missing=self.why_missing("probes", "The probe map (summary.csv)"))
+            return Section("semantic-map", "Semantic map", missing=self.why_missing("probes", "The probe map (summary.csv)"))
         why = self.stages.get("swap", {}).get("note") or "the swap stage has not written swap/validated_map.csv"
         body = ('<p class="warn"><b>Unvalidated: the probe map.</b> These are the positions the probes rank first '
                 f"(a correlation), not positions that swaps confirmed. Why: {html.escape(why)}</p>")
         summary = summary.drop(columns=["rank_by"], errors="ignore")
-        return Section("map", "Probe map (unvalidated)", body + table(summary, css="data map", table_id="map"))
+        return Section("semantic-map", "Probe map (unvalidated)", body + table(summary, css="data map", table_id="map"))
 
     def heatmaps(self) -> Section:
-        probe_maps = sorted(self.run.figures.glob("heatmap_*.png"))
-        left = (image(probe_maps[0], "Probe heatmap (correlation)") if probe_maps
+        rank_by = _read_json(self.run.semantic_map).get("rank_by", "ami")
+        probe_maps = [p for p in [self.run.probe_heatmap(rank_by)] if p.exists()] or sorted(
+            self.run.figures.glob("heatmap_*.png"))
+        left = (image(probe_maps[0], f"Probe heatmap ({rank_by}: correlation)") if probe_maps
                 else f'<p class="missing">{html.escape(self.why_missing("probes", "The probe heatmap"))}</p>')
         right = (image(self.run.causal_heatmap, "Causal heatmap (swaps)") if self.run.causal_heatmap.exists()
                  else f'<p class="missing">{html.escape(self.why_missing("swap", "The causal heatmap"))}</p>')

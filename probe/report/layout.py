@@ -8,9 +8,11 @@ them exists. ``RunPaths(root)`` names them::
       config.json               every setting, seed, versions and stage timings
       stages/<stage>.json       the done marker of a finished stage (its config hash, seconds, outputs)
       store/                    the token store (probe.store.TokenStore)
-      probes/                   probes.csv|parquet (long table), semantic_map.json, disentanglement.csv, config.json
-      summary.csv               the probe map: one row per attribute (top position, effect, q, runner-up)
-      figures/                  heatmap_<probe>.png|svg (probe heatmap), summary.png|svg (one-page summary)
+      probes/                   ProbeResult.save: probes.csv|parquet (the long table), semantic_map.json|csv,
+                                summary.csv (the probe map: one row per attribute: top position, effect, q-value,
+                                family-wise answer, runner-up), disentanglement.csv, usage.csv, config.json
+      figures/                  heatmap_<probe>.png|svg per probe (heatmap_<rank_by> is the map's), summary.png|svg
+                                (one-page summary), codebook_usage.png|svg
       swap/                     swap validation (probe.swap; ValidatedMap.save writes the tables and the two figures):
         swaps.csv|parquet       one row per swap x measured attribute (pair, positions, control, before / after)
         mappings.csv            one row per (attribute, position set): transfer, ci_low, ci_high, iia, effect
@@ -95,7 +97,7 @@ class RunPaths:
 
     @property
     def summary(self) -> Path:
-        return self.root / "summary.csv"
+        return self.probes / "summary.csv"
 
     @property
     def figures(self) -> Path:
