@@ -267,7 +267,9 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
     (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
     from probe.data import world
-    from probe.swap import MEASURERS, decode, end_groups, moved_by_paste
+    from probe.measure import measurer_for
+    from probe.measure.batched import decode_batched
+    from probe.swap import end_groups, moved_by_paste
     from probe.tokenizers.train import world_config
 
     wcfg = world_config(world_overrides)
@@ -275,10 +277,11 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     lo, hi = end_groups(factor, df, wcfg.n_bins)
     lo, hi = torch.as_tensor(lo[:k]), torch.as_tensor(hi[:k])
     lo, hi = lo[: min(len(lo), len(hi))], hi[: min(len(lo), len(hi))]
-    measure = MEASURERS[factor]
+    measure = measurer_for(factor)
     with torch.no_grad():
         q_lo, q_hi = model.encode(images[lo]).quantized, model.encode(images[hi]).quantized
-        m_lo, m_hi = measure(decode(model, q_lo), masks[lo]), measure(decode(model, q_hi), masks[hi])
+        m_lo, m_hi = (measure(decode_batched(model, q_lo), masks=masks[lo]),
+                      measure(decode_batched(model, q_hi), masks=masks[hi]))
         return {pos: moved_by_paste(model, q_lo, q_hi, pos, measure, masks[lo], m_lo, m_hi)
                 for pos in (range(model.num_tokens) if positions is None else positions)}
 
@@ -612,6 +615,7 @@ def test_shape_swap_reads_a_planted_shape_token() -> None:
 
     class Planted(torch.nn.Module):
         config = SimpleNamespace(image_size=16)
+        image_size = 16
         num_tokens = 2
 
         def encode(self, x: torch.Tensor) -> Encoded:

@@ -14,18 +14,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torchvision.utils import save_image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe.data import world
+from probe.measure.batched import decode_batched, encode_batched
+from probe.measure.world import load_world_tokenizer
+from probe.tokenizers.world import psnr
 
 
 def main(argv: list[str] | None = None) -> int:
-    from localization import load_model
-    from torchvision.utils import save_image
-
-    from probe.data import world
-    from probe.tokenizers.train import world_config
-    from probe.tokenizers.world import psnr
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, nargs="+", help="zoo names, training run folders or zoo-style .json files")
     ap.add_argument("--out", required=True)
@@ -33,16 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2_000_003)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    loaded = [load_model(m) for m in args.model]
+    loaded = [load_world_tokenizer(m) for m in args.model]
     overrides = loaded[0][1]
     for spec, (_, other) in zip(args.model, loaded):
         if other != overrides:
             raise ValueError(f"{spec}: its world {other} differs from {args.model[0]}'s {overrides}")
-    x, _ = world.sample(args.n, seed=args.seed, resolution=loaded[0][0].image_size, config=world_config(overrides))
+    x, _ = world.sample(args.n, seed=args.seed, resolution=loaded[0][0].image_size,
+                        config=world.WorldConfig.from_dict(overrides))
     recons = []
     for spec, (model, _) in zip(args.model, loaded):
-        with torch.no_grad():
-            recons.append(model.decode(model.encode(x).quantized))
+        recons.append(decode_batched(model, encode_batched(model, x).quantized))
         print(f"{spec}: PSNR on these {args.n}: {float(psnr(recons[-1], x).mean()):.2f} dB")
     rows = [t for i in range(0, args.n, 8) for t in (x[i : i + 8], *(y[i : i + 8] for y in recons))]
     grid = F.interpolate(torch.cat(rows), scale_factor=4, mode="nearest")

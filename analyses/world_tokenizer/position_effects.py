@@ -24,9 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localization import MIN_GAP_RATIO  # (this folder is on sys.path)
-
+from probe.swap.localization import MIN_GAP_RATIO
 from probe.viz import save_figure
 
 

@@ -7,8 +7,8 @@
 2. ``kmeans`` (``--kmeans K [K ...]``, continuous models only): quantize the model's features with a codebook of
    K spherical k-means centroids (``WorldTokenizer.init_codes_kmeans``, what ``--init-kmeans`` uses) of
    ``--kmeans-images`` images' features, with no training, and read the reconstructions with
-   ``shape_fidelity`` (PSNR, object PSNR, nearest-shape accuracy). This is where a VQ model started with
-   ``--init world-32-continuous --init-kmeans`` begins.
+   ``probe.measure.fidelity.shape_fidelity`` (PSNR, object PSNR, nearest-shape accuracy). This is where a VQ
+   model started with ``--init world-32-continuous --init-kmeans`` begins.
 
 Writes a tidy CSV (one row per model x diagnostic) and prints it as markdown.
 
@@ -25,13 +25,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-@torch.no_grad()
-def _tokens(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """``images [B,3,H,W]`` -> the decoder's input tokens ``[B, N, C]`` (quantized for a VQ model)."""
-    return torch.cat([model.encode(images[s : s + 512]).quantized for s in range(0, len(images), 512)])
+from probe import zoo
+from probe.measure.batched import encode_batched
+from probe.measure.fidelity import shape_fidelity
+from probe.measure.world import load_world_tokenizer
+from probe.report import markdown_table
 
 
 def shape_probe(model: torch.nn.Module, world: dict, *, n_train: int, n_test: int, seed: int) -> float:
@@ -39,11 +37,10 @@ def shape_probe(model: torch.nn.Module, world: dict, *, n_train: int, n_test: in
     from sklearn.neural_network import MLPClassifier
 
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
 
     images, df = world_mod.sample(n_train + n_test, seed=seed, resolution=model.config.image_size,
-                                  config=world_config(world))
-    x = _tokens(model, images).flatten(1).numpy()
+                                  config=world_mod.WorldConfig.from_dict(world))
+    x = encode_batched(model, images, batch=512).quantized.flatten(1).numpy()  # the decoder's input tokens
     y = df["shape"].to_numpy()
     clf = MLPClassifier((256,), max_iter=60, random_state=0).fit(x[:n_train], y[:n_train])
     return float(clf.score(x[n_train:], y[n_train:]))
@@ -53,13 +50,13 @@ def shape_probe(model: torch.nn.Module, world: dict, *, n_train: int, n_test: in
 def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: int, seed: int) -> torch.nn.Module:
     """A VQ copy of the continuous ``model`` whose codebook is ``k`` spherical k-means centroids of its features."""
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
     from probe.tokenizers.world import WorldTokenizer
 
     if model.is_discrete:
         raise ValueError("shape_in_tokens --kmeans: needs a continuous model (quantize false)")
-    images, _ = world_mod.sample(n_images, seed=seed, resolution=model.config.image_size, config=world_config(world))
-    feats = torch.cat([model.encode_features(images[s : s + 512]) for s in range(0, n_images, 512)])
+    images, _ = world_mod.sample(n_images, seed=seed, resolution=model.config.image_size,
+                                 config=world_mod.WorldConfig.from_dict(world))
+    feats = encode_batched(model, images, batch=512).features
     cfg = {**model.config_dict(), "quantize": True, "codebook_size": k}
     vq = WorldTokenizer.from_config(cfg)
     vq.load_state_dict({**model.state_dict(), "codes": vq.codes.detach().clone()})
@@ -68,12 +65,6 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from localization import load_model
-    from shape_fidelity import shape_fidelity
-
-    from probe import zoo
-    from probe.report import markdown_table
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", required=True, help="zoo names, run folders or zoo-style .json files")
     ap.add_argument("--out", required=True, help="CSV, one row per model x diagnostic")
@@ -88,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     oracle = zoo.load("world-oracle", device="cpu").eval() if args.kmeans else None
     for spec in args.models:
-        model, world = load_model(spec)
+        model, world = load_world_tokenizer(spec)
         acc = shape_probe(model, world, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
         rows.append({"model": spec, "diagnostic": "mlp_probe", "codes": model.codebook_size, "shape_acc": acc})
         print(f"{spec}: MLP shape probe {acc:.3f}", file=sys.stderr)

@@ -21,14 +21,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe.measure.batched import decode_batched, encode_batched
+from probe.measure.world import load_world_tokenizer
+from probe.swap.paste import paste
 
 
 @torch.no_grad()
@@ -36,21 +37,19 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
     """Fraction of ``n`` recipient/donor pairs read as the donor's shape, per pasted position (see the module
     docstring; positions -1 and -2 are the all-tokens ceiling and the no-token floor)."""
     from probe.data import world as world_mod
-    from probe.swap.paste import decode, paste
-    from probe.tokenizers.train import world_config
 
-    wcfg = world_config(world)
-    res = model.config.image_size
+    wcfg = world_mod.WorldConfig.from_dict(world)
+    res = model.image_size
     x_rec, df = world_mod.sample(n, seed=seed, resolution=res, config=wcfg)
     rng = np.random.default_rng(seed)
     shapes = list(wcfg.shapes)
     donor_shape = np.array([rng.choice([s for s in shapes if s != t]) for t in df["shape"]], dtype=object)
     renderings = world_mod.shape_renderings(df, res, wcfg)  # [S, n, 3, H, W]: every shape of every recipient
     x_don = renderings[torch.as_tensor([shapes.index(s) for s in donor_shape]), torch.arange(n)]  # [n, 3, H, W]
-    q_rec, q_don = model.encode(x_rec).quantized, model.encode(x_don).quantized
+    q_rec, q_don = encode_batched(model, x_rec).quantized, encode_batched(model, x_don).quantized
 
     def read_as_donor(q: torch.Tensor) -> float:
-        read = world_mod.nearest_shape(decode(model, q), df, wcfg, renderings=renderings)
+        read = world_mod.nearest_shape(decode_batched(model, q), df, wcfg, renderings=renderings)
         return float((read == donor_shape).mean())
 
     rows = [{"position": -1, "fraction": read_as_donor(q_don)}, {"position": -2, "fraction": read_as_donor(q_rec)}]
@@ -59,8 +58,6 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from localization import load_model
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", required=True, help="zoo names, training run folders or zoo-style .json")
     ap.add_argument("--out", type=Path, required=True, help="CSV path")
@@ -69,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tables = []
     for spec in args.models:
-        model, world = load_model(spec)
+        model, world = load_world_tokenizer(spec)
         t = shape_swap(model, world, n=args.n, seed=args.seed).assign(model=spec)
         tables.append(t)
         ref = t.set_index("position")["fraction"]

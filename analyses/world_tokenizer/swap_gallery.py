@@ -22,10 +22,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localization import load_model  # (this folder is on sys.path)
-
-from probe.swap import decode, end_groups, paste
+from probe.measure.batched import decode_batched, encode_batched
+from probe.measure.world import load_world_tokenizer
+from probe.swap import end_groups, paste
 from probe.viz import save_figure
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
@@ -37,16 +36,15 @@ def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n
     """Per factor: ``[3, n, 3, H, W]`` (low-end reconstructions, high-end reconstructions, low with the token
     at ``positions[factor]`` pasted from high), from a pool of ``pool`` held-out images of world ``seed``."""
     from probe.data import world as world_mod
-    from probe.tokenizers.train import world_config
 
-    wcfg = world_config(world)
+    wcfg = world_mod.WorldConfig.from_dict(world)
     images, df = world_mod.sample(pool, seed=seed, resolution=model.image_size, config=wcfg)
-    q = model.encode(images).quantized
+    q = encode_batched(model, images).quantized
     out = {}
     for factor, pos in positions.items():
         lo, hi = end_groups(factor, df, wcfg.n_bins)
         lo, hi = lo[:n], hi[:n]
-        out[factor] = torch.stack([decode(model, q[lo]), decode(model, q[hi]), decode(model, paste(q[lo], q[hi], pos))])
+        out[factor] = torch.stack([decode_batched(model, x) for x in (q[lo], q[hi], paste(q[lo], q[hi], pos))])
     return out
 
 
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output path without suffix (.png and .svg are written)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    model, world = load_model(args.model)
+    model, world = load_world_tokenizer(args.model)
     positions: dict[str, int] = {}
     if args.loc:
         moved = json.loads(args.loc.read_text()).get("moved_all", {})

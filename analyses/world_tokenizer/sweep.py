@@ -2,8 +2,9 @@
 
 Each configuration ``NxK`` is trained with ``tokenprobe train-tokenizer``'s library call (base config from
 ``--base``, then ``model.num_tokens = N`` and ``model.codebook_size = K``), then measured with
-``localization.py`` (held-out PSNR, top-position eta-squared, single-position swap moved fractions), and
-the table and figure go to ``figures/compression_sweep.{csv,png,svg}``.
+:func:`probe.swap.localization.localization` (what ``localization.py`` runs: held-out PSNR, top-position
+eta-squared, single-position swap moved fractions), and the table and figure go to
+``figures/compression_sweep.{csv,png,svg}``.
 
 Usage (what produced the shipped figure; see README.md):
     python analyses/world_tokenizer/sweep.py train   --configs 32x16 32x64 32x256 32x1024 16x64
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from probe.measure.world import load_world_tokenizer
+from probe.swap.localization import MIN_GAP_RATIO, localization
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 ROOT = HERE.parents[1]
 
 
@@ -53,19 +56,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(TrainConfig.from_dict(raw), out, resume=True, command=command)
 
 
-from localization import MIN_GAP_RATIO  # noqa: E402  (HERE is on sys.path)
-
-
 def cmd_measure(args: argparse.Namespace) -> None:
-    from localization import load_model, localization
-
     for cfg in args.configs:
         out = run_dir(args.root, cfg)
         dest = out / "localization.csv"
         if dest.exists() and not args.force:
             print(f"{cfg}: measured already ({dest})")
             continue
-        model, world = load_model(str(out))
+        model, world = load_world_tokenizer(str(out))
         table, extras = localization(model, world, n=args.n, n_pairs=args.n_pairs)
         table.to_csv(dest, index=False)
         (out / "localization.json").write_text(json.dumps(extras, indent=1) + "\n")

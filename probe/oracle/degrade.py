@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from probe.data.filters import gaussian_blur
+
 
 @dataclass(frozen=True)
 class DegradeConfig:
@@ -27,21 +29,6 @@ class DegradeConfig:
     max_gain: float = 0.06  # per-channel gain in 1 +- this
     max_offset: float = 0.03  # per-channel offset in +- this
     p_down: float = 0.2  # fraction down- then up-sampled by 2x (lost fine detail)
-
-
-def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image separable Gaussian blur, ``images [B, 3, H, W]``, ``sigma [B]`` in pixels."""
-    radius = 3
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    k = torch.exp(-0.5 * (x[None] / sigma.clamp_min(1e-3)[:, None]) ** 2)  # [B, K]
-    k = k / k.sum(dim=1, keepdim=True)
-    b, c, h, w = images.shape
-    # grouped conv: one group per (image, channel) so every image has its own kernel
-    kk = k.repeat_interleave(c, dim=0)  # [B*C, K]
-    flat = images.reshape(1, b * c, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kk[:, None, None, :], groups=b * c)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kk[:, None, :, None], groups=b * c)
-    return flat.reshape(b, c, h, w)
 
 
 def degrade(images: torch.Tensor, generator: torch.Generator | None = None,
@@ -65,7 +52,7 @@ def degrade(images: torch.Tensor, generator: torch.Generator | None = None,
     if c.p_blur > 0:
         sigma = rand(b) * c.max_blur_px * (rand(b) < c.p_blur)
         if (sigma > 0.05).any():
-            out = torch.where((sigma > 0.05)[:, None, None, None], _gaussian_blur(out, sigma), out)
+            out = torch.where((sigma > 0.05)[:, None, None, None], gaussian_blur(out, sigma), out)
     if c.p_colour > 0:
         on = (rand(b, 1, 1, 1) < c.p_colour).float()
         gain = 1.0 + on * (rand(b, 3, 1, 1) * 2 - 1) * c.max_gain

@@ -78,24 +78,20 @@ def oracle_loss(model: WorldOracle, images: torch.Tensor, tgt: dict[str, torch.T
 
 
 def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Tokenizer reconstructions ``[B, 3, H, W]`` in [0, 1] (encode -> indices -> decode)."""
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size]
-            outs.append(tokenizer.decode_indices(tokenizer.encode(x).indices).clamp(0, 1).float())
-    return torch.cat(outs)
+    """Tokenizer reconstructions ``[B, 3, H, W]`` in [0, 1] (encode -> quantize -> decode), on the CPU."""
+    from probe.measure.batched import decode_batched, encode_batched
+
+    return decode_batched(tokenizer, encode_batched(tokenizer, images, batch_size).quantized, batch_size).float()
 
 
 def tokenizer_world(name: str | None) -> Any:
-    """The ``WorldConfig`` a shipped world tokenizer was trained on, when it differs from the default world
-    (its zoo entry's ``world_overrides``); ``None`` otherwise (not shipped, not a world tokenizer, no overrides)."""
-    from probe import zoo
+    """The ``WorldConfig`` a world tokenizer (shipped name or training run folder) was trained on, when it differs
+    from the default world (its record's ``world_overrides``); ``None`` otherwise (not a world tokenizer, no
+    overrides)."""
     from probe.data.world import WorldConfig
+    from probe.measure.world import tokenizer_world as world_overrides
 
-    if not name or name not in zoo.available():
-        return None
-    overrides = zoo.config(name).get("world_overrides") or {}
+    overrides = world_overrides(name) if name else {}
     return WorldConfig.from_dict(overrides) if overrides else None
 
 

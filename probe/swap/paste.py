@@ -2,18 +2,17 @@
 
 The low end of a factor is its lowest bin; the high end its highest bin, or, for the circular object hue, the
 opposite bin (``n_bins // 2``). Pasting the token at one position from high-end images into low-end images and
-measuring the decoded result with :mod:`probe.swap.measurers` gives the fraction of the low-to-high gap that
-position moves (:func:`moved_by_paste`).
+measuring the decoded result with a :class:`probe.measure.Measurer` gives the fraction of the low-to-high gap
+that position moves (:func:`moved_by_paste`, :func:`moved_fraction`).
 """
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from probe.swap.measurers import moved_fraction
+from probe.measure import Measurer
+from probe.measure.batched import decode_batched
 
 
 def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,10 +23,16 @@ def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndar
     return np.flatnonzero(b == 0), np.flatnonzero(b == n_bins - 1)
 
 
-@torch.no_grad()
-def decode(model: torch.nn.Module, q: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Decoded images ``[M,3,H,W]`` in [0, 1] of tokens ``q [M,N,C]`` (``model.decode``), in batches."""
-    return torch.cat([model.decode(q[s : s + batch]) for s in range(0, len(q), batch)])
+def moved_fraction(m_low: torch.Tensor, m_high: torch.Tensor, m_swap: torch.Tensor) -> float:
+    """How far a swap moved the low group toward the high group, as a fraction of their gap.
+
+    ``(mean(swap) - mean(low)) / (mean(high) - mean(low))`` on group means ``[B]`` or ``[B, D]``; vectors (hue)
+    are projected on ``high - low``. 0 = no effect, 1 = the whole gap.
+    """
+    lo, hi, sw = m_low.double().mean(0), m_high.double().mean(0), m_swap.double().mean(0)
+    gap = (hi - lo).reshape(-1)
+    move = (sw - lo).reshape(-1)
+    return float((move @ gap) / (gap @ gap).clamp_min(1e-12))
 
 
 def paste(q_low: torch.Tensor, q_high: torch.Tensor, position: int) -> torch.Tensor:
@@ -39,11 +44,12 @@ def paste(q_low: torch.Tensor, q_high: torch.Tensor, position: int) -> torch.Ten
 
 @torch.no_grad()
 def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Tensor, position: int,
-                   measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], masks_low: torch.Tensor,
+                   measure: Measurer, masks_low: torch.Tensor | None,
                    m_low: torch.Tensor, m_high: torch.Tensor) -> float:
     """Fraction of the gap ``m_high - m_low`` moved by pasting ``q_high[:, position]`` into ``q_low``.
 
     ``q_low, q_high [K,N,C]`` are paired tokens; ``m_low, m_high`` the measures of their decoded images;
-    ``masks_low [K,1,H,W]`` the object masks of the low-end images (the measured ones).
+    ``masks_low [K,1,H,W]`` the object masks of the low-end images (the measured ones), for measurers that use them.
     """
-    return moved_fraction(m_low, m_high, measure(decode(model, paste(q_low, q_high, position)), masks_low))
+    swapped = decode_batched(model, paste(q_low, q_high, position))
+    return moved_fraction(m_low, m_high, measure(swapped, masks=masks_low))
