@@ -111,7 +111,7 @@ class OptimizeStageConfig:
             ``hf-hub:OWNER/NAME`` or an open_clip ``ARCH:PRETRAINED`` pair (PRETRAINED: a tag or a weights file).
         prompt: the prompt of the generation.
         iterations: optimization steps of the generation and the inpainting.
-        images: images per task.
+        images: images per copy-paste edit and in the inpainting (the generation makes one).
         copy_paste: do the copy-paste edits.
         generate: do the generation.
         inpaint: do the inpainting.
@@ -613,18 +613,17 @@ def _reading_distance(a: Any, b: Any, measurer: Any) -> Any:
 
 
 def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
-    """One prompt, ``optimize.images`` samples, each from the CLIP top-1 image of 256 of the run's images."""
+    """One prompt, one sample, from the CLIP top-1 image of 256 of the run's images (the paper's protocol; more
+    samples from the same seed would be identical without token noise)."""
     import pandas as pd
 
     from probe.optimize.tasks import generate, write_run
 
     c = ctx.config.optimize
     seeds = _images(ctx, 256, ctx.config.seed)
-    res = generate(ctx.tokenizer, c.prompt, n=c.images, clip=_expand(c.clip), seed_images=seeds, init="top1",
-                   config=ocfg)
-    folder = write_run(ctx.paths.optimize_folder("generate"), res, inputs=res.seed_images,
-                       labels=[c.prompt] * c.images, settings={"prompt": c.prompt, "clip": c.clip,
-                                                               "init": "top1", **asdict(ocfg)})
+    res = generate(ctx.tokenizer, c.prompt, n=1, clip=_expand(c.clip), seed_images=seeds, init="top1", config=ocfg)
+    folder = write_run(ctx.paths.optimize_folder("generate"), res, inputs=res.seed_images, labels=[c.prompt],
+                       settings={"prompt": c.prompt, "clip": c.clip, "init": "top1", **asdict(ocfg)})
     h = res.history
     first = h[h["step"] == h["step"].min()].set_index("row")["objective"]
     last = h[h["step"] == h["step"].max()].set_index("row")
