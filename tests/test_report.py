@@ -68,6 +68,8 @@ def test_report_without_swaps_shows_the_probe_map_as_unvalidated_and_says_what_i
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "<script" not in page and "<link" not in page
     # the caveats of the tokenizer in use, from its zoo record
     assert "Locatello" in page and "Compression alone did not localize lighting" in page
+    assert "The mapping it declares" in page  # world-32 declares lighting at 26, ...
+    assert re.search(r"<td>lighting</td>\s*<td>26</td>", page)
 
 
 def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):

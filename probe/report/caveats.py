@@ -63,3 +63,18 @@ def localization_table(spec: str) -> pd.DataFrame:
              "moved by pasting it": v.get("moved_top"), "moved, random positions": v.get("moved_random_mean")}
             for f, v in loc.items()]
     return pd.DataFrame(rows)
+
+
+def declared_table(spec: str) -> pd.DataFrame:
+    """The mapping a shipped model declares (its zoo JSON's ``declared_semantics``: positions, the swap floor it
+    must reach, what was measured): the answer a validated map of this tokenizer should agree with."""
+    from probe import zoo
+
+    if spec not in zoo.available():
+        return pd.DataFrame()
+    declared = zoo.config(spec).get("declared_semantics", {})
+    rows = [{"attribute": a, "positions": "+".join(str(p) for p in v.get("positions", [])),
+             "floor": v.get("floor"), "measured": v.get("measured"), "others_mean": v.get("others_mean"),
+             "note": v.get("note", "")}
+            for a, v in declared.items() if not a.startswith("_") and isinstance(v, dict)]
+    return pd.DataFrame(rows)

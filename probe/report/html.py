@@ -19,7 +19,7 @@ import pandas as pd
 from jinja2 import Environment
 from markupsafe import Markup
 
-from probe.report.caveats import localization_table, tokenizer_caveats, training_facts
+from probe.report.caveats import declared_table, localization_table, tokenizer_caveats, training_facts
 from probe.report.layout import OPTIMIZE_TASKS, RunPaths
 
 #: The background of the semantic map table's header row: a colour no figure uses, so a screenshot test can find
@@ -194,6 +194,10 @@ class _Report:
         if facts:
             body += "<h3>How it was trained and measured</h3>" + table(
                 pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}))
+        declared = declared_table(str(spec))
+        if not declared.empty:
+            body += ("<h3>The mapping it declares (its zoo record): what a validated map should agree with</h3>"
+                     + table(declared))
         loc = localization_table(str(spec))
         if not loc.empty:
             body += "<h3>Its recorded single-token swaps (at training time)</h3>" + table(loc)
