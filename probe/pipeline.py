@@ -185,8 +185,27 @@ _SECTIONS: dict[str, type] = {"data": DataConfig, "probes": ProbeStageConfig, "s
                               "optimize": OptimizeStageConfig}
 
 
-def load_run_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
-    """Read a run config YAML; ``overrides`` replace top-level keys (e.g. ``out=``)."""
+def apply_settings(data: dict[str, Any], settings: list[str], where: str = "--set") -> dict[str, Any]:
+    """``data`` with each ``KEY=VALUE`` of ``settings`` applied (dotted keys into sections, e.g.
+    ``swap.pairs=8``; the value is read as YAML, so ``null``, ``true``, ``[a, b]`` work)."""
+    out = json.loads(json.dumps(data))  # a deep copy of plain YAML data
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RunConfigError(f"{where} {item!r}: expected KEY=VALUE, e.g. data.images=512")
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise RunConfigError(f"{where} {item!r}: {p} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def load_run_config(path: str | os.PathLike, settings: list[str] | None = None, **overrides: Any) -> RunConfig:
+    """Read a run config YAML; ``settings`` (``KEY=VALUE``, see :func:`apply_settings`) and ``overrides`` (top-level
+    keys, e.g. ``out=``; ``None`` values ignored) replace its values."""
     path = Path(path)
     if not path.exists():
         raise RunConfigError(f"{path}: no such run config file")
@@ -194,7 +213,7 @@ def load_run_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise RunConfigError(f"{path}: not valid YAML ({e})") from None
-    cfg = RunConfig.from_dict(data, where=str(path))
+    cfg = RunConfig.from_dict(apply_settings(data, settings or [], where=f"{path}: --set"), where=str(path))
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 

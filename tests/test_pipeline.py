@@ -167,3 +167,15 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     # a second run reuses both
     again = run_pipeline(cfg, log=lambda s: None)
     assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"
+
+
+def test_set_overrides_nested_values_and_names_bad_ones(tmp_path):
+    cfg = load_run_config(default_config_path(), ["data.images=512", "swap.pairs=8", "optimize.enabled=false",
+                                                  "data.attributes=[lighting, shape]"], out=str(tmp_path))
+    assert (cfg.data.images, cfg.swap.pairs, cfg.optimize.enabled) == (512, 8, False)
+    assert cfg.data.attributes == ["lighting", "shape"] and cfg.out == str(tmp_path)
+    assert cfg.probes == RunConfig().probes  # untouched sections keep the embedded default
+    with pytest.raises(RunConfigError, match=r"unknown key\(s\) swap.pair\b"):
+        load_run_config(default_config_path(), ["swap.pair=8"])
+    with pytest.raises(RunConfigError, match="expected KEY=VALUE"):
+        load_run_config(default_config_path(), ["swap.pairs"])

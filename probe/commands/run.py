@@ -19,19 +19,31 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="the run config YAML")
+    add_common_arguments(parser)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``tokenprobe demo``."""
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: the config's 'out')")
     parser.add_argument("--device", default=None, help="force a device (default: the config's, else cuda, mps, cpu)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set data.images=512 --set swap.pairs=8 (repeatable)")
     parser.add_argument("--force", action="store_true", help="redo every stage instead of reusing finished ones")
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_config(args.config, args, command="run")
+
+
+def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
+    """Load ``path`` with the common options applied, run it, print the stages and where the report is."""
     from probe.pipeline import RunConfigError, load_run_config, run_pipeline
 
     try:
-        cfg = load_run_config(args.config, out=str(args.out) if args.out else None, device=args.device)
+        cfg = load_run_config(path, args.settings, out=str(args.out) if args.out else None, device=args.device)
         res = run_pipeline(cfg, force=args.force)
     except RunConfigError as e:
-        print(f"tokenprobe run: {e}", file=sys.stderr)
+        print(f"tokenprobe {command}: {e}", file=sys.stderr)
         return 2
     print_result(res)
     return 0
