@@ -100,11 +100,14 @@ class _Report:
                     "its specificity and the rank the probes gave it.</p>")
             thresholds = _read_json(self.run.swap_config).get("thresholds")
             if thresholds:
-                body += f'<p class="note">verdict thresholds: {html.escape(json.dumps(thresholds))}</p>'
-            return Section("semantic-map", "Validated semantic map", body + table(vmap[cols], css="data map", table_id="map"))
+                text = thresholds if isinstance(thresholds, str) else json.dumps(thresholds)
+                body += f'<p class="note">verdict thresholds: {html.escape(text)}</p>'
+            return Section("semantic-map", "Validated semantic map",
+                           body + table(vmap[cols], css="data map", table_id="map"))
         summary = _read_csv(self.run.summary)
         if summary is None:
-            return Section("semantic-map", "Semantic map", missing=self.why_missing("probes", "The probe map (summary.csv)"))
+            return Section("semantic-map", "Semantic map",
+                           missing=self.why_missing("probes", "The probe map (probes/summary.csv)"))
         why = self.stages.get("swap", {}).get("note") or "the swap stage has not written swap/validated_map.csv"
         body = ('<p class="warn"><b>Unvalidated: the probe map.</b> These are the positions the probes rank first '
                 f"(a correlation), not positions that swaps confirmed. Why: {html.escape(why)}</p>")
