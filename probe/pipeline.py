@@ -77,6 +77,9 @@ class SwapStageConfig:
 
     Attributes:
         enabled: run the stage.
+        attributes: the attributes validated (and measured for side effects) by swaps; ``None``: every probed
+            attribute that has a measurer. Each swapped image is measured for every one of them, so this is
+            the stage's main cost.
         pairs: (recipient, donor) pairs per attribute.
         candidates: the probes' top positions tested per attribute.
         sweep: also swap every single position (the causal heatmap and the disagreement table).
@@ -90,6 +93,7 @@ class SwapStageConfig:
     """
 
     enabled: bool = True
+    attributes: list[str] | None = None
     pairs: int = 16
     candidates: int = 3
     sweep: bool = True
@@ -120,7 +124,7 @@ class OptimizeStageConfig:
     enabled: bool = True
     clip: str = "world-clip"
     prompt: str = "a red triangle"
-    iterations: int = 40
+    iterations: int = 30
     images: int = 4
     copy_paste: bool = True
     generate: bool = True
@@ -411,7 +415,12 @@ def _measurers(ctx: StageContext) -> dict[str, Any]:
     from probe.measure import get_measurer, measurer_for
 
     out, without = {}, []
-    for a in ctx.attributes:
+    wanted = ctx.config.swap.attributes
+    if wanted:
+        unknown = sorted(set(wanted) - set(ctx.attributes))
+        if unknown:
+            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {ctx.attributes}")
+    for a in wanted or ctx.attributes:
         spec = ctx.config.swap.measurers.get(a)
         try:
             out[a] = get_measurer(spec) if spec else measurer_for(a)

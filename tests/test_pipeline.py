@@ -34,8 +34,11 @@ def small_config(out: Path, **probes) -> RunConfig:
 def test_embedded_default_is_the_documented_defaults_and_analyses_copy_is_identical():
     shipped = default_config_path()
     assert shipped.read_text() == (ROOT / "analyses" / "demo.yaml").read_text()
-    # the YAML spells out every default of RunConfig: one source of truth, two readable copies
-    assert load_run_config(shipped) == RunConfig()
+    # the YAML spells out every default of RunConfig (one source of truth, two readable copies), except the
+    # world attributes it validates by swaps (the default, None, is every measurable attribute)
+    demo = load_run_config(shipped)
+    assert demo.swap.attributes == ["lighting", "bg_blur", "global_blur", "obj_hue", "bg_hue", "shape"]
+    assert dataclasses.replace(demo, swap=dataclasses.replace(demo.swap, attributes=None)) == RunConfig()
     assert set(yaml.safe_load(shipped.read_text())) == {f.name for f in dataclasses.fields(RunConfig)}
 
 
