@@ -150,8 +150,13 @@ class _Report:
         if grids:
             body += ("<p>Recipient | donor | swapped | controls, for the confirmed mappings.</p>"
                      + _figures(grids, lambda p: _pretty(p.stem)))
-        if mappings is not None:
-            body += "<h3>Every tested mapping</h3>" + table(mappings)
+        if mappings is not None and "transfer" in mappings.columns and "attribute" in mappings.columns:
+            best = (mappings.sort_values("transfer", ascending=False).groupby("attribute", sort=False).head(3)
+                    .sort_values(["attribute", "transfer"], ascending=[True, False]))
+            body += (f"<h3>The three best-transferring position sets per attribute</h3><p class=\"note\">of "
+                     f"{len(mappings)} tested; all of them in <code>swap/mappings.csv</code></p>" + table(best))
+        elif mappings is not None:
+            body += "<h3>Tested mappings</h3>" + table(mappings)
         return Section("swaps", "Swap grids", body)
 
     def traversals(self) -> Section:
