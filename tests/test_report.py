@@ -94,7 +94,8 @@ def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):
     cols = re.findall(r"<th>([^<]+)</th>", head[: head.index("</thead>")])
     assert cols == ["attribute", "positions", "transfer", "verdict", "probe_rank"]
     assert "probe_top" in page and "a red triangle" in page
-    assert page.count("data:image/png;base64,") == 5  # probe + causal heatmaps, grid, traversal, generation
+    # the causal figure (drawn beside the probe ranking by the swap engine), grid, traversal, generation
+    assert page.count("data:image/png;base64,") == 4
     assert "Inpainting (optimize/inpaint.csv" in page  # still missing, and says so
     assert "traversal 26" in page and "lighting.png" in page
 

@@ -118,11 +118,14 @@ class _Report:
         rank_by = _read_json(self.run.semantic_map).get("rank_by", "ami")
         probe_maps = [p for p in [self.run.probe_heatmap(rank_by)] if p.exists()] or sorted(
             self.run.figures.glob("heatmap_*.png"))
-        left = (image(probe_maps[0], f"Probe heatmap ({rank_by}: correlation)") if probe_maps
-                else f'<p class="missing">{html.escape(self.why_missing("probes", "The probe heatmap"))}</p>')
-        right = (image(self.run.causal_heatmap, "Causal heatmap (swaps)") if self.run.causal_heatmap.exists()
-                 else f'<p class="missing">{html.escape(self.why_missing("swap", "The causal heatmap"))}</p>')
-        body = f'<div class="side"><div>{left}</div><div>{right}</div></div>'
+        if self.run.causal_heatmap.exists():  # the swap engine draws the two side by side already
+            body = image(self.run.causal_heatmap, "Swap transfer per position (left: causal) beside the probes' "
+                                                  "ranking (right: correlation)")
+        else:
+            left = (image(probe_maps[0], f"Probe heatmap ({rank_by}: correlation)") if probe_maps
+                    else f'<p class="missing">{html.escape(self.why_missing("probes", "The probe heatmap"))}</p>')
+            right = f'<p class="missing">{html.escape(self.why_missing("swap", "The causal heatmap"))}</p>'
+            body = f'<div class="side"><div>{left}</div><div>{right}</div></div>'
         agreement = _read_csv(self.run.rank_agreement)
         if agreement is not None:
             body += ("<h3>Rank agreement per attribute (Spearman of probe effect and swap transfer over positions)"
