@@ -241,11 +241,16 @@ class StageRecord:
 
 @dataclass
 class RunResult:
+    """What :func:`run_pipeline` did: the run folder, each stage's record, the report, and the token store and
+    probe result (``probes`` is ``None`` when the probe stage was reused: its tables are in ``paths.probes``)."""
+
     paths: RunPaths
     config: RunConfig
     stages: list[StageRecord]
     report: Path | None
     seconds: float
+    store: Any = None
+    probes: Any = None
 
     def stage(self, name: str) -> StageRecord:
         return next(s for s in self.stages if s.stage == name)
@@ -850,4 +855,4 @@ def run_pipeline(cfg: RunConfig, *, force: bool = False, log: Callable[[str], No
     report = render_report(paths.root)
     records.append(StageRecord("report", "ran", round(time.perf_counter() - t, 1), "", [str(report.name)]))
     log(f"[report] {report}")
-    return RunResult(paths, cfg, records, report, round(time.perf_counter() - t0, 1))
+    return RunResult(paths, cfg, records, report, round(time.perf_counter() - t0, 1), ctx.store, ctx.probes)
