@@ -50,7 +50,26 @@ def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
 
 
 def print_result(res) -> None:
-    """The stage table and where the report is."""
+    """The semantic map (validated when the swap stage ran), the stage table and where the report is."""
+    import pandas as pd
+
+    from probe.report.html import VALIDATED_COLUMNS
+
+    paths = res.paths
+    if paths.validated_map.exists():
+        title = "Validated semantic map (copy-paste swaps)"
+        df = pd.read_csv(paths.validated_map, keep_default_na=False, na_values=[""])
+        df = df[[c for c in VALIDATED_COLUMNS if c in df.columns]]
+    elif paths.summary.exists():
+        title = "Probe map (unvalidated: the probes' ranking)"
+        df = pd.read_csv(paths.summary, keep_default_na=False, na_values=[""])
+        df = df.drop(columns=["rank_by", "q_at_bound"], errors="ignore")
+    else:
+        title, df = "", None
+    if df is not None:
+        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format",
+                               "{:.3g}".format):
+            print(f"\n{title}:\n{df.to_string(index=False)}")
     print(f"\n{'stage':<10} {'status':<8} {'seconds':>8}  note")
     for s in res.stages:
         print(f"{s.stage:<10} {s.status:<8} {s.seconds:>8.1f}  {s.note}")
