@@ -494,7 +494,8 @@ def stage_swap(ctx: StageContext) -> list[Path]:
 
 
 def _positions(label: Any) -> list[int]:
-    return [int(p) for p in str(label).split("+")]
+    """``"9+21+23"`` -> ``[9, 21, 23]`` (a CSV may have read a single position as ``26.0``)."""
+    return [int(float(p)) for p in str(label).split("+")]
 
 
 def _swap_grids(ctx: StageContext, tok: Any, data: Any, pairs: Any, confirmed: Any, n: int, seed: int) -> list[Path]:
@@ -517,7 +518,7 @@ def _swap_grids(ctx: StageContext, tok: Any, data: Any, pairs: Any, confirmed: A
 def _traversal(ctx: StageContext, tok: Any, data: Any, measurers: dict[str, Any], confirmed: Any) -> list[Path]:
     """The first confirmed single position set to every code the store uses there, 4 images, every attribute
     measured (VQ tokenizers only)."""
-    single = confirmed[confirmed["positions"].astype(str).str.isdigit()]
+    single = confirmed[~confirmed["positions"].astype(str).str.contains("+", regex=False)]
     if single.empty or not getattr(ctx.tokenizer, "is_discrete", False):
         return []
     import numpy as np
@@ -528,7 +529,7 @@ def _traversal(ctx: StageContext, tok: Any, data: Any, measurers: dict[str, Any]
     from probe.viz.swap import traversal_figure
 
     row = single.iloc[0]
-    pos, attr = int(row["positions"]), str(row["attribute"])
+    pos, attr = _positions(row["positions"])[0], str(row["attribute"])
     rows = torch.arange(min(4, len(data.quantized)))
     masks = None if data.masks is None else data.masks[rows]
     table = traverse(tok, data.quantized[rows], pos, measurers, codes=codes_used(np.asarray(ctx.store.tokens), pos),
@@ -585,7 +586,7 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
 
-    vmap = pd.read_csv(ctx.paths.validated_map, keep_default_na=False, na_values=[""]) \
+    vmap = pd.read_csv(ctx.paths.validated_map, keep_default_na=False, na_values=[""], dtype={"positions": str}) \
         if ctx.paths.validated_map.exists() else None
     pairs_path = ctx.paths.swap / "pairs.csv"
     if vmap is None or not pairs_path.exists():

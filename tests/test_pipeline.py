@@ -158,8 +158,10 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     paths = RunPaths(cfg.out)
     assert res.stage("swap").status == "ran", res.stage("swap").note
     assert "null_factor" in res.stage("swap").note  # no measurer: said, not validated
-    vmap = pd.read_csv(paths.validated_map, keep_default_na=False)
-    assert set(vmap["attribute"]) == {"lighting", "bg_blur"}
+    vmap = pd.read_csv(paths.validated_map, keep_default_na=False).set_index("attribute")
+    assert set(vmap.index) <= {"lighting", "bg_blur", "null_factor"}
+    assert {"lighting", "bg_blur"} <= set(vmap.index[vmap["verdict"] != "untested"])
+    assert "null_factor" not in vmap.index or vmap.loc["null_factor", "verdict"] == "untested"
     assert res.stage("optimize").status == "ran", res.stage("optimize").note
     for task in ("generate", "inpaint"):
         assert paths.optimize_table(task).exists() and (paths.optimize_folder(task) / "grid.png").exists()
