@@ -23,10 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def small_config(out: Path, **probes) -> RunConfig:
+    """Tokenize + probes only (the swap and optimize stages have their own test below)."""
     cfg = RunConfig.from_dict({
         "name": "small", "out": str(out), "tokenizer": "titok-tiny", "random_init": True,
         "data": {"images": 128, "batch_size": 64},
         "probes": {"permutations": 20, "figures": True, **probes},
+        "swap": {"enabled": False}, "optimize": {"enabled": False},
     })
     return cfg
 
@@ -75,25 +77,23 @@ def test_run_writes_stages_reuses_them_and_redoes_what_changed(tmp_path):
     assert run_pipeline(changed, log=lambda s: None).stage("probes").status == "ran"
 
 
-def test_absent_stages_are_skipped_with_a_note_the_report_shows(tmp_path):
-    import importlib.util
+def test_absent_stages_are_skipped_with_a_note_the_report_shows(tmp_path, monkeypatch):
+    import probe.pipeline as pipeline
 
+    # what a version of the package without the engines looks like: their entry points are not there
+    monkeypatch.setattr(pipeline, "SWAP_API", {"probe.swap": ("no_such_entry_point",)})
+    monkeypatch.setattr(pipeline, "OPTIMIZE_API", {"probe.no_such_package": ("optimize",)})
     cfg = small_config(tmp_path / "run")
+    cfg = dataclasses.replace(cfg, swap=dataclasses.replace(cfg.swap, enabled=True),
+                              optimize=dataclasses.replace(cfg.optimize, enabled=True))
     res = run_pipeline(cfg, log=lambda s: None)
     html = res.report.read_text()
-    for stage, module in (("swap", "probe.swap"), ("optimize", "probe.optimize")):
-        rec = res.stage(stage)
-        present = importlib.util.find_spec(module) is not None and hasattr(importlib.import_module(module),
-                                                                             "pipeline_stage")
-        if present:
-            assert rec.status == "ran"
-        else:
-            assert rec.status == "skipped" and module in rec.note
-            assert rec.note.split(":")[0] in html  # the report says why the section is missing
-    if res.stage("swap").status == "skipped":
-        assert "Probe map (unvalidated)" in html
-    disabled = dataclasses.replace(cfg, swap=dataclasses.replace(cfg.swap, enabled=False))
-    assert "swap.enabled: false" in run_pipeline(disabled, log=lambda s: None).stage("swap").note
+    assert res.stage("swap").status == "skipped" and "no_such_entry_point" in res.stage("swap").note
+    assert res.stage("optimize").status == "skipped" and "probe.no_such_package" in res.stage("optimize").note
+    assert "swap validation did not run" in html and "edits, generation and inpainting did not run" in html
+    assert "Probe map (unvalidated)" in html and "Validated semantic map" not in html
+    assert not RunPaths(cfg.out).done_marker("swap").exists()  # a skipped stage is tried again next time
+    assert "swap.enabled: false" in run_pipeline(small_config(tmp_path / "run"), log=lambda s: None).stage("swap").note
 
 
 def test_bad_config_keys_and_missing_requirements_are_named(tmp_path, monkeypatch):

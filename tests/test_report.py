@@ -129,7 +129,8 @@ def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
 
     cfg = RunConfig.from_dict({"name": "chromium-check", "out": str(tmp_path / "run"), "tokenizer": "titok-tiny",
                                "random_init": True, "data": {"images": 128, "batch_size": 64},
-                               "probes": {"permutations": 10}})
+                               "probes": {"permutations": 10}, "swap": {"enabled": False},
+                               "optimize": {"enabled": False}})
     report = run_pipeline(cfg, log=lambda s: None).report
     url = report.resolve().as_uri()
     shot = tmp_path / "report.png"
