@@ -258,6 +258,22 @@ def bench_preset(name: str, batch_sizes: list[int], device: torch.device, *, war
     return rows
 
 
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: encode and decode images/s per preset (random weights) on the default device;
+    quick: titok-tiny at batch 8, one repeat (titok-l32 takes minutes per cell on a shared CPU; --full runs the
+    default presets). The reference implementation is not installed here, so there is no ratio against it."""
+    torch.set_num_threads(1)
+    device = resolve_device(None)
+    presets = ["titok-tiny"] if quick else DEFAULT_PRESETS
+    rows = []
+    for name in presets:
+        for r in bench_preset(name, [8], device, warmup=1, repeats=1 if quick else 3, max_cell_seconds=600.0):
+            for op in ("encode", "decode"):
+                rows.append({"case": f"{name} {op} batch {r['batch']}", "throughput": r[f"{op}_img_s"],
+                             "unit": "images/s", "device": r["device"]})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS, choices=list_presets(), metavar="PRESET",
