@@ -1,22 +1,23 @@
-"""The main job on the embedded default: world images -> tokens -> probes -> semantic map.
+"""The main job on the embedded default: ``tokenprobe run`` of ``probe/configs/demo.yaml``.
 
-``tokenprobe demo`` runs it end to end offline on 2 CPU cores in a few minutes:
+``tokenprobe demo`` (and :func:`run_demo`) run the pipeline (:mod:`probe.pipeline`) on the embedded default,
+offline, in minutes on 2 CPU cores:
 
 1. render a labelled set of the synthetic attribute world, with the world settings the shipped
-   tokenizer was trained on (from its zoo entry);
-2. tokenize it into a :class:`~probe.store.TokenStore` (resumable: a second run reuses it);
-3. run the probe suite per token position x attribute (:func:`probe.run_probes`);
-4. write the tables, the semantic map and the figures under ``out`` (:meth:`ProbeResult.save`, the
-   same writer ``tokenprobe probe`` uses) and return them.
+   tokenizer was trained on (from its zoo entry), and tokenize it into a :class:`~probe.store.TokenStore`
+   (resumable: a second run reuses it);
+2. run the probe suite per token position x attribute (:func:`probe.run_probes`);
+3. validate the probes' map by copy-paste token swaps (:mod:`probe.swap`): the validated map;
+4. a copy-paste edit per confirmed mapping, a text-guided generation and an inpainting (:mod:`probe.optimize`);
+5. write everything under ``out`` with a self-contained ``report.html`` (:mod:`probe.report`).
 
 What the demo shows depends on how ``world-32`` was trained (:data:`READING_NOTE`): its one-position
 semantics were encouraged by one-factor image pairs, not found by compression alone.
 """
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,23 @@ READING_NOTE = (
 
 @dataclass
 class DemoConfig:
-    """Settings of :func:`run_demo` (the defaults are the documented demo).
+    """Settings of :func:`run_demo`: the embedded default (``probe/configs/demo.yaml``) with these values in place
+    of its own (the defaults are the YAML's; ``tests/test_pipeline.py`` keeps them equal).
 
     Attributes:
-        out: run folder; the store goes to ``out/store``, probe outputs to ``out/probes``.
+        out: run folder; the store goes to ``out/store``, probe outputs to ``out/probes``, the report to
+            ``out/report.html``.
         tokenizer: any spec :func:`probe.load_tokenizer` takes; default the shipped ``world-32``.
         images: number of world images to render and tokenize.
         permutations: permutations per permutation test.
-        seed: seed of the world sample and of the probes.
+        seed: seed of the world sample, the probes, the swaps and the optimization.
         device: ``None`` picks cuda, then mps, then cpu.
         batch_size: images per forward pass.
-        figures: also draw the figures (PNG + SVG).
+        figures: also draw the probe figures (PNG + SVG).
         random_init: build the tokenizer preset with random weights (plumbing checks only:
             random weights carry no semantics).
+        swap: run the swap validation stage.
+        optimize: run the edits, the generation and the inpainting.
     """
 
     out: Path = Path("runs/demo")
@@ -58,14 +63,33 @@ class DemoConfig:
     batch_size: int = 128
     figures: bool = True
     random_init: bool = False
+    swap: bool = True
+    optimize: bool = True
 
 
 @dataclass
 class DemoResult:
+    """``probes`` is ``None`` when the probe stage was reused (its tables are under ``out/probes``)."""
+
     store: Any
     probes: Any  # probe.probes.ProbeResult
     summary: pd.DataFrame  # one row per attribute (SemanticMap.summary): top position, effect, q, family-wise answer
     paths: dict[str, Path] = field(default_factory=dict)
+    report: Path | None = None
+    run: Any = None  # probe.pipeline.RunResult: what each stage did
+
+
+def demo_run_config(cfg: DemoConfig | None = None) -> Any:
+    """The :class:`probe.pipeline.RunConfig` of ``cfg``: the embedded default with ``cfg``'s values."""
+    from probe.pipeline import default_config_path, load_run_config
+
+    cfg = cfg or DemoConfig()
+    base = load_run_config(default_config_path())
+    r = dataclasses.replace
+    return r(base, out=str(cfg.out), tokenizer=cfg.tokenizer, random_init=cfg.random_init, device=cfg.device,
+             seed=cfg.seed, data=r(base.data, images=cfg.images, batch_size=cfg.batch_size),
+             probes=r(base.probes, permutations=cfg.permutations, figures=cfg.figures),
+             swap=r(base.swap, enabled=cfg.swap), optimize=r(base.optimize, enabled=cfg.optimize))
 
 
 def world_settings(tokenizer_spec: str) -> dict[str, Any]:
@@ -90,32 +114,17 @@ def world_manifest(size: int, seed: int, resolution: int, world: dict[str, Any])
 
 
 def run_demo(cfg: DemoConfig | None = None) -> DemoResult:
-    """Run the demo and return its data; see the module docstring."""
-    import probe
-    from probe.data.world import WorldConfig, factor_specs
-    from probe.encode import tokenize_manifest
+    """Run the demo (the pipeline on the embedded default) and return its data; see the module docstring."""
+    from probe.pipeline import run_pipeline
 
-    cfg = cfg or DemoConfig()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    tokenizer = probe.load_tokenizer(cfg.tokenizer, device=cfg.device, random_init=cfg.random_init)
-    world = world_settings(cfg.tokenizer)
-    manifest = world_manifest(cfg.images, cfg.seed, int(tokenizer.image_size), world)
-    store = tokenize_manifest(manifest, tokenizer, out / "store", device=cfg.device, batch_size=cfg.batch_size,
-                              num_workers=0)
-    t_tok = time.perf_counter() - t0
-
-    wcfg = WorldConfig.from_dict(world)
-    # probe the factors themselves; continuous ones are quantile-binned by the probes
-    attributes = [n for n, s in factor_specs(wcfg).items() if s.role != "nuisance"]
-    result = probe.run_probes(store, attributes_subset=attributes, permutations=cfg.permutations, seed=cfg.seed)
-    paths = result.save(out / "probes", figures=cfg.figures, figures_dir=out / "figures", title="tokenprobe demo")
-    paths["probe_config"] = paths.pop("config")  # "config" is the run's own config.json below
-    run_config = {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-                  "world": world, "tokenize_seconds": round(t_tok, 1),
-                  "total_seconds": round(time.perf_counter() - t0, 1)}
-    (out / "config.json").write_text(json.dumps(run_config, indent=2))
-    paths["config"] = out / "config.json"
-    return DemoResult(store=store, probes=result, summary=result.summary, paths=paths)
-
+    run = run_pipeline(demo_run_config(cfg), log=lambda s: None)
+    p = run.paths
+    rank_by = run.probes.semantic_map.rank_by if run.probes is not None else "ami"
+    paths = {"table_csv": p.probe_table, "table_parquet": p.probes / "probes.parquet", "semantic_map": p.semantic_map,
+             "summary": p.summary, "probe_config": p.probe_config, "heatmap": p.probe_heatmap(rank_by),
+             "summary_page": p.summary_figure, "validated_map": p.validated_map, "config": p.config,
+             "report": p.report}
+    paths = {k: v for k, v in paths.items() if v.exists()}
+    summary = (run.probes.summary if run.probes is not None
+               else pd.read_csv(p.summary, keep_default_na=False, na_values=[""]))
+    return DemoResult(store=run.store, probes=run.probes, summary=summary, paths=paths, report=run.report, run=run)

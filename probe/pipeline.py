@@ -25,13 +25,14 @@ from typing import Any
 
 import yaml
 
+from probe.errors import TokenprobeError
 from probe.report.layout import RunPaths
 
 #: The stages in order.
 STAGES = ("tokenize", "probes", "swap", "optimize", "report")
 
 
-class RunConfigError(ValueError):
+class RunConfigError(TokenprobeError, ValueError):
     """A run config that cannot be used (the message names the file, the key and what to do)."""
 
 

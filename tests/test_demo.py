@@ -1,19 +1,21 @@
 """The main job end to end (plumbing with a random-weight tokenizer; the shipped model is
-checked for semantics in the tokenizer's own tests)."""
+checked for semantics in the tokenizer's own tests). The demo is the pipeline on the embedded default: these
+tests run its tokenize and probe stages (swap and optimize have their own tests in test_pipeline.py)."""
 import json
 
 import pandas as pd
 import pytest
 
 from probe.cli import main
-from probe.demo import DemoConfig, run_demo
+from probe.demo import DemoConfig, demo_run_config, run_demo
+from probe.pipeline import default_config_path, load_run_config
 
 TABLES = ("probes.csv", "semantic_map.json", "semantic_map.csv", "summary.csv", "disentanglement.csv", "usage.csv")
 
 
 def test_demo_writes_tables_map_and_figures_and_the_probe_command_agrees(tmp_path):
     cfg = DemoConfig(out=tmp_path / "demo", tokenizer="titok-tiny", random_init=True, images=192,
-                     permutations=30, batch_size=64)
+                     permutations=30, batch_size=64, swap=False, optimize=False)
     res = run_demo(cfg)
     assert len(res.store) == 192
     for key in ("table_csv", "semantic_map", "summary", "heatmap", "summary_page", "config"):
@@ -21,7 +23,7 @@ def test_demo_writes_tables_map_and_figures_and_the_probe_command_agrees(tmp_pat
     # the files the README lists
     for rel in ("probes/probes.csv", "probes/probes.parquet", "probes/semantic_map.json", "probes/summary.csv",
                 "figures/heatmap_ami.png", "figures/heatmap_ami.svg", "figures/summary.png", "figures/summary.svg",
-                "config.json"):
+                "config.json", "report.html"):
         assert (cfg.out / rel).exists(), rel
     summary = pd.read_csv(res.paths["summary"])
     assert {"shape", "lighting", "bg_blur", "global_blur", "null_factor"} <= set(summary["attribute"])
@@ -39,12 +41,15 @@ def test_demo_writes_tables_map_and_figures_and_the_probe_command_agrees(tmp_pat
     # a second run resumes the finished store instead of re-encoding
     res2 = run_demo(cfg)
     assert (res2.store.tokens == res.store.tokens).all()
+    assert res2.run.stage("tokenize").status == "reused" and res2.run.stage("probes").status == "reused"
+    assert res2.summary["attribute"].tolist() == summary["attribute"].tolist()
 
 
 def test_demo_on_the_shipped_tokenizer_reports_its_own_tables_top_positions(tmp_path):
     """Consistency, not today's weights: each reported top position is the one the demo's own table ranks
     first, the rendered global factors are carried, and the never-rendered null_factor is not."""
-    res = run_demo(DemoConfig(out=tmp_path / "demo", images=1024, permutations=100, figures=False))
+    res = run_demo(DemoConfig(out=tmp_path / "demo", images=1024, permutations=100, figures=False, swap=False,
+                              optimize=False))
     summary = res.summary.set_index("attribute")
     table = pd.read_csv(res.paths["table_csv"])
     ami = table[(table["probe"] == summary["rank_by"].iloc[0]) & (table["position"] >= 0)]
@@ -57,3 +62,18 @@ def test_demo_on_the_shipped_tokenizer_reports_its_own_tables_top_positions(tmp_
         assert summary.loc[attr, "any_position_p"] == pytest.approx(1 / 101)  # beats every permuted maximum
     assert not summary.loc["null_factor", "significant"]
     assert res.probes.semantic_map.candidates("null_factor") == []
+
+
+def test_demo_defaults_are_the_embedded_default_config():
+    assert demo_run_config(DemoConfig()) == load_run_config(default_config_path())
+
+
+def test_demo_command_runs_the_pipeline_and_prints_the_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--tokenizer", "titok-tiny", "--random-init", "--images", "128",
+                 "--permutations", "10", "--no-figures", "--no-swap", "--no-optimize"]) == 0
+    printed = capsys.readouterr().out
+    assert f"report:     {(out / 'report.html').resolve()}" in printed
+    assert "Probe map (unvalidated" in printed and "swap.enabled: false" in printed
+    run_yaml = load_run_config(out / "run.yaml")
+    assert (run_yaml.data.images, run_yaml.probes.permutations, run_yaml.tokenizer) == (128, 10, "titok-tiny")

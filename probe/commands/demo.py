@@ -1,32 +1,37 @@
-"""``tokenprobe demo``: the main job on the embedded default (world -> tokens -> probes -> map)."""
+"""``tokenprobe demo``: the whole pipeline on the embedded default (``tokenprobe run`` of the shipped demo config)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 NAME = "demo"
-HELP = "run the whole loop on the embedded default: world images -> world-32 tokens -> probes -> semantic map"
+HELP = ("the whole pipeline on the embedded default (world images -> world-32 tokens -> probes -> swap validation "
+        "-> edits -> report.html), offline")
 DESCRIPTION = (
-    "Render labelled images of the synthetic attribute world, tokenize them with the shipped "
-    "tokenizer, probe every token position x attribute, and print which position carries which "
-    "attribute. Outputs (store, tables, semantic map, figures, config.json) go under --out."
+    "Run `tokenprobe run` on the embedded default (probe/configs/demo.yaml, the same as analyses/demo.yaml): "
+    "render labelled images of the synthetic attribute world, tokenize them with the shipped world-32, probe "
+    "every token position x attribute, validate the probes' map by copy-paste token swaps, make a copy-paste edit "
+    "per confirmed mapping, a text-guided generation and an inpainting, and write a self-contained report.html. "
+    "Prints the semantic map and where the report is. A second run reuses every finished stage. The flags below "
+    "replace the config's values; --set KEY=VALUE replaces any other."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.commands._args import add_resume_flags, positive_int
-    from probe.demo import DemoConfig
+    from probe.commands.run import add_common_arguments
 
-    d = DemoConfig()
-    parser.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")
-    parser.add_argument("--tokenizer", default=d.tokenizer, help=f"tokenizer spec (default {d.tokenizer})")
-    parser.add_argument("--images", type=positive_int, default=d.images, help=f"world images (default {d.images})")
-    parser.add_argument("--permutations", type=positive_int, default=d.permutations,
-                        help=f"permutations per test (default {d.permutations})")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    parser.add_argument("--device", default=d.device, help="force a device (default: cuda, then mps, then cpu)")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    add_common_arguments(parser)
+    parser.set_defaults(out=Path("runs/demo"))
+    parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the config's, world-32)")
+    parser.add_argument("--images", type=positive_int, default=None, help="world images (default: the config's, 4000)")
+    parser.add_argument("--permutations", type=positive_int, default=None,
+                        help="permutations per test (default: the config's, 200)")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: the config's)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the probe figures")
+    parser.add_argument("--no-swap", action="store_true", help="skip the swap validation (the map stays unvalidated)")
+    parser.add_argument("--no-optimize", action="store_true", help="skip the edits, generation and inpainting")
     parser.add_argument("--random-init", action="store_true",
                         help="random tokenizer weights (plumbing checks only; they carry no semantics)")
     add_resume_flags(parser, "the store in --out/store")
@@ -34,21 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_writes=lambda a: [a.out], _store=lambda a: Path(a.out) / "store")
 
 
-def run(args: argparse.Namespace) -> int:
-    from probe.demo import READING_NOTE, DemoConfig, run_demo
+def settings(args: argparse.Namespace) -> list[str]:
+    """The demo's flags as ``KEY=VALUE`` settings of the run config (given flags only), then ``--set`` ones."""
+    flags = {"tokenizer": args.tokenizer, "data.images": args.images, "probes.permutations": args.permutations,
+             "seed": args.seed, "data.batch_size": args.batch_size}
+    out = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    out += ["probes.figures=false"] * args.no_figures + ["swap.enabled=false"] * args.no_swap
+    out += ["optimize.enabled=false"] * args.no_optimize + ["random_init=true"] * args.random_init
+    return out + list(args.settings)
 
-    cfg = DemoConfig(out=args.out, tokenizer=args.tokenizer, images=args.images, permutations=args.permutations,
-                     seed=args.seed, device=args.device, batch_size=args.batch_size, figures=not args.no_figures,
-                     random_init=args.random_init)
-    res = run_demo(cfg)
-    smap = res.probes.semantic_map
-    print(f"\nTop token position per attribute ({smap.rank_by}, {len(res.store)} images, {cfg.permutations} permutations;"
-          f" significant: carried by some position, family-wise p < {smap.alpha:g}):")
-    print(smap.summary_text())
-    if cfg.tokenizer == "world-32" and not cfg.random_init:
+
+def run(args: argparse.Namespace) -> int:
+    from probe.commands.run import run_config
+    from probe.demo import READING_NOTE
+    from probe.pipeline import default_config_path
+
+    args.settings = settings(args)
+    code = run_config(default_config_path(), args, command="demo")
+    if code == 0 and (args.tokenizer or "world-32") == "world-32" and not args.random_init:
         print("\n" + READING_NOTE)
-    print("\nwritten:")
-    for name, path in res.paths.items():
-        if not name.startswith("heatmap_"):  # the other probes' heatmaps sit beside "heatmap"
-            print(f"  {name:<16} {path}")
-    return 0
+    return code
