@@ -53,6 +53,34 @@ def main() -> None:
     ap.add_argument("--skip-bare", action="store_true", help="skip runs 2 and 4 (the in-run split remains)")
     ap.add_argument("--out", default=None, help="CSV of the numbers")
     args = ap.parse_args()
+    row = measure(args)
+    print(pd.Series(row).to_string())
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([row]).to_csv(args.out, index=False)
+
+
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: swapped images per CPU second of the sweep, of the engine with a trivial
+    measurer and of bare batched decoding, each against bare decoding. Quick: a 1000-image world-32 store in a
+    temporary folder, lighting and bg_blur, 16 pairs (controls on 8), one thread."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench_swap_") as d:
+        args = argparse.Namespace(store=str(Path(d) / "store"), images=1000 if quick else 4000,
+                                  pairs=16 if quick else 256, control_pairs=8 if quick else 64, batch=256,
+                                  threads=1, attributes="lighting,bg_blur" if quick else None,
+                                  skip_engine_only=False, skip_bare=False)
+        r = measure(args)
+    n, bare = r["decoded_images"], r["bare_decode_cpu_s"]
+    return [{"case": f"world-32 {name}, {r['attributes']} attributes x 32 positions, {r['pairs']} pairs",
+             "throughput": n / cpu, "unit": "swaps/cpu-s", "vs_bare": cpu / bare, "device": "cpu"}
+            for name, cpu in (("bare decode", bare), ("engine, trivial measurer", r["engine_no_measurers_cpu_s"]),
+                              ("sweep with measurers", r["sweep_cpu_s"]))]
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """The numbers of one benchmark run (``args``: the command's options)."""
     torch.set_num_threads(args.threads)
 
     import probe
@@ -128,10 +156,7 @@ def main() -> None:
            "in_run_summary_s": round(in_summary, 1),
            "in_run_engine_s": round(t_sweep - in_decode - in_measure, 1),
            "in_run_engine_overhead": round((t_sweep - in_decode - in_measure) / in_decode, 3)}
-    print(pd.Series(row).to_string())
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame([row]).to_csv(args.out, index=False)
+    return row
 
 
 def _count_decodes(table: pd.DataFrame) -> int:
