@@ -1,0 +1,63 @@
+"""Test-time token optimization: composable objectives, the loop, and tasks built on them.
+
+    from probe import load_tokenizer
+    from probe.optimize import OptimizeConfig, generate, load_clip
+    tok = load_tokenizer("world-32")
+    res = generate(tok, "a photo of a red star.", 4, clip=load_clip("world-clip"), init="tokens",
+                   config=OptimizeConfig(iterations=100))
+    res.images, res.history  # [4, 3, 32, 32] in [0, 1]; one row per (step, image)
+
+Modules: :mod:`~probe.optimize.objectives` (CLIP / SigLIP text, masked reconstruction, measurer
+targets, the held-out scorer), :mod:`~probe.optimize.loop` (:func:`optimize`),
+:mod:`~probe.optimize.tasks` (edit, generate, inpaint, copy-paste, position-restricted edits, run
+output), :mod:`~probe.optimize.world` (prompts and oracle scoring on the attribute world).
+"""
+from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, noise_scale, optimize
+from probe.optimize.objectives import (
+    ClipModel,
+    ClipText,
+    HeldOut,
+    Lambda,
+    MaskedReconstruction,
+    MeasurerTarget,
+    Objective,
+    load_clip,
+    random_views,
+)
+from probe.optimize.tasks import (
+    TokenReset,
+    attribute_drift,
+    copy_paste,
+    edit,
+    generate,
+    inpaint,
+    position_edit,
+    positions_for,
+    write_run,
+)
+
+__all__ = [
+    "ClipModel",
+    "ClipText",
+    "HeldOut",
+    "Lambda",
+    "MaskedReconstruction",
+    "MeasurerTarget",
+    "Objective",
+    "OptimizeConfig",
+    "OptimizeResult",
+    "StepInfo",
+    "TokenReset",
+    "attribute_drift",
+    "copy_paste",
+    "edit",
+    "generate",
+    "inpaint",
+    "load_clip",
+    "noise_scale",
+    "optimize",
+    "position_edit",
+    "positions_for",
+    "random_views",
+    "write_run",
+]

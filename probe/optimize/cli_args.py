@@ -1,0 +1,133 @@
+"""Options shared by the ``edit``, ``generate``, ``inpaint`` and ``copy-paste`` commands, and their parsing."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probe.optimize.loop import OptimizeConfig
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -> None:
+    parser.add_argument("--tokenizer", default="world-32",
+                        help="preset, shipped model, hub id, folder or weights file (default: world-32)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="build the tokenizer preset with random weights (trials)")
+    if clip:
+        parser.add_argument("--clip", default="world-clip",
+                            help="CLIP for the objective: a shipped model (world-clip), ARCH:PRETRAINED of open_clip "
+                                 "(PRETRAINED may be a local weights file), hf-hub:ORG/NAME or local-dir:FOLDER "
+                                 "(default: world-clip)")
+        parser.add_argument("--heldout-clip", default=None,
+                            help="a second CLIP (same forms) scoring the prompt beside the objective, never optimized")
+        parser.add_argument("--negative", default=None, help="negative prompt")
+        parser.add_argument("--cfg", type=float, default=1.0,
+                            help="negative-prompt scale: loss = -sim - (1 - cfg) * neg_sim (default: 1, no effect)")
+        parser.add_argument("--views", type=int, default=0,
+                            help="random crop + flip views per image and step (0: the whole image; default: 0)")
+        parser.add_argument("--pad", type=int, default=0, help="reflect padding before cropping views (pixels)")
+    parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
+    parser.add_argument("--out", required=True, help="output folder, e.g. runs/edit1")
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    d = OptimizeConfig()
+    parser.add_argument("--iterations", type=int, default=d.iterations,
+                        help=f"optimizer steps (default: {d.iterations})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
+    parser.add_argument("--ema", type=float, default=d.ema_decay, dest="ema_decay",
+                        help="EMA decay of the tokens, the result is the EMA (0: off; default: 0)")
+    parser.add_argument("--noise", type=float, default=d.noise,
+                        help="token noise scale s, decaying as s/2 (1 + cos(pi min(1, 1.5 i / (iters - 1)))) "
+                             "(default: 0)")
+    parser.add_argument("--reg", type=float, default=d.reg_weight, dest="reg_weight",
+                        help="weight of the L2 regularizer on the features (default: 0)")
+    parser.add_argument("--reg-target", choices=("seed", "zero"), default=d.reg_target,
+                        help="regularize towards the seed features or zero (default: seed)")
+    parser.add_argument("--patience", type=int, default=0, dest="early_stop_patience",
+                        help="stop after this many steps without improvement (0: never)")
+    parser.add_argument("--milestones", type=int, default=d.milestones, help="grid columns between input and result")
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: 0)")
+    parser.add_argument("--no-amp", action="store_false", dest="amp", help="no bf16 autocast on CUDA")
+    parser.add_argument("--no-progress", action="store_false", dest="progress", help="hide the progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
+    return OptimizeConfig(**{f.name: getattr(args, f.name) for f in fields(OptimizeConfig) if hasattr(args, f.name)})
+
+
+def load_tok(args: argparse.Namespace) -> Any:
+    from probe.tokenizers import load_tokenizer
+
+    return load_tokenizer(args.tokenizer, device=args.device, random_init=args.random_init)
+
+
+def load_images(specs: list[str], resolution: int, *, seed: int = 0) -> torch.Tensor:
+    """Images ``[B, 3, R, R]`` from image files, folders of images, or ``world:N`` (N world images
+    sampled with ``seed``) or ``world:N:SEED``."""
+    from probe.data.transforms import load_as_tensor
+
+    out: list[torch.Tensor] = []
+    for spec in specs:
+        if spec.startswith("world:"):
+            parts = spec.split(":")
+            try:
+                n, s = int(parts[1]), int(parts[2]) if len(parts) > 2 else seed
+            except (IndexError, ValueError):
+                raise ValueError(f"image spec {spec!r}: expected world:N or world:N:SEED") from None
+            from probe.data.world import sample
+
+            imgs, _ = sample(n, seed=s, resolution=resolution)
+            out.extend(imgs)
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise FileNotFoundError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"image {spec!r} not found (give image files, folders, or world:N)")
+        out.extend(load_as_tensor(f, resolution) for f in files)
+    if not out:
+        raise ValueError("no input images; give files, folders or world:N")
+    return torch.stack(out)
+
+
+def box_mask(n: int, size: int, box: str) -> torch.Tensor:
+    """``known [n, 1, size, size]``: 0 inside the box ``x0,y0,x1,y1`` (fractions of the side), 1 outside."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box.split(","))
+    except ValueError:
+        raise ValueError(f"--box {box!r}: expected four fractions x0,y0,x1,y1, e.g. 0.25,0.25,0.75,0.75") from None
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise ValueError(f"--box {box!r}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    from probe.optimize.tasks import box_known
+
+    return box_known(size, torch.tensor([[x0, y0, x1, y1]]).expand(n, -1))
+
+
+def prompts_arg(prompts: list[str], n_images: int) -> list[str] | str:
+    if len(prompts) not in (1, n_images):
+        raise ValueError(f"--prompt: {len(prompts)} prompts for {n_images} images (give 1 or {n_images})")
+    return prompts[0] if len(prompts) == 1 else prompts
+
+
+def heldout_from_args(args: argparse.Namespace, prompts: list[str] | str, device: torch.device) -> Any:
+    if not getattr(args, "heldout_clip", None):
+        return None
+    from probe.optimize.objectives import ClipText, HeldOut, load_clip
+
+    return HeldOut(ClipText(load_clip(args.heldout_clip, device=device), prompts), name=f"heldout:{args.heldout_clip}")
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option of the command line (for ``config.json``)."""
+    rest = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    return {"command": args.command, **rest}

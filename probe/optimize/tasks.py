@@ -1,0 +1,329 @@
+"""Tasks built on the loop: edit, generate, inpaint, copy-paste, position-restricted edits.
+
+Each returns an :class:`~probe.optimize.loop.OptimizeResult` (``copy_paste``: images) and
+:func:`write_run` writes a run folder: one PNG per image, the grid (input | milestones | result),
+the loss trajectory, ``history.csv`` and ``config.json``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, optimize
+from probe.optimize.objectives import ClipModel, ClipText, HeldOut, MaskedReconstruction, MeasurerTarget, load_clip
+
+
+def tokenizer_device(tok: Any) -> torch.device:
+    """The device of a tokenizer's weights (cpu when it has none)."""
+    p = next(iter(tok.parameters()), None) if hasattr(tok, "parameters") else None
+    if p is None:
+        b = next(iter(tok.buffers()), None) if hasattr(tok, "buffers") else None
+        return b.device if b is not None else torch.device("cpu")
+    return p.device
+
+
+@torch.no_grad()
+def encode_features(tok: Any, images: torch.Tensor) -> torch.Tensor:
+    """Pre-quantization features ``[B, N, C]`` (VAE: posterior mean) of ``images [B, 3, H, W]``."""
+    return tok.encode(images.to(tokenizer_device(tok))).features.float()
+
+
+def _clip(clip: ClipModel | str, tok: Any) -> ClipModel:
+    return load_clip(clip, device=tokenizer_device(tok)) if isinstance(clip, str) else clip
+
+
+def edit(tok: Any, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
+         negative: str | Sequence[str] | None = None, cfg: float = 1.0, n_views: int = 0, pad: int = 0,
+         config: OptimizeConfig | None = None, heldout: HeldOut | None = None,
+         frozen: torch.Tensor | None = None) -> OptimizeResult:
+    """Text-guided editing: optimize the tokens of ``images [B, 3, H, W]`` towards ``prompt`` (one, or one per row)."""
+    clip = _clip(clip, tok)
+    obj = ClipText(clip, prompt, negative=negative, cfg=cfg, n_views=n_views, pad=pad)
+    return optimize(tok, obj, encode_features(tok, images), config=config, heldout=heldout, frozen=frozen)
+
+
+@torch.no_grad()
+def clip_top1(clip: ClipModel, images: torch.Tensor, prompts: Sequence[str], batch: int = 256) -> torch.Tensor:
+    """Index into ``images`` of the best-matching image per prompt (the paper's seed choice). -> ``[P]``."""
+    embs = torch.cat([clip.image(images[i:i + batch].to(clip.device)) for i in range(0, len(images), batch)])
+    return (clip.text(prompts) @ embs.T).argmax(dim=1).cpu()
+
+
+def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
+    """Random starting tokens ``[n, N, C]``: uniform codebook entries (VQ) or standard normal features."""
+    g = torch.Generator().manual_seed(seed)
+    if getattr(tok, "is_discrete", False):
+        idx = torch.randint(0, tok.codebook_size, (n, tok.num_tokens), generator=g)
+        return tok.codebook.detach().float().cpu()[idx].to(tokenizer_device(tok))
+    return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(tokenizer_device(tok))
+
+
+def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
+             seed_images: torch.Tensor | None = None, init: str = "top1", negative: str | Sequence[str] | None = None,
+             cfg: float = 1.0, n_views: int = 0, pad: int = 0, config: OptimizeConfig | None = None,
+             heldout: HeldOut | None = None, seed_index: Sequence[int] | torch.Tensor | None = None) -> OptimizeResult:
+    """Generate ``n`` images per prompt from a seed set.
+
+    ``init``: ``"top1"`` (every sample of a prompt starts from the CLIP top-1 image of ``seed_images``),
+    ``"random"`` (random images of the set, drawn with ``config.seed``) or ``"tokens"`` (random tokens,
+    no seed set). Rows are prompt-major: prompt 0's n samples, then prompt 1's, ...
+    ``seed_index`` (one index into ``seed_images`` per row) overrides ``init``, e.g. top-1 picks
+    computed once for a long list of prompts (:func:`clip_top1`).
+    """
+    config = config or OptimizeConfig()
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    rows = [p for p in prompts for _ in range(n)]
+    clip = _clip(clip, tok)
+    if seed_index is not None:
+        if seed_images is None or len(seed_index) != len(rows):
+            raise ValueError(f"generate: seed_index needs seed_images and one index per row ({len(rows)})")
+        seed = encode_features(tok, seed_images[torch.as_tensor(seed_index, dtype=torch.long)])
+    elif init == "tokens":
+        seed = random_features(tok, len(rows), seed=config.seed)
+    elif init in ("top1", "random"):
+        if seed_images is None:
+            raise ValueError(f"generate: init={init!r} needs seed_images (or use init='tokens')")
+        if init == "top1":
+            pick = clip_top1(clip, seed_images, prompts).repeat_interleave(n)
+        else:
+            g = torch.Generator().manual_seed(config.seed)
+            pick = torch.randint(0, len(seed_images), (len(rows),), generator=g)
+        seed = encode_features(tok, seed_images[pick])
+    else:
+        raise ValueError(f"generate: init must be 'top1', 'random' or 'tokens', got {init!r}")
+    neg = None if negative is None else ([negative] * len(rows) if isinstance(negative, str)
+                                         else [q for q in negative for _ in range(n)])
+    obj = ClipText(clip, rows, negative=neg, cfg=cfg, n_views=n_views, pad=pad)
+    return optimize(tok, obj, seed, config=config, heldout=heldout)
+
+
+def paste_known(images: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The composite: ``target`` where ``known`` is 1, ``images`` (clamped to [0, 1]) elsewhere."""
+    k = known.to(images.dtype)
+    return k * target + (1 - k) * images.clamp(0, 1)
+
+
+@dataclass
+class TokenReset:
+    """Every ``every`` steps: paste the known pixels into this step's decoded images and re-encode.
+
+    A callback for :func:`~probe.optimize.loop.optimize` (``reset=``). ``last`` keeps the last composite.
+    """
+
+    tok: Any
+    target: torch.Tensor
+    known: torch.Tensor
+    every: int = 50
+    last: torch.Tensor | None = None
+
+    def __call__(self, info: StepInfo) -> torch.Tensor | None:
+        if self.every <= 0 or (info.step + 1) % self.every != 0:
+            return None
+        self.last = paste_known(info.images.float(), self.target, self.known)
+        return encode_features(self.tok, self.last)
+
+
+def box_known(size: int, boxes: torch.Tensor) -> torch.Tensor:
+    """``known [B, 1, size, size]``: 0 inside each row's box, 1 outside.
+
+    ``boxes [B, 4]`` are ``x0, y0, x1, y1`` in fractions of the side (clipped to the image).
+    """
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).clamp(0, 1)
+    known = torch.ones(len(boxes), 1, size, size)
+    for i, (x0, y0, x1, y1) in enumerate((boxes * size).round().long().tolist()):
+        known[i, :, y0:y1, x0:x1] = 0
+    return known
+
+
+def masked_images(images: torch.Tensor, known: torch.Tensor, fill: float = 0.5) -> torch.Tensor:
+    """``images`` with the hole (``known == 0``) painted ``fill`` (the inpainting seed)."""
+    k = known.to(images.dtype)
+    return k * images + (1 - k) * fill
+
+
+def inpaint(tok: Any, images: torch.Tensor, known: torch.Tensor, *, p: int = 2, reset_every: int = 50,
+            fill: float = 0.5, config: OptimizeConfig | None = None, heldout: HeldOut | None = None) -> OptimizeResult:
+    """Fill the hole of ``images [B, 3, H, W]`` (``known [B, 1, H, W]`` 1 on kept pixels).
+
+    Seeded with the masked image; the loss is L``p`` on the known pixels; every ``reset_every`` steps
+    (0 = never) the known pixels are pasted back and the composite re-encoded (token reset).
+    """
+    dev = tokenizer_device(tok)
+    images, known = images.to(dev).float(), known.to(dev).float()
+    obj = MaskedReconstruction(images, known, p=p)
+    reset = TokenReset(tok, images, known, reset_every) if reset_every > 0 else None
+    seed = encode_features(tok, masked_images(images, known, fill))
+    return optimize(tok, obj, seed, config=config, heldout=heldout, reset=reset)
+
+
+# ---------------------------------------------------------------------------------------- positions
+def load_position_map(path: str | Path) -> Any:
+    """A semantic map from JSON: ``SemanticMap.to_json`` output, or a plain ``{attribute: [positions]}``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"semantic map {path} does not exist; write one with `tokenprobe probe` "
+                                "or pass positions")
+    data = json.loads(path.read_text())
+    if isinstance(data, dict) and "by_attribute" in data and "rank_by" in data:
+        from probe.probes.semantic_map import SemanticMap
+
+        return SemanticMap.from_dict(data)
+    if isinstance(data, dict) and isinstance(data.get("declared_semantics"), dict):  # a zoo model record
+        data = data["declared_semantics"]
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if str(k).startswith("_"):
+                continue
+            v = v.get("positions") if isinstance(v, dict) else v
+            if not isinstance(v, list):
+                break
+            out[str(k)] = [int(p) if not isinstance(p, dict) else int(p["position"]) for p in v]
+        else:
+            return out
+    raise ValueError(f"{path}: expected a semantic map (keys rank_by, by_attribute), a zoo model record with "
+                     "declared_semantics, or {attribute: [positions]}")
+
+
+def positions_for(attribute: str, smap: Any, k: int = 1) -> list[int]:
+    """The ``k`` positions a map ties to ``attribute``.
+
+    ``smap``: anything with ``candidates(attribute, k)`` (:class:`~probe.probes.semantic_map.SemanticMap`:
+    its significant cells, best first), a ``{attribute: [positions]}`` mapping, or a shipped model's
+    swap-validated ``declared_semantics`` (``{attribute: {"positions": [...], ...}}``, in ``probe.zoo.config``).
+    """
+    if isinstance(smap, Mapping):
+        attrs = sorted(a for a in smap if not str(a).startswith("_"))
+        if attribute not in attrs:
+            raise KeyError(f"the position map has no attribute {attribute!r}; it has {attrs}")
+        entry = smap[attribute]
+        if isinstance(entry, Mapping):  # a zoo record's declared_semantics: {"positions": [...], "floor": ...}
+            entry = entry["positions"]
+        return [int(p) for p in list(entry)[:k]]
+    for method in ("candidates", "top_positions"):
+        if hasattr(smap, method):
+            got = [int(p if not isinstance(p, dict) else p["position"]) for p in getattr(smap, method)(attribute, k)]
+            if not got:
+                raise ValueError(f"the semantic map ties no significant position to {attribute!r}; "
+                                 "pass positions explicitly")
+            return got
+    raise TypeError(f"cannot look up positions in a {type(smap).__name__}")
+
+
+@torch.no_grad()
+def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor,
+               positions: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Copy the tokens at ``positions`` from ``source`` images into ``target`` images (row by row).
+
+    Returns ``images`` (decoded composites), ``target`` / ``source`` reconstructions, and ``quantized``
+    ``[B, N, C]``.
+    """
+    if len(target) != len(source) and len(source) != 1:
+        raise ValueError(f"copy_paste: {len(target)} targets but {len(source)} sources (give 1 or as many)")
+    bad = [p for p in positions if not 0 <= int(p) < tok.num_tokens]
+    if bad:
+        raise ValueError(f"copy_paste: positions {bad} outside 0..{tok.num_tokens - 1}")
+    dev = tokenizer_device(tok)
+    qt = tok.encode(target.to(dev)).quantized
+    qs = tok.encode(source.to(dev)).quantized.expand_as(qt)
+    q = qt.clone()
+    pos = torch.as_tensor([int(p) for p in positions], dtype=torch.long, device=dev)
+    q[:, pos] = qs[:, pos]
+    return {"images": tok.decode(q).cpu(), "target": tok.decode(qt).cpu(), "source": tok.decode(qs).cpu(),
+            "quantized": q.cpu()}
+
+
+def _read(measurer: Callable[..., torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        m = measurer(images.float().clamp(0, 1)).float().cpu()
+    return m
+
+
+def attribute_drift(measurers: Mapping[str, Callable[..., torch.Tensor]], before: torch.Tensor,
+                    after: torch.Tensor) -> pd.DataFrame:
+    """How far each measured attribute moved, one row per (attribute, image).
+
+    Columns ``attribute, row, before, after, drift``; ``drift`` is ``|after - before|`` for scalars,
+    total variation for class probabilities and the angle / (2 pi) for unit vectors (hue; the measurer
+    says so with ``kind = "circular"``, else ``[B, K]`` outputs are read as class probabilities).
+    """
+    rows = []
+    for name, m in measurers.items():
+        a, b = _read(m, before), _read(m, after)
+        kind = getattr(m, "kind", None) or ("continuous" if a.ndim == 1 else "categorical")
+        if a.ndim == 1:
+            d, va, vb = (b - a).abs(), a, b
+        elif kind == "circular":
+            ang = torch.atan2(a[:, 1], a[:, 0]), torch.atan2(b[:, 1], b[:, 0])
+            diff = torch.remainder(ang[1] - ang[0] + torch.pi, 2 * torch.pi) - torch.pi
+            d = diff.abs() / (2 * torch.pi)
+            va, vb = torch.remainder(ang[0] / (2 * torch.pi), 1.0), torch.remainder(ang[1] / (2 * torch.pi), 1.0)
+        else:
+            d, va, vb = 0.5 * (b - a).abs().sum(1), a.argmax(1).float(), b.argmax(1).float()
+        for r in range(len(d)):
+            rows.append({"attribute": name, "row": r, "before": float(va[r]), "after": float(vb[r]),
+                         "drift": float(d[r])})
+    return pd.DataFrame(rows)
+
+
+def position_edit(tok: Any, images: torch.Tensor, attribute: str, target: Any, *,
+                  measurer: Callable[..., torch.Tensor], positions: Sequence[int] | None = None,
+                  smap: Any = None, k: int = 1, others: Mapping[str, Callable[..., torch.Tensor]] | None = None,
+                  config: OptimizeConfig | None = None) -> tuple[OptimizeResult, pd.DataFrame]:
+    """Move ``attribute`` of ``images`` to ``target`` by optimizing only the positions tied to it.
+
+    Positions: given, or the map's top ``k`` for ``attribute`` (``smap``); every other position is frozen
+    (bitwise). ``positions=None`` and ``smap=None`` edits all positions (the unrestricted baseline).
+    Returns the result and :func:`attribute_drift` over ``{attribute: measurer, **others}``.
+    """
+    if positions is None and smap is not None:
+        positions = positions_for(attribute, smap, k)
+    frozen = None
+    if positions is not None:
+        frozen = torch.ones(tok.num_tokens, dtype=torch.bool)
+        frozen[torch.as_tensor(list(positions), dtype=torch.long)] = False
+    seed = encode_features(tok, images)
+    res = optimize(tok, MeasurerTarget(measurer, target), seed, config=config,
+                   frozen=None if frozen is None else frozen.to(seed.device))
+    drift = attribute_drift({attribute: measurer, **dict(others or {})}, res.seed_images, res.images)
+    return res, drift
+
+
+# ---------------------------------------------------------------------------------------- output
+def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "") -> list[Path]:
+    """One PNG per image of ``images [B, 3, H, W]`` in [0, 1]."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    arr = (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    for i, a in enumerate(arr):
+        path = folder / f"{prefix}{i:04d}.png"
+        Image.fromarray(a).save(path)
+        out.append(path)
+    return out
+
+
+def write_run(out: str | Path, result: OptimizeResult, *, inputs: torch.Tensor | None = None,
+              settings: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None) -> Path:
+    """Write ``images/``, ``grid.png|svg``, ``trajectory.png|svg``, ``history.csv``, ``config.json`` under ``out``."""
+    from probe.viz.optimize import optimization_grid, optimization_trajectory
+    from probe.viz.save import save_figure
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_images(result.images, out / "images")
+    save_figure(optimization_grid(result.milestones, inputs=inputs, labels=labels), out / "grid")
+    save_figure(optimization_trajectory(result.history), out / "trajectory")
+    result.history.to_csv(out / "history.csv", index=False)
+    with open(out / "config.json", "w") as fh:
+        json.dump(dict(settings or {}), fh, indent=2, default=str)
+    return out
