@@ -77,6 +77,47 @@ def end_to_end(tok: torch.nn.Module, manifest: Path, n: int, batch_size: int, wo
         assert len(store) == n
 
 
+def measure(preset: str, manifest: Path, n: int, batch_size: int, workers: list[int], repeats: int,
+            log: Callable[[str], None] = print) -> tuple[int, int, dict[str, tuple[float, float]]]:
+    """Median (wall, CPU) seconds per mode over ``repeats`` interleaved repeats; returns (n, image size, medians)."""
+    import probe
+    from probe.data import dataset_from_manifest, load_manifest
+
+    tok = probe.load_tokenizer(preset, random_init=True, device="cpu").eval()
+    ds = dataset_from_manifest(load_manifest(manifest), resolution=tok.image_size)
+    n = min(n, len(ds))
+    images = [ds[i]["image"] for i in range(n)]
+    batches = [torch.stack(images[s : s + batch_size]) for s in range(0, n, batch_size)]
+    bare_forward(tok, batches[:1])  # warm-up (allocator, kernels)
+    end_to_end(tok, manifest, min(n, batch_size), batch_size, 0)  # warm-up (lazy imports)
+
+    runs: dict[str, Callable[[], None]] = {
+        "bare": lambda: bare_forward(tok, batches),
+        "data+fwd": lambda: data_forward(tok, manifest, n, batch_size),
+        **{f"e2e w={w}": (lambda w=w: end_to_end(tok, manifest, n, batch_size, w)) for w in workers},
+    }
+    wall: dict[str, list[float]] = {m: [] for m in runs}
+    cpu: dict[str, list[float]] = {m: [] for m in runs}
+    for r in range(repeats):
+        for mode in list(runs) if r % 2 == 0 else list(reversed(runs)):
+            w, c = timed(runs[mode])
+            wall[mode].append(w)
+            cpu[mode].append(c)
+            log(f"  repeat {r}: {mode:<9} wall {n / w:8.2f} images/s   cpu {n / c:8.2f} images/cpu-s")
+    return n, int(tok.image_size), {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in runs}
+
+
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: images/s per mode and its time against the bare forward (CPU time, the
+    steadier figure on a shared machine); quick: 256 images, one repeat, no loader workers."""
+    torch.set_num_threads(1)
+    n, _, med = measure("titok-tiny", ROOT / "data_manifests" / "world.yaml", 256 if quick else 1024, 64,
+                        [0] if quick else [0, 1], 1 if quick else 3, log=lambda s: None)
+    bc = med["bare"][1]
+    return [{"case": f"titok-tiny {mode}", "throughput": n / c, "unit": "images/cpu-s", "vs_bare": c / bc,
+             "device": "cpu"} for mode, (_, c) in med.items()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="titok-tiny", help="tokenizer preset, random weights (default: titok-tiny)")
@@ -90,34 +131,10 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
-    import probe
-    from probe.data import dataset_from_manifest, load_manifest
-
     manifest = Path(args.manifest)
-    tok = probe.load_tokenizer(args.preset, random_init=True, device="cpu").eval()
-    ds = dataset_from_manifest(load_manifest(manifest), resolution=tok.image_size)
-    n = min(args.n, len(ds))
-    images = [ds[i]["image"] for i in range(n)]
-    batches = [torch.stack(images[s : s + args.batch_size]) for s in range(0, n, args.batch_size)]
-    bare_forward(tok, batches[:1])  # warm-up (allocator, kernels)
-    end_to_end(tok, manifest, min(n, args.batch_size), args.batch_size, 0)  # warm-up (lazy imports)
-
-    runs: dict[str, Callable[[], None]] = {
-        "bare": lambda: bare_forward(tok, batches),
-        "data+fwd": lambda: data_forward(tok, manifest, n, args.batch_size),
-        **{f"e2e w={w}": (lambda w=w: end_to_end(tok, manifest, n, args.batch_size, w)) for w in args.workers},
-    }
-    wall: dict[str, list[float]] = {m: [] for m in runs}
-    cpu: dict[str, list[float]] = {m: [] for m in runs}
-    for r in range(args.repeats):
-        for mode in list(runs) if r % 2 == 0 else list(reversed(runs)):
-            w, c = timed(runs[mode])
-            wall[mode].append(w)
-            cpu[mode].append(c)
-            print(f"  repeat {r}: {mode:<9} wall {n / w:8.2f} images/s   cpu {n / c:8.2f} images/cpu-s", flush=True)
-
-    med = {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in runs}
-    print(f"\n{args.preset}, {n} images of {manifest.name} at {tok.image_size}px, batch {args.batch_size}, "
+    n, size, med = measure(args.preset, manifest, args.n, args.batch_size, args.workers, args.repeats,
+                           log=lambda s: print(s, flush=True))
+    print(f"\n{args.preset}, {n} images of {manifest.name} at {size}px, batch {args.batch_size}, "
           f"cpu ({os.cpu_count()} cores), {args.threads} torch thread(s), median of {args.repeats} "
           f"interleaved repeats")
     print(f"{'mode':<10} {'wall img/s':>11} {'vs bare':>8} {'cpu img/s':>10} {'vs bare':>8}")

@@ -27,7 +27,26 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the timings as JSON here")
     args = ap.parse_args()
+    report = measure(args.images, args.positions, args.codes, args.dim, args.permutations, args.jobs, args.seed)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
 
+
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: images probed per wall second over 32 positions x 10 attributes (quick: 5000
+    images, 20 permutations; full: the issue's 50,000 and 200). No bare model: the probes are the computation."""
+    images, perms = (5000, 20) if quick else (50_000, 200)
+    r = measure(images, 32, 4096, 12, perms, 2, 0, progress=False)
+    return [{"case": f"probe suite, 32 positions x {r['attributes']} attributes, {perms} perms, 2 jobs",
+             "throughput": r["images"] / r["wall_s"], "unit": "images/s", "device": "cpu",
+             "note": f"planted top-1 {sum(r['planted_top1_correct'].values())}/{len(r['planted_top1_correct'])}"}]
+
+
+def measure(images: int, positions: int, codes: int, dim: int, permutations: int, jobs: int, seed: int,
+            progress: bool = True) -> dict:
+    """Time the probe suite on planted synthetic tokens; the report printed by ``main``."""
     import numpy as np
 
     from probe.probes import run_probes
@@ -44,8 +63,8 @@ def main() -> None:
     null = {"null_cat2": ("categorical", 2), "null_cat6": ("categorical", 6),
             "null_cont_a": ("continuous", 4), "null_cont_b": ("continuous", 4)}
     t0 = time.perf_counter()
-    data = planted_tokens(args.images, args.positions, args.codes, args.dim, planted=planted, null=null,
-                          noise=0.8, seed=args.seed)
+    data = planted_tokens(images, positions, codes, dim, planted=planted, null=null,
+                          noise=0.8, seed=seed)
     gen_s = time.perf_counter() - t0
 
     # warm the compiled kernels (numba caches them on disk; the first ever run compiles)
@@ -57,7 +76,7 @@ def main() -> None:
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     res = run_probes(data.tokens, data.attributes, features=data.features, codebook=data.codebook,
-                     permutations=args.permutations, seed=args.seed, n_jobs=args.jobs, progress=True)
+                     permutations=permutations, seed=seed, n_jobs=jobs, progress=progress)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -67,8 +86,8 @@ def main() -> None:
     null_hits = t[(t["q_value"] < 0.05) & t["attribute"].str.startswith("null")]
     null_discoveries = len(null_hits)
     report = {
-        "images": args.images, "positions": args.positions, "codes": args.codes, "dim": args.dim,
-        "attributes": len(data.truth), "permutations": args.permutations, "n_jobs": args.jobs,
+        "images": images, "positions": positions, "codes": codes, "dim": dim,
+        "attributes": len(data.truth), "permutations": permutations, "n_jobs": jobs,
         "cpu_count": os.cpu_count(), "load_avg_1min_at_end": os.getloadavg()[0],
         "generate_s": round(gen_s, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "user_s": round(ru1.ru_utime - ru0.ru_utime, 2), "sys_s": round(ru1.ru_stime - ru0.ru_stime, 2),
@@ -82,11 +101,8 @@ def main() -> None:
         "null_discovery_cells": null_hits[["position", "attribute", "probe", "value", "null_mean", "p_value", "q_value"]]
         .to_dict("records"),
     }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
     assert np.isfinite(wall)
+    return report
 
 
 if __name__ == "__main__":

@@ -28,6 +28,15 @@ def bench(n: int, resolution: int, repeats: int) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: world images/s per CPU second at 32 and 64 px (quick: 1024 images, one
+    repeat). There is no bare model to compare with: rendering is the model."""
+    torch.set_num_threads(1)
+    n, repeats = (1024, 1) if quick else (4096, 3)
+    return [{"case": f"world.sample {res}px", "throughput": bench(n, res, repeats)[1], "unit": "images/cpu-s",
+             "device": "cpu"} for res in (32, 64)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=4096)

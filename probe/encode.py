@@ -17,6 +17,7 @@ chunk's first image, so every image is encoded in a batch of exactly the same co
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,6 +25,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +36,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from probe.device import resolve_device
+from probe.errors import TokenprobeError
 from probe.store import (
+    CODEBOOK,
     HEADER,
+    LOCK,
     ChunkRows,
     StoreError,
+    StoreLockedError,
     StoreMismatchError,
     StoreWriter,
     TokenStore,
@@ -46,6 +52,7 @@ from probe.store import (
     make_header,
     open_for_writing,
     read_header,
+    store_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,29 @@ log = logging.getLogger(__name__)
 SHARD_DIR = "shards"
 DEFAULT_CHUNK_SIZE = 1024  # images per chunk: the unit of resumption and of work sharing
 INFER_SCAN = 256  # items scanned at most to find a readable one for the attribute column types
+SKIPPED_CSV = "skipped.csv"  # the store's table of skipped images (ref, reason), written at the end
+
+
+class NothingTokenizedError(TokenprobeError, RuntimeError):
+    """A run that would end, or ended, with no image in the store."""
+
+
+class WorldSettingsWarning(UserWarning):
+    """A world manifest rendered with other settings than those the tokenizer was trained on."""
+
+
+def world_settings_diff(manifest: Any, trained: Mapping[str, Any] | None) -> list[str]:
+    """Fields of ``WorldConfig`` where a world manifest differs from a tokenizer's training world
+    (``trained``: the ``world`` of its zoo JSON); ``[]`` when either is unknown. Resolution and
+    the render chunk size do not change the images' statistics and are not compared."""
+    if not trained or getattr(manifest, "source_type", None) != "world":
+        return []
+    from probe.data.world import WorldConfig
+
+    ours = dataclasses.asdict(WorldConfig.from_dict(manifest.source_options.get("config", {})))
+    theirs = dataclasses.asdict(WorldConfig.from_dict(dict(trained)))
+    return [k for k in ours if k not in ("resolution", "chunk_size") and
+            json.dumps(ours[k], default=str) != json.dumps(theirs.get(k), default=str)]
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -220,6 +250,21 @@ def attribute_types(manifest: Any, dataset: Dataset, num_images: int) -> dict[st
     return types
 
 
+def _matching_manifests(trained: Mapping[str, Any]) -> list[str]:
+    """Names of the shipped world manifests whose settings match a tokenizer's training world."""
+    from probe.data.manifest import load_manifest, shipped_manifests
+
+    out = []
+    for name in shipped_manifests():
+        try:
+            m = load_manifest(name)
+        except Exception:  # noqa: BLE001 - a hint only; a broken shipped manifest has its own test
+            continue
+        if m.source_type == "world" and not world_settings_diff(m, trained):
+            out.append(repr(name))
+    return out
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -232,14 +277,24 @@ class _Indexed(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, i: int) -> tuple[int, Any]:
-        return i, self.dataset[i]
+    def _why(self, i: int, item: Any) -> tuple[str, str] | None:
+        """(ref, reason) of a skipped item, from the dataset's own record of it where it keeps one."""
+        if item is not None:
+            return None
+        for rec in reversed(getattr(self.dataset, "skipped", None) or []):
+            if rec.get("index") == i:
+                return str(rec.get("ref")), str(rec.get("reason"))
+        return f"item {i}", "unreadable (the dataset gave no reason)"
 
-    def __getitems__(self, idx: Sequence[int]) -> list[tuple[int, Any]]:
+    def __getitem__(self, i: int) -> tuple[int, Any, tuple[str, str] | None]:
+        item = self.dataset[i]
+        return i, item, self._why(i, item)
+
+    def __getitems__(self, idx: Sequence[int]) -> list[tuple[int, Any, tuple[str, str] | None]]:
         # datasets that render a whole batch at once (the world) expose __getitems__; keep it
         if hasattr(self.dataset, "__getitems__"):
-            return list(zip(idx, self.dataset.__getitems__(list(idx))))
-        return [(i, self.dataset[i]) for i in idx]
+            return [(i, x, self._why(i, x)) for i, x in zip(idx, self.dataset.__getitems__(list(idx)))]
+        return [self[i] for i in idx]
 
 
 @dataclass
@@ -249,17 +304,19 @@ class _Batch:
     refs: list[str]
     attrs: list[Mapping[str, Any]]
     skipped: int
+    why: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (index, ref, reason)
 
 
-def _collate(items: list[tuple[int, Any]]) -> _Batch:
+def _collate(items: list[tuple[int, Any, tuple[str, str] | None]]) -> _Batch:
     """Drop skipped items and stack the images ``[b, 3, H, W]`` (``probe.data.collate_skip_none``),
     keeping the global index of every image that is left."""
     from probe.data import collate_skip_none
 
-    b = collate_skip_none([x for _, x in items])
-    index = [i for i, x in items if x is not None]
+    b = collate_skip_none([x for _, x, _ in items])
+    index = [i for i, x, _ in items if x is not None]
+    why = [(i, *w) for i, x, w in items if x is None and w is not None]
     return _Batch(index=index, images=b.images if index else None, refs=[str(r) for r in b.refs],
-                  attrs=list(b.attrs), skipped=int(b.skipped))
+                  attrs=list(b.attrs), skipped=int(b.skipped), why=why)
 
 
 def auto_workers(local_world: int = 1) -> int:
@@ -379,89 +436,167 @@ def tokenize_manifest(
 
     Returns:
         The finished :class:`TokenStore` (on every rank).
-    """
-    from probe.data import dataset_from_manifest, load_manifest
 
+    Raises:
+        StoreLockedError: another process is writing the same store.
+        NothingTokenizedError: ``limit=0``, an empty manifest, or every image skipped as unreadable
+            (their reasons are in ``out/skipped.csv`` and :attr:`TokenStore.skipped_images`).
+
+    A run that fails before finishing a chunk removes the store it started, so a corrected rerun
+    starts afresh. A world manifest whose settings differ from those a shipped tokenizer was
+    trained on gives a :class:`WorldSettingsWarning`.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
     out = Path(out)
     dev = resolve_device(device)
     dist = _Dist.from_env(dev)
+    # what was there before, so that a failed run leaves no empty store folder behind
+    existed, had_header = out.exists(), (out / HEADER).exists()
+    failed = True
     try:
-        if dist.world_size > 1 and dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", dist.local_rank)
-        manifest_path = None
-        if isinstance(manifest, (str, os.PathLike)):
-            manifest_path = str(manifest)
-            manifest = load_manifest(manifest)
-        manifest_path = manifest_path or (str(getattr(manifest, "path", "")) or None)
-        tok, tok_id = _load(tokenizer, dev, tokenizer_kwargs)
-        if isinstance(tok, torch.nn.Module):
-            tok.eval()
-        dataset = dataset_from_manifest(manifest, resolution=int(tok.image_size))
-        num_images = len(dataset) if limit is None else min(int(limit), len(dataset))
-        use_amp = bool(amp and dev.type == "cuda")
-
-        # rank 0 validates / creates the store and plans the work; the others receive the plan
-        plan: _Plan | None = None
-        if dist.rank == 0:
-            try:
-                plan = _plan(out, manifest, manifest_path, tok, tok_id, dataset, num_images,
-                             chunk_size, batch_size, use_amp, resume)
-            except (StoreError, ValueError, OSError) as exc:
-                plan = _Plan({}, [], f"{type(exc).__name__}: {exc}")
-                if dist.world_size == 1:
-                    raise
-        plan = dist.broadcast(plan)
-        assert plan is not None
-        if plan.error is not None:  # rank 0 failed; every rank raises (a refusal keeps its type)
-            raise (StoreMismatchError if plan.error.startswith("StoreMismatchError") else StoreError)(plan.error)
-        if dist.world_size > 1 and len(set(dist.gather(tokenizer_identity(tok).get("weights")))) > 1:
-            raise StoreError("the ranks loaded different tokenizer weights; seed random initialisation "
-                             "or load the same checkpoint on every rank")
-
-        mine = plan.pending[dist.rank :: dist.world_size]
-        if dist.world_size == 1:
-            writer = open_for_writing(out, plan.header, resume=True)
-        else:
-            shard_header = dict(plan.header, shard={"rank": dist.rank, "world_size": dist.world_size})
-            writer = open_for_writing(_shard_path(out, dist.rank), shard_header, resume=True)
-        if isinstance(num_workers, str):
-            if num_workers != "auto":
-                raise ValueError(f"num_workers must be an int or 'auto', got {num_workers!r}")
-            num_workers = auto_workers(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
-        show = progress and dist.rank == 0
-        t0 = time.perf_counter()
-        encoded, skipped = _encode_chunks(tok, dataset, writer, mine, batch_size=batch_size,
-                                          num_workers=int(num_workers), device=dev, use_amp=use_amp,
-                                          show=show, on_chunk=on_chunk)
-        elapsed = time.perf_counter() - t0
-        totals = dist.gather((encoded, skipped))
-
-        dist.barrier()  # every shard is complete
-        if dist.rank == 0:
-            _merge_shards(out)
-        dist.barrier()  # the merged store is in place
-        store = TokenStore.open(out)
-        if dist.rank == 0:
-            n_enc = sum(t[0] for t in totals)
-            n_skip = sum(t[1] for t in totals)
-            rate = n_enc / elapsed if elapsed > 0 else float("nan")
-            summary = (f"tokenized {n_enc} images in {elapsed:.1f} s ({rate:.1f} images/s, {dist.world_size} "
-                       f"process(es), device {dev}); skipped {n_skip} unreadable image(s) in this run, "
-                       f"{store.skipped} in the store; {len(store)} rows in {out}")
-            if show:
-                print(summary)
-            else:
-                log.info(summary)
+        with contextlib.ExitStack() as hold:
+            if dist.world_size == 1:
+                # a second writer of the same store is refused before it loads anything; an
+                # unwritable --out fails here too, before any work (under torchrun: in _plan)
+                hold.enter_context(store_lock(out))
+            store = _tokenize(manifest, tokenizer, out, dev, dist, hold, batch_size=batch_size,
+                              num_workers=num_workers, chunk_size=chunk_size, limit=limit, resume=resume,
+                              progress=progress, amp=amp, tokenizer_kwargs=tokenizer_kwargs, on_chunk=on_chunk)
+        failed = False
         return store
+    except StoreLockedError:
+        failed = False  # the store is another run's: leave it alone
+        raise
     finally:
+        if failed and dist.rank == 0:
+            _remove_if_empty(out, existed, had_header)
         dist.close()
+
+
+def _remove_if_empty(out: Path, existed: bool, had_header: bool) -> None:
+    """After a failed run: remove what it created when no chunk was finished (so a corrected
+    rerun is not refused as a mismatch, and no empty folder is left)."""
+    try:
+        if _done_chunks(out):
+            return
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        elif not had_header:
+            for name in (HEADER, CODEBOOK, LOCK):
+                (out / name).unlink(missing_ok=True)
+    except OSError:  # best effort: never hide the error that made the run fail
+        pass
+
+
+def _tokenize(manifest: Any, tokenizer: Any, out: Path, dev: torch.device, dist: _Dist,
+              hold: contextlib.ExitStack, *, batch_size: int, num_workers: int | str, chunk_size: int,
+              limit: int | None, resume: bool, progress: bool, amp: bool,
+              tokenizer_kwargs: Mapping[str, Any] | None,
+              on_chunk: Callable[[int, Path], None] | None) -> TokenStore:
+    from probe.data import dataset_from_manifest, load_manifest
+
+    if dist.world_size > 1 and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", dist.local_rank)
+    manifest_path = None
+    if isinstance(manifest, (str, os.PathLike)):
+        manifest_path = str(manifest)
+        manifest = load_manifest(manifest)
+    manifest_path = manifest_path or (str(getattr(manifest, "path", "")) or None)
+    tok, tok_id = _load(tokenizer, dev, tokenizer_kwargs)
+    if isinstance(tok, torch.nn.Module):
+        tok.eval()
+    trained_world = getattr(tok, "training_world", None)
+    differ = world_settings_diff(manifest, trained_world)
+    if differ and dist.rank == 0:
+        shipped = _matching_manifests(trained_world)
+        hint = f" (the shipped manifest {' / '.join(shipped)} matches them)" if shipped else ""
+        warnings.warn(
+            f"{manifest_path or getattr(manifest, 'name', 'the manifest')}: its world settings differ from "
+            f"those tokenizer {tok_id} was trained on in {', '.join(differ)}; the tokens will read these "
+            f"images worse than the training images{hint}", WorldSettingsWarning, stacklevel=3)
+    dataset = dataset_from_manifest(manifest, resolution=int(tok.image_size))
+    num_images = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if num_images == 0:
+        why = "limit=0 (--limit 0) selects none" if limit is not None and int(limit) == 0 else "it has none"
+        raise NothingTokenizedError(f"nothing to tokenize: {manifest_path or 'the manifest'} gives "
+                                    f"{len(dataset)} images and {why}")
+    use_amp = bool(amp and dev.type == "cuda")
+
+    # rank 0 validates / creates the store and plans the work; the others receive the plan
+    plan: _Plan | None = None
+    if dist.rank == 0:
+        try:
+            if dist.world_size > 1:
+                hold.enter_context(store_lock(out))
+            plan = _plan(out, manifest, manifest_path, tok, tok_id, dataset, num_images,
+                         chunk_size, batch_size, use_amp, resume, trained_world)
+        except (StoreError, ValueError, OSError) as exc:
+            plan = _Plan({}, [], f"{type(exc).__name__}: {exc}")
+            if dist.world_size == 1:
+                raise
+    plan = dist.broadcast(plan)
+    assert plan is not None
+    if plan.error is not None:  # rank 0 failed; every rank raises (a refusal keeps its type)
+        raise (StoreMismatchError if plan.error.startswith("StoreMismatchError") else StoreError)(plan.error)
+    if dist.world_size > 1 and len(set(dist.gather(tokenizer_identity(tok).get("weights")))) > 1:
+        raise StoreError("the ranks loaded different tokenizer weights; seed random initialisation "
+                         "or load the same checkpoint on every rank")
+
+    mine = plan.pending[dist.rank :: dist.world_size]
+    if dist.world_size == 1:
+        writer = open_for_writing(out, plan.header, resume=True)
+    else:
+        shard_header = dict(plan.header, shard={"rank": dist.rank, "world_size": dist.world_size})
+        writer = open_for_writing(_shard_path(out, dist.rank), shard_header, resume=True)
+    if isinstance(num_workers, str):
+        if num_workers != "auto":
+            raise ValueError(f"num_workers must be an int or 'auto', got {num_workers!r}")
+        num_workers = auto_workers(int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size)))
+    show = progress and dist.rank == 0
+    t0 = time.perf_counter()
+    encoded, skipped = _encode_chunks(tok, dataset, writer, mine, batch_size=batch_size,
+                                      num_workers=int(num_workers), device=dev, use_amp=use_amp,
+                                      show=show, on_chunk=on_chunk)
+    elapsed = time.perf_counter() - t0
+    totals = dist.gather((encoded, skipped))
+
+    dist.barrier()  # every shard is complete
+    if dist.rank == 0:
+        _merge_shards(out)
+    dist.barrier()  # the merged store is in place
+    store = TokenStore.open(out)
+    if dist.rank == 0:
+        n_enc = sum(t[0] for t in totals)
+        n_skip = sum(t[1] for t in totals)
+        rate = n_enc / elapsed if elapsed > 0 else float("nan")
+        skipped_table = store.skipped_images
+        if len(skipped_table):  # the reasons, as a table a user can open (also in the chunk files)
+            skipped_table.to_csv(out / SKIPPED_CSV, index=False)
+        summary = (f"tokenized {n_enc} images in {elapsed:.1f} s ({rate:.1f} images/s, {dist.world_size} "
+                   f"process(es), device {dev}); skipped {n_skip} unreadable image(s) in this run, "
+                   f"{store.skipped} in the store" + (f" (reasons in {out / SKIPPED_CSV})" if store.skipped else "")
+                   + f"; {len(store)} rows in {out}")
+        if show:
+            print(summary)
+        else:
+            log.info(summary)
+    if len(store) == 0:
+        first = store.skipped_images.head(1)
+        example = (f"; e.g. {first['ref'].iloc[0]}: {first['reason'].iloc[0]}" if len(first) else "")
+        raise NothingTokenizedError(
+            f"no image could be tokenized into {out}: all {store.skipped} images were skipped as "
+            f"unreadable (reasons in {out / SKIPPED_CSV}{example}); fix the data or the manifest and "
+            "run again with --no-resume")
+    return store
 
 
 def _plan(
     out: Path, manifest: Any, manifest_path: str | None, tok: Any, tok_id: str, dataset: Dataset,
     num_images: int, chunk_size: int, batch_size: int, use_amp: bool, resume: bool,
+    trained_world: Mapping[str, Any] | None = None,
 ) -> _Plan:
     identity = {
         "tokenizer": tokenizer_identity(tok),
@@ -482,6 +617,8 @@ def _plan(
             "manifest_path": manifest_path,
             "seed": getattr(manifest, "seed", None),
             "batch_size": batch_size,
+            # the world the tokenizer was trained on (shipped models), to compare with the manifest's
+            "tokenizer_world": dict(trained_world) if trained_world else None,
         },
     )
     if not resume and (out / SHARD_DIR).is_dir():
@@ -518,12 +655,13 @@ def _encode_chunks(
     )
     total = sum(len(idx) for _, idx in plan)
     bar = tqdm(total=total, unit="img", desc="tokenize", disable=not show, dynamic_ncols=True, smoothing=0.1)
-    buf: dict[str, list[Any]] = {"index": [], "refs": [], "attrs": [], "tokens": [], "features": []}
+    buf: dict[str, list[Any]] = {"index": [], "refs": [], "attrs": [], "tokens": [], "features": [], "why": []}
     encoded = skipped = 0
     n_tok, dim = writer.num_tokens, writer.token_dim
     try:
         for (chunk, idx), batch in zip(plan, loader):
             skipped += batch.skipped
+            buf["why"] += batch.why
             if batch.images is not None:
                 images = batch.images.to(device, non_blocking=True)
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
@@ -549,6 +687,7 @@ def _encode_chunks(
                     attributes={a: [r.get(a) for r in buf["attrs"]] for a in writer.attribute_types},
                     tokens=np.concatenate(buf["tokens"]) if buf["tokens"] else np.zeros((0, n_tok), np.int64),
                     features=np.concatenate(buf["features"]) if buf["features"] else np.zeros((0, n_tok, dim), np.float16),
+                    skipped=buf["why"],
                 )
                 path = writer.write_chunk(chunk, rows)
                 buf = {k: [] for k in buf}

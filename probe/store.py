@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from probe.errors import TokenprobeError
+
 FORMAT = "tokenprobe-store/1"
 HEADER = "header.json"
 CODEBOOK = "codebook.safetensors"
@@ -50,12 +52,20 @@ ATTRIBUTE_TYPES = ("string", "float64", "int64", "bool")
 IDENTITY_KEY = "identity"
 
 
-class StoreError(RuntimeError):
+class StoreError(TokenprobeError, RuntimeError):
     """A store that is missing, corrupt, incomplete or does not match the run."""
 
 
 class StoreMismatchError(StoreError):
     """A run or a shard made with a different tokenizer / manifest / layout than the store."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the same store."""
+
+
+LOCK = ".tokenprobe.lock"
+SKIPPED_KEY = b"tokenprobe_skipped"  # chunk schema metadata: JSON [[index, ref, reason], ...]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -131,19 +141,22 @@ def read_header(path: Path) -> dict[str, Any]:
     """The validated ``header.json`` of the store in ``path`` (a :class:`StoreError` names what is wrong)."""
     path = Path(path)
     hp = path / HEADER
+    redo = "; run `tokenprobe tokenize` with --no-resume into that folder to rebuild the store"
     if not path.exists():
-        raise StoreError(f"no token store at {path}: the folder does not exist")
+        raise StoreError(f"no token store at {path}: the folder does not exist; check the path, "
+                         "or make the store with `tokenprobe tokenize --out` first")
     if not hp.exists():
-        raise StoreError(f"no token store at {path}: {hp} is missing")
+        raise StoreError(f"no token store at {path}: {hp} is missing (not a store, or one whose first "
+                         "run failed); make the store with `tokenprobe tokenize --out` first")
     try:
         header = json.loads(hp.read_text())
     except (OSError, ValueError) as exc:
-        raise StoreError(f"corrupt token store header {hp}: {exc}") from exc
+        raise StoreError(f"corrupt token store header {hp}: {exc}{redo}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise StoreError(f"{hp} is not a tokenprobe store header (expected format {FORMAT!r})")
+        raise StoreError(f"{hp} is not a tokenprobe store header (expected format {FORMAT!r}){redo}")
     for key in ("layout", IDENTITY_KEY, "config_hash", "attributes"):
         if key not in header:
-            raise StoreError(f"corrupt token store header {hp}: key {key!r} is missing")
+            raise StoreError(f"corrupt token store header {hp}: key {key!r} is missing{redo}")
     return header
 
 
@@ -185,6 +198,7 @@ class ChunkRows:
     attributes: Mapping[str, Sequence[Any]]
     tokens: np.ndarray
     features: np.ndarray
+    skipped: Sequence[tuple[int, str, str]] = ()  # (global index, ref, reason) of images left out
 
 
 def _coerce(values: Sequence[Any], type_name: str, column: str, refs: Sequence[str]) -> pa.Array:
@@ -252,10 +266,15 @@ class StoreWriter:
         columns["features"] = pa.FixedSizeListArray.from_arrays(
             pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1)), self.token_dim), self.num_tokens
         )
-        table = pa.Table.from_arrays(list(columns.values()), schema=self.schema)
+        # the skipped images' reasons travel inside the chunk file (schema metadata), so they are
+        # committed, resumed and merged with it atomically
+        skipped = [[int(i), str(r), str(why)] for i, r, why in rows.skipped]
+        schema = self.schema.with_metadata({**(self.schema.metadata or {}),
+                                            SKIPPED_KEY: json.dumps(skipped).encode()})
+        table = pa.Table.from_arrays(list(columns.values()), schema=schema)
         final = self.path / CHUNK_DIR / chunk_name(chunk_id)
         tmp = _tmp_name(final)
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             writer.write_table(table)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -371,6 +390,15 @@ def open_for_writing(path: str | os.PathLike, header: dict[str, Any], *, resume:
         has_header = False
     if not has_header and list_chunks(path):
         raise StoreError(f"{path} holds chunk files but no {HEADER}; refusing to write into it")
+    if has_header and not list_chunks(path):
+        # a store without a finished chunk holds nothing to lose: a rerun with a corrected
+        # manifest or tokenizer starts it afresh instead of being refused as a mismatch
+        try:
+            check_compatible(read_header(path), header, path)
+        except StoreError:  # another identity, or a broken header: replaced just the same
+            (path / CODEBOOK).unlink(missing_ok=True)
+            (path / HEADER).unlink()
+            has_header = False
     if has_header:
         existing = read_header(path)
         check_compatible(existing, header, path)
@@ -382,6 +410,69 @@ def open_for_writing(path: str | os.PathLike, header: dict[str, Any], *, resume:
     return StoreWriter(path, header)
 
 
+def remove_store(path: str | os.PathLike) -> None:
+    """Remove the store in ``path`` (header, chunks, codebook, shards; other files are left),
+    if there is one; refuses a folder that is not recognisably a store."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not (path / HEADER).exists():
+        if list_chunks(path):
+            raise StoreError(f"{path} holds chunk files but no {HEADER}; not removing it, delete it yourself")
+        return
+    read_header(path)  # only ever delete what is recognisably a store
+    for sub in (CHUNK_DIR, "shards"):
+        shutil.rmtree(path / sub, ignore_errors=True)
+    (path / CODEBOOK).unlink(missing_ok=True)
+    (path / HEADER).unlink()
+
+
+class store_lock:
+    """Exclusive lock of a store folder while one process writes it (``with store_lock(path):``).
+
+    A second writer of the same store is refused at once with :class:`StoreLockedError` instead of
+    doing all the work again. The lock is an OS lock (``fcntl.flock``) on ``path/.tokenprobe.lock``,
+    so a killed writer never leaves a stale lock behind. Creates ``path``. Where ``fcntl`` does not
+    exist (Windows), no lock is taken.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def __enter__(self) -> store_lock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            try:
+                pid = lock.read_text().strip() or "?"
+            except OSError:
+                pid = "?"
+            raise StoreLockedError(
+                f"another tokenprobe run (pid {pid}) is writing the store at {self.path} (lock {lock}); "
+                "wait for it to finish, then run again (it resumes), or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -391,7 +482,8 @@ def _read_chunk(file: Path, schema: pa.Schema) -> pa.Table:
         source = pa.memory_map(str(file), "r")
         table = pa.ipc.open_stream(source).read_all()
     except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"corrupt chunk file {file}: {exc}") from exc
+        raise StoreError(f"corrupt chunk file {file}: {exc}; delete that file and run the same "
+                         "`tokenprobe tokenize` command again to encode its images anew") from exc
     if not table.schema.equals(schema, check_metadata=False):
         raise StoreError(f"chunk file {file} does not have the columns its store header declares")
     return table
@@ -540,6 +632,18 @@ class TokenStore:
         planned = sum(min(size, n - c * size) for c in list_chunks(self.path))
         return planned - len(self)
 
+    @property
+    def skipped_images(self) -> Any:
+        """pandas DataFrame of the images left out as unreadable: ``index``, ``ref``, ``reason``."""
+        import pandas as pd
+
+        rows = []
+        for t in self._tables:
+            raw = (t.schema.metadata or {}).get(SKIPPED_KEY)
+            if raw:
+                rows += json.loads(raw)
+        return pd.DataFrame(rows, columns=["index", "ref", "reason"]).astype({"index": "int64"})
+
     def _column(self, name: str) -> pa.ChunkedArray:
         if not self._tables:
             schema = chunk_schema(self.header["attributes"], self.num_tokens, self.token_dim)
@@ -590,3 +694,25 @@ class TokenStore:
 
         files = [self.path / CHUNK_DIR / chunk_name(c) for c in sorted(list_chunks(self.path))]
         return concatenate_datasets([Dataset.from_file(str(f)) for f in files])
+
+    # -- row access (the swap engine reads pairs of rows and the images behind them) --------------
+    def select(self, rows: Sequence[int] | np.ndarray) -> TokenStore:
+        """A read-only store of the rows at positions ``rows`` (0-based, in that order; repeats allowed),
+        with this store's header and path: ``.tokens``, ``.features``, ``.attributes`` as for any store."""
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if len(idx) and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"row {int(idx.max() if idx.max() >= n else idx.min())} out of range for the "
+                             f"{n} rows of store {self.path}")
+        idx = np.where(idx < 0, idx + n, idx)
+        if not self._tables:
+            return TokenStore(self.path, self.header, [])
+        table = pa.concat_tables(self._tables) if len(self._tables) > 1 else self._tables[0]
+        return TokenStore(self.path, self.header, [table.take(pa.array(idx))])
+
+    def iter_batches(self, batch: int = 256) -> Iterable[TokenStore]:
+        """Consecutive row batches of at most ``batch`` rows, each a :meth:`select`-ed store."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        for s in range(0, len(self), batch):
+            yield self.select(np.arange(s, min(s + batch, len(self))))

@@ -14,20 +14,24 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from probe.commands._args import add_resume_flags, positive_int
     from probe.demo import DemoConfig
 
     d = DemoConfig()
     parser.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")
     parser.add_argument("--tokenizer", default=d.tokenizer, help=f"tokenizer spec (default {d.tokenizer})")
-    parser.add_argument("--images", type=int, default=d.images, help=f"world images (default {d.images})")
-    parser.add_argument("--permutations", type=int, default=d.permutations,
+    parser.add_argument("--images", type=positive_int, default=d.images, help=f"world images (default {d.images})")
+    parser.add_argument("--permutations", type=positive_int, default=d.permutations,
                         help=f"permutations per test (default {d.permutations})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     parser.add_argument("--device", default=d.device, help="force a device (default: cuda, then mps, then cpu)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--random-init", action="store_true",
                         help="random tokenizer weights (plumbing checks only; they carry no semantics)")
+    add_resume_flags(parser, "the store in --out/store")
+    # checked by probe.cli before the run: --out writable; --no-resume removes --out/store
+    parser.set_defaults(_writes=lambda a: [a.out], _store=lambda a: Path(a.out) / "store")
 
 
 def run(args: argparse.Namespace) -> int:

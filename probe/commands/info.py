@@ -1,11 +1,11 @@
-"""``tokenprobe info``: what is installed (versions, device, tokenizer presets, shipped models)."""
+"""``tokenprobe info``: what is installed (versions, device, tokenizer presets, shipped models and manifests)."""
 from __future__ import annotations
 
 import argparse
 import importlib
 
 NAME = "info"
-HELP = "print versions, the device that would be used, tokenizer presets and shipped models"
+HELP = "print versions, the device that would be used, tokenizer presets, shipped models and manifests"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,4 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     names = zoo.available()
     print("shipped models: " + (", ".join(names) if names else "(none)"))
+    from probe.data.manifest import shipped_manifests
+
+    print("shipped manifests (tokenize --manifest NAME): " + (", ".join(shipped_manifests()) or "(none)"))
     return 0

@@ -17,23 +17,31 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from probe.commands._args import (
+        comma_choices,
+        non_negative_int,
+        open_unit_interval,
+        positive_int,
+    )
     from probe.probes.config import ALL_PROBES
 
     parser.add_argument("--store", required=True, help="token store folder (e.g. runs/NAME)")
     parser.add_argument("--attributes", default=None, help="comma-separated attributes to probe (default: all)")
-    parser.add_argument("--permutations", type=int, default=200, help="label permutations for p-values (default 200)")
+    parser.add_argument("--permutations", type=positive_int, default=200, help="label permutations for p-values (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of permutations, subsamples and folds (default 0)")
     parser.add_argument("--out", default=None, help="output folder (default: <store>/probes)")
     parser.add_argument("--jobs", type=int, default=1, help="threads for the compiled loops and group-sum products (-1: all cores; default 1)")
-    parser.add_argument("--probes", default=None, help=f"comma-separated subset of: {','.join(ALL_PROBES)}")
-    parser.add_argument("--alpha", type=float, default=0.05, help="q-value threshold for the semantic map (default 0.05)")
+    parser.add_argument("--probes", type=comma_choices(ALL_PROBES), default=None, help=f"comma-separated subset of: {','.join(ALL_PROBES)}")
+    parser.add_argument("--alpha", type=open_unit_interval, default=0.05, help="q-value threshold for the semantic map (default 0.05)")
     parser.add_argument("--dci-importance", choices=("linear", "gbt"), default="linear",
                         help="DCI importance: |ridge weights| (fast, default) or disentanglement_lib's GBT (slow)")
-    parser.add_argument("--umap-top", type=int, default=2,
+    parser.add_argument("--umap-top", type=non_negative_int, default=2,
                         help="UMAP figures of each attribute's top-K positions (0: none; default 2)")
-    parser.add_argument("--umap-points", type=int, default=3000, help="rows embedded per UMAP (default 3000)")
+    parser.add_argument("--umap-points", type=positive_int, default=3000, help="rows embedded per UMAP (default 3000)")
     parser.add_argument("--no-figures", action="store_true", help="write the tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # checked by probe.cli before any work: the output folder must be writable
+    parser.set_defaults(_writes=lambda a: [a.out or Path(a.store) / "probes"])
 
 
 def run(args: argparse.Namespace) -> int:

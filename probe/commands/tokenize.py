@@ -15,25 +15,31 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manifest", required=True, help="data manifest YAML, e.g. data_manifests/world.yaml")
+    from probe.commands._args import add_resume_flags, non_negative_int, positive_int
+    from probe.data.manifest import shipped_manifests
+
+    parser.add_argument("--manifest", required=True,
+                        help="data manifest: a YAML file, or the name of a shipped one ("
+                             + ", ".join(shipped_manifests()) + ")")
     parser.add_argument("--tokenizer", required=True,
                         help="preset name, shipped model, hub id, local folder or .bin/.safetensors file")
     parser.add_argument("--out", required=True, help="store folder, e.g. runs/NAME")
     parser.add_argument("--random-init", action="store_true",
                         help="build the tokenizer preset with random weights (for trials and tests)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--workers", default="auto",
                         help="DataLoader workers for decoding/resizing, or 'auto' (default: auto)")
-    parser.add_argument("--chunk-size", type=int, default=None,
+    parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="images per chunk file, the unit of resumption (default: 1024)")
-    parser.add_argument("--limit", type=int, default=None, help="encode only the first N images")
-    parser.add_argument("--no-resume", action="store_true",
-                        help="remove an existing store in --out and start afresh instead of resuming")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--limit", type=non_negative_int, default=None, help="encode only the first N images")
+    add_resume_flags(parser)
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch intra-op threads on CPU (default: torch's choice; on a machine shared "
                              "with other jobs 1 can be many times faster)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    # checked by probe.cli before any work: --out must be writable
+    parser.set_defaults(_writes=lambda a: [a.out])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    workers: int | str = args.workers if args.workers == "auto" else int(args.workers)
+    from probe.errors import UsageError
+
+    try:
+        workers: int | str = args.workers if args.workers == "auto" else int(args.workers)
+    except ValueError:
+        raise UsageError(f"--workers must be an integer >= 0 or 'auto', got {args.workers!r}") from None
     store = tokenize_manifest(
         args.manifest,
         args.tokenizer,

@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
+    from probe.errors import UsageError
     from probe.training.tokenizer import TrainConfig
 
     raw: dict = {}
@@ -70,9 +71,9 @@ def build_config(args: argparse.Namespace):
         try:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise SystemExit(f"--config {path}: cannot read a JSON object ({exc})")
+            raise UsageError(f"--config {path}: cannot read a JSON object ({exc})") from None
         if not isinstance(raw, dict):
-            raise SystemExit(f"--config {path}: expected a JSON object of TrainConfig fields")
+            raise UsageError(f"--config {path}: expected a JSON object of TrainConfig fields")
     model = dict(raw.get("model", {}))
     for flag, key in (("tokens", "num_tokens"), ("codebook", "codebook_size"), ("token_dim", "token_dim"),
                       ("dec_patch", "dec_patch_size")):

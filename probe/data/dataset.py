@@ -19,7 +19,12 @@ import torch
 from torch.utils.data import Dataset
 
 from probe.data.corruptions import corrupt
-from probe.data.manifest import Manifest, expand_path, load_manifest
+from probe.data.manifest import (
+    Manifest,
+    check_attribute_fields,
+    expand_path,
+    load_manifest,
+)
 from probe.data.sources import (
     FolderSource,
     HFSource,
@@ -97,6 +102,11 @@ class ManifestDataset(Dataset):
             per = len(self.variants) if parts and self.mode == "grid" else 1
             n_world = -(-int(size) // per)
         self.source = build_source(manifest, n_world)
+        if manifest.source_type in ("table", "hf") and getattr(self.source, "fields", None):
+            # known only now that the table / dataset is open: refuse a misspelled column before any work
+            label = getattr(self.source, "path", None) or getattr(self.source, "label", manifest.source_type)
+            check_attribute_fields(manifest.attributes, self.source.fields, manifest.path or manifest.name,
+                                   f"the {manifest.source_type} source {str(label)!r}")
         n_src = len(self.source)
         # the item plan: (source index, variant index or -1); order is fixed
         if parts and self.mode == "grid":

@@ -38,12 +38,14 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from probe.data.corruptions import CORRUPTIONS, MAX_SEVERITY
+from probe.errors import TokenprobeError
 
 KINDS = ("categorical", "continuous")
 CORRUPTION_MODES = ("grid", "one", "all")
@@ -62,7 +64,7 @@ _SOURCE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
 _REQUIRED = {"folder": ("root",), "table": ("path",)}
 
 
-class ManifestError(ValueError):
+class ManifestError(TokenprobeError, ValueError):
     """A manifest that does not validate; the message names the file and the field."""
 
 
@@ -176,7 +178,8 @@ class _Checker:
                 raise self.fail(fld, "is empty (YAML reads null, ~ and a missing value as "
                                 "nothing; quote the text, e.g. \"null\")")
             if required:
-                raise self.fail(fld, "is required")
+                raise self.fail(fld, "is required (the shipped manifests, e.g. data_manifests/world-32.yaml, "
+                                "show the layout)")
             return default
         v = d[key]
         # YAML `yes` is a bool, and bool is an int subclass: accept it only where bool is asked for
@@ -238,6 +241,10 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
         if a.name in seen:
             raise c.fail(f"attributes[{i}].name", f"repeats attribute {a.name!r}")
         seen.add(a.name)
+    if attrs_raw is not None:
+        fields = source_fields(stype, opts)
+        if fields is not None:
+            check_attribute_fields(attributes, fields, where, f"source type {stype!r}")
 
     corruptions, mode = _corruptions(c, data.get("corruptions"))
     for p in corruptions:
@@ -290,6 +297,33 @@ def _attribute(c: _Checker, a: Any, i: int) -> AttributeSpec:
         ranges = {k: (r[0], r[1]) for k, r in ranges.items()}
     return AttributeSpec(name=name, kind=kind, source_field=src, map=mp, ranges=ranges,
                          default=a.get("default"))
+
+
+def source_fields(stype: str, opts: dict) -> list[str] | None:
+    """The record fields a source of type ``stype`` provides, when known without opening it
+    (world, folder, skimage); ``None`` for tables and datasets (known once they are read)."""
+    if stype == "world":
+        from probe.data.world import WorldConfig, factors_at
+        cfg = WorldConfig.from_dict(opts.get("config", {}))
+        return [str(col) for col in factors_at([0], seed=0, config=cfg).columns]
+    if stype == "folder":
+        from probe.data.sources import FolderSource
+        return list(FolderSource.fields)
+    if stype == "skimage":
+        from probe.data.sources import SkimageSource
+        return list(SkimageSource.fields)
+    return None
+
+
+def check_attribute_fields(attributes: Any, fields: Any, where: str, source: str) -> None:
+    """Refuse an attribute whose source field (``from``, default its name) the source lacks,
+    listing the fields that exist (a misspelled name would otherwise give a column of NaN)."""
+    have = list(fields)
+    for i, a in enumerate(attributes):
+        if a.source_field not in have:
+            key = f"attributes[{i}].from" if a.source_field != a.name else f"attributes[{i}].name"
+            raise ManifestError(f"{where}: field '{key}' is {a.source_field!r}, which {source} does not "
+                                f"provide; it provides: {', '.join(have)}")
 
 
 def _default_attributes(stype: str, opts: dict) -> tuple[AttributeSpec, ...]:
@@ -353,13 +387,23 @@ def _corruptions(c: _Checker, raw: Any) -> tuple[tuple[CorruptionPartition, ...]
     return tuple(out), mode
 
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
-"""The manifests shipped with the repository (a source checkout)."""
+# The shipped manifests are package data (in the wheel, read through importlib.resources);
+# data_manifests/ at the repository root is the user-facing copy of the same files, and
+# tests/test_manifest.py checks that the two are byte-identical. The package copy is the one
+# source of truth (a symlink would not survive a wheel; a build step would not run for a plain
+# `pip install -e .` or a source checkout on sys.path).
+SHIPPED_DIR = Path(str(resources.files("probe.data") / "manifests"))
+"""The manifests shipped with the package (``probe/data/manifests/*.yaml``)."""
+
+
+def shipped_manifests() -> list[str]:
+    """Names of the shipped manifests (``load_manifest(name)`` reads them)."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")) if SHIPPED_DIR.is_dir() else []
 
 
 def resolve_manifest_path(path: str | Path) -> Path:
-    """A manifest file, or a shipped manifest's bare name (``"world"`` ->
-    ``data_manifests/world.yaml``, looked up in the current directory, then the repository)."""
+    """A manifest file, or a shipped manifest's bare name (``"world"`` -> ``world.yaml``, looked up
+    in ``./data_manifests/``, then among the manifests shipped with the package)."""
     p = Path(path)
     if p.is_file() or p.suffix or len(p.parts) > 1:
         return p
@@ -372,16 +416,22 @@ def resolve_manifest_path(path: str | Path) -> Path:
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest YAML file, or a shipped one by name (``"world"``).
 
-    Errors name the file and the field.
+    Errors (:class:`ManifestError`) are one line naming the file and the field.
     """
     p = resolve_manifest_path(path)
     if not p.is_file():
-        shipped = sorted(q.stem for q in SHIPPED_DIR.glob("*.yaml")) if SHIPPED_DIR.is_dir() else []
-        raise ManifestError(f"{p}: manifest file not found (shipped names: {shipped})")
+        what = "is a folder, not a manifest file" if p.is_dir() else "manifest file not found"
+        raise ManifestError(f"{p}: {what}; give a YAML file or a shipped name "
+                            f"({', '.join(shipped_manifests()) or 'none shipped'})")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ManifestError(f"{p}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ManifestError(f"{p}: not valid YAML at {at}{problem}; fix the syntax there") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{p}: cannot read the manifest ({e})") from None
     return manifest_from_dict(data, str(p))
 
 
@@ -395,4 +445,6 @@ __all__ = [
     "expand_path",
     "load_manifest",
     "manifest_from_dict",
+    "shipped_manifests",
+    "source_fields",
 ]

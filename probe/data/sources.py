@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +30,8 @@ import torch
 
 from probe.data import world as world_mod
 from probe.data.transforms import DEFAULT_MIN_SIZE, SkipImage, load_as_tensor
+from probe.errors import TokenprobeError
+from probe.hub import hub_offline, hub_reachable
 
 log = logging.getLogger("probe.data")
 
@@ -39,7 +39,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".
                                      ".webp", ".ppm", ".pgm", ".pbm", ".jfif")
 
 
-class SourceError(RuntimeError):
+class SourceError(TokenprobeError, RuntimeError):
     """A source that cannot be opened at all (missing folder, dataset not cached, ...)."""
 
 
@@ -234,19 +234,12 @@ class TableSource:
 
 # --------------------------------------------------------------------------- Hugging Face
 def _offline() -> bool:
-    flag = {"1", "ON", "YES", "TRUE"}
-    return (os.environ.get("HF_DATASETS_OFFLINE", "").upper() in flag
-            or os.environ.get("HF_HUB_OFFLINE", "").upper() in flag)
+    return hub_offline()
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub answers a TCP connect quickly (avoids ~25 s of retries when offline)."""
-    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return hub_reachable(timeout)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from probe.device import resolve_device
+from probe.errors import TokenprobeError
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.presets import PRESETS, get_preset
 from probe.tokenizers.registry import architecture_of, get_architecture
@@ -32,8 +33,19 @@ _METADATA_KEY = "tokenprobe_config"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(TokenprobeError, RuntimeError):
     """The weights could not be fetched (offline, no network, or not in the cache)."""
+
+
+class TokenizerLoadError(TokenprobeError, ValueError):
+    """A tokenizer spec or weight file that cannot be loaded (the message names the file)."""
+
+
+class TokenizerNotFoundError(TokenprobeError, FileNotFoundError):
+    """A tokenizer folder, file or hub repository that does not exist or lacks a needed file."""
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 # ---- building -----------------------------------------------------------------------------------
@@ -52,7 +64,7 @@ def build_tokenizer(
         elif isinstance(config, Mapping):
             if "architecture" in config:
                 if "config" not in config:
-                    raise ValueError("tokenizer config: has 'architecture' but no 'config' field")
+                    raise TokenizerLoadError("tokenizer config: has 'architecture' but no 'config' field")
                 model = get_architecture(str(config["architecture"])).from_config(dict(config["config"]))
             else:
                 model = TiTok.from_config(dict(config))
@@ -83,22 +95,36 @@ def save_tokenizer(model: nn.Module, folder: str | os.PathLike) -> Path:
 def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and (safetensors) metadata of a weight file; ``.bin`` loads with ``weights_only``."""
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise TokenizerLoadError(
+                f"{path}: not a readable .safetensors file ({exc}); it is probably truncated or "
+                "corrupt: download or copy it again") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: {exc})") from exc
+        import pickle
+
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            # PyTorch's own message advises weights_only=False, i.e. running the file's code
+            raise TokenizerLoadError(
+                f"{path}: refused: this file would run code when loaded (unsafe pickle); load only "
+                "tensors: ask for a .safetensors file or a plain state dict") from None
+        raise TokenizerLoadError(f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); it may be truncated "
+                                 "or not a weight file") from None
     for key in ("state_dict", "model"):  # common training-checkpoint wrappers
         if isinstance(obj, dict) and isinstance(obj.get(key), dict) and obj[key] and all(
             isinstance(v, torch.Tensor) for v in obj[key].values()
         ):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors)")
+        raise TokenizerLoadError(f"{path}: expected a state dict (a mapping of names to tensors)")
     return dict(obj), {}
 
 
@@ -126,7 +152,7 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
             parts.append(f"unexpected keys ({len(unexpected)}): {_summarise(unexpected)}")
         if shape:
             parts.append(f"shape mismatches ({len(shape)}): {_summarise(shape)}")
-        raise ValueError(f"{source}: weights do not match the {type(model).__name__} architecture; " + "; ".join(parts))
+        raise TokenizerLoadError(f"{source}: weights do not match the {type(model).__name__} architecture; " + "; ".join(parts))
 
 
 def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -165,7 +191,7 @@ def infer_titok_config(state: Mapping[str, torch.Tensor], source: str = "state d
             "encoder.conv_out.weight", "decoder.decoder_embed.weight", "decoder.positional_embedding"]
     absent = [k for k in need if k not in state]
     if absent:
-        raise ValueError(f"{source}: cannot infer a TiTok architecture, missing keys: {', '.join(absent)} "
+        raise TokenizerLoadError(f"{source}: cannot infer a TiTok architecture, missing keys: {', '.join(absent)} "
                          "(pass preset=... to name the architecture)")
     n, enc_w = state["latent_tokens"].shape
     patch = state["encoder.patch_embed.weight"].shape[-1]
@@ -190,7 +216,7 @@ def infer_titok_config(state: Mapping[str, torch.Tensor], source: str = "state d
     # L2 normalisation is not visible in the weights: the legacy models use it, the others not
     kw["use_l2_norm"] = vq and legacy
     if not vq and enc_out != 2 * token:
-        raise ValueError(f"{source}: no quantizer codebook and encoder.conv_out has {enc_out} channels, "
+        raise TokenizerLoadError(f"{source}: no quantizer codebook and encoder.conv_out has {enc_out} channels, "
                          f"not 2 x {token}: not a TiTok VAE")
     if two_stage:
         k, z = state["pixel_quantize.embedding.weight"].shape
@@ -202,7 +228,7 @@ def infer_titok_config(state: Mapping[str, torch.Tensor], source: str = "state d
     try:
         return TiTokConfig(**kw)
     except ValueError as exc:
-        raise ValueError(f"{source}: inferred an inconsistent TiTok config ({exc})") from exc
+        raise TokenizerLoadError(f"{source}: inferred an inconsistent TiTok config ({exc})") from exc
 
 
 # ---- resolving a spec ---------------------------------------------------------------------------
@@ -211,14 +237,14 @@ def _config_from_json(path: Path) -> dict[str, Any]:
     try:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise TokenizerLoadError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise TokenizerLoadError(f"{path}: expected a JSON object")
     if "architecture" in cfg:
         return cfg
     if isinstance(cfg.get("model"), dict) and "vq_model" in cfg["model"]:
         return {"architecture": "titok", "config": TiTokConfig.from_official(cfg).to_dict()}
-    raise ValueError(f"{path}: neither a tokenprobe config (field 'architecture') nor an official "
+    raise TokenizerLoadError(f"{path}: neither a tokenprobe config (field 'architecture') nor an official "
                      "TiTok config (section 'model.vq_model')")
 
 
@@ -243,12 +269,12 @@ def _load_weights_into(cfg: Mapping[str, Any] | TiTokConfig, weights: Path, devi
 def _load_folder(folder: Path, device: Any) -> nn.Module:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.exists():
-        raise FileNotFoundError(f"{folder}: no {CONFIG_NAME} (a tokenizer folder holds {CONFIG_NAME} + one of {WEIGHT_NAMES})")
+        raise TokenizerNotFoundError(f"{folder}: no {CONFIG_NAME} (a tokenizer folder holds {CONFIG_NAME} + one of {WEIGHT_NAMES})")
     cfg = _config_from_json(cfg_path)
     for name in WEIGHT_NAMES:
         if (folder / name).exists():
             return _load_weights_into(cfg, folder / name, device)
-    raise FileNotFoundError(f"{folder}: no weights file; looked for {', '.join(WEIGHT_NAMES)}")
+    raise TokenizerNotFoundError(f"{folder}: no weights file; looked for {', '.join(WEIGHT_NAMES)}")
 
 
 def _load_file(path: Path, device: Any, preset: str | None) -> nn.Module:
@@ -265,30 +291,42 @@ def _load_file(path: Path, device: Any, preset: str | None) -> nn.Module:
 
 
 def _offline_message(repo_id: str, reason: str) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached or the files are not cached"
+    from probe.hub import hub_offline
+
+    offline = hub_offline()
+    why = "HF_HUB_OFFLINE is set" if offline else "the hub did not answer a connection probe"
     return (
-        f"could not get the weights of {repo_id!r} from the Hugging Face hub ({why}; {reason}). "
-        f"Provide them locally: download the repository on a machine with network access "
-        f"(`hf download {repo_id} --local-dir <folder>`) and pass that folder "
-        f"(config.json + model.safetensors), or a .safetensors / .bin weight file with preset=..., "
-        f"to load_tokenizer; or, with network access, unset HF_HUB_OFFLINE to download into the hub cache."
+        f"could not get the weights of {repo_id!r} from the Hugging Face hub ({why}, and they are not "
+        f"in the local cache: {reason}); get them on a machine with network access "
+        f"(`hf download {repo_id} --local-dir FOLDER`) and pass that local folder instead"
+        + ("; or, with network access, unset HF_HUB_OFFLINE" if offline else "")
     )
 
 
 def _hub_file(repo_id: str, filename: str) -> Path | None:
-    """A file of a hub repository (from the cache when offline); None if the repository lacks it."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    """A file of a hub repository (from the cache when offline); None if the repository lacks it.
 
+    When the hub does not answer one short connection probe (made once per process), only the
+    local cache is used: no minute of retries before the same answer.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    from probe.hub import hub_offline, hub_reachable
+
+    local_only = hub_offline() or not hub_reachable()
     try:
-        return Path(hf_hub_download(repo_id, filename))
+        return Path(hf_hub_download(repo_id, filename, local_files_only=local_only))
     except LocalEntryNotFoundError as exc:  # offline or unreachable, and not in the cache
         raise WeightsUnavailableError(_offline_message(repo_id, f"{filename}: {type(exc).__name__}")) from exc
     except EntryNotFoundError:  # the repository exists but has no such file
         return None
     except RepositoryNotFoundError as exc:
-        raise FileNotFoundError(f"no Hugging Face hub repository {repo_id!r} (or it is private or gated)") from exc
+        raise TokenizerNotFoundError(f"no Hugging Face hub repository {repo_id!r} (or it is private or gated)") from exc
     except Exception as exc:  # offline mode, connection errors, timeouts: one clear message
         raise WeightsUnavailableError(_offline_message(repo_id, f"{filename}: {type(exc).__name__}")) from exc
 
@@ -300,13 +338,13 @@ def _load_hub(repo_id: str, device: Any, config: TiTokConfig | None = None) -> n
     else:
         cfg_file = _hub_file(repo_id, CONFIG_NAME)
         if cfg_file is None:
-            raise FileNotFoundError(f"hub repository {repo_id!r} has no {CONFIG_NAME}")
+            raise TokenizerNotFoundError(f"hub repository {repo_id!r} has no {CONFIG_NAME}")
         cfg = _config_from_json(cfg_file)
     for name in WEIGHT_NAMES:
         weights = _hub_file(repo_id, name)
         if weights is not None:
             return _load_weights_into(cfg, weights, device)
-    raise FileNotFoundError(f"hub repository {repo_id!r} has none of {', '.join(WEIGHT_NAMES)}")
+    raise TokenizerNotFoundError(f"hub repository {repo_id!r} has none of {', '.join(WEIGHT_NAMES)}")
 
 
 def load_tokenizer(
@@ -316,6 +354,8 @@ def load_tokenizer(
     random_init: bool = False,
     preset: str | None = None,
     seed: int = 0,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> nn.Module:
     """Load a tokenizer (in eval mode, on ``device``; default cuda, then mps, then cpu).
 
@@ -327,10 +367,18 @@ def load_tokenizer(
             of loading weights; for tests and examples.
         preset: the architecture of a bare weight file (otherwise read from the file's metadata,
             a ``config.json`` beside it, or inferred from the key shapes).
+        precision, compile: the inference path of a TiTok model (``TiTok.configure_inference``):
+            ``precision="bf16"`` for bfloat16 autocast, ``compile=True`` for ``torch.compile``;
+            the default is exact float32.
     """
+    if precision != "fp32" or compile:
+        model = load_tokenizer(spec, device=device, random_init=random_init, preset=preset, seed=seed)
+        if not hasattr(model, "configure_inference"):
+            raise ValueError(f"load_tokenizer: precision / compile apply to TiTok models, not {type(model).__name__} ({spec!r})")
+        return model.configure_inference(precision=precision, compile=compile)
     if isinstance(spec, TiTokConfig):
         if not random_init:
-            raise ValueError("load_tokenizer: a TiTokConfig carries no weights; pass random_init=True")
+            raise TokenizerLoadError("load_tokenizer: a TiTokConfig carries no weights; pass random_init=True")
         return build_tokenizer(spec, seed=seed, device=device or "auto")
     spec_str = os.fspath(spec)
     if spec_str in PRESETS:
@@ -338,8 +386,11 @@ def load_tokenizer(
         if random_init:
             return build_tokenizer(spec_str, seed=seed, device=device or "auto")
         if p.hub_id is None:
-            raise ValueError(f"preset {spec_str!r} has no published weights; use random_init=True, "
-                             "or pass a folder / weight file of a trained model")
+            raise TokenizerLoadError(
+                f"preset {spec_str!r} has no published weights; use random_init=True, "
+                "or pass a folder / weight file of a trained model",
+                cli=f"--tokenizer {spec_str}: this preset has no published weights; add --random-init "
+                    "(random weights, for trials), or pass a folder / weight file of a trained model")
         return _load_hub(p.hub_id, device, get_preset(spec_str).config)
     from probe import zoo
 
@@ -348,6 +399,9 @@ def load_tokenizer(
             return build_tokenizer(zoo.config(spec_str), seed=seed, device=device or "auto")
         return zoo.load(spec_str, device=device)
     path = Path(spec_str).expanduser()
+    if not path.exists() and _looks_local(spec_str):
+        raise TokenizerLoadError(f"{spec_str}: no such file or folder (a local path, so not looked up on "
+                                 "the Hugging Face hub); check the path")
     if path.exists():
         if random_init:
             cfg_path = path / CONFIG_NAME if path.is_dir() else path.parent / CONFIG_NAME
@@ -362,8 +416,8 @@ def load_tokenizer(
             return _load_hub(spec_str, device)
         except (WeightsUnavailableError, FileNotFoundError) as exc:
             # "runs/tok" could be a mistyped local folder as well as a hub id: say both
-            raise type(exc)(f"{exc} (read as a hub id because no local path {path} exists)") from exc
-    raise ValueError(
+            raise type(exc)(f"{spec_str}: no such local folder or file, so read as a hub id: {exc}") from exc
+    raise TokenizerLoadError(
         f"load_tokenizer: {spec_str!r} is not a preset ({', '.join(PRESETS)}), a shipped model "
         f"({', '.join(zoo.available()) or 'none'}), an existing path, or a hub id of the form owner/name"
     )
@@ -371,8 +425,21 @@ def load_tokenizer(
 
 def load_zoo_tokenizer(cfg: Mapping[str, Any], weights: Path, device: str | torch.device | None = None,
                        **_: Any) -> nn.Module:
-    """Loader for ``probe.zoo`` entries ``{"kind": "tokenizer", "architecture": ..., "config": {...}}``."""
+    """Loader for ``probe.zoo`` entries ``{"kind": "tokenizer", "architecture": ..., "config": {...}}``.
+
+    The model's ``training_world`` is the entry's ``world`` (the WorldConfig fields it was trained
+    on; ``None`` if not given), which :func:`probe.encode.tokenize_manifest` compares with a world
+    manifest.
+    """
     for field in ("architecture", "config"):
         if field not in cfg:
-            raise ValueError(f"zoo tokenizer config for {weights.stem!r}: missing field {field!r}")
-    return _load_weights_into({"architecture": cfg["architecture"], "config": cfg["config"]}, Path(weights), device)
+            raise TokenizerLoadError(f"zoo tokenizer config for {weights.stem!r}: missing field {field!r}")
+    model = _load_weights_into({"architecture": cfg["architecture"], "config": cfg["config"]}, Path(weights), device)
+    model.training_world = dict(cfg["world"]) if isinstance(cfg.get("world"), Mapping) else None
+    return model
+
+
+def _looks_local(spec: str) -> bool:
+    """Whether a spec that does not exist can only be meant as a local path (never a hub id)."""
+    return (spec.startswith((".", "/", "~")) or spec.endswith(("/", os.sep)) or "\\" in spec
+            or spec.lower().endswith(_WEIGHT_SUFFIXES) or len(Path(spec).parts) > 2)

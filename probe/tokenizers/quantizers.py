@@ -33,7 +33,12 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z [B, N, C]`` -> (quantized ``[B, N, C]`` with straight-through gradient to ``z``,
-        indices ``[B, N]`` int64). Distances are computed in float32, as in the reference."""
+        indices ``[B, N]`` int64). Distances are computed in float32 (also under autocast), as in
+        the reference."""
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return self._nearest(z)
+
+    def _nearest(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         zf = z.float()
         if self.use_l2_norm:
             zf = F.normalize(zf, dim=-1)

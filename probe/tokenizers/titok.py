@@ -12,16 +12,26 @@ with state-dict names identical to the official checkpoints so they load with st
   codes, MaskGIT-VQGAN pixel decoder. Single-stage head: pixels per patch + a 3x3 conv.
 
 Images are ``[B, 3, H, W]`` in [0, 1], without normalization.
+
+Speed: the default is exact float32 (on CPU through fused oneDNN kernels, see
+:mod:`probe.tokenizers.blocks`). Opt-in fast paths, :meth:`TiTok.configure_inference`:
+``precision="bf16"`` runs encoder and decoder under bfloat16 autocast (CPU and CUDA; the VQ
+distances stay float32) and ``compile=True`` runs them through ``torch.compile``. Both change the
+numbers slightly (a few percent of tokens can flip); ``analyses/bench_tokenizers.py --paths``
+reports the agreement. ``load_tokenizer(..., precision=, compile=)`` sets them at load. On CPU,
+bf16 autocast pays only from a few images per batch up (autocast re-casts every weight on each
+call); ``compile`` costs minutes of compilation per new input shape there.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer
+from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer, conv2d_fused, linear_fused, use_fused
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.maskgit import PixelDecoder, PixelQuantizer
 from probe.tokenizers.quantizers import VectorQuantizer, gaussian_mean
@@ -67,8 +77,8 @@ class TiTokEncoder(nn.Module):
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         lat = (latent_tokens + self.latent_token_positional_embedding).to(x.dtype).expand(b, -1, -1)
         x = self.ln_pre(torch.cat([x, lat], dim=1))
-        x = self.transformer(x)
-        lat = self.ln_post(x[:, -self.num_latent_tokens :])  # [B, N, W]
+        # only the N latent outputs are used: the last block computes those rows alone
+        lat = self.ln_post(self.transformer(x, rows=slice(-self.num_latent_tokens, None)))  # [B, N, W]
         return self.project_latents(lat)
 
     def project_latents(self, lat: torch.Tensor) -> torch.Tensor:
@@ -119,10 +129,31 @@ class TiTokDecoder(nn.Module):
             [self.class_embedding.unsqueeze(0), self.mask_token.expand(1, g2, -1)], dim=1
         ) + self.positional_embedding  # [1, 1+G*G, W]
         x = torch.cat([masks.to(x.dtype).expand(b, -1, -1), x], dim=1)
-        x = self.transformer(self.ln_pre(x))
-        x = self.ln_post(x[:, 1 : 1 + g2])  # drop cls and the token slots: [B, G*G, W]
+        # only the G*G mask-token outputs are used (cls and token slots dropped): the last block
+        # computes those rows alone
+        x = self.ln_post(self.transformer(self.ln_pre(x), rows=slice(1, 1 + g2)))  # [B, G*G, W]
+        if use_fused(x):
+            return self._head_fused(x)
         x = x.transpose(1, 2).reshape(b, -1, self.grid, self.grid)
         return self.conv_out(self.ffn(x))
+
+    def _head_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on rows ``[B, G*G, W]``: its 1x1 convs are per-row linears; the output is
+        channels-last (legacy logits ``[B, 1024, G, G]``, or pixels ``[B, 3, H, W]``)."""
+        b, g2, w = x.shape
+        g = self.grid
+        x = x.reshape(b * g2, w)
+        first = self.ffn[0]
+        if isinstance(self.conv_out, nn.Identity):  # legacy: conv, tanh, conv -> logits
+            last = self.ffn[2]
+            h = linear_fused(x, first.weight.view(first.out_channels, w), first.bias, act="tanh")
+            h = linear_fused(h, last.weight.view(last.out_channels, -1), last.bias)
+            return h.view(b, g, g, -1).permute(0, 3, 1, 2)
+        h = linear_fused(x, first.weight.view(first.out_channels, w), first.bias)  # [B*G*G, p*p*3]
+        img = self.ffn[1].from_rows(h.view(b, g2, -1), g, g)
+        conv = self.conv_out
+        wcl = conv.weight.contiguous(memory_format=torch.channels_last)  # 3x3x3x3: no caching needed
+        return conv2d_fused(img, wcl, conv.bias, conv.padding[0]).contiguous()
 
 
 def _release(enc: Encoded) -> Encoded:
@@ -165,7 +196,44 @@ class TiTok(nn.Module):
         if config.finetune_decoder:
             self.pixel_quantize = PixelQuantizer(config.pixel.codebook_size, config.pixel.z_channels)
             self.pixel_decoder = PixelDecoder(config.pixel)
+        self.precision = "fp32"
+        self.compiled = False
+        self._compiled: dict[str, Any] = {}  # torch.compile'd parts, kept across calls (a dict: not submodules, not state)
         self.eval()
+
+    # ---- fast paths ---------------------------------------------------------------------------
+    PRECISIONS = ("fp32", "bf16")
+
+    def configure_inference(self, *, precision: str = "fp32", compile: bool = False) -> "TiTok":
+        """Choose the compute path of encode / decode (returns self).
+
+        ``precision``: "fp32" (default, exact) or "bf16" (bfloat16 autocast on the model's device;
+        the VQ nearest-code search stays float32). ``compile``: run the encoder and decoder
+        through ``torch.compile`` (compiled lazily on first use, again per new input shape).
+        Weights and state dict are unchanged either way.
+        """
+        if precision not in self.PRECISIONS:
+            raise ValueError(f"TiTok.configure_inference: precision must be one of {self.PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        self.compiled = bool(compile)
+        return self
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.latent_tokens.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _part(self, name: str) -> Any:
+        """``self.encoder`` / ``self.decoder`` / the pixel stage, compiled when asked for."""
+        if not self.compiled:
+            return self._pixel_stage if name == "pixel" else getattr(self, name)
+        if name not in self._compiled:
+            fn = self._pixel_stage if name == "pixel" else getattr(self, name)
+            self._compiled[name] = torch.compile(fn)
+        return self._compiled[name]
+
+    def _pixel_stage(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.pixel_decoder(self.pixel_quantize.mix(logits))
 
     # ---- construction / serialisation ---------------------------------------------------------
     @classmethod
@@ -246,7 +314,8 @@ class TiTok(nn.Module):
 
     def _encode(self, images: torch.Tensor) -> Encoded:
         x = self._check_images(images)
-        z = self.encoder(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
+        with self._autocast():
+            z = self._part("encoder")(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]
         if self.vector_quantizer is None:
             mean = gaussian_mean(z).float()
             return Encoded(indices=None, features=mean, quantized=mean)
@@ -268,9 +337,11 @@ class TiTok(nn.Module):
         reference leaves clamping to the caller). Differentiable."""
         self._check_tokens(quantized, "decode", self.config.token_size)
         p = self.latent_tokens
-        out = self.decoder(quantized.to(device=p.device, dtype=p.dtype))
-        if self.config.finetune_decoder:
-            out = self.pixel_decoder(self.pixel_quantize.mix(out))
+        with self._autocast():
+            out = self._part("decoder")(quantized.to(device=p.device, dtype=p.dtype))
+            if self.config.finetune_decoder:
+                out = self._part("pixel")(out)
+        out = out.to(p.dtype)
         return out.clamp(0.0, 1.0) if clamp else out
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Plain-text renderings of result tables for reports and analysis READMEs."""
+"""Plain-text (markdown) renderings of result tables for analysis READMEs."""
 from __future__ import annotations
 
 import pandas as pd

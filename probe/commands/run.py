@@ -1,0 +1,77 @@
+"""``tokenprobe run CONFIG.yaml``: the whole pipeline of one run config, ending in an HTML report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "run"
+HELP = "run the pipeline of a run config: tokenize -> probes -> swap validation -> edits -> HTML report"
+DESCRIPTION = (
+    "Run every stage of CONFIG.yaml (see probe.pipeline.RunConfig; analyses/demo.yaml is the embedded default, "
+    "analyses/titok-l32-imagenet.yaml the paper's analysis): tokenize (resumable), probe every position x "
+    "attribute, validate the probe map by token swaps, one copy-paste edit per confirmed mapping, one text-guided "
+    "generation and one inpainting, and write a self-contained report.html in the run folder. A second run "
+    "reuses every finished stage whose settings did not change. Stages whose package is not available are "
+    "skipped, and the report says so."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="the run config YAML")
+    add_common_arguments(parser)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``tokenprobe demo``."""
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: the config's 'out')")
+    parser.add_argument("--device", default=None, help="force a device (default: the config's, else cuda, mps, cpu)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set data.images=512 --set swap.pairs=8 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="redo every stage instead of reusing finished ones")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_config(args.config, args, command="run")
+
+
+def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
+    """Load ``path`` with the common options applied, run it, print the stages and where the report is."""
+    from probe.pipeline import RunConfigError, load_run_config, run_pipeline
+
+    try:
+        cfg = load_run_config(path, args.settings, out=str(args.out) if args.out else None, device=args.device)
+        res = run_pipeline(cfg, force=args.force)
+    except RunConfigError as e:
+        print(f"tokenprobe {command}: {e}", file=sys.stderr)
+        return 2
+    print_result(res)
+    return 0
+
+
+def print_result(res) -> None:
+    """The semantic map (validated when the swap stage ran), the stage table and where the report is."""
+    import pandas as pd
+
+    from probe.report.html import VALIDATED_COLUMNS
+
+    paths = res.paths
+    if paths.validated_map.exists():
+        title = "Validated semantic map (copy-paste swaps)"
+        df = pd.read_csv(paths.validated_map, keep_default_na=False, na_values=[""])
+        df = df[[c for c in VALIDATED_COLUMNS if c in df.columns]]
+    elif paths.summary.exists():
+        title = "Probe map (unvalidated: the probes' ranking)"
+        df = pd.read_csv(paths.summary, keep_default_na=False, na_values=[""])
+        df = df.drop(columns=["rank_by", "q_at_bound"], errors="ignore")
+    else:
+        title, df = "", None
+    if df is not None:
+        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format",
+                               "{:.3g}".format):
+            print(f"\n{title}:\n{df.to_string(index=False)}")
+    print(f"\n{'stage':<10} {'status':<8} {'seconds':>8}  note")
+    for s in res.stages:
+        print(f"{s.stage:<10} {s.status:<8} {s.seconds:>8.1f}  {s.note}")
+    print(f"\nrun folder: {res.paths.root}  ({res.seconds:.1f} s)")
+    print(f"report:     {res.report.resolve()}")

@@ -1,0 +1,289 @@
+"""``tokenprobe swap``: validate probe-found mappings with copy-paste token swaps, with controls."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "swap"
+HELP = "validate position -> attribute mappings by copy-paste token swaps (transfer, controls, side effects)"
+
+
+def _description() -> str:
+    from probe.swap.run import SwapConfig
+
+    cfg = SwapConfig()
+    v = cfg.verdict
+    return (
+        "Pairs (recipient, donor) from opposite ends of each attribute (continuous: lower vs upper quartile; "
+        "hues: opposite arcs; categorical: every ordered pair of categories), pastes the donor's tokens into the "
+        "recipient at each tested position set, decodes and measures every attribute. Controls on the same pairs: "
+        "same-end donor, random other position, all positions except the tested ones, self-swap (asserted "
+        "no-op), donor's reconstruction (ceiling); swap-back (re-encode) on request. Per (attribute, position "
+        "set): normalized transfer = mean change / mean gap (vectors projected on the gap) with a bootstrap "
+        "95% interval, interchange-intervention accuracy, Cohen's d against the controls, the side effects "
+        "on every other attribute. "
+        f"Verdict thresholds: confirmed when the transfer's 95% interval lies >= {v.confirm}; weak when >= "
+        f"{v.weak}; rejected otherwise or when Cohen's d against the random-position control < {v.min_effect}; "
+        f"specific when no other attribute moves by more than {v.specific} of its own gap beyond what a "
+        "random-position paste moves it, else entangled. "
+        f"Where no single position is confirmed, a greedy search finds the smallest set reaching transfer "
+        f"{cfg.target}. Writes swaps.csv|parquet (one row per swap x measured attribute), mappings.csv (one "
+        "row per attribute x set), validated_map.csv/.json, causal_heatmap.csv, rank_agreement.csv, "
+        "disagreements.csv, greedy_curves.csv, figures (PNG + SVG), image grids of the confirmed mappings "
+        "and config.json (every seed) under --out (default <run>/swap). Under torchrun the pairs are sharded "
+        "over ranks (same table as one process)."
+    )
+
+
+DESCRIPTION = None  # filled lazily by add_arguments (keeps `tokenprobe --help` light)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = _description()
+    parser.add_argument("--store", required=True, help="token store folder, or a run folder holding store/")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--map", default=None, help="semantic_map.json of `tokenprobe probe`: test its candidates only")
+    src.add_argument("--sweep", action="store_true",
+                     help="every single position for every attribute (default), compared with the probes' map "
+                          "when one is found under the run folder")
+    parser.add_argument("--attributes", default=None,
+                        help="comma-separated attributes to draw pairs for (default: every one with a measurer); "
+                             "every swap is measured on all attributes that have a measurer (side effects)")
+    parser.add_argument("--measurer", action="append", default=[], metavar="ATTR=SPEC",
+                        help="measurer of an attribute, e.g. lighting=analytic:luminance or shape=oracle:shape "
+                             "(repeatable; default: probe.measure's default for the attribute)")
+    parser.add_argument("--no-side-effects", action="store_true",
+                        help="measure only the --attributes themselves (faster; no off-target table)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the store's, by its config)")
+    parser.add_argument("--pairs", type=int, default=256, help="pairs per attribute (default 256)")
+    parser.add_argument("--control-pairs", type=int, default=None,
+                        help="run the decode-costly controls on only this many pairs per attribute (default: all)")
+    parser.add_argument("--swap-back", action="store_true", help="also the swap-back control (re-encodes)")
+    parser.add_argument("--k", type=int, default=3, help="with --map: candidate positions per attribute (default 3)")
+    parser.add_argument("--target", type=float, default=0.8, help="transfer the greedy set search must reach (0.8)")
+    parser.add_argument("--no-greedy", action="store_true", help="skip the greedy set search")
+    parser.add_argument("--confirm", type=float, default=0.5, help="confirmed: transfer CI low >= this (0.5)")
+    parser.add_argument("--weak", type=float, default=0.15, help="weak: transfer CI low >= this (0.15)")
+    parser.add_argument("--min-effect", type=float, default=0.5, help="min Cohen's d vs random position (0.5)")
+    parser.add_argument("--specific", type=float, default=0.25, help="max side effect of a specific mapping (0.25)")
+    parser.add_argument("--traverse", type=int, default=None, metavar="POS",
+                        help="also traverse position POS through the codes the store uses there")
+    parser.add_argument("--traverse-images", type=int, default=8, help="images per traversal (default 8)")
+    parser.add_argument("--grids", type=int, default=6, help="pairs per image grid of a confirmed mapping (0: none)")
+    parser.add_argument("--batch", type=int, default=256, help="images per decode (default 256)")
+    parser.add_argument("--device", default=None, help="cpu / cuda / mps (default: automatic)")
+    parser.add_argument("--bf16", action="store_true", help="decode under bf16 autocast on CUDA")
+    parser.add_argument("--format", choices=("csv", "parquet"), default="parquet",
+                        help="format of the large per-swap table (default parquet)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of pairs, controls and bootstrap (default 0)")
+    parser.add_argument("--out", default=None, help="output folder (default <run>/swap)")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _store_path(p: Path) -> Path | None:
+    if (p / "header.json").exists():
+        return p
+    if (p / "store" / "header.json").exists():
+        return p / "store"
+    return None
+
+
+def _find_map(store_path: Path) -> Path | None:
+    for cand in (store_path / "probes" / "semantic_map.json", store_path.parent / "probes" / "semantic_map.json"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def load_semantic_map(path: Path):
+    """A ``semantic_map.json`` as a SemanticMap (or, failing that, its raw dict's ranking table)."""
+    from probe.probes.semantic_map import SemanticMap
+
+    d = json.loads(path.read_text())
+    try:
+        return SemanticMap.from_dict(d)
+    except (KeyError, TypeError, ValueError):
+        import pandas as pd
+
+        rows = [{"attribute": a, "position": r["position"], "effect": r.get("effect")}
+                for a, ranked in d.get("by_attribute", {}).items() for r in ranked]
+        return pd.DataFrame(rows, columns=["attribute", "position", "effect"])
+
+
+def run(args: argparse.Namespace) -> int:
+    store_path = _store_path(Path(args.store))
+    if store_path is None:
+        print(f"error: no token store at {args.store} (expected header.json there or in store/); "
+              f"make one with `tokenprobe tokenize` or `tokenprobe demo`", file=sys.stderr)
+        return 2
+    if args.map and not Path(args.map).exists():
+        print(f"error: --map {args.map}: file not found (run `tokenprobe probe` first)", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (store_path.parent if store_path.name == "store" else store_path) / "swap"
+    try:
+        return _run(args, store_path, out)
+    except ValueError as exc:  # bad attribute / measurer / map: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
+    import pandas as pd
+
+    import probe
+    from probe.measure import get_measurer
+    from probe.store import TokenStore
+    from probe.swap.engine import Shard, merge_shards
+    from probe.swap.run import DEFAULT_CONTROLS, SwapConfig, SwapData, sweep_positions, validate
+    from probe.swap.stats import VerdictConfig, summarize
+    from probe.swap.validated import default_measurers, grid_images, tokenizer_of, validated_map
+
+    store = TokenStore.open(store_path)
+    tok = probe.load_tokenizer(args.tokenizer, device=args.device) if args.tokenizer else tokenizer_of(store)
+    if args.device and not args.tokenizer:
+        tok = tok.to(args.device)
+    attrs = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
+    if attrs:
+        unknown = [a for a in attrs if a not in store.attributes.columns]
+        if unknown:
+            raise ValueError(f"--attributes: {unknown} not in the store {store_path} "
+                             f"(it has {[c for c in store.attributes.columns if c not in ('index', 'ref')]})")
+    given = {}
+    for item in args.measurer:
+        if "=" not in item:
+            raise ValueError(f"--measurer {item!r}: expected ATTR=SPEC, e.g. lighting=analytic:luminance")
+        a, spec = item.split("=", 1)
+        try:
+            given[a.strip()] = get_measurer(spec.strip())
+        except KeyError as exc:
+            raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
+    # every swap is measured on every attribute that has a measurer (the side effects); pairs only for attrs
+    measurers = (default_measurers(store, [a for a in attrs if a not in given]) if args.no_side_effects and attrs
+                 else default_measurers(store, None)) | given
+    if attrs:
+        lacking = [a for a in attrs if a not in measurers]
+        if lacking:
+            default_measurers(store, lacking)  # raises the measure package's one-line reason
+    if not measurers:
+        raise ValueError("no attribute has a measurer: give --measurer ATTR=SPEC")
+    from probe.data.rematerialise import world_masks
+
+    masks = world_masks(store)
+    data = SwapData.from_store(store, tok, masks=masks)
+    controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
+    cfg = SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
+                     batch=args.batch, target=args.target, autocast=args.bf16,
+                     verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
+                                           specific=args.specific, seed=args.seed))
+    attrs = attrs or [a for a in measurers if a in data.attributes.columns]
+    shard = Shard.from_env()
+    progress = not args.quiet and shard.rank == 0
+    dist = _init_dist(shard)
+    out.mkdir(parents=True, exist_ok=True)
+    smap_path = Path(args.map) if args.map else _find_map(store_path)
+    smap = load_semantic_map(smap_path) if smap_path else None
+    if args.map:
+        res = validate(tok, data, smap, measurers, k=args.k, attributes=attrs, config=cfg, shard=shard,
+                       progress=progress)
+    else:
+        res = sweep_positions(tok, data, measurers, attributes=attrs, config=cfg, shard=shard, progress=progress)
+    if shard.world_size > 1:
+        shard_dir = out / "shards"
+        shard_dir.mkdir(exist_ok=True)
+        res.table.to_parquet(shard_dir / f"rank-{shard.rank:05d}.parquet", index=False)
+        dist.barrier()
+        if shard.rank != 0:
+            dist.destroy_process_group()
+            return 0
+        parts = [pd.read_parquet(shard_dir / f"rank-{r:05d}.parquet") for r in range(shard.world_size)]
+        res.table = merge_shards(parts)
+        res.summary = summarize(res.table, cfg.verdict)
+        dist.destroy_process_group()
+    paths: dict[str, Path] = {}
+    if args.map:
+        res.summary.to_csv(out / "mappings.csv", index=False)
+        table_path = out / f"swaps.{args.format}"
+        if args.format == "parquet":
+            res.table.to_parquet(table_path, index=False)
+        else:
+            res.table.to_csv(table_path, index=False)
+        res.pairs.to_csv(out / "pairs.csv", index=False)
+        answers = res.summary
+        if res.summary.empty:
+            print(f"no candidate position in {smap_path} for {attrs}: nothing to test")
+            answers = pd.DataFrame(columns=["attribute", "positions", "verdict", "transfer"])
+        else:
+            print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
+                               "specificity", "entangled_with"]].to_string(index=False))
+    else:
+        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=not args.no_greedy,
+                             progress=progress, sweep=res)
+        paths.update(vmap.save(out, figures=not args.no_figures, tables_format=args.format))
+        answers = vmap.answers
+        print(vmap.answers[["attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
+                            "probe_rank"]].to_string(index=False))
+        if len(vmap.disagreements):
+            print("\nprobe top != causal top:")
+            print(vmap.disagreements[["attribute", "probe_top", "probe_top_transfer", "causal_top",
+                                      "causal_top_transfer", "causal_top_probe_rank"]].to_string(index=False))
+    if not args.no_figures and args.grids > 0:
+        from probe.viz.save import save_figure
+        from probe.viz.swap import image_grid_figure
+
+        for row in answers[answers["verdict"] == "confirmed"].drop_duplicates("attribute").itertuples():
+            pos = [int(p) for p in str(row.positions).split("+")]
+            pairs = res.pairs[res.pairs["attribute"] == row.attribute]
+            imgs = grid_images(tok, data, pairs, pos, n=args.grids, seed=args.seed)
+            fig = image_grid_figure(imgs, f"{row.attribute} @ {row.positions}: transfer {row.transfer:.2f}")
+            paths[f"grid_{row.attribute}"] = save_figure(fig, out / "grids" / f"{row.attribute}")[0]
+    if args.traverse is not None:
+        _traverse(args, tok, store, data, measurers, out, paths)
+    config = {"command": "tokenprobe swap", "argv": sys.argv[1:], "store": str(store_path),
+              "semantic_map": str(smap_path) if smap_path else None, "attributes": attrs,
+              "measurers": {a: getattr(m, "name", str(m)) for a, m in measurers.items()},
+              "swap": cfg.to_dict(), "thresholds": cfg.verdict.describe(), "world_size": shard.world_size}
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _init_dist(shard):
+    if shard.world_size <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return dist
+
+
+def _traverse(args, tok, store, data, measurers, out, paths) -> None:
+    import matplotlib.pyplot as plt
+    import torch
+
+    from probe.swap.traverse import codes_used, response_curve, traverse
+    from probe.viz.save import save_figure
+    from probe.viz.swap import traversal_figure
+
+    pos = int(args.traverse)
+    n = min(args.traverse_images, len(store))
+    rows = torch.arange(n)
+    codes = codes_used(store.tokens, pos)
+    masks = None if data.masks is None else data.masks[rows]
+    table = traverse(tok, data.quantized[rows], pos, measurers, codes=codes, masks=masks, batch=args.batch,
+                     progress=not args.quiet)
+    curve = response_curve(table)
+    table.to_csv(out / f"traversal_{pos}.csv", index=False)
+    curve.to_csv(out / f"traversal_{pos}_curve.csv", index=False)
+    if not args.no_figures:
+        first = list(measurers)[0]
+        order = curve[curve["measured"] == first].sort_values("mean")["code"].to_numpy()
+        q = data.quantized[:1].repeat(len(order), 1, 1)
+        q[:, pos] = tok.codebook.detach()[torch.as_tensor(order.copy())].to(q.device)
+        with torch.no_grad():
+            imgs = tok.decode(q)
+        paths["traversal"] = save_figure(traversal_figure(curve, images=imgs), out / f"traversal_{pos}")[0]
+        plt.close("all")

@@ -1,0 +1,186 @@
+"""`tokenprobe run`: stages, done markers and reuse, skipped stages, the run config and its errors (plumbing
+with a random-weight tokenizer; the shipped model's semantics are checked in the demo's and tokenizer's tests)."""
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from probe.pipeline import (
+    RunConfig,
+    RunConfigError,
+    default_config_path,
+    load_run_config,
+    preflight,
+    run_pipeline,
+    stage_hashes,
+)
+from probe.report import RunPaths
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_config(out: Path, **probes) -> RunConfig:
+    """Tokenize + probes only (the swap and optimize stages have their own test below)."""
+    cfg = RunConfig.from_dict({
+        "name": "small", "out": str(out), "tokenizer": "titok-tiny", "random_init": True,
+        "data": {"images": 128, "batch_size": 64},
+        "probes": {"permutations": 20, "figures": True, **probes},
+        "swap": {"enabled": False}, "optimize": {"enabled": False},
+    })
+    return cfg
+
+
+def test_embedded_default_is_the_documented_defaults_and_analyses_copy_is_identical():
+    shipped = default_config_path()
+    assert shipped.read_text() == (ROOT / "analyses" / "demo.yaml").read_text()
+    # the YAML spells out every default of RunConfig (one source of truth, two readable copies), except the
+    # world attributes it validates by swaps (the default, None, is every measurable attribute)
+    demo = load_run_config(shipped)
+    assert demo.swap.attributes == ["lighting", "bg_blur", "global_blur", "obj_hue", "bg_hue", "shape"]
+    assert dataclasses.replace(demo, swap=dataclasses.replace(demo.swap, attributes=None)) == RunConfig()
+    assert set(yaml.safe_load(shipped.read_text())) == {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def test_run_writes_stages_reuses_them_and_redoes_what_changed(tmp_path):
+    cfg = small_config(tmp_path / "run")
+    res = run_pipeline(cfg, log=lambda s: None)
+    status = {s.stage: s.status for s in res.stages}
+    assert status["tokenize"] == "ran" and status["probes"] == "ran" and status["report"] == "ran"
+    paths = RunPaths(cfg.out)
+    for p in (paths.probe_table, paths.semantic_map, paths.summary, paths.probe_heatmap("ami"), paths.report,
+              paths.run_yaml, paths.config):
+        assert p.exists(), p
+    summary = pd.read_csv(paths.summary, keep_default_na=False)
+    assert {"shape", "lighting", "null_factor"} <= set(summary["attribute"])
+    assert not any(a.endswith("_bin") for a in summary["attribute"])  # world factors, not their bins
+    hashes = stage_hashes(cfg)
+    for stage in ("tokenize", "probes"):
+        assert json.loads(paths.done_marker(stage).read_text())["config_hash"] == hashes[stage]
+    tokens = res.stage("tokenize")
+
+    again = run_pipeline(cfg, log=lambda s: None)
+    assert again.stage("tokenize").status == "reused" and again.stage("probes").status == "reused"
+    assert again.stage("tokenize").seconds == tokens.seconds  # the recorded time of the run that made it
+
+    # another probe setting: the probes are redone, the store is reused; the hash of every later stage moves
+    changed = dataclasses.replace(cfg, probes=dataclasses.replace(cfg.probes, permutations=10))
+    h2 = stage_hashes(changed)
+    assert h2["tokenize"] == hashes["tokenize"] and h2["probes"] != hashes["probes"] and h2["swap"] != hashes["swap"]
+    third = run_pipeline(changed, log=lambda s: None)
+    assert third.stage("tokenize").status == "reused" and third.stage("probes").status == "ran"
+
+    # a deleted output makes its stage run again
+    paths.summary.unlink()
+    assert run_pipeline(changed, log=lambda s: None).stage("probes").status == "ran"
+
+
+def test_absent_stages_are_skipped_with_a_note_the_report_shows(tmp_path, monkeypatch):
+    import probe.pipeline as pipeline
+
+    # what a version of the package without the engines looks like: their entry points are not there
+    monkeypatch.setattr(pipeline, "SWAP_API", {"probe.swap": ("no_such_entry_point",)})
+    monkeypatch.setattr(pipeline, "OPTIMIZE_API", {"probe.no_such_package": ("optimize",)})
+    cfg = small_config(tmp_path / "run")
+    cfg = dataclasses.replace(cfg, swap=dataclasses.replace(cfg.swap, enabled=True),
+                              optimize=dataclasses.replace(cfg.optimize, enabled=True))
+    res = run_pipeline(cfg, log=lambda s: None)
+    html = res.report.read_text()
+    assert res.stage("swap").status == "skipped" and "no_such_entry_point" in res.stage("swap").note
+    assert res.stage("optimize").status == "skipped" and "probe.no_such_package" in res.stage("optimize").note
+    assert "swap validation did not run" in html and "edits, generation and inpainting did not run" in html
+    assert "Probe map (unvalidated)" in html and "Validated semantic map" not in html
+    assert not RunPaths(cfg.out).done_marker("swap").exists()  # a skipped stage is tried again next time
+    assert "swap.enabled: false" in run_pipeline(small_config(tmp_path / "run"), log=lambda s: None).stage("swap").note
+
+
+def test_bad_config_keys_and_missing_requirements_are_named(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nprobes: {permutatons: 3}\n")
+    with pytest.raises(RunConfigError, match=r"bad.yaml: unknown key\(s\) probes.permutatons"):
+        load_run_config(bad)
+    with pytest.raises(RunConfigError, match="no such run config"):
+        load_run_config(tmp_path / "nope.yaml")
+    # the paper's config without its data, weights or CLIP: one error naming all three, before any work
+    monkeypatch.setenv("IMAGENET_VAL", str(tmp_path / "no-imagenet"))
+    monkeypatch.setenv("TOKENPROBE_TITOK_L32", str(tmp_path / "no-titok"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    cfg = load_run_config(ROOT / "analyses" / "titok-l32-imagenet.yaml", out=str(tmp_path / "t"))
+    with pytest.raises(RunConfigError) as e:
+        preflight(cfg)
+    msg = str(e.value)
+    assert "no-imagenet" in msg and "optimize.clip" in msg and "tokenizer" in msg and "no-titok" in msg
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_run_prints_the_report_path(tmp_path, capsys):
+    from probe.cli import main
+
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(yaml.safe_dump(small_config(tmp_path / "run", figures=False).to_dict()))
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"report:     {(tmp_path / 'run' / 'report.html').resolve()}" in out
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+
+
+def _engines_missing() -> str | None:
+    from probe.pipeline import OPTIMIZE_API, SWAP_API, _missing_api
+
+    for module, names in {**SWAP_API, **OPTIMIZE_API}.items():
+        missing = _missing_api(module, names)
+        if missing:
+            return missing
+    import probe
+
+    tok = probe.load_tokenizer("titok-tiny", random_init=True, device="cpu")
+    if not hasattr(tok, "decode") or not hasattr(tok, "quantize") or not callable(tok.quantize):
+        return "the tokenizer interface (decode(q), quantize(f)) has not landed"
+    return None
+
+
+def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
+    """Plumbing of the swap and optimize adapters on a random-weight tokenizer (their numbers mean nothing;
+    the engines' own tests check what they measure). Runs once both engines are part of the package."""
+    why = _engines_missing()
+    if why:
+        pytest.skip(f"swap / optimize engines not in this version yet: {why}")
+    cfg = RunConfig.from_dict({
+        "name": "engines", "out": str(tmp_path / "run"), "tokenizer": "titok-tiny", "random_init": True,
+        "data": {"images": 128, "batch_size": 64, "attributes": ["lighting", "bg_blur", "null_factor"]},
+        "probes": {"permutations": 10, "figures": False},
+        "swap": {"pairs": 8, "control_pairs": 4, "grids": 2},
+        "optimize": {"iterations": 3, "images": 2},
+    })
+    res = run_pipeline(cfg, log=lambda s: None)
+    paths = RunPaths(cfg.out)
+    assert res.stage("swap").status == "ran", res.stage("swap").note
+    assert "null_factor" in res.stage("swap").note  # no measurer: said, not validated
+    vmap = pd.read_csv(paths.validated_map, keep_default_na=False).set_index("attribute")
+    assert set(vmap.index) <= {"lighting", "bg_blur", "null_factor"}
+    assert {"lighting", "bg_blur"} <= set(vmap.index[vmap["verdict"] != "untested"])
+    assert "null_factor" not in vmap.index or vmap.loc["null_factor", "verdict"] == "untested"
+    assert res.stage("optimize").status == "ran", res.stage("optimize").note
+    for task in ("generate", "inpaint"):
+        assert paths.optimize_table(task).exists() and (paths.optimize_folder(task) / "grid.png").exists()
+    inp = pd.read_csv(paths.optimize_table("inpaint"))
+    assert len(inp) == 2 and inp["psnr_hole_result"].notna().all()
+    html = res.report.read_text()
+    assert "Validated semantic map" in html and "Probe map (unvalidated)" not in html
+    # a second run reuses both
+    again = run_pipeline(cfg, log=lambda s: None)
+    assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"
+
+
+def test_set_overrides_nested_values_and_names_bad_ones(tmp_path):
+    cfg = load_run_config(default_config_path(), ["data.images=512", "swap.pairs=8", "optimize.enabled=false",
+                                                  "data.attributes=[lighting, shape]"], out=str(tmp_path))
+    assert (cfg.data.images, cfg.swap.pairs, cfg.optimize.enabled) == (512, 8, False)
+    assert cfg.data.attributes == ["lighting", "shape"] and cfg.out == str(tmp_path)
+    assert cfg.probes == RunConfig().probes  # untouched sections keep the embedded default
+    with pytest.raises(RunConfigError, match=r"unknown key\(s\) swap.pair\b"):
+        load_run_config(default_config_path(), ["swap.pair=8"])
+    with pytest.raises(RunConfigError, match="expected KEY=VALUE"):
+        load_run_config(default_config_path(), ["swap.pairs"])

@@ -1,0 +1,92 @@
+"""``tokenprobe swap`` end to end on a small world-32 store: files, seeds, one-line errors, thresholds in --help."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    import probe
+    from probe.demo import world_manifest, world_settings
+    from probe.encode import tokenize_manifest
+
+    tok = probe.load_tokenizer("world-32")
+    manifest = world_manifest(64, 0, int(tok.image_size), world_settings("world-32"))
+    out = tmp_path_factory.mktemp("run") / "store"
+    tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
+    return out
+
+
+def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    out = tmp_path / "swap"
+    rc = main(["swap", "--store", str(store_path), "--attributes", "lighting", "--pairs", "8", "--control-pairs", "4",
+               "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
+               "--format", "csv", "--out", str(out), "--quiet", "--no-side-effects"])
+    assert rc == 0
+    for name in ("swaps.csv", "mappings.csv", "validated_map.csv", "validated_map.json", "causal_heatmap.csv",
+                 "rank_agreement.csv", "config.json", "causal_vs_probe.png", "causal_vs_probe.svg",
+                 "traversal_26_curve.csv", "traversal_26.png"):
+        assert (out / name).exists(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["swap"]["seed"] == 5 and cfg["swap"]["verdict"]["seed"] == 5 and "confirmed" in cfg["thresholds"]
+    mappings = pd.read_csv(out / "mappings.csv")
+    assert sorted(mappings["positions"].astype(int)) == list(range(32))
+    swaps = pd.read_csv(out / "swaps.csv")
+    assert set(swaps["control"]) >= {"none", "same_end", "random_position", "all_except", "self", "donor_recon"}
+    assert (swaps[swaps["control"] == "self"]["moved_abs"] == 0).all()
+    vmap = json.loads((out / "validated_map.json").read_text())
+    assert vmap["answers"][0]["attribute"] == "lighting"
+    assert "lighting" in capsys.readouterr().out
+
+
+def test_bad_attribute_is_one_line(store_path, tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    rc = main(["swap", "--store", str(store_path), "--attributes", "nope", "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "nope" in err[0]
+
+
+def test_missing_store_is_one_line(tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    rc = main(["swap", "--store", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no token store" in err[0]
+
+
+def test_help_states_the_thresholds(capsys) -> None:
+    from probe.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["swap", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "confirmed when the transfer's 95% interval lies >= 0.5" in text
+    assert "specific when no other attribute moves by more than 0.25" in text
+
+
+def test_swap_map_tests_the_maps_candidates(store_path, tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    smap = tmp_path / "semantic_map.json"  # a plain ranking (what older maps hold): its top k are tested
+    smap.write_text(json.dumps({"by_attribute": {"lighting": [{"position": 11, "effect": 0.5},
+                                                              {"position": 26, "effect": 0.4},
+                                                              {"position": 3, "effect": 0.1}]}}))
+    out = tmp_path / "swap"
+    rc = main(["swap", "--store", str(store_path), "--map", str(smap), "--attributes", "lighting", "--k", "2",
+               "--pairs", "6", "--grids", "0", "--no-side-effects", "--out", str(out), "--quiet"])
+    assert rc == 0
+    mappings = pd.read_csv(out / "mappings.csv", dtype={"positions": str})
+    assert set(mappings["positions"]) == {"11", "26", "11+26"}
+    assert {"transfer", "ci_low", "verdict", "specificity"} <= set(mappings.columns)
+    capsys.readouterr()
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"by_attribute": {"lighting": []}}))
+    rc = main(["swap", "--store", str(store_path), "--map", str(empty), "--attributes", "lighting",
+               "--out", str(tmp_path / "e"), "--quiet"])
+    assert rc == 0 and "no candidate" in capsys.readouterr().out
