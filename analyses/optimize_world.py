@@ -159,7 +159,8 @@ def speed(args, clip) -> pd.DataFrame:
 
     tok = load_tokenizer("world-32", device="cpu")
     rows = []
-    for b in (1, 64):
+    batches = [int(b) for b in args.speed_batches.split(",")]
+    for b in batches:
         images, _ = sample(b, seed=args.seed + 4, resolution=tok.image_size)
         obj = ClipText(clip, "a photo of a red star.")
         with torch.no_grad():
@@ -195,7 +196,7 @@ def speed(args, clip) -> pd.DataFrame:
                          "fixed_wall_s": med[(name, n)][0] - n * per_wall, "it_per_s": 1 / per_wall,
                          "images_per_s": b / per_wall})
     df = pd.DataFrame(rows)
-    for b in (1, 64):
+    for b in batches:
         sub = df[df.batch == b].set_index("mode")
         sel = (df.batch == b) & (df["mode"] == "loop")
         df.loc[sel, "overhead_wall"] = sub.loc["loop", "wall_s_per_step"] / sub.loc["bare", "wall_s_per_step"] - 1
@@ -229,6 +230,7 @@ def main() -> None:
                     "(default: world-32's swap-validated declared_semantics in its zoo record)")
     ap.add_argument("--k", type=int, default=1, help="positions taken from the map")
     ap.add_argument("--speed-steps", type=int, default=20)
+    ap.add_argument("--speed-batches", default="1,64")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

@@ -72,8 +72,10 @@ def _rank_of(ranking: pd.DataFrame, attr: str, position: int) -> float:
 
 
 def disagreements(agreement: pd.DataFrame) -> pd.DataFrame:
-    """The attributes whose probe top position is not the causal top."""
-    return agreement[~agreement["agree"]].reset_index(drop=True)
+    """The attributes whose probe top position is not the causal top (those the probes ranked)."""
+    if agreement.empty:
+        return agreement
+    return agreement[(agreement["probe_top"] >= 0) & ~agreement["agree"].astype(bool)].reset_index(drop=True)
 
 
 @dataclass
