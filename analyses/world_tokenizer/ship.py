@@ -7,7 +7,7 @@ Usage:
 ``--from-checkpoint`` exports ``last.pt`` (a run stopped before its end); otherwise ``model.safetensors``.
 The JSON is the run's ``model.json`` (zoo format, see probe/zoo/__init__.py) plus, under ``metrics``,
 the held-out PSNR and the per-factor localization figures of ``localization.py``. The record's
-hand-written fields (``training_chain``, ``declared_semantics``) come from ``--chain-from`` (a shipped
+hand-written fields (``training_chain``, ``caveats``, ``declared_semantics``) come from ``--chain-from`` (a shipped
 name, default: the name being replaced) with this run appended to the chain as its last stage; the
 declared positions and floors are carried over and must be re-measured (the zoo consistency tests in
 tests/test_world_tokenizer.py do that).
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         stage = {"stage": args.stage or args.run.name, "from": prior_path.stem, "command": command,
                  "steps": state["step"], "wall_minutes": round(state.get("elapsed", 0.0) / 60, 1)}
         record["training_chain"] = list(prior.get("training_chain", [])) + [stage]
+        if "caveats" in prior:
+            record["caveats"] = prior["caveats"]
         if "declared_semantics" in prior:
             record["declared_semantics"] = prior["declared_semantics"]
             print(f"declared_semantics carried over from {prior_path.name}: re-measure them "
