@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
     store_path = Path(args.store)
     if not (store_path / "header.json").exists():
-        from probe.demo import world_manifest, world_settings
+        from probe.pipeline import world_manifest, world_settings
         from probe.encode import tokenize_manifest
 
         tok = probe.load_tokenizer("world-32")

@@ -92,27 +92,6 @@ def demo_run_config(cfg: DemoConfig | None = None) -> Any:
              swap=r(base.swap, enabled=cfg.swap), optimize=r(base.optimize, enabled=cfg.optimize))
 
 
-def world_settings(tokenizer_spec: str) -> dict[str, Any]:
-    """The WorldConfig fields a shipped tokenizer was trained on (``{}`` if it is not shipped)."""
-    from probe import zoo
-
-    if tokenizer_spec not in zoo.available():
-        return {}
-    return dict(zoo.config(tokenizer_spec).get("world", {}))
-
-
-def world_manifest(size: int, seed: int, resolution: int, world: dict[str, Any]) -> Any:
-    """A manifest of ``size`` world images with every rendered factor (and ``null_factor``) as attribute."""
-    from probe.data.manifest import manifest_from_dict
-
-    config = {k: v for k, v in world.items() if k != "resolution"}
-    return manifest_from_dict(
-        {"name": "world-demo", "source": {"type": "world", "config": {**config, "resolution": resolution}},
-         "size": size, "seed": seed, "resolution": resolution},
-        where="<demo manifest>",
-    )
-
-
 def run_demo(cfg: DemoConfig | None = None) -> DemoResult:
     """Run the demo (the pipeline on the embedded default) and return its data; see the module docstring."""
     from probe.pipeline import run_pipeline

@@ -333,10 +333,30 @@ def _world_attributes(world: dict[str, Any]) -> list[str]:
     return [n for n, s in factor_specs(WorldConfig.from_dict(world)).items() if s.role != "nuisance"]
 
 
+def world_settings(tokenizer_spec: str) -> dict[str, Any]:
+    """The WorldConfig fields a shipped tokenizer was trained on (``{}`` if it is not shipped)."""
+    from probe import zoo
+
+    if tokenizer_spec not in zoo.available():
+        return {}
+    return dict(zoo.config(tokenizer_spec).get("world", {}))
+
+
+def world_manifest(size: int, seed: int, resolution: int, world: dict[str, Any]) -> Any:
+    """A manifest of ``size`` world images with every rendered factor (and ``null_factor``) as attribute."""
+    from probe.data.manifest import manifest_from_dict
+
+    config = {k: v for k, v in world.items() if k != "resolution"}
+    return manifest_from_dict(
+        {"name": "world-demo", "source": {"type": "world", "config": {**config, "resolution": resolution}},
+         "size": size, "seed": seed, "resolution": resolution},
+        where="<demo manifest>",
+    )
+
+
 def _manifest(ctx: StageContext, resolution: int) -> Any:
     """The manifest the run tokenizes (see :class:`DataConfig`)."""
     from probe.data.manifest import load_manifest
-    from probe.demo import world_manifest, world_settings
 
     cfg = ctx.config
     if cfg.data.manifest is None:

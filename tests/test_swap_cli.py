@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
     import probe
-    from probe.demo import world_manifest, world_settings
+    from probe.pipeline import world_manifest, world_settings
     from probe.encode import tokenize_manifest
 
     tok = probe.load_tokenizer("world-32")

@@ -11,7 +11,7 @@ import torch
 @pytest.fixture(scope="module")
 def world_store(tmp_path_factory):
     import probe
-    from probe.demo import world_manifest, world_settings
+    from probe.pipeline import world_manifest, world_settings
     from probe.encode import tokenize_manifest
 
     tok = probe.load_tokenizer("world-32")

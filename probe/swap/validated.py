@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.measure.registry import DEFAULTS
 from probe.swap.stats import summarize
 from probe.swap.run import (
     SwapConfig,
@@ -86,7 +87,8 @@ class ValidatedMap:
         answers: one row per attribute: ``positions`` (the confirmed position or the greedy set),
             ``transfer``, ``ci_low``, ``ci_high``, ``iia``, ``verdict``, ``specificity``,
             ``entangled_with``, ``probe_rank`` (of a single answer position), ``source`` (``single`` /
-            ``greedy``); an attribute the probes ranked but no measurer reads is ``untested``.
+            ``greedy``); an attribute the probes ranked but no measurer reads, or one left out of ``attributes``, is
+            ``untested`` (its ``source`` says which).
         sweep: the sweep's :class:`SwapResult` (``table``: one row per swap x measurer; ``summary``).
         heatmap: positions x attributes of transfer.
         agreement: rank agreement per attribute; ``disagreements``: its rows with probe top != causal top.
@@ -253,8 +255,10 @@ def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], 
     untested = [a for a in ranking["attribute"].unique() if a not in set(answers["attribute"])
                 and (attributes is None or a in attributes or a not in measurers)]
     if untested:
+        # say why: nothing measures it, or it has a (default) measurer but was left out of the attributes asked for
         extra = pd.DataFrame([{"attribute": a, "verdict": "untested", "specificity": "",
-                               "source": "no measurer"} for a in untested])
+                               "source": "not selected" if a in measurers or a in DEFAULTS else "no measurer"}
+                              for a in untested])
         answers = pd.concat([answers, extra], ignore_index=True)
     return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
 
