@@ -28,10 +28,10 @@ def test_end_groups_known_bins() -> None:
 
 
 def test_paste_replaces_one_position_on_a_copy() -> None:
-    from probe.swap import paste
+    from probe.swap import paste_tokens
 
     low, high = torch.zeros(2, 4, 3), torch.ones(2, 4, 3)
-    out = paste(low, high, 2)
+    out = paste_tokens(low, high, 2)
     assert torch.equal(out[:, 2], high[:, 2]) and torch.equal(out[:, [0, 1, 3]], low[:, [0, 1, 3]])
     assert torch.equal(low, torch.zeros(2, 4, 3))  # the input is untouched
 

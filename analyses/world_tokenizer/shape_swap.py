@@ -29,7 +29,7 @@ import torch
 
 from probe.measure.batched import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
-from probe.swap.paste import paste
+from probe.swap import paste_tokens
 
 
 @torch.no_grad()
@@ -53,7 +53,7 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
         return float((read == donor_shape).mean())
 
     rows = [{"position": -1, "fraction": read_as_donor(q_don)}, {"position": -2, "fraction": read_as_donor(q_rec)}]
-    rows += [{"position": p, "fraction": read_as_donor(paste(q_rec, q_don, p))} for p in range(model.num_tokens)]
+    rows += [{"position": p, "fraction": read_as_donor(paste_tokens(q_rec, q_don, p))} for p in range(model.num_tokens)]
     return pd.DataFrame(rows).assign(n_pairs=n, seed=seed)
 
 

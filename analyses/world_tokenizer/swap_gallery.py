@@ -24,7 +24,7 @@ import torch
 
 from probe.measure.batched import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
-from probe.swap import end_groups, paste
+from probe.swap import end_groups, paste_tokens
 from probe.viz import save_figure
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
@@ -44,7 +44,7 @@ def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n
     for factor, pos in positions.items():
         lo, hi = end_groups(factor, df, wcfg.n_bins)
         lo, hi = lo[:n], hi[:n]
-        out[factor] = torch.stack([decode_batched(model, x) for x in (q[lo], q[hi], paste(q[lo], q[hi], pos))])
+        out[factor] = torch.stack([decode_batched(model, x) for x in (q[lo], q[hi], paste_tokens(q[lo], q[hi], pos))])
     return out
 
 

@@ -15,7 +15,7 @@ tokenizer analysis' single-token paste between an attribute's two bins (``end_gr
 """
 from probe.swap.engine import CONTROLS, Shard, as_quantized, canonical_order, merge_shards, patch, paste_tokens, set_label
 from probe.swap.pairs import PairConfig, sample_pairs
-from probe.swap.paste import end_groups, moved_by_paste, moved_fraction, paste
+from probe.swap.paste import end_groups, moved_by_paste, moved_fraction
 from probe.swap.run import (
     SwapConfig,
     SwapData,
@@ -34,7 +34,7 @@ from probe.swap.validated import ValidatedMap, causal_heatmap, rank_agreement, v
 __all__ = [
     "CONTROLS", "PairConfig", "Shard", "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
     "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "end_groups", "greedy_set", "merge_shards",
-    "moved_by_paste", "moved_fraction", "off_target_matrix", "paste", "paste_tokens", "patch", "position_set",
+    "moved_by_paste", "moved_fraction", "off_target_matrix", "paste_tokens", "patch", "position_set",
     "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs", "set_label", "summarize",
     "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
 ]

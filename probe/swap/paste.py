@@ -13,6 +13,7 @@ import torch
 
 from probe.measure import Measurer
 from probe.measure.batched import decode_batched
+from probe.swap.engine import paste_tokens
 
 
 def end_groups(factor: str, factors: pd.DataFrame, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,13 +36,6 @@ def moved_fraction(m_low: torch.Tensor, m_high: torch.Tensor, m_swap: torch.Tens
     return float((move @ gap) / (gap @ gap).clamp_min(1e-12))
 
 
-def paste(q_low: torch.Tensor, q_high: torch.Tensor, position: int) -> torch.Tensor:
-    """``q_low [K,N,C]`` with the tokens at ``position`` replaced by those of ``q_high [K,N,C]`` (a copy)."""
-    q = q_low.clone()
-    q[:, position] = q_high[:, position]
-    return q
-
-
 @torch.no_grad()
 def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Tensor, position: int,
                    measure: Measurer, masks_low: torch.Tensor | None,
@@ -51,5 +45,5 @@ def moved_by_paste(model: torch.nn.Module, q_low: torch.Tensor, q_high: torch.Te
     ``q_low, q_high [K,N,C]`` are paired tokens; ``m_low, m_high`` the measures of their decoded images;
     ``masks_low [K,1,H,W]`` the object masks of the low-end images (the measured ones), for measurers that use them.
     """
-    swapped = decode_batched(model, paste(q_low, q_high, position))
+    swapped = decode_batched(model, paste_tokens(q_low, q_high, position))
     return moved_fraction(m_low, m_high, measure(swapped, masks=masks_low))
