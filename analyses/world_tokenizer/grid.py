@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 
 from probe.data import world
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
 from probe.tokenizers.world import psnr
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 
 
 def object_weight(masks: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe.types import Encoded
+from probe.tokenizers.base import Encoded
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _conv_pyramid_up(width: int, c_out: int, patch: int) -> nn.Sequential:
 
 
 class WorldTokenizer(nn.Module):
-    """TiTok-style 1D tokenizer for small images; implements :class:`probe.types.Tokenizer`."""
+    """TiTok-style 1D tokenizer for small images; implements :class:`probe.tokenizers.base.Tokenizer`."""
 
     architecture = "world"  # its name in probe.tokenizers.registry
 
