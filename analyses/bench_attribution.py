@@ -12,8 +12,8 @@ from the attribute's two ends (:func:`probe.swap.sample_pairs`, as the engine dr
 
 Per attribute and variant: Spearman between estimated and real transfer over the 32 positions, the swap-best
 position and its rank under attribution, whether attribution's top 3 holds it, and the wall/CPU seconds of each
-method. Writes ``<out>.csv`` (agreement), ``<out>_heatmaps.csv`` (both heatmaps, long) and the figure
-``<out>.png/.svg`` (real vs estimated heatmaps side by side, and the per-position scatter).
+method. Writes ``<out>.csv`` (agreement), ``<out>_heatmaps.csv`` (both heatmaps, long) and per variant the
+figure ``<out>_<variant>.png/.svg`` (real vs estimated heatmaps side by side, and the per-position scatter).
 
     python analyses/bench_attribution.py --pairs 64 --out figures/attribution_world32
 """
@@ -91,31 +91,11 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def figure(heats: pd.DataFrame, table: pd.DataFrame, variant: str):
     """Real (swap) and estimated heatmaps side by side, and estimated vs real transfer per position."""
-    import matplotlib.pyplot as plt
+    from probe.viz.attribution import attribution_vs_causal_figure
 
     swap = heats[heats["method"] == "swap"].pivot(index="position", columns="attribute", values="transfer")
     est = heats[heats["method"] == variant].pivot(index="position", columns="attribute", values="transfer")
-    est = est.reindex(index=swap.index, columns=swap.columns)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
-    lim = float(np.nanmax(np.abs(swap.to_numpy())))
-    for ax, h, title in ((axes[0], swap, "real swaps (transfer)"), (axes[1], est, f"attribution ({variant})")):
-        im = ax.imshow(h.T.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_yticks(range(len(h.columns)), h.columns)
-        ax.set_xticks(range(0, len(h.index), 4), h.index[::4])
-        ax.set_xlabel("position")
-        ax.set_title(title)
-    fig.colorbar(im, ax=axes[:2], shrink=0.6, label="transfer (fraction of the gap)")
-    ax = axes[2]
-    t = table[table["variant"] == variant].set_index("attribute")
-    for attr in swap.columns:
-        rho = t["spearman"].get(attr, np.nan)
-        ax.scatter(swap[attr], est[attr], s=12, label=f"{attr} (rho {rho:.2f})")
-    ax.axline((0, 0), slope=1, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("real transfer")
-    ax.set_ylabel("estimated transfer")
-    ax.set_title("per position")
-    ax.legend(fontsize=7)
-    return fig
+    return attribution_vs_causal_figure(est, swap, table[table["variant"] == variant])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     heats.to_csv(out.with_name(out.name + "_heatmaps.csv"), index=False)
     from probe.viz.save import save_figure
 
-    save_figure(figure(heats, table, args.variants.split(",")[0]), out)
+    for v in args.variants.split(","):
+        save_figure(figure(heats, table, v), out.with_name(f"{out.name}_{v}"))
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.round(3).to_string(index=False))
     return 0

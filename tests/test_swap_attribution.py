@@ -135,3 +135,15 @@ def test_random_weights_decoder_matches_small_pastes_to_first_order() -> None:
             scale = g["moved_real"].abs().max()
             assert scale > 0
             assert (g["moved_est"] - g["moved_real"]).abs().max() < 0.1 * scale, (cfg, name)
+
+
+def test_figure_puts_the_estimate_beside_the_real_heatmap(toy) -> None:
+    from probe.viz.attribution import attribution_vs_causal_figure
+
+    tok, data = toy
+    cfg = SwapConfig(pairs=8, controls=("none",))
+    causal = causal_heatmap(sweep_positions(tok, data, MEAS, config=cfg, progress=False).summary)
+    est = attribution_sweep(tok, data, MEAS, swap_config=cfg).heatmap
+    fig = attribution_vs_causal_figure(est, causal, agreement(est, causal))
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 3
+    assert len(attribution_vs_causal_figure(est).axes) == 2  # the estimate and its colour bar
