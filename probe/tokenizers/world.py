@@ -408,7 +408,11 @@ def spherical_kmeans(x: torch.Tensor, k: int, *, iters: int = 15, generator: tor
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``."""
+    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``.
+
+    Superseded by :func:`probe.measure.fidelity.psnr` (the one PSNR; a model module cannot import it without
+    an import cycle): kept only until ``probe/training/tokenizer.py`` and ``probe/swap/localization.py`` import
+    that one, then removed."""
     mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
     return -10.0 * torch.log10(mse)
 
