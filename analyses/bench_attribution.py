@@ -10,9 +10,12 @@ from the attribute's two ends (:func:`probe.swap.sample_pairs`, as the engine dr
   variant of ``--variants`` (``clamped``: gradient of the clamped decode the engine measures; ``raw``: of the
   unclamped decoder output; ``ig<k>``: integrated gradients over ``k`` midpoints of the path to the donor).
 
-Per attribute and variant: Spearman between estimated and real transfer over the 32 positions, the swap-best
-position and its rank under attribution, whether attribution's top 3 holds it, and the wall/CPU seconds of each
-method. Writes ``<out>.csv`` (agreement), ``<out>_heatmaps.csv`` (both heatmaps, long) and per variant the
+Per attribute and variant: Spearman (and Pearson) between estimated and real transfer over the 32 positions,
+Spearman over the active positions only (either moves >= 0.05 of the gap), the swap-best position and its rank
+under attribution, whether attribution's top 3 holds it, the wall/CPU seconds of each method, and the real
+sweep's own split-half Spearman (even vs odd pairs: the ceiling of any agreement with it). ``--paths``: the
+real transfer along the straight path of one position's token from the recipient's to the donor's (alpha 0 to
+1), written to ``<out>_paths.csv``: a response flat at alpha 0 is where the gradient there cannot see the paste. Writes ``<out>.csv`` (agreement), ``<out>_heatmaps.csv`` (both heatmaps, long) and per variant the
 figure ``<out>_<variant>.png/.svg`` (real vs estimated heatmaps side by side, and the per-position scatter).
 
     python analyses/bench_attribution.py --pairs 64 --out figures/attribution_world32
@@ -42,6 +45,52 @@ def heldout_data(n: int, seed: int, model: str = "world-32") -> tuple[torch.nn.M
     kinds = {a: ("categorical" if a == "shape" else "continuous") for a in FACTORS}
     circular = tuple(a for a in FACTORS if FACTORS[a].circular)
     return tok, SwapData(q, df.reset_index(drop=True), kinds, circular, masks)
+
+
+def split_half(table: pd.DataFrame) -> pd.DataFrame:
+    """Per attribute: Spearman over positions between the real transfer on the even and on the odd pairs (the
+    real sweep's own reliability at half the pairs: no estimate can agree with the sweep better than the sweep
+    agrees with itself)."""
+    from scipy.stats import spearmanr
+
+    own = table[(table["measured"] == table["attribute"]) & (table["control"] == "none")].copy()
+    own["half"] = own.groupby("attribute")["pair"].rank(method="dense").astype(int) % 2
+    g = own.groupby(["attribute", "half", "positions"])[["moved", "gap"]].sum()
+    t = (g["moved"] / g["gap"]).unstack("half")
+    rows = [{"attribute": a, "swap_split_half_spearman": float(spearmanr(d[0], d[1]).statistic)}
+            for a, d in t.groupby(level="attribute")]
+    return pd.DataFrame(rows)
+
+
+def path_response(tok: torch.nn.Module, data, attribute: str, position: int, *, pairs: int, steps: int = 10,
+                  seed: int = 0) -> pd.DataFrame:
+    """Transfer along the straight path of one position's token from the recipient's (alpha 0) to the donor's
+    (alpha 1), all other tokens kept: where the response is flat at alpha 0, the gradient there cannot see the
+    paste (the first-order estimate's failure mode)."""
+    from probe.measure import measurer_for
+    from probe.measure.shared import measure_all
+    from probe.swap.pairs import PairConfig, sample_pairs
+
+    m = measurer_for(attribute)
+    pr = sample_pairs(data.attributes, attribute, data.kinds.get(attribute, "continuous"),
+                      PairConfig(n=pairs, seed=seed), circular=attribute in data.circular)
+    rec, don = (torch.as_tensor(pr[c].to_numpy().copy()) for c in ("recipient", "donor"))
+    qr, qd = data.quantized[rec], data.quantized[don]
+    mr = None if data.masks is None else data.masks[rec]
+    md = None if data.masks is None else data.masks[don]
+    rows = []
+    with torch.no_grad():
+        vr = measure_all([m], tok.decode(qr), mr)[0].reshape(len(rec), -1)
+        vd = measure_all([m], tok.decode(qd), md)[0].reshape(len(rec), -1)
+        gap = (vd - vr).norm(dim=1)
+        u = (vd - vr) / gap.clamp_min(1e-9)[:, None]
+        for a in np.linspace(0.0, 1.0, steps + 1):
+            q = qr.clone()
+            q[:, position] = qr[:, position] + float(a) * (qd[:, position] - qr[:, position])
+            v = measure_all([m], tok.decode(q), mr)[0].reshape(len(rec), -1)
+            rows.append({"attribute": attribute, "position": position, "alpha": round(float(a), 3),
+                         "transfer": float(((v - vr) * u).sum() / gap.sum())})
+    return pd.DataFrame(rows)
 
 
 def _variant(name: str):
@@ -84,7 +133,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append(ag)
         heats.append(est.heatmap.stack().rename("transfer").reset_index().assign(method=v))
         print(f"{v}: {att_s:.1f} s (sweep {sweep_s:.1f} s)", flush=True)
-    table = pd.concat(rows, ignore_index=True)
+    table = pd.concat(rows, ignore_index=True).merge(split_half(sweep.table), on="attribute", how="left")
     table["pairs"], table["n_images"], table["threads"] = args.pairs, args.n, args.threads
     return table, pd.concat(heats, ignore_index=True)
 
@@ -95,7 +144,9 @@ def figure(heats: pd.DataFrame, table: pd.DataFrame, variant: str):
 
     swap = heats[heats["method"] == "swap"].pivot(index="position", columns="attribute", values="transfer")
     est = heats[heats["method"] == variant].pivot(index="position", columns="attribute", values="transfer")
-    return attribution_vs_causal_figure(est, swap, table[table["variant"] == variant])
+    label = {"clamped": "attribution patching (gradient at the recipient)",
+             "raw": "attribution patching, unclamped decode"}.get(variant, f"integrated gradients, {variant[2:]} steps")
+    return attribution_vs_causal_figure(est, swap, table[table["variant"] == variant], label=label)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,11 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attributes", default="lighting,bg_blur,global_blur,obj_hue,bg_hue,shape,obj_scale,obj_x,obj_y")
     ap.add_argument("--variants", default="clamped,raw,ig4", help="estimates to compare: clamped, raw, ig<k>")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--paths", default="lighting:26,bg_blur:4,global_blur:4,bg_hue:7,obj_hue:21",
+                    help="attribute:position pairs whose single-position path response is written (<out>_paths.csv)")
+    ap.add_argument("--paths-only", action="store_true", help="only the path responses (no sweep)")
     ap.add_argument("--out", default="runs/bench_attribution/attribution_world32", help="path stem of the outputs")
     args = ap.parse_args(argv)
-    table, heats = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.paths:
+        torch.set_num_threads(args.threads)
+        tok, data = heldout_data(args.n, args.seed)
+        paths = pd.concat([path_response(tok, data, a, int(p), pairs=args.pairs)
+                           for a, p in (x.split(":") for x in args.paths.split(","))], ignore_index=True)
+        paths.to_csv(out.with_name(out.name + "_paths.csv"), index=False)
+        print(paths.pivot(index=["attribute", "position"], columns="alpha", values="transfer").round(2).to_string())
+    if args.paths_only:
+        return 0
+    table, heats = run(args)
     table.to_csv(out.with_suffix(".csv"), index=False)
     heats.to_csv(out.with_name(out.name + "_heatmaps.csv"), index=False)
     from probe.viz.save import save_figure

@@ -8,7 +8,8 @@ from matplotlib.figure import Figure
 
 
 def attribution_vs_causal_figure(attribution: pd.DataFrame, causal: pd.DataFrame | None = None,
-                                 agreement: pd.DataFrame | None = None) -> Figure:
+                                 agreement: pd.DataFrame | None = None, *,
+                                 label: str = "attribution: estimate of the same") -> Figure:
     """Attributes x positions: real swap transfer (left, when given), attribution's estimate (middle), and
     estimated vs real transfer per position (right, when both are given).
 
@@ -17,15 +18,17 @@ def attribution_vs_causal_figure(attribution: pd.DataFrame, causal: pd.DataFrame
             (:func:`probe.swap.attribution.attribution_heatmap`).
         causal: positions x attributes of real transfer (:func:`probe.swap.validated.causal_heatmap`).
         agreement: :func:`probe.swap.attribution.agreement` (the legend then gives each attribute's Spearman).
+        label: the estimate panel's title (e.g. which variant of the estimate).
     """
     est = attribution.T
     real = causal.T.reindex(index=est.index, columns=est.columns) if causal is not None else None
     panels = [("swap: fraction of the gap a single-position paste moves", real)] if real is not None else []
-    panels.append(("attribution: first-order estimate of the same", est))
+    panels.append((label, est))
     n_attr, n_pos = est.shape
     width = max(6.0, 0.3 * n_pos + 2.5)
-    fig = Figure(figsize=(width * len(panels) + (5.0 if real is not None else 0), max(2.5, 0.42 * n_attr + 1.5)))
-    axes = fig.subplots(1, len(panels) + (real is not None), squeeze=False)[0]
+    ratios = [width] * len(panels) + ([4.5] if real is not None else [])
+    fig = Figure(figsize=(sum(ratios), max(3.5, 0.42 * n_attr + 1.5)))
+    axes = fig.subplots(1, len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})[0]
     lim = max(1.0, float(np.nanmax(np.abs(real.to_numpy()))) if real is not None else 1.0)
     for ax, (title, h) in zip(axes, panels):
         sns.heatmap(h, ax=ax, cmap="vlag", center=0.0, vmin=-lim, vmax=lim, linewidths=0.2, linecolor="white",
