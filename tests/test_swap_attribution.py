@@ -147,3 +147,37 @@ def test_figure_puts_the_estimate_beside_the_real_heatmap(toy) -> None:
     fig = attribution_vs_causal_figure(est, causal, agreement(est, causal))
     assert len([ax for ax in fig.axes if ax.get_title()]) == 3
     assert len(attribution_vs_causal_figure(est).axes) == 2  # the estimate and its colour bar
+
+
+def test_attribution_first_gives_the_exhaustive_answers(toy) -> None:
+    from probe.swap import VerdictConfig, validated_map
+    from probe.swap.attribution import attribution_first_sweep
+
+    tok, data = toy
+    cfg = SwapConfig(pairs=24, control_pairs=8, verdict=VerdictConfig(n_boot=200), pool=4, max_set=3)
+    full = validated_map(tok, data, MEAS, None, config=cfg, progress=False)
+    sw, est = attribution_first_sweep(tok, data, MEAS, config=cfg, k=2)
+    first = validated_map(tok, data, MEAS, None, config=cfg, progress=False, sweep=sw)
+    cols = ["attribute", "positions", "verdict", "specificity"]
+    pd.testing.assert_frame_equal(first.answers[cols], full.answers[cols])
+    # the tested cells are the same swaps (same pairs, same ids) as in the full sweep
+    s_full = full.sweep.summary.set_index(["attribute", "positions"])
+    s_first = sw.summary.set_index(["attribute", "positions"])
+    np.testing.assert_allclose(s_first["transfer"], s_full.loc[s_first.index, "transfer"], atol=1e-9)
+    # every attribute confirmed at its top-2: no further positions were swapped
+    assert sorted(sw.summary.groupby("attribute").size()) == [2, 2, 2]
+    assert est.heatmap.shape == (12, 3)
+
+
+def test_attribution_first_widens_to_the_pool_where_nothing_is_confirmed() -> None:
+    from probe.swap.attribution import attribution_first_sweep
+
+    store = ToyStore(m=240, seed=4, split=True)  # brightness spread over positions 3 and 8: no single one carries it
+    tok = ToyTokenizer(bright_positions=(3, 8))
+    data = SwapData.from_store(store, tok, circular=CIRCULAR)
+    cfg = SwapConfig(pairs=24, control_pairs=8, pool=5)
+    sw, _ = attribution_first_sweep(tok, data, {"brightness": MEAS["brightness"]}, config=cfg, k=2)
+    tested = sw.summary[sw.summary["attribute"] == "brightness"]
+    assert len(tested) == 5 and {"3", "8"} <= set(tested["positions"])
+    assert not (tested["verdict"] == "confirmed").any()
+    assert sw.table["pair"].isin(sw.pairs["pair"]).all()
