@@ -1,0 +1,138 @@
+"""The validated map of a world-32 store two ways: the exhaustive sweep, and attribution first.
+
+Method. On a world-32 token store (default: the demo's; made here when missing), for every world attribute
+with a default measurer:
+
+- ``exhaustive``: :func:`probe.swap.validated.validated_map` on a full single-position sweep (every position,
+  ``--pairs`` pairs, the default controls on ``--control-pairs`` of them), greedy position sets where no single
+  position is confirmed;
+- ``attribution``: the same, on :func:`probe.swap.attribution.attribution_first_sweep`: attribution
+  (integrated gradients, 4 steps) ranks every position, real swaps with the same controls test the top ``--k``,
+  and the greedy pool's worth where none of those is confirmed.
+
+Writes ``<out>.csv`` (the two answer tables side by side: positions, transfer, interval, verdict,
+specificity, and whether they agree) and ``<out>_timing.csv`` (wall and CPU seconds, decoded images, the load
+average). On a shared machine read the CPU seconds: on two idle cores the wall time is at best CPU / 2.
+
+    python analyses/bench_attribution_first.py --pairs 256 --out figures/attribution_first_demo
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+KEEP = ["positions", "transfer", "ci_low", "ci_high", "verdict", "specificity", "source"]
+
+
+def _store(path: Path, images: int):
+    import probe
+    from probe.store import TokenStore
+
+    if not (path / "header.json").exists():
+        from probe.encode import tokenize_manifest
+        from probe.pipeline import world_manifest, world_settings
+
+        tok = probe.load_tokenizer("world-32")
+        manifest = world_manifest(images, 0, int(tok.image_size), world_settings("world-32"))
+        tokenize_manifest(manifest, tok, path, batch_size=256, num_workers=0)
+    return TokenStore.open(path)
+
+
+def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(answers side by side, timing rows)."""
+    torch.set_num_threads(args.threads)
+    import probe
+    from probe.data.rematerialise import world_masks
+    from probe.swap import SwapConfig, SwapData
+    from probe.swap.attribution import attribution_first_sweep
+    from probe.swap.validated import default_measurers, validated_map
+
+    store = _store(Path(args.store), args.images)
+    tok = probe.load_tokenizer("world-32")
+    attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
+    measurers = default_measurers(store, attrs)
+    attrs = list(measurers)
+    data = SwapData.from_store(store, tok, masks=world_masks(store))
+    cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs)
+    maps, timing = {}, []
+    for mode in args.modes.split(","):
+        t0, c0 = time.perf_counter(), time.process_time()
+        if mode == "exhaustive":
+            vm = validated_map(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False)
+        elif mode == "attribution":
+            sw, _ = attribution_first_sweep(tok, data, measurers, attributes=attrs, config=cfg, k=args.k)
+            vm = validated_map(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False, sweep=sw)
+        else:
+            raise SystemExit(f"bench_attribution_first.py: --modes {mode!r}: use exhaustive, attribution")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        maps[mode] = vm
+        timing.append({"mode": mode, "attributes": len(attrs), "pairs": args.pairs,
+                       "control_pairs": args.control_pairs, "k": args.k if mode == "attribution" else None,
+                       "threads": args.threads, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                       "idle_2core_s_est": round(cpu / 2, 1),
+                       "sweep_cells_tested": int(len(vm.sweep.summary)),
+                       "decoded": int(vm.sweep.table.attrs.get("decoded", 0)),
+                       "load_average_1min": round(os.getloadavg()[0], 1)})
+        print(pd.Series(timing[-1]).to_string(), flush=True)
+    frames = [vm.answers.set_index("attribute").reindex(columns=KEEP).add_prefix(f"{m}_") for m, vm in maps.items()]
+    side = pd.concat(frames, axis=1).reset_index()
+    if {"exhaustive", "attribution"} <= set(maps):
+        side["same_answer"] = side["exhaustive_positions"].astype(str) == side["attribution_positions"].astype(str)
+        side["same_verdict"] = ((side["exhaustive_verdict"] == side["attribution_verdict"])
+                                & (side["exhaustive_specificity"] == side["attribution_specificity"]))
+    return side, pd.DataFrame(timing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default="runs/demo/store", help="world-32 token store (made when missing)")
+    ap.add_argument("--images", type=int, default=4000, help="images of the store made when missing")
+    ap.add_argument("--attributes", default=None, help="comma-separated (default: every one with a default measurer)")
+    ap.add_argument("--pairs", type=int, default=256)
+    ap.add_argument("--control-pairs", type=int, default=64)
+    ap.add_argument("--k", type=int, default=3, help="positions per attribute the real swaps test first")
+    ap.add_argument("--modes", default="exhaustive,attribution")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="runs/bench_attribution_first/demo", help="path stem of the outputs")
+    args = ap.parse_args(argv)
+    side, timing = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    side.to_csv(out.with_suffix(".csv"), index=False)
+    timing.to_csv(out.with_name(out.name + "_timing.csv"), index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(side.round(3).to_string(index=False))
+        print(timing.to_string(index=False))
+    return 0
+
+
+def bench_rows(quick: bool = True) -> list[dict[str, object]]:
+    """Rows for analyses/bench.py: the validated map exhaustively and attribution first (CPU seconds, whether
+    the answers agree). Quick: a 1000-image world-32 store in a temporary folder, lighting and bg_hue, 32 pairs
+    (controls on 16), one thread. Full: the demo store, every attribute, 256 pairs (controls on 64)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench_attr_first_") as d:
+        args = argparse.Namespace(store=str(Path(d) / "store") if quick else "runs/demo/store",
+                                  images=1000 if quick else 4000, attributes="lighting,bg_hue" if quick else None,
+                                  pairs=32 if quick else 256, control_pairs=16 if quick else 64, k=3,
+                                  modes="exhaustive,attribution", threads=1)
+        side, timing = run(args)
+    t = timing.set_index("mode")
+    same = f"same answers {int(side['same_answer'].sum())}/{len(side)}, same verdicts {int(side['same_verdict'].sum())}/{len(side)}"
+    what = f"{int(t.loc['exhaustive', 'attributes'])} attributes, {args.pairs} pairs"
+    return [{"case": f"world-32 validated map, exhaustive sweep, {what}", "throughput": 1 / t.loc["exhaustive", "cpu_s"],
+             "unit": "maps/cpu-s", "device": "cpu", "note": f"{t.loc['exhaustive', 'cpu_s']} cpu-s"},
+            {"case": f"world-32 validated map, attribution first (k={args.k}), {what}",
+             "throughput": 1 / t.loc["attribution", "cpu_s"], "unit": "maps/cpu-s",
+             "vs_bare": t.loc["attribution", "cpu_s"] / t.loc["exhaustive", "cpu_s"], "device": "cpu",
+             "note": f"{t.loc['attribution', 'cpu_s']} cpu-s; {same}"}]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
