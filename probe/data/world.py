@@ -38,6 +38,7 @@ Blur sigmas are in units of the image side, so the same label looks the same at 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -196,7 +197,7 @@ def sample_factors(start: int, stop: int, *, seed: int = 0,
     return factors_at(np.arange(start, stop, dtype=np.int64), seed=seed, config=config)
 
 
-def factors_at(indices, *, seed: int = 0, config: WorldConfig | None = None) -> pd.DataFrame:
+def factors_at(indices: np.ndarray | Sequence[int], *, seed: int = 0, config: WorldConfig | None = None) -> pd.DataFrame:
     """Factors of the images with the given (any order, any gaps) indices; see :func:`sample_factors`."""
     c = config or WorldConfig()
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
