@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from probe.data.filters import gaussian_blur
+from probe.errors import check_fields
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
@@ -95,10 +96,7 @@ class WorldConfig:
     @classmethod
     def from_dict(cls, values: dict) -> WorldConfig:
         """A config from plain values (JSON / YAML lists become tuples); unknown keys are named in the error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown WorldConfig field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, values, "WorldConfig")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
