@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from probe.tokenizers.base import decode_batched, encode_batched
+from probe.tokenizers.world import psnr  # the one PSNR, read from here (its definition moves here)
 
 
 def object_weight(masks: torch.Tensor) -> torch.Tensor:
