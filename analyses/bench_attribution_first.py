@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise SystemExit(f"bench_attribution_first.py: --modes {mode!r}: use exhaustive, attribution")
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         maps[mode] = vm
+        if getattr(args, "out", None):  # each mode's answers as soon as it is done (runs in parallel can be joined)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            vm.answers.to_csv(Path(args.out).with_name(f"{Path(args.out).name}_{mode}_answers.csv"), index=False)
         timing.append({"mode": mode, "attributes": len(attrs), "pairs": args.pairs,
                        "control_pairs": args.control_pairs, "k": args.k if mode == "attribution" else None,
                        "threads": args.threads, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
@@ -79,13 +82,18 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
                        "decoded": int(vm.sweep.table.attrs.get("decoded", 0)),
                        "load_average_1min": round(os.getloadavg()[0], 1)})
         print(pd.Series(timing[-1]).to_string(), flush=True)
-    frames = [vm.answers.set_index("attribute").reindex(columns=KEEP).add_prefix(f"{m}_") for m, vm in maps.items()]
+    return side_by_side({m: vm.answers for m, vm in maps.items()}), pd.DataFrame(timing)
+
+
+def side_by_side(answers: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """mode -> answers table, as one row per attribute with each mode's columns and whether they agree."""
+    frames = [a.set_index("attribute").reindex(columns=KEEP).add_prefix(f"{m}_") for m, a in answers.items()]
     side = pd.concat(frames, axis=1).reset_index()
-    if {"exhaustive", "attribution"} <= set(maps):
+    if {"exhaustive", "attribution"} <= set(answers):
         side["same_answer"] = side["exhaustive_positions"].astype(str) == side["attribution_positions"].astype(str)
         side["same_verdict"] = ((side["exhaustive_verdict"] == side["attribution_verdict"])
                                 & (side["exhaustive_specificity"] == side["attribution_specificity"]))
-    return side, pd.DataFrame(timing)
+    return side
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="exhaustive,attribution")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/bench_attribution_first/demo", help="path stem of the outputs")
+    ap.add_argument("--join", nargs=2, metavar=("EXHAUSTIVE_STEM", "ATTRIBUTION_STEM"), default=None,
+                    help="only join two runs' answers and timing (each made with one of --modes) into --out")
     args = ap.parse_args(argv)
-    side, timing = run(args)
+    if args.join:
+        stems = dict(zip(("exhaustive", "attribution"), (Path(x) for x in args.join)))
+        side = side_by_side({m: pd.read_csv(st.with_name(f"{st.name}_{m}_answers.csv"), dtype={"positions": str})
+                             for m, st in stems.items()})
+        timing = pd.concat([pd.read_csv(st.with_name(st.name + "_timing.csv")) for st in stems.values()])
+    else:
+        side, timing = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     side.to_csv(out.with_suffix(".csv"), index=False)
