@@ -422,11 +422,11 @@ def _missing_api(module: str, names: tuple[str, ...]) -> str | None:
 
 
 #: What the swap adapter calls (the swap engine, probe.swap; measurers, probe.measure).
-SWAP_API = {"probe.swap": ("SwapConfig", "SwapData", "validated_map", "validate"),
-            "probe.measure": ("get_measurer", "measurer_for"), "probe.data.rematerialise": ("world_masks",)}
+SWAP_API = {"probe.swap": ("SwapConfig", "SwapData", "validate", "sweep"),
+            "probe.measure": ("get_measurer", "measurer_for"), "probe.worlds": ("store_masks",)}
 #: What the optimize adapter calls (test-time optimization, probe.optimize).
 OPTIMIZE_API = {"probe.optimize": ("OptimizeConfig",),
-                "probe.optimize.tasks": ("copy_paste", "generate", "inpaint", "write_run", "masked_images")}
+                "probe.optimize.tasks": ("generate", "inpaint", "write_run", "masked_images")}
 
 
 def _require(api: dict[str, tuple[str, ...]], what: str) -> None:
@@ -474,14 +474,14 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     _require(SWAP_API, "swap validation")
     import pandas as pd
 
-    from probe.data.rematerialise import world_masks
-    from probe.swap import SwapConfig, SwapData, validate, validated_map
+    from probe.swap import SwapConfig, SwapData, sweep, validate
+    from probe.swap.maps import candidate_sets
 
     c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
     measurers = _measurers(ctx)
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
-    data = SwapData.from_store(ctx.store, tok, masks=world_masks(ctx.store))
+    data = SwapData.from_store(ctx.store, tok)
     cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
                      max_set=max(1, c.max_set))
     attrs = list(measurers)
@@ -489,12 +489,12 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     smap = _semantic_map(ctx)
     if c.sweep:
-        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=c.max_set > 1,
+        vmap = validate(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=c.max_set > 1,
                              progress=True)
         written = list(vmap.save(out, figures=True).values())
         answers, pairs = vmap.answers, vmap.sweep.pairs
     else:  # the probes' candidates only: the best tested set per attribute is its answer
-        res = validate(tok, data, smap, measurers, k=c.candidates, attributes=attrs, config=cfg, progress=True)
+        res = sweep(tok, data, measurers, candidate_sets(smap, attrs, c.candidates), attributes=attrs, config=cfg)
         res.summary.to_csv(ctx.paths.mappings, index=False)
         res.pairs.to_csv(out / "pairs.csv", index=False)
         answers = (res.summary.sort_values("transfer", ascending=False).drop_duplicates("attribute")
@@ -603,7 +603,7 @@ def stage_optimize(ctx: StageContext) -> list[Path]:
 def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     import pandas as pd
 
-    from probe.optimize.tasks import copy_paste
+    from probe.swap import copy_paste
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
 

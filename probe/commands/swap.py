@@ -137,9 +137,11 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     from probe.measure import get_measurer
     from probe.store import TokenStore
     from probe.swap.engine import Shard, merge_shards
-    from probe.swap.run import DEFAULT_CONTROLS, SwapConfig, SwapData, sweep_positions, validate
+    from probe.swap.engine import parse_label
+    from probe.swap.maps import candidate_sets
+    from probe.swap.run import DEFAULT_CONTROLS, SwapConfig, SwapData, sweep
     from probe.swap.stats import VerdictConfig, summarize
-    from probe.swap.validated import default_measurers, grid_images, tokenizer_of, validated_map
+    from probe.swap.validated import default_measurers, grid_images, tokenizer_of, validate
 
     store = TokenStore.open(store_path)
     tok = probe.load_tokenizer(args.tokenizer, device=args.device) if args.tokenizer else tokenizer_of(store)
@@ -169,10 +171,7 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
             default_measurers(store, lacking)  # raises the measure package's one-line reason
     if not measurers:
         raise ValueError("no attribute has a measurer: give --measurer ATTR=SPEC")
-    from probe.data.rematerialise import world_masks
-
-    masks = world_masks(store)
-    data = SwapData.from_store(store, tok, masks=masks)
+    data = SwapData.from_store(store, tok)
     controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
     cfg = SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
                      batch=args.batch, target=args.target, autocast=args.bf16,
@@ -186,10 +185,10 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     smap_path = Path(args.map) if args.map else _find_map(store_path)
     smap = load_semantic_map(smap_path) if smap_path else None
     if args.map:
-        res = validate(tok, data, smap, measurers, k=args.k, attributes=attrs, config=cfg, shard=shard,
-                       progress=progress)
+        res = sweep(tok, data, measurers, candidate_sets(smap, attrs, args.k), attributes=attrs, config=cfg,
+                    shard=shard, progress=progress)
     else:
-        res = sweep_positions(tok, data, measurers, attributes=attrs, config=cfg, shard=shard, progress=progress)
+        res = sweep(tok, data, measurers, attributes=attrs, config=cfg, shard=shard, progress=progress)
     if shard.world_size > 1:
         shard_dir = out / "shards"
         shard_dir.mkdir(exist_ok=True)
@@ -219,8 +218,8 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
             print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
                                "specificity", "entangled_with"]].to_string(index=False))
     else:
-        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=not args.no_greedy,
-                             progress=progress, sweep=res)
+        vmap = validate(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=not args.no_greedy,
+                        progress=progress, sweep_result=res)
         paths.update(vmap.save(out, figures=not args.no_figures, tables_format=args.format))
         answers = vmap.answers
         print(vmap.answers[["attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
@@ -234,7 +233,7 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
         from probe.viz.swap import image_grid_figure
 
         for row in answers[answers["verdict"] == "confirmed"].drop_duplicates("attribute").itertuples():
-            pos = [int(p) for p in str(row.positions).split("+")]
+            pos = list(parse_label(row.positions))
             pairs = res.pairs[res.pairs["attribute"] == row.attribute]
             imgs = grid_images(tok, data, pairs, pos, n=args.grids, seed=args.seed)
             fig = image_grid_figure(imgs, f"{row.attribute} @ {row.positions}: transfer {row.transfer:.2f}")
