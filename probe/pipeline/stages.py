@@ -147,7 +147,6 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     """Validate the probe map by swaps (every position when ``swap.sweep``, else the probes' candidates);
     writes ``swap/``: tables, the validated map, the causal heatmap, image grids of the confirmed mappings, a
     traversal (:func:`probe.swap.distributed.validate_and_write`)."""
-    from probe.data.rematerialise import world_masks
     from probe.swap import SwapConfig, SwapData
     from probe.swap.distributed import validate_and_write
 
@@ -155,7 +154,7 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     measurers = _measurers(ctx)
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
-    data = SwapData.from_store(ctx.store, tok, masks=world_masks(ctx.store))
+    data = SwapData.from_store(ctx.store, tok)
     cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
                      max_set=max(1, c.max_set))
     attrs = list(measurers)
@@ -236,7 +235,7 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
 
     from probe.data.rematerialise import rematerialise
     from probe.measure.distance import reading_distance
-    from probe.optimize.tasks import copy_paste
+    from probe.swap import copy_paste
     from probe.swap.engine import parse_label
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
