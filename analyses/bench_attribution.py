@@ -4,7 +4,7 @@ Method. Held-out world images (``--n``, world seed ``--seed``, never used in tra
 world-32. For every world attribute with a default measurer, ``--pairs`` (recipient, donor) pairs are drawn
 from the attribute's two ends (:func:`probe.swap.sample_pairs`, as the engine draws them). On the same pairs:
 
-- the real sweep: :func:`probe.swap.sweep_positions` (every position pasted and decoded; the tested swap
+- the real sweep: :func:`probe.swap.sweep` (every position pasted and decoded; the tested swap
   only, no controls: only transfer is compared);
 - the estimate: :func:`probe.swap.attribution.attribution_sweep` (one backward per batch and measurer), in each
   variant of ``--variants`` (``clamped``: gradient of the clamped decode the engine measures; ``raw``: of the
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(agreement table, long table of both heatmaps)."""
     torch.set_num_threads(args.threads)
     from probe.measure import measurer_for
-    from probe.swap import SwapConfig, sweep_positions
+    from probe.swap import SwapConfig, sweep
     from probe.swap.attribution import agreement, attribution_sweep
     from probe.swap.validated import causal_heatmap
 
@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     measurers = {a: measurer_for(a) for a in attrs}
     cfg = SwapConfig(pairs=args.pairs, controls=("none",), batch=256)
     t0, c0 = time.perf_counter(), time.process_time()
-    sweep = sweep_positions(tok, data, measurers, attributes=attrs, config=cfg, progress=False)
+    swept = sweep(tok, data, measurers, attributes=attrs, config=cfg, progress=False)
     sweep_s, sweep_cpu = time.perf_counter() - t0, time.process_time() - c0
-    causal = causal_heatmap(sweep.summary)
+    causal = causal_heatmap(swept.summary)
     rows, heats = [], [causal.stack().rename("transfer").reset_index().assign(method="swap")]
     for v in args.variants.split(","):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append(ag)
         heats.append(est.heatmap.stack().rename("transfer").reset_index().assign(method=v))
         print(f"{v}: {att_s:.1f} s (sweep {sweep_s:.1f} s)", flush=True)
-    table = pd.concat(rows, ignore_index=True).merge(split_half(sweep.table), on="attribute", how="left")
+    table = pd.concat(rows, ignore_index=True).merge(split_half(swept.table), on="attribute", how="left")
     table["pairs"], table["n_images"], table["threads"] = args.pairs, args.n, args.threads
     return table, pd.concat(heats, ignore_index=True)
 

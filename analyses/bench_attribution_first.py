@@ -3,7 +3,7 @@
 Method. On a world-32 token store (default: the demo's; made here when missing), for every world attribute
 with a default measurer:
 
-- ``exhaustive``: :func:`probe.swap.validated.validated_map` on a full single-position sweep (every position,
+- ``exhaustive``: :func:`probe.swap.validate` on a full single-position sweep (every position,
   ``--pairs`` pairs, the default controls on ``--control-pairs`` of them), greedy position sets where no single
   position is confirmed;
 - ``attribution``: the same, on :func:`probe.swap.attribution.attribution_first_sweep`: attribution
@@ -47,26 +47,26 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(answers side by side, timing rows)."""
     torch.set_num_threads(args.threads)
     import probe
-    from probe.data.rematerialise import world_masks
     from probe.swap import SwapConfig, SwapData
     from probe.swap.attribution import attribution_first_sweep
-    from probe.swap.validated import default_measurers, validated_map
+    from probe.swap.validated import default_measurers, validate
 
     store = _store(Path(args.store), args.images)
     tok = probe.load_tokenizer("world-32")
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
     measurers = default_measurers(store, attrs)
     attrs = list(measurers)
-    data = SwapData.from_store(store, tok, masks=world_masks(store))
+    data = SwapData.from_store(store, tok)
     cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs)
     maps, timing = {}, []
     for mode in args.modes.split(","):
         t0, c0 = time.perf_counter(), time.process_time()
         if mode == "exhaustive":
-            vm = validated_map(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False)
+            vm = validate(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False)
         elif mode == "attribution":
-            sw, _ = attribution_first_sweep(tok, data, measurers, attributes=attrs, config=cfg, k=args.k)
-            vm = validated_map(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False, sweep=sw)
+            sw, est = attribution_first_sweep(tok, data, measurers, attributes=attrs, config=cfg, k=args.k)
+            vm = validate(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False, sweep_result=sw,
+                          attribution=est)
         else:
             raise SystemExit(f"bench_attribution_first.py: --modes {mode!r}: use exhaustive, attribution")
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

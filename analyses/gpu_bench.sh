@@ -298,15 +298,17 @@ def world_swap_data(n):
 
 
 def world_measurers():
-    from probe.measure import DEFAULTS, get_measurer
-    return {a: get_measurer(spec, **({"device": DEV} if spec.startswith("oracle:") else {})) for a, spec in DEFAULTS.items()}
+    from probe import worlds
+    from probe.measure import get_measurer
+    specs = worlds.default_measurers("attribute")
+    return {a: get_measurer(spec, **({"device": DEV} if spec.startswith("oracle:") else {})) for a, spec in specs.items()}
 
 
 def swap_section():
     if left() < (10 if SMOKE else 90):
         emit(section="swap", preset="world-32", note="skipped: time budget")
         return
-    from probe.swap import SwapConfig, sweep_positions
+    from probe.swap import SwapConfig, sweep
     from probe.swap.attribution import AttributionConfig, attribution_sweep
     tok, data = world_swap_data(N_SWAP_IMAGES)
     meas = world_measurers()
@@ -314,7 +316,7 @@ def swap_section():
     meas = {a: meas[a] for a in attrs}
     cfg = SwapConfig(pairs=SWAP_PAIRS, control_pairs=min(64, SWAP_PAIRS), batch=SWAP_BATCH)
     what = f"{len(attrs)} attributes x 32 positions, {SWAP_PAIRS} pairs"
-    runs = [("exhaustive sweep", lambda: sweep_positions(tok, data, meas, attributes=attrs, config=cfg, progress=False)),
+    runs = [("exhaustive sweep", lambda: sweep(tok, data, meas, attributes=attrs, config=cfg, progress=False)),
             ("attribution estimate (ig4)", lambda: attribution_sweep(
                 tok, data, meas, attributes=attrs, swap_config=cfg, config=AttributionConfig(steps=4, batch=SWAP_BATCH)))]
     for name, fn in runs:

@@ -16,7 +16,7 @@ from _swap_toy import BRIGHT, CIRCULAR, CONTRAST, HUE, MEASURERS, ToyStore, ToyT
 
 from probe.errors import TokenprobeError
 from probe.measure.base import FunctionMeasurer
-from probe.swap import SwapConfig, SwapData, patch, sweep_positions
+from probe.swap import SwapConfig, SwapData, patch, sweep
 from probe.swap.attribution import (
     AttributionConfig,
     NotDifferentiableError,
@@ -68,13 +68,13 @@ def test_linear_decoder_estimate_equals_the_real_swap(toy) -> None:
 def test_heatmap_has_the_causal_heatmaps_layout_and_values(toy) -> None:
     tok, data = toy
     cfg = SwapConfig(pairs=32, controls=("none",))
-    sweep = sweep_positions(tok, data, MEAS, config=cfg, progress=False)
-    causal = causal_heatmap(sweep.summary)
+    swept = sweep(tok, data, MEAS, config=cfg, progress=False)
+    causal = causal_heatmap(swept.summary)
     est = attribution_sweep(tok, data, MEAS, swap_config=cfg)
     assert list(est.heatmap.index) == list(causal.index) == list(range(12))
     assert sorted(est.heatmap.columns) == sorted(causal.columns)
     # pair for pair the same pairs as the real sweep
-    pd.testing.assert_frame_equal(est.pairs, sweep.pairs)
+    pd.testing.assert_frame_equal(est.pairs, swept.pairs)
     for attr in ("brightness", "contrast"):  # linear: equal cell by cell
         np.testing.assert_allclose(est.heatmap[attr], causal[attr], atol=1e-5)
     ag = agreement(est.heatmap, causal).set_index("attribute")
@@ -142,7 +142,7 @@ def test_figure_puts_the_estimate_beside_the_real_heatmap(toy) -> None:
 
     tok, data = toy
     cfg = SwapConfig(pairs=8, controls=("none",))
-    causal = causal_heatmap(sweep_positions(tok, data, MEAS, config=cfg, progress=False).summary)
+    causal = causal_heatmap(sweep(tok, data, MEAS, config=cfg, progress=False).summary)
     est = attribution_sweep(tok, data, MEAS, swap_config=cfg).heatmap
     fig = attribution_vs_causal_figure(est, causal, agreement(est, causal))
     assert len([ax for ax in fig.axes if ax.get_title()]) == 3
@@ -150,14 +150,14 @@ def test_figure_puts_the_estimate_beside_the_real_heatmap(toy) -> None:
 
 
 def test_attribution_first_gives_the_exhaustive_answers(toy) -> None:
-    from probe.swap import VerdictConfig, validated_map
+    from probe.swap import VerdictConfig, validate
     from probe.swap.attribution import attribution_first_sweep
 
     tok, data = toy
     cfg = SwapConfig(pairs=24, control_pairs=8, verdict=VerdictConfig(n_boot=200), pool=4, max_set=3)
-    full = validated_map(tok, data, MEAS, None, config=cfg, progress=False)
+    full = validate(tok, data, MEAS, None, config=cfg, progress=False)
     sw, est = attribution_first_sweep(tok, data, MEAS, config=cfg, k=2)
-    first = validated_map(tok, data, MEAS, None, config=cfg, progress=False, sweep=sw)
+    first = validate(tok, data, MEAS, None, config=cfg, progress=False, sweep_result=sw)
     cols = ["attribute", "positions", "verdict", "specificity"]
     pd.testing.assert_frame_equal(first.answers[cols], full.answers[cols])
     # the tested cells are the same swaps (same pairs, same ids) as in the full sweep

@@ -24,8 +24,8 @@ def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> No
     from probe.cli import main
 
     out = tmp_path / "swap"
-    rc = main(["swap", "--store", str(store_path), "--attributes", "lighting", "--pairs", "8", "--control-pairs", "4",
-               "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
+    rc = main(["swap", "--store", str(store_path), "--sweep", "--attributes", "lighting", "--pairs", "8",
+               "--control-pairs", "4", "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
                "--format", "csv", "--out", str(out), "--quiet", "--no-side-effects"])
     assert rc == 0
     for name in ("swaps.csv", "mappings.csv", "validated_map.csv", "validated_map.json", "causal_heatmap.csv",

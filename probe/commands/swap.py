@@ -29,9 +29,13 @@ def _description() -> str:
         f"specific when no other attribute moves by more than {v.specific} of its own gap beyond what a "
         "random-position paste moves it, else entangled. "
         f"Where no single position is confirmed, a greedy search finds the smallest set reaching transfer "
-        f"{cfg.target}. Writes swaps.csv|parquet (one row per swap x measured attribute), mappings.csv (one "
+        f"{cfg.target}. Which positions are swapped: every one (--sweep), or attribution first (--attribution: "
+        "attribution patching ranks every position from one backward pass per batch, real swaps test the top "
+        "--k, the greedy pool's worth where none of those is confirmed); the default is attribution first when "
+        "every tested attribute's measurer is differentiable, else every position. Writes swaps.csv|parquet (one row per swap x measured attribute), mappings.csv (one "
         "row per attribute x set), validated_map.csv/.json, causal_heatmap.csv, rank_agreement.csv, "
-        "disagreements.csv, greedy_curves.csv, figures (PNG + SVG), image grids of the confirmed mappings "
+        "disagreements.csv, greedy_curves.csv, attribution_heatmap.csv (attribution first), spatial maps "
+        "(--spatial), figures (PNG + SVG), image grids of the confirmed mappings "
         "and config.json (every seed) under --out (default <run>/swap). Under torchrun the pairs are sharded "
         "over ranks (same table as one process)."
     )
@@ -46,8 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--map", default=None, help="semantic_map.json of `tokenprobe probe`: test its candidates only")
     src.add_argument("--sweep", action="store_true",
-                     help="every single position for every attribute (default), compared with the probes' map "
-                          "when one is found under the run folder")
+                     help="every single position for every attribute (the full causal heatmap), compared with the "
+                          "probes' map when one is found under the run folder (the default when a measurer is not "
+                          "differentiable, and under torchrun)")
+    src.add_argument("--attribution", action="store_true",
+                     help="attribution patching ranks every position, real swaps test the top --k of each "
+                          "attribute (the greedy pool's worth where none is confirmed); the default when every "
+                          "tested measurer is differentiable")
     parser.add_argument("--attributes", default=None,
                         help="comma-separated attributes to draw pairs for (default: every one with a measurer); "
                              "every swap is measured on all attributes that have a measurer (side effects)")
@@ -61,7 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-pairs", type=int, default=None,
                         help="run the decode-costly controls on only this many pairs per attribute (default: all)")
     parser.add_argument("--swap-back", action="store_true", help="also the swap-back control (re-encodes)")
-    parser.add_argument("--k", type=int, default=3, help="with --map: candidate positions per attribute (default 3)")
+    parser.add_argument("--k", type=int, default=3,
+                        help="with --map: candidate positions per attribute; attribution first: positions swapped "
+                             "first per attribute (default 3)")
+    parser.add_argument("--spatial", type=int, default=0, metavar="N",
+                        help="also per-position contribution maps over N images: spatial_maps.csv/.npz and figures")
     parser.add_argument("--target", type=float, default=0.8, help="transfer the greedy set search must reach (0.8)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy set search")
     parser.add_argument("--confirm", type=float, default=0.5, help="confirmed: transfer CI low >= this (0.5)")
@@ -154,6 +167,11 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     _print(res, args, attrs, smap_path)
     if args.traverse is not None:
         _traverse(args, tok, store, data, measurers, out, res.paths)
+    if args.spatial > 0:
+        from probe.swap.spatial import spatial_maps
+
+        maps = spatial_maps(tok, data.quantized, masks=data.masks, n=args.spatial, seed=args.seed, batch=args.batch)
+        res.paths |= maps.save(out, figures=not args.no_figures)
     print(f"\nwrote {out}")
     return 0
 
@@ -217,8 +235,9 @@ def _config(args: argparse.Namespace):
     from probe.swap.stats import VerdictConfig
 
     controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
+    mode = "exhaustive" if args.sweep else "attribution" if args.attribution else "auto"
     return SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
-                      batch=args.batch, target=args.target, autocast=args.bf16,
+                      batch=args.batch, target=args.target, autocast=args.bf16, mode=mode, first_k=args.k,
                       verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
                                             specific=args.specific, seed=args.seed))
 

@@ -48,7 +48,8 @@ import torch
 
 from probe.errors import TokenprobeError
 from probe.measure.shared import innermost, is_differentiable, measure_all
-from probe.swap.engine import MIN_GAP, as_quantized
+from probe.swap.engine import as_quantized
+from probe.swap.movement import MIN_GAP
 
 #: the ``control`` of attribution rows in tables shared with real swaps
 METHOD = "attribution"
@@ -274,7 +275,7 @@ def agreement(attribution: pd.DataFrame, causal: pd.DataFrame, *, top: int = 3, 
 @dataclass
 class AttributionResult:
     """An attribution sweep: ``table`` (one row per pair x position x measurer), ``summary`` (one row per
-    attribute x position), ``heatmap`` (positions x attributes), ``pairs`` (as :func:`probe.swap.run_swaps`
+    attribute x position), ``heatmap`` (positions x attributes), ``pairs`` (as :func:`probe.swap.sweep`
     draws them), the settings."""
 
     table: pd.DataFrame
@@ -312,7 +313,7 @@ def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *
     q = data.quantized
     tables, pair_frames = [], []
     offset = 0
-    for attr in attrs:  # the pairs run_swaps draws, with the same ids
+    for attr in attrs:  # the pairs sweep draws, with the same ids
         pcfg = PairConfig(n=scfg.pairs, quantile=scfg.quantile, seed=scfg.seed)
         pairs = sample_pairs(data.attributes, attr, data.kinds.get(attr, "continuous"), pcfg,
                              circular=attr in data.circular)
@@ -337,10 +338,27 @@ def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *
 RANKING = AttributionConfig(steps=4)
 
 
+def resolve_mode(mode: str, measurers: Mapping[str, Any], attributes: Sequence[str] | None, data: Any) -> str:
+    """``"exhaustive"`` or ``"attribution"`` for a :attr:`probe.swap.SwapConfig.mode`: ``"auto"`` is attribution
+    when the measurer of every attribute to test declares ``differentiable = True``; ``"attribution"`` with one
+    that does not raises :class:`NotDifferentiableError` naming it."""
+    attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
+    own = [measurers[a] for a in attrs if a in measurers]
+    if mode == "attribution":
+        check_differentiable(own)
+        return mode
+    if mode == "auto":
+        return "attribution" if own and all(is_differentiable(m) for m in own) else "exhaustive"
+    return mode
+
+
 def ranked_positions(heatmap: pd.DataFrame, attribute: str, k: int) -> list[int]:
-    """The ``k`` positions of ``attribute`` with the largest estimated transfer (NaN last)."""
-    col = heatmap[attribute].dropna().sort_values(ascending=False, kind="stable")
-    return [int(p) for p in col.index[:k]]
+    """The ``k`` positions of ``attribute`` with the largest estimated transfer (cells without an estimate
+    left out), through the one top-k rule (:func:`probe.swap.maps.top_positions`)."""
+    from probe.swap.maps import top_positions
+
+    order = heatmap[attribute].dropna().sort_values(ascending=False, kind="stable")
+    return top_positions({attribute: [int(p) for p in order.index]}, attribute, k, empty_ok=True)
 
 
 def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *,
@@ -353,9 +371,9 @@ def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, A
     full sweep.
 
     Returns ``(SwapResult of the tested cells, AttributionResult of every cell)``; the swap result's summary
-    is what :func:`probe.swap.validated.validated_map` reads (``sweep=``).
+    is what :func:`probe.swap.validate` reads (``sweep_result=``).
     """
-    from probe.swap.run import SwapConfig, SwapResult, run_swaps
+    from probe.swap.run import SwapConfig, SwapResult, sweep
     from probe.swap.stats import summarize
 
     cfg = config or SwapConfig()
@@ -363,13 +381,13 @@ def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, A
     est = attribution_sweep(tokenizer, data, measurers, attributes=attrs, swap_config=cfg,
                             config=attribution or RANKING, progress=progress)
     first = {a: [[p] for p in ranked_positions(est.heatmap, a, k)] for a in attrs}
-    sw = run_swaps(tokenizer, data, measurers, first, attributes=attrs, config=cfg, progress=progress)
+    sw = sweep(tokenizer, data, measurers, first, attributes=attrs, config=cfg, progress=progress)
     confirmed = set(sw.summary.loc[sw.summary["verdict"] == "confirmed", "attribute"]) if len(sw.summary) else set()
     size = cfg.pool if pool is None else pool
     more = {a: [[p] for p in ranked_positions(est.heatmap, a, size)[k:]] for a in attrs if a not in confirmed}
     more = {a: s for a, s in more.items() if s}
     if more:
-        extra = run_swaps(tokenizer, data, measurers, more, attributes=list(more), config=cfg, progress=progress)
+        extra = sweep(tokenizer, data, measurers, more, attributes=list(more), config=cfg, progress=progress)
         # the same pairs (same seed per attribute), numbered from 0 again: give them the first run's ids
         shift = (sw.pairs.groupby("attribute")["pair"].min() - extra.pairs.groupby("attribute")["pair"].min()).dropna()
         extra_table = extra.table.copy()

@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from probe.errors import UsageError
+from probe.swap.attribution import attribution_first_sweep, resolve_mode
 from probe.swap.engine import Shard, merge_shards, parse_label
 from probe.swap.maps import candidate_sets
 from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
@@ -65,8 +67,10 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         measurers: attribute -> measurer; every swap is measured by all of them (the side effects).
         semantic_map: the probes' map (or ``None`` with a sweep: no comparison).
         attributes: the attributes pairs are drawn for.
-        candidates: ``None``: sweep every single position (the validated map, causal heatmap, disagreements,
-            greedy sets); ``k``: only the map's ``k`` candidate positions per attribute, one at a time and together.
+        candidates: ``None``: the validated map (causal heatmap, disagreements, greedy sets) from every single
+            position or attribution first, as ``config.mode`` says (:class:`probe.swap.SwapConfig`; ``auto`` under
+            torchrun sweeps every position); ``k``: only the map's ``k`` candidate positions per attribute, one at a
+            time and together.
         greedy: with a sweep, search the smallest set reaching ``config.target`` where no single position is
             confirmed.
         figures: draw the figures (PNG + SVG) of the validated map.
@@ -82,7 +86,12 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     shard = shard or Shard.from_env()
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
-    if candidates is None:
+    estimate = None
+    if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
+        # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
+        res, estimate = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
+                                                k=config.first_k, progress=progress)
+    elif candidates is None:
         res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
                     progress=progress)
     else:
@@ -93,7 +102,7 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         return None
     if candidates is None:
         vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                        greedy=greedy, progress=progress, sweep_result=res)
+                        greedy=greedy, progress=progress, sweep_result=res, attribution=estimate)
         outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
     else:
         outputs = _write_candidates(res, out, tables_format)
@@ -101,6 +110,19 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         outputs.paths |= write_grids(tokenizer, data, outputs, out / "grids", n=grids, seed=config.seed)
     outputs.paths["config"] = _write_config(out, config, attributes, measurers, shard, record)
     return outputs
+
+
+def _mode(config: SwapConfig, measurers: Mapping[str, Any], attributes: Sequence[str], data: SwapData,
+          shard: Shard) -> str:
+    """``config.mode`` resolved (:func:`probe.swap.attribution.resolve_mode`); under torchrun ``auto`` sweeps every
+    position (the sharded work), and ``attribution`` is refused."""
+    mode = resolve_mode(config.mode, measurers, attributes, data)
+    if mode == "attribution" and shard.world_size > 1:
+        if config.mode == "attribution":
+            raise UsageError("swap mode 'attribution' runs in one process; under torchrun sweep every position "
+                             "(tokenprobe swap --sweep, or swap mode 'exhaustive')")
+        return "exhaustive"
+    return mode
 
 
 def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:

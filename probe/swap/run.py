@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 _TIMING = ("decoded", "decode_s", "measure_s")
 #: controls run by default (swap_back re-encodes every swapped image: asked for explicitly)
 DEFAULT_CONTROLS = ("none", "same_end", "random_position", "all_except", "self", "donor_recon")
+#: how a validation finds positions (see :attr:`SwapConfig.mode`)
+MODES = ("auto", "exhaustive", "attribution")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class SwapConfig:
         pool: the greedy search adds positions from the ``pool`` best single positions.
         greedy_pairs: pairs per attribute in the greedy search.
         autocast: decode under bf16 autocast on CUDA.
+        mode: how :func:`probe.swap.validate` finds each attribute's positions: ``"exhaustive"`` (swap every
+            single position), ``"attribution"`` (attribution patching ranks every position and real swaps test
+            the top ``first_k``, then up to ``pool`` where none is confirmed: :mod:`probe.swap.attribution`) or
+            ``"auto"`` (attribution when every tested attribute's measurer is differentiable, else exhaustive).
+        first_k: positions per attribute the real swaps test first in the attribution mode.
         verdict: the verdict thresholds.
     """
 
@@ -63,7 +70,13 @@ class SwapConfig:
     pool: int = 8
     greedy_pairs: int = 64
     autocast: bool = False
+    mode: str = "auto"
+    first_k: int = 3
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"SwapConfig.mode must be one of {MODES}, got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

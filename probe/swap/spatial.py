@@ -15,6 +15,7 @@ image is decoded and compared with its own reconstruction. Averaged over the ima
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,29 @@ class SpatialMaps:
     table: pd.DataFrame
     replace: str
     n_images: int
+
+    def save(self, folder: str | Path, *, figures: bool = True, stem: str = "spatial") -> dict[str, Path]:
+        """Write ``<stem>_maps.csv`` (the table), ``<stem>_maps.npz`` (``abs_change``, ``luminance``) and the
+        figures ``<stem>_abs`` / ``<stem>_luminance`` (PNG + SVG) under ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"spatial_table": out / f"{stem}_maps.csv", "spatial_arrays": out / f"{stem}_maps.npz"}
+        self.table.to_csv(paths["spatial_table"], index=False)
+        np.savez_compressed(paths["spatial_arrays"], abs_change=self.abs_change.numpy(),
+                            luminance=self.luminance.numpy())
+        if figures:
+            from probe.viz.save import save_figure
+            from probe.viz.spatial import spatial_maps_figure
+
+            what = f"{self.n_images} images, token replaced by {self.replace}"
+            cols = 11 if len(self.abs_change) > 24 else 8
+            paths["spatial_abs_figure"] = save_figure(spatial_maps_figure(
+                self.abs_change, table=self.table, cols=cols, title=f"mean |pixel change| ({what})"),
+                out / f"{stem}_abs")[0]
+            paths["spatial_luminance_figure"] = save_figure(spatial_maps_figure(
+                self.luminance, signed=True, cols=cols, title=f"mean luminance change ({what})"),
+                out / f"{stem}_luminance")[0]
+        return paths
 
 
 def spatial_maps(tokenizer: object, tokens: torch.Tensor | np.ndarray, *, masks: torch.Tensor | None = None,

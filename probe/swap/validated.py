@@ -91,6 +91,12 @@ class ValidatedMap:
         agreement: rank agreement per attribute; ``disagreements``: its rows with probe top != causal top.
         curves: the greedy transfer-vs-set-size curves.
         sets: the summary of the answer sets (controls included) when a set was re-run.
+        mode: ``"exhaustive"`` (every single position swapped), ``"attribution"`` (attribution ranked every
+            position, real swaps tested the top ones: the heatmap holds only those cells) or ``"candidates"``
+            (the probes' candidates first).
+        attribution: the attribution estimate of every cell (:class:`probe.swap.attribution.AttributionResult`)
+            when one was made; ``attribution_agreement``: its agreement with the causal heatmap (exhaustive
+            mode only: elsewhere the causal heatmap holds too few cells to compare).
     """
 
     answers: pd.DataFrame
@@ -100,6 +106,17 @@ class ValidatedMap:
     ranking: pd.DataFrame
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     sets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    mode: str = "exhaustive"
+    attribution: Any = None
+
+    @property
+    def attribution_agreement(self) -> pd.DataFrame:
+        """Per attribute: estimated vs real transfer over positions (:func:`probe.swap.attribution.agreement`)."""
+        if self.attribution is None or self.mode != "exhaustive":
+            return pd.DataFrame()
+        from probe.swap.attribution import agreement
+
+        return agreement(self.attribution.heatmap, self.heatmap)
 
     @property
     def disagreements(self) -> pd.DataFrame:
@@ -125,6 +142,7 @@ class ValidatedMap:
         return {
             "thresholds": dict(self.sweep.summary.attrs.get("thresholds", {})),
             "target_transfer": self.sweep.config.target,
+            "mode": self.mode,
             "answers": [{k: clean(v) for k, v in r.items()} for r in self.answers.to_dict("records")],
             "disagreements": [{k: clean(v) for k, v in r.items()} for r in self.disagreements.to_dict("records")],
         }
@@ -156,6 +174,10 @@ class ValidatedMap:
             table("greedy_curves", self.curves)
         if len(self.sets):
             table("answer_sets", self.sets)
+        if self.attribution is not None:
+            table("attribution_heatmap", self.attribution.heatmap.reset_index())
+            if len(self.attribution_agreement):
+                table("attribution_agreement", self.attribution_agreement)
         (out / "validated_map.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
         paths["json"] = out / "validated_map.json"
         if figures:
@@ -167,6 +189,13 @@ class ValidatedMap:
             if len(self.curves):
                 fig = transfer_curve_figure(self.curves, self.sweep.config.target)
                 paths["curve_figure"] = save_figure(fig, out / "greedy_curves")[0]
+            if self.attribution is not None:
+                from probe.viz.attribution import attribution_vs_causal_figure
+
+                full = self.mode == "exhaustive"
+                fig = attribution_vs_causal_figure(self.attribution.heatmap, self.heatmap if full else None,
+                                                   self.attribution_agreement if full else None)
+                paths["attribution_figure"] = save_figure(fig, out / "attribution_vs_causal")[0]
             import matplotlib.pyplot as plt
 
             plt.close("all")
@@ -203,7 +232,8 @@ def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataF
 
 def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], semantic_map: PositionMap | None = None, *,
              attributes: Sequence[str] | None = None, config: SwapConfig | None = None, greedy: bool = True,
-             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None) -> ValidatedMap:
+             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None,
+             estimate: bool = False, attribution: Any = None) -> ValidatedMap:
     """Sweep every position for every attribute (or, with ``k``, only the probes' ``k`` candidate positions
     of each: quicker, and the heatmap then holds only those cells), compare with the probes, search sets
     where no single position is confirmed, and assemble the :class:`ValidatedMap`.
@@ -213,20 +243,41 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
             comparison.
         sweep_result: a sweep already run (:func:`probe.swap.sweep`) to build on instead of sweeping again.
         k: test the map's ``k`` candidate positions per attribute first, and sweep the other positions only
-            for attributes where none of them is confirmed (default: sweep every position).
+            for attributes where none of them is confirmed (default: ``config.mode``: every position, or
+            attribution first; see :class:`SwapConfig`).
+        estimate: also make the attribution estimate of every cell in the exhaustive mode (the attribution
+            mode always has it), so the map holds both heatmaps and their agreement.
+        attribution: an attribution estimate already made for ``sweep_result``
+            (:func:`probe.swap.attribution.attribution_first_sweep`): the map carries it.
 
     Examples:
         >>> vmap = validate(tok, SwapData.from_store(store, tok), {"lighting": measurer_for("lighting")},
         ...                 result.probes.semantic_map, config=SwapConfig(pairs=64))  # doctest: +SKIP
         >>> vmap.answer("lighting"), vmap.disagreements  # doctest: +SKIP
     """
+    from probe.swap import attribution as atp
+
     cfg = config or SwapConfig()
+    est = attribution
     if sweep_result is not None:
-        sw = sweep_result
+        sw, mode = sweep_result, "given"
     elif k is not None and semantic_map is not None:
-        sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress)
+        sw, mode = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress), \
+            "candidates"
+    elif atp.resolve_mode(cfg.mode, measurers, attributes, data) == "attribution":
+        sw, est = atp.attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=cfg,
+                                              k=cfg.first_k, progress=progress)
+        mode = "attribution"
     else:
-        sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
+        sw, mode = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress), "exhaustive"
+    if mode == "given":  # a full sweep of single positions is the exhaustive mode
+        n_tok = int(data.quantized.shape[1])
+        single = sw.summary[sw.summary["set_size"] == 1] if len(sw.summary) else sw.summary
+        full = len(single) and (single.groupby("attribute")["positions"].nunique() == n_tok).all()
+        mode = "exhaustive" if full else "attribution" if est is not None else "given"
+    if estimate and est is None and atp.resolve_mode("auto", measurers, attributes, data) == "attribution":
+        est = atp.attribution_sweep(tokenizer, data, measurers, attributes=attributes, swap_config=cfg,
+                                    config=atp.RANKING, progress=progress)
     heat = causal_heatmap(sw.summary)
     ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
@@ -235,7 +286,7 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
                           if greedy else (pd.DataFrame(), pd.DataFrame()))
     answers = build_answers(sw.summary, ranking, curves_df, sets_df)
     answers = _with_untested(answers, ranking, attributes, measurers)
-    return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
+    return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df, mode, est)
 
 
 def _candidates_then_rest(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer],
