@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     for mode in args.modes.split(","):
         t0, c0 = time.perf_counter(), time.process_time()
         if mode == "exhaustive":
-            vm = validate(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False)
+            vm = validate(tok, data, measurers, None, attributes=attrs, config=replace(cfg, mode="exhaustive"),
+                          progress=False)
         elif mode == "attribution":
             sw, est = attribution_first_sweep(tok, data, measurers, attributes=attrs, config=cfg, k=args.k)
             vm = validate(tok, data, measurers, None, attributes=attrs, config=cfg, progress=False, sweep_result=sw,
