@@ -4,8 +4,8 @@ Method. On a world-32 token store (default: the demo's; made here when missing),
 with a default measurer:
 
 - ``exhaustive``: :func:`probe.swap.validate` on a full single-position sweep (every position,
-  ``--pairs`` pairs, the default controls on ``--control-pairs`` of them), greedy position sets where no single
-  position is confirmed;
+  ``--pairs`` pairs, the default controls on ``--control-pairs`` of them), greedy position sets (up to
+  ``--max-set``, on ``min(64, --pairs)`` pairs, as the pipeline runs it) where no single position is confirmed;
 - ``attribution``: the same, on :func:`probe.swap.attribution.attribution_first_sweep`: attribution
   (integrated gradients, 4 steps) ranks every position, real swaps with the same controls test the top ``--k``,
   and the greedy pool's worth where none of those is confirmed.
@@ -14,7 +14,8 @@ Writes ``<out>.csv`` (the two answer tables side by side: positions, transfer, i
 specificity, and whether they agree) and ``<out>_timing.csv`` (wall and CPU seconds, decoded images, the load
 average). On a shared machine read the CPU seconds: on two idle cores the wall time is at best CPU / 2.
 
-    python analyses/bench_attribution_first.py --pairs 256 --out figures/attribution_first_demo
+    python analyses/bench_attribution_first.py --pairs 16 --control-pairs 8 --max-set 4 --out figures/attribution_first_demo
+    python analyses/bench_attribution_first.py --pairs 256 --modes attribution --out runs/abf/attr256
 """
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     measurers = default_measurers(store, attrs)
     attrs = list(measurers)
     data = SwapData.from_store(store, tok)
-    cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs)
+    cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs, greedy_pairs=min(64, args.pairs),
+                     max_set=args.max_set)
     maps, timing = {}, []
     for mode in args.modes.split(","):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=256)
     ap.add_argument("--control-pairs", type=int, default=64)
     ap.add_argument("--k", type=int, default=3, help="positions per attribute the real swaps test first")
+    ap.add_argument("--max-set", type=int, default=8, help="largest greedy position set (the demo: 4)")
     ap.add_argument("--modes", default="exhaustive,attribution")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/bench_attribution_first/demo", help="path stem of the outputs")
@@ -138,7 +141,7 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="bench_attr_first_") as d:
         args = argparse.Namespace(store=str(Path(d) / "store") if quick else "runs/demo/store",
                                   images=1000 if quick else 4000, attributes="lighting,bg_hue" if quick else None,
-                                  pairs=32 if quick else 256, control_pairs=16 if quick else 64, k=3,
+                                  pairs=32 if quick else 256, control_pairs=16 if quick else 64, k=3, max_set=8,
                                   modes="exhaustive,attribution", threads=1)
         side, timing = run(args)
     t = timing.set_index("mode")
