@@ -37,10 +37,10 @@ def _store(path: Path, images: int):
 
     if not (path / "header.json").exists():
         from probe.encode import tokenize_manifest
-        from probe.pipeline import world_manifest, world_settings
+        from probe.worlds.attribute import default_manifest
 
         tok = probe.load_tokenizer("world-32")
-        manifest = world_manifest(images, 0, int(tok.image_size), world_settings("world-32"))
+        manifest = default_manifest("world-32", size=images, seed=0, resolution=int(tok.image_size))
         tokenize_manifest(manifest, tok, path, batch_size=256, num_workers=0)
     return TokenStore.open(path)
 
