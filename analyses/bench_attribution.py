@@ -53,7 +53,7 @@ def split_half(table: pd.DataFrame) -> pd.DataFrame:
     agrees with itself)."""
     from scipy.stats import spearmanr
 
-    own = table[(table["measured"] == table["attribute"]) & (table["control"] == "none")].copy()
+    own = table[(table["measurer"] == table["attribute"]) & (table["control"] == "none")].copy()
     own["half"] = own.groupby("attribute")["pair"].rank(method="dense").astype(int) % 2
     g = own.groupby(["attribute", "half", "positions"])[["moved", "gap"]].sum()
     t = (g["moved"] / g["gap"]).unstack("half")
