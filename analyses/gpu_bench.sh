@@ -11,8 +11,9 @@
 #   3. the world-32 store: tokenize_manifest of the synthetic world (data_manifests/world.yaml)
 #      with the shipped world-32 tokenizer;
 #   4. swaps on world-32 (4000 held-out images, every attribute with a default measurer, 256 pairs): the
-#      exhaustive single-position sweep with its controls (decoded images/s, peak memory) and the attribution
-#      estimate of the same cells (integrated gradients, 4 steps);
+#      exhaustive single-position sweep with its controls (decoded images/s, peak memory), the attribution
+#      estimate of the same cells (integrated gradients, 4 steps) and the attribution-first sweep (the estimate
+#      ranks, real swaps with controls test the top 3, more where none is confirmed);
 #   5. the optimization loop (probe.optimize.loop.optimize, 100 steps, bf16 autocast) on TiTok-L-32 with
 #      random weights at batch 1, 16, 64: image-steps/s and peak memory.
 # Every row is appended to the CSV as soon as it is measured, so a run cut short keeps what it had;
@@ -309,7 +310,7 @@ def swap_section():
         emit(section="swap", preset="world-32", note="skipped: time budget")
         return
     from probe.swap import SwapConfig, sweep
-    from probe.swap.attribution import AttributionConfig, attribution_sweep
+    from probe.swap.attribution import AttributionConfig, attribution_first_sweep, attribution_sweep
     tok, data = world_swap_data(N_SWAP_IMAGES)
     meas = world_measurers()
     attrs = [a for a in meas if a in data.attributes.columns and (SWAP_ATTRS is None or a in SWAP_ATTRS)]
@@ -318,7 +319,10 @@ def swap_section():
     what = f"{len(attrs)} attributes x 32 positions, {SWAP_PAIRS} pairs"
     runs = [("exhaustive sweep", lambda: sweep(tok, data, meas, attributes=attrs, config=cfg, progress=False)),
             ("attribution estimate (ig4)", lambda: attribution_sweep(
-                tok, data, meas, attributes=attrs, swap_config=cfg, config=AttributionConfig(steps=4, batch=SWAP_BATCH)))]
+                tok, data, meas, attributes=attrs, swap_config=cfg, config=AttributionConfig(steps=4, batch=SWAP_BATCH))),
+            ("attribution-first sweep (k=3)", lambda: attribution_first_sweep(
+                tok, data, meas, attributes=attrs, config=cfg, k=3,
+                attribution=AttributionConfig(steps=4, batch=SWAP_BATCH))[0])]
     for name, fn in runs:
         if left() < (5 if SMOKE else 40):
             emit(section="swap", preset="world-32", path=name, note="skipped: time budget")

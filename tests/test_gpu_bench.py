@@ -33,5 +33,6 @@ def test_gpu_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     swaps = table[table.section == "swap"].set_index("path")
     assert swaps.loc["exhaustive sweep", "images_s"] > 0 and "2 attributes x 32 positions" in swaps.loc["exhaustive sweep", "note"]
     assert swaps.loc["attribution estimate (ig4)", "seconds"] > 0
+    assert swaps.loc["attribution-first sweep (k=3)", "images_s"] > 0
     opt = table[table.section == "optimize"].iloc[0]
     assert opt.preset == "titok-tiny" and opt.images_s > 0
