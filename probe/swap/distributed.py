@@ -83,8 +83,7 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
     if candidates is None:
-        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
-                    progress=progress)
+        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard, progress=progress)
     else:
         res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
                     attributes=attributes, config=config, shard=shard, progress=progress)
