@@ -181,3 +181,19 @@ def test_attribution_first_widens_to_the_pool_where_nothing_is_confirmed() -> No
     assert len(tested) == 5 and {"3", "8"} <= set(tested["positions"])
     assert not (tested["verdict"] == "confirmed").any()
     assert sw.table["pair"].isin(sw.pairs["pair"]).all()
+
+
+def test_exhaustive_map_with_the_estimate_beside_it(toy, tmp_path) -> None:
+    from probe.swap import VerdictConfig, validate
+
+    tok, data = toy
+    cfg = SwapConfig(pairs=16, controls=("none", "random_position"), verdict=VerdictConfig(n_boot=100),
+                     mode="exhaustive")
+    vmap = validate(tok, data, MEAS, None, config=cfg, progress=False, greedy=False, estimate=True)
+    assert vmap.mode == "exhaustive" and vmap.attribution is not None
+    ag = vmap.attribution_agreement.set_index("attribute")
+    assert ag.loc["brightness", "swap_best"] == BRIGHT and ag.loc["brightness", "top_hit"]
+    paths = vmap.save(tmp_path)
+    for name in ("attribution_heatmap", "attribution_agreement", "attribution_figure"):
+        assert paths[name].exists(), name
+    assert list(pd.read_csv(paths["attribution_heatmap"])["position"]) == list(range(12))

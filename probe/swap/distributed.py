@@ -59,7 +59,7 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
                        out: str | Path, *, attributes: Sequence[str], config: SwapConfig,
                        candidates: int | None = None, greedy: bool = True, figures: bool = True, grids: int = 0,
                        tables_format: str = "csv", progress: bool = True, shard: Shard | None = None,
-                       record: Mapping[str, Any] | None = None) -> SwapOutputs | None:
+                       record: Mapping[str, Any] | None = None, estimate: bool = False) -> SwapOutputs | None:
     """Validate ``semantic_map`` by swaps and write everything under ``out``.
 
     Args:
@@ -78,6 +78,9 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         tables_format: ``csv`` or ``parquet`` for the large per-swap table.
         shard: this process's shard (default: from the ``torchrun`` environment).
         record: extra entries of ``config.json``.
+        estimate: with every position swapped, also the attribution estimate of every cell (when every tested
+            measurer is differentiable): ``attribution_heatmap.csv``, ``attribution_agreement.csv`` and the
+            figure ``attribution_vs_causal`` beside the causal heatmap (attribution first always has the estimate).
 
     Returns:
         :class:`SwapOutputs` on rank 0, ``None`` on the other ranks.
@@ -86,11 +89,11 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     shard = shard or Shard.from_env()
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
-    estimate = None
+    made = None  # the attribution estimate of attribution first
     if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
         # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
-        res, estimate = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
-                                                k=config.first_k, progress=progress)
+        res, made = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
+                                            k=config.first_k, progress=progress)
     elif candidates is None:
         res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
                     progress=progress)
@@ -102,7 +105,8 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         return None
     if candidates is None:
         vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                        greedy=greedy, progress=progress, sweep_result=res, attribution=estimate)
+                        greedy=greedy, progress=progress, sweep_result=res, attribution=made,
+                        estimate=estimate and made is None)
         outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
     else:
         outputs = _write_candidates(res, out, tables_format)
