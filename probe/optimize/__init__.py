@@ -10,7 +10,8 @@
 Modules: :mod:`~probe.optimize.objectives` (CLIP / SigLIP text, masked reconstruction, measurer
 targets, the held-out scorer), :mod:`~probe.optimize.loop` (:func:`optimize`),
 :mod:`~probe.optimize.tasks` (edit, generate, inpaint, copy-paste, position-restricted edits, run
-output), :mod:`~probe.optimize.world` (prompts and oracle scoring on the attribute world).
+output), :mod:`~probe.optimize.search` (exhaustive code search at a few positions),
+:mod:`~probe.optimize.world` (prompts and oracle scoring on the attribute world).
 """
 from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, noise_scale, optimize
 from probe.optimize.objectives import (
@@ -24,6 +25,7 @@ from probe.optimize.objectives import (
     load_clip,
     random_views,
 )
+from probe.optimize.search import search_positions
 from probe.optimize.tasks import (
     TokenReset,
     attribute_drift,
@@ -59,5 +61,6 @@ __all__ = [
     "position_edit",
     "positions_for",
     "random_views",
+    "search_positions",
     "write_run",
 ]
