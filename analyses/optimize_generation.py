@@ -48,7 +48,7 @@ STUDY = [
 def parse_setting(spec: str) -> tuple[str, dict, dict]:
     """``name:key=value,...`` -> (name, generate kwargs, OptimizeConfig kwargs)."""
     name, _, rest = spec.partition(":")
-    gen, cfg = {}, {}
+    gen, cfg = {"n_views": 0, "pad": 0}, {}  # no views unless the setting asks
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
         if k in ("views", "pad"):
@@ -132,7 +132,10 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100, help="steps where a setting does not say")
     ap.add_argument("--stop-patience", type=int, default=3, help="held-out evaluations without improvement")
     ap.add_argument("--stop-every", type=int, default=5, help="steps between held-out evaluations")
-    ap.add_argument("--stop-fixed", default="25,50,100,200", help="fixed iteration counts to compare")
+    ap.add_argument("--stop-fixed", default="25,50,100,200", help="fixed iteration counts to compare ('' for none)")
+    ap.add_argument("--stop-heldouts", default="clip-plain,oracle-soft",
+                    help="held-out scores the stopping rule reads ('' for none)")
+    ap.add_argument("--stop-max", type=int, default=200, help="iteration budget of the stopping-rule runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -157,7 +160,7 @@ def main() -> None:
         summaries.append(summ)
         print(summ.to_string(index=False), flush=True)
     if "eval" in sections:
-        settings = args.eval_settings or [default_setting(), "plain:"]
+        settings = args.eval_settings or [default_setting(), "plain:", "views+ema:views=4,pad=3,ema_decay=0.9"]
         df = pd.concat([run_setting(s, args.eval_colours.split(","), ints(args.eval_seed_sets), args, tok, clip, oracle)
                         for s in settings], ignore_index=True)
         df.to_csv(out / "eval.csv", index=False)
@@ -167,14 +170,13 @@ def main() -> None:
     if "stop" in sections:
         spec = default_setting()
         parts = []
-        for n in ints(args.stop_fixed):
+        for n in ints(args.stop_fixed) if args.stop_fixed else []:
             parts.append(run_setting(spec, args.eval_colours.split(","), ints(args.eval_seed_sets), args, tok, clip,
                                      oracle, extra={"iterations": n}).assign(rule=f"fixed {n}"))
-        n_max = max(ints(args.stop_fixed))
-        for kind in ("clip-plain", "oracle-soft"):
+        for kind in filter(None, args.stop_heldouts.split(",")):
             parts.append(run_setting(spec, args.eval_colours.split(","), ints(args.eval_seed_sets), args, tok, clip,
                                      oracle, heldout=kind,
-                                     extra={"iterations": n_max, "early_stop_patience": args.stop_patience,
+                                     extra={"iterations": args.stop_max, "early_stop_patience": args.stop_patience,
                                             "heldout_every": args.stop_every}).assign(rule=f"stop on {kind}"))
         df = pd.concat(parts, ignore_index=True)
         df.to_csv(out / "stop.csv", index=False)
