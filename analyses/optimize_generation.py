@@ -69,7 +69,8 @@ def default_setting() -> str:
 
 def heldout_scorer(kind: str, clip, oracle, rows: list[str]):
     from probe.optimize import ClipText, HeldOut
-    from probe.optimize.world import OraclePromptScore, parse_world_prompt
+    from probe.worlds.attribute import OraclePromptScore
+    from probe.worlds.attribute import parse_prompt as parse_world_prompt
 
     if kind == "oracle-soft":
         return HeldOut(OraclePromptScore(oracle, rows), name="oracle-soft")
@@ -82,7 +83,8 @@ def run_setting(spec: str, colours: list[str], seed_sets: list[int], args, tok, 
     from probe.data.world import SHAPES, sample
     from probe.optimize import OptimizeConfig
     from probe.optimize.tasks import clip_top1, generate
-    from probe.optimize.world import oracle_reads, world_prompts
+    from probe.worlds.attribute import oracle_reads
+    from probe.worlds.attribute import prompts as world_prompts
 
     name, gen_kw, cfg_kw = parse_setting(spec)
     cfg_kw = {"iterations": args.iterations, **cfg_kw, **(extra or {})}

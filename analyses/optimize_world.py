@@ -5,7 +5,7 @@ Sections (``--sections``, all by default):
 - ``generate``: text-guided generation with ``world-clip`` from random world seed images, one run per
   (prompt, seed) over every shape x ``--colours``; the oracle judges whether it reads the prompted shape
   and colour (vs the seeds' own rate); the held-out score is the oracle's soft prompt score
-  (:class:`probe.optimize.world.OraclePromptScore`), never optimized. ``--inits`` adds the paper's
+  (:class:`probe.worlds.attribute.OraclePromptScore`), never optimized. ``--inits`` adds the paper's
   CLIP top-1 seed choice;
 - ``ablation``: the same generation on ``world-32-continuous`` (VQ vs continuous tokens);
 - ``inpaint``: a square hole over the object or over the background; PSNR on the hidden region of
@@ -49,7 +49,8 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     from probe.data.world import SHAPES
     from probe.optimize import HeldOut, OptimizeConfig
     from probe.optimize.tasks import generate, write_run
-    from probe.optimize.world import OraclePromptScore, oracle_reads, world_prompts
+    from probe.worlds.attribute import OraclePromptScore, oracle_reads
+    from probe.worlds.attribute import prompts as world_prompts
 
     tok = load_tokenizer(tok_name, device="cpu")
     prompts = world_prompts(SHAPES, args.colours.split(","))
@@ -75,16 +76,10 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     return df
 
 
-def _psnr_region(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> np.ndarray:
-    """PSNR (dB, peak 1) per image over the pixels where ``region [B,1,H,W]`` is 1."""
-    r = region.expand_as(a)
-    mse = ((a - b).pow(2) * r).flatten(1).sum(1) / r.flatten(1).sum(1).clamp_min(1)
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).numpy()
-
-
 def inpainting(args) -> pd.DataFrame:
     from probe import load_tokenizer
     from probe.data.world import sample
+    from probe.measure.fidelity import psnr
     from probe.optimize import OptimizeConfig
     from probe.optimize.tasks import box_known, inpaint, masked_images, write_run
 
@@ -106,15 +101,15 @@ def inpainting(args) -> pd.DataFrame:
         hole = 1 - known
         with torch.no_grad():
             masked = tok.decode(tok.encode(masked_images(images, known)).quantized)
-        rows.append({"region": region, "method": "decode masked image", "psnr": _psnr_region(masked, images, hole).mean()})
+        rows.append({"region": region, "method": "decode masked image", "psnr": psnr(masked, images, hole).numpy().mean()})
         rows.append({"region": region, "method": "reconstruction of the full image (ceiling)",
-                     "psnr": _psnr_region(full, images, hole).mean()})
+                     "psnr": psnr(full, images, hole).numpy().mean()})
         for every in (0, args.reset_every):
             cfg = OptimizeConfig(iterations=args.inpaint_iterations, lr=args.inpaint_lr, seed=args.seed, progress=False)
             res = inpaint(tok, images, known, reset_every=every, config=cfg)
             name = f"optimize, reset every {every}" if every else "optimize, no reset"
-            rows.append({"region": region, "method": name, "psnr": _psnr_region(res.images, images, hole).mean(),
-                         "known_psnr": _psnr_region(res.images, images, known).mean()})
+            rows.append({"region": region, "method": name, "psnr": psnr(res.images, images, hole).numpy().mean(),
+                         "known_psnr": psnr(res.images, images, known).numpy().mean()})
             if region == "object":
                 write_run(Path(args.out) / f"inpaint_{region}_reset{every}", res, inputs=masked_images(images, known),
                           settings={"region": region, "reset_every": every, **cfg.to_dict()})
@@ -148,12 +143,13 @@ def edit_targets(attribute: str, before: np.ndarray, lighting_target: float) -> 
 def edit_positions(args) -> dict[str, list[int]]:
     """The position(s) of each edited attribute: from ``--map`` (a validated or semantic map JSON), else
     :data:`POSITION_EDITS` (the positions world-32's swap validation confirmed)."""
-    from probe.optimize.tasks import load_position_map, positions_for
+    from probe.optimize.tasks import load_position_map
+    from probe.swap import top_positions
 
     if not args.map:
         return {a: [v["position"]] for a, v in POSITION_EDITS.items()}
     smap = load_position_map(args.map)
-    return {a: positions_for(a, smap, args.k) for a in POSITION_EDITS}
+    return {a: top_positions(smap, a, args.k) for a in POSITION_EDITS}
 
 
 def position_edits(args) -> tuple[pd.DataFrame, pd.DataFrame]:

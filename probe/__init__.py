@@ -1,6 +1,6 @@
 """tokenprobe: latent analysis and interpretability of highly compressed 1D image tokenizers.
 
-Public entry points (stable names, see ../shared/DESIGN.md):
+Public entry points (stable names; the README's Python section shows them in use):
 ``load_tokenizer``, ``TokenStore``, ``run_probes``, ``zoo``, ``data``.
 Heavy submodules are imported lazily so ``import probe`` stays fast.
 """
@@ -16,7 +16,8 @@ _LAZY = {
     "load_tokenizer": ("probe.tokenizers", "load_tokenizer"),
     "TokenStore": ("probe.store", "TokenStore"),
     "run_probes": ("probe.probes", "run_probes"),
-    "Encoded": ("probe.types", "Encoded"),
+    "Encoded": ("probe.tokenizers.base", "Encoded"),
+    "Tokenizer": ("probe.tokenizers.base", "Tokenizer"),
     "resolve_device": ("probe.device", "resolve_device"),
 }
 _SUBMODULES = {"zoo", "data", "tokenizers", "probes", "store", "encode", "viz", "clip", "oracle"}

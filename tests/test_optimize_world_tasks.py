@@ -32,7 +32,7 @@ def _hue_distance(vec: torch.Tensor, hue: float) -> np.ndarray:
 def test_generation_raises_the_oracle_probability_of_the_prompt_over_its_seed(models) -> None:
     from probe.data.world import sample
     from probe.optimize.tasks import GENERATE_DEFAULTS, generate
-    from probe.optimize.world import OraclePromptScore
+    from probe.worlds.attribute import OraclePromptScore
 
     tok, clip, oracle = models
     prompts = ["a photo of a red star.", "a photo of a blue circle.", "a photo of a green triangle.",
@@ -96,11 +96,12 @@ def test_a_position_edit_keeps_other_tokens_and_moves_its_attribute(models) -> N
     from probe import zoo
     from probe.data.world import sample
     from probe.measure import get_measurer, oracle_measurers
-    from probe.optimize.tasks import position_edit, positions_for
+    from probe.optimize.tasks import position_edit
+    from probe.swap import top_positions
 
     tok, _, oracle = models
     images, _ = sample(2, seed=9_000_004, resolution=32)
-    positions = positions_for("lighting", zoo.config("world-32")["declared_semantics"], 1)
+    positions = top_positions(zoo.config("world-32")["declared_semantics"], "lighting", 1)
     lighting = get_measurer("oracle:lighting", oracle=oracle)
     with torch.no_grad():
         before = lighting(tok.decode(tok.encode(images).quantized))

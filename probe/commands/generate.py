@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.optimize.cli_args import add_loop_arguments, add_model_arguments
+    from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
 
     parser.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     parser.add_argument("-n", "--samples", type=int, default=1, help="samples per prompt (default: 1)")
@@ -26,14 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from probe.optimize.cli_args import (
+    from probe.commands._optimize_args import (
         config_from_args,
         heldout_from_args,
         load_images,
         load_tok,
         settings_from_args,
     )
-    from probe.optimize.tasks import tokenizer_device, generate, write_run
+    from probe.tokenizers.base import module_device
+    from probe.optimize.tasks import generate, write_run
 
     cfg = config_from_args(args)
     tok = load_tok(args)
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [p for p in args.prompt for _ in range(args.samples)]
     res = generate(tok, args.prompt, args.samples, clip=args.clip, seed_images=seeds, init=args.init,
                    negative=args.negative, cfg=args.cfg, n_views=args.views, pad=args.pad, config=cfg,
-                   heldout=heldout_from_args(args, rows, tokenizer_device(tok)))
+                   heldout=heldout_from_args(args, rows, module_device(tok)))
     out = write_run(args.out, res, inputs=res.seed_images, labels=rows,
                     settings=settings_from_args(args))
     print(f"generated {len(rows)} image(s) in {res.steps} steps -> {out}")
