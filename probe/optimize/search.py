@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.optimize.loop import OptimizeResult
+from probe.optimize.loop import HISTORY_COLUMNS, OptimizeResult
+
+HISTORY = ("step", "row", *HISTORY_COLUMNS)
 from probe.optimize.objectives import Objective
 
 
@@ -63,8 +65,10 @@ def search_positions(tok: Any, images: torch.Tensor | None, positions: Sequence[
     Returns:
         an :class:`~probe.optimize.loop.OptimizeResult`: ``indices`` the chosen codes, ``features`` and
         ``quantized`` their code vectors, the decoded result and seed, and a ``history`` with one row
-        per (searched position, image): ``step`` (the search's count), ``row``, ``position``, ``loss``
-        (the best objective after it), ``code``, ``seconds``; ``steps`` = position searches run.
+        per (searched position, image) with the loop's columns (``step``: the search's count; ``loss`` =
+        ``objective``: the best objective after it; ``changed``: positions whose code differs from the
+        seed's) and ``position``, ``code``, ``seconds``, and a last row per image at ``step = steps`` (position
+        -1) scoring the result; ``steps`` = position searches run.
     """
     if not getattr(tok, "is_discrete", False) or getattr(tok, "codebook_size", 0) <= 0:
         raise ValueError("search_positions needs a discrete tokenizer (a codebook); for continuous tokens "
@@ -99,15 +103,21 @@ def search_positions(tok: Any, images: torch.Tensor | None, positions: Sequence[
                     code = int(losses.argmin())
                     if float(losses[code]) < float(best[r]) and code != int(idx[r, p]):
                         idx[r, p], best[r], changed = code, losses[code], True
-                    rows.append({"step": step, "row": r, "position": p, "loss": float(best[r]),
-                                 "code": int(idx[r, p]), "seconds": time.perf_counter() - t0})
+                    rows.append({"step": step, "row": r, "loss": float(best[r]), "objective": float(best[r]),
+                                 "reg": np.nan, "heldout": np.nan, "changed": int((idx[r] != seed_idx[r]).sum()),
+                                 "noise": 0.0, "position": p, "code": int(idx[r, p]),
+                                 "seconds": time.perf_counter() - t0})
                 step += 1
             if not changed or len(pos) == 1:
                 break
+        for r in range(b):  # a last row per image scores the result, as the loop's history does
+            rows.append({"step": step, "row": r, "loss": float(best[r]), "objective": float(best[r]), "reg": np.nan,
+                         "heldout": np.nan, "changed": int((idx[r] != seed_idx[r]).sum()), "noise": 0.0,
+                         "position": -1, "code": -1, "seconds": 0.0})
         q = codebook[idx]
         images_out = tok.decode(q, clamp=True).float().cpu()
         seed_images = tok.decode(codebook[seed_idx], clamp=True).float().cpu()
-    history = pd.DataFrame(rows, columns=["step", "row", "position", "loss", "code", "seconds"])
+    history = pd.DataFrame(rows, columns=[*HISTORY, "position", "code", "seconds"])
     return OptimizeResult(features=q, quantized=q, indices=idx, images=images_out, seed_images=seed_images,
                           history=history, milestones=[(0, seed_images), (max(step - 1, 0), images_out)],
                           steps=step, row_steps=np.full(b, step))

@@ -228,6 +228,39 @@ def attribute_drift(measurers: Mapping[str, Callable[..., torch.Tensor]], before
     return pd.DataFrame(rows)
 
 
+def validated_positions(path: str | Path, attribute: str) -> list[int]:
+    """The confirmed positions of ``attribute`` in a swap validation: ``path`` is a run folder (its
+    ``swap/validated_map.csv``), a swap output folder (``validated_map.csv``), or a ``validated_map.csv`` /
+    ``validated_map.json`` file (:meth:`probe.swap.ValidatedMap.save`).
+
+    Raises :class:`probe.errors.UsageError` (one line: what is missing and what to do) when there is no map,
+    no row for the attribute, or its verdict is not ``confirmed``.
+    """
+    from probe.errors import UsageError
+    from probe.swap.engine import parse_label
+
+    path = Path(path)
+    found = next((c for c in (path / "swap" / "validated_map.csv", path / "validated_map.csv",
+                              path / "validated_map.json") if c.exists()), None) if path.is_dir() else path
+    if found is None or not found.exists():
+        raise UsageError(f"no validated map at {path}: give a run folder with swap/validated_map.csv (tokenprobe run "
+                         "with the swap stage), a tokenprobe swap output folder, or the file itself")
+    if found.suffix == ".json":
+        answers = pd.DataFrame(json.loads(found.read_text()).get("answers", []))
+    else:
+        answers = pd.read_csv(found, keep_default_na=False, na_values=[""], dtype={"positions": str})
+    if answers.empty or not {"attribute", "positions", "verdict"} <= set(answers.columns):
+        raise UsageError(f"{found}: expected a validated map with columns attribute, positions, verdict")
+    row = answers[answers["attribute"] == attribute]
+    if row.empty:
+        raise UsageError(f"{found} has no row for {attribute!r}; it has {sorted(answers['attribute'].unique())}")
+    verdict = str(row["verdict"].iloc[0])
+    if verdict != "confirmed":
+        raise UsageError(f"{found}: {attribute!r} was not confirmed (verdict {verdict!r}); give --positions "
+                         "explicitly or 'all'")
+    return list(parse_label(row["positions"].iloc[0]))
+
+
 POSITION_EDIT_METHODS = ("auto", "search", "gradient", "search+gradient")
 
 
