@@ -18,6 +18,7 @@ Sections:
   but the judge's own, so its success figure is an upper bound).
 
 Writes ``<section>.csv`` (one row per run) and ``summary.csv`` under ``--out``; prints the tables.
+Results and the commands that produced them: ``analyses/optimize/README.md``.
 
     python analyses/optimize_generation.py --out runs/optimize_generation            # ~15 min, 1 thread
     python analyses/optimize_generation.py --sections eval --out runs/optimize_generation

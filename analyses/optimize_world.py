@@ -22,7 +22,7 @@ Sections (``--sections``, all by default):
 
 Writes CSVs, ``summary.json`` and example grids under ``--out``; prints a summary table.
 
-    python analyses/optimize_world.py --out runs/optimize_world             # about 15 min on 2 shared cores
+    python analyses/optimize_world.py --out runs/optimize_world             # results: analyses/optimize/README.md
     python analyses/optimize_world.py --sections speed --threads 2
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     tok = load_tokenizer(tok_name, device="cpu")
     prompts = world_prompts(SHAPES, args.colours.split(","))
     rows = [p for p in prompts for _ in range(args.samples)]
-    cfg = OptimizeConfig(iterations=args.iterations, lr=args.lr, ema_decay=args.ema, noise=args.noise,
+    cfg = OptimizeConfig(iterations=args.iterations, lr=args.lr, ema_decay=args.ema, noise=args.noise, reg_weight=args.reg,
                          seed=args.seed, heldout_every=max(args.iterations // 10, 1), progress=False)
     heldout = HeldOut(OraclePromptScore(oracle, rows))
     res, wall, cpu = _timed(lambda: generate(tok, prompts, args.samples, clip=clip, seed_images=seeds_img, init=init,
@@ -260,6 +260,8 @@ def speed(args, clip) -> pd.DataFrame:
 
 
 def main() -> None:
+    from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/optimize_world")
     ap.add_argument("--sections", default="generate,ablation,inpaint,position,speed")
@@ -267,12 +269,14 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="random seed images per prompt")
     ap.add_argument("--inits", default="random", help="seed choices to run: random, top1 (comma-separated)")
     ap.add_argument("--seed-set", type=int, default=256, help="world images in the seed set")
-    ap.add_argument("--iterations", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--views", type=int, default=4, help="random crop + flip views per step")
-    ap.add_argument("--pad", type=int, default=3, help="reflect padding before the crops (pixels)")
-    ap.add_argument("--ema", type=float, default=0.0)
-    ap.add_argument("--noise", type=float, default=0.0)
+    # generation defaults: the text-guided recipe of probe.optimize.tasks (GENERATE_DEFAULTS, GENERATE_VIEWS)
+    ap.add_argument("--iterations", type=int, default=GENERATE_DEFAULTS.iterations)
+    ap.add_argument("--lr", type=float, default=GENERATE_DEFAULTS.lr)
+    ap.add_argument("--views", type=int, default=GENERATE_VIEWS["n_views"], help="random crop + flip views per step")
+    ap.add_argument("--pad", type=int, default=GENERATE_VIEWS["pad"], help="reflect padding before the crops (pixels)")
+    ap.add_argument("--ema", type=float, default=GENERATE_DEFAULTS.ema_decay)
+    ap.add_argument("--noise", type=float, default=GENERATE_DEFAULTS.noise)
+    ap.add_argument("--reg", type=float, default=GENERATE_DEFAULTS.reg_weight, help="regularizer towards the seed")
     ap.add_argument("--inpaint-n", type=int, default=32)
     ap.add_argument("--inpaint-iterations", type=int, default=150)
     ap.add_argument("--inpaint-lr", type=float, default=0.05)
