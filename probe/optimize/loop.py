@@ -441,7 +441,8 @@ def optimize(tok: Any, objective: Objective | Callable[..., torch.Tensor], seed_
         config: the settings (:class:`OptimizeConfig`; defaults are the reference's).
         frozen: ``[N]`` or ``[B, N]`` bool, True where a position may not move (kept bitwise equal to
             the seed, EMA included).
-        heldout: a scorer reported in the history and read by the stopping rule, never optimized.
+        heldout: a scorer of the current result (decoded after the step, from the EMA when on), reported
+            in the history every ``heldout_every`` steps and read by the stopping rule; never optimized.
         reset: called after every step with a :class:`StepInfo`; returning features ``[B, N, C]``
             replaces the optimized tokens (and restarts nothing else: Adam moments and EMA go on).
         seeds: one seed per row (default ``config.seed + row``).
