@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probe.errors import check_images
 from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer, conv2d_fused, linear_fused, use_fused
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.maskgit import PixelDecoder, PixelQuantizer
@@ -283,11 +284,7 @@ class TiTok(nn.Module):
         return vq.codebook
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
-        s = self.config.image_size
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != s or images.shape[3] != s:
-            raise ValueError(
-                f"TiTok.encode: expected images [B, 3, {s}, {s}] in [0, 1], got {tuple(images.shape)}"
-            )
+        check_images(images, "TiTok.encode", self.config.image_size)
         p = self.latent_tokens
         return images.to(device=p.device, dtype=p.dtype)
 
