@@ -331,6 +331,7 @@ def spearman(run: ProbeRun, a: AttributeView, out: Collector) -> None:
 
 
 def _flat_ranks(rep: np.ndarray) -> np.ndarray:
+    """``rep [M, N, C]`` -> standardized ranks of every coordinate, ``[M, N*C]``."""
     return standardized_ranks(rep.reshape(rep.shape[0], -1))
 
 
