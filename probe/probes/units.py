@@ -261,7 +261,8 @@ class Collector:
 
 
 # ----------------------------------------------------------------------------------------------- the units
-Probe = Callable[[ProbeRun, AttributeView, Collector], None]
+UnitFn = Callable[[ProbeRun, AttributeView, Collector], None]
+"""A unit's one signature: read the run and one attribute, write into the collector."""
 
 
 def information(run: ProbeRun, a: AttributeView, out: Collector) -> None:
@@ -402,10 +403,10 @@ class Unit:
 
     name: str
     serves: frozenset[str]
-    run: Probe
+    run: UnitFn
 
 
-def _unit(name: str, serves: Sequence[str], fn: Probe) -> Unit:
+def _unit(name: str, serves: Sequence[str], fn: UnitFn) -> Unit:
     return Unit(name, frozenset(serves), fn)
 
 
