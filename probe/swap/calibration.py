@@ -27,9 +27,9 @@ import torch
 
 from probe.swap.engine import patch
 from probe.swap.intervals import METHODS, ratio_interval
+from probe.swap.confirm import judge_table, label_geometry, movement
 from probe.swap.split import split_pairs
-from probe.swap.verdict import VerdictRule, judge
-from probe.swap.visibility import along, label_directions, pair_directions, visibility
+from probe.swap.verdict import VerdictRule
 from probe.tokenizers import planted
 
 #: the controls run on the confirmation pairs of a replicate
@@ -58,26 +58,6 @@ class Case:
     images: int | None = None
 
 
-def _readings(tok: planted.PlantedTokenizer, meas: planted.PlantedMeasurer, q: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return meas(tok.decode(q)).double().numpy()
-
-
-def _row_ends(pairs: pd.DataFrame) -> pd.Series:
-    """Each image row's end label, from the pairs that use it."""
-    parts = [pairs[["recipient", "recipient_end"]].set_axis(["row", "end"], axis=1),
-             pairs[["donor", "donor_end"]].set_axis(["row", "end"], axis=1),
-             pairs[["same_end_donor", "recipient_end"]].set_axis(["row", "end"], axis=1)]
-    return pd.concat(parts).drop_duplicates("row").set_index("row")["end"].sort_index()
-
-
-def _movement(table: pd.DataFrame, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``moved, gap`` along each row's pair direction (``dirs [P, 1]`` indexed by the table's ``pair``)."""
-    u = dirs[table["pair"].to_numpy()]
-    return along(table["recipient"].to_numpy(float), table["donor"].to_numpy(float),
-                 table["swapped"].to_numpy(float), u)
-
-
 def replicate(case: Case, seed: int, rule: VerdictRule | None = None,
               methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """One replicate of ``case`` on a world seeded ``seed``: one row per mapping of the confirmed family
@@ -90,14 +70,9 @@ def replicate(case: Case, seed: int, rule: VerdictRule | None = None,
     kind = "categorical" if case.label == "coin" else "continuous"
     pairs = split_pairs(labels, case.label, kind, discovery=case.pairs, confirmation=case.pairs, seed=seed)
     q = tok.codebook[torch.as_tensor(tokens)]
-    # visibility and the label directions, on the reconstructions of every image the pairs use
-    ends = _row_ends(pairs)
-    rows = ends.index.to_numpy()
-    recon = _readings(tok, meas, q[torch.as_tensor(rows.copy())])
-    orig = meas(planted.originals(spec, labels.iloc[rows])).double().numpy()
-    vis = visibility(recon, ends.to_numpy(), orig, alpha=r.visible_alpha, min_kept=r.min_kept, seed=seed)
-    dirs_by_end = label_directions(recon, ends.to_numpy())
-    dirs = pair_directions(dirs_by_end, pairs["recipient_end"], pairs["donor_end"])
+    geo = label_geometry(tok, q, meas, pairs, rule=r, seed=seed,
+                         originals=lambda rows: planted.originals(spec, labels.iloc[rows]))
+    vis, dirs = geo.visibility, geo.directions
     pairs = pairs.assign(pair=np.arange(len(pairs)))
     disc, conf = pairs[pairs["split"] == "discovery"], pairs[pairs["split"] == "confirmation"]
 
@@ -107,26 +82,19 @@ def replicate(case: Case, seed: int, rule: VerdictRule | None = None,
     n_tok = spec.n_tokens
     sweep = patch(tok, take(disc, "recipient"), take(disc, "donor"), [[p] for p in range(n_tok)], [meas],
                   controls=("none",), pair_ids=disc["pair"].to_numpy(), progress=False, seed=seed)
-    moved, gap = _movement(sweep, dirs)
-    sweep = sweep.assign(moved_l=moved, gap_l=gap)
-    disc_t = sweep.groupby("positions")[["moved_l", "gap_l"]].sum()
-    ranked = (disc_t["moved_l"] / disc_t["gap_l"]).sort_values(ascending=False, kind="stable")
+    sweep = movement(sweep, dirs, pairs["pair"])
+    disc_t = sweep.groupby("positions")[["moved", "gap"]].sum()
+    ranked = (disc_t["moved"] / disc_t["gap"]).sort_values(ascending=False, kind="stable")
     top = [int(p) for p in ranked.index[: case.k]]
     family = [[p] for p in top] + ([sorted(top[:2])] if len(top) > 1 else [])
 
     tab = patch(tok, take(conf, "recipient"), take(conf, "donor"), family, [meas], controls=CONTROLS,
                 same_end_donors=take(conf, "same_end_donor"), pair_ids=conf["pair"].to_numpy(), progress=False,
                 seed=seed)
-    moved, gap = _movement(tab, dirs)
-    tab = tab.assign(moved_l=moved, gap_l=gap)
-    tested, controls = {}, {}
-    for label, grp in tab.groupby("positions", sort=False):
-        by = dict(tuple(grp.groupby("control", sort=False)))
-        t = by["none"].set_index("pair")
-        tested[label] = (t["moved_l"].to_numpy(), t["gap_l"].to_numpy())
-        controls[label] = {c: (g["moved_l"].to_numpy(), t["gap_l"].reindex(g["pair"]).to_numpy())
-                           for c, g in by.items() if c != "none"}
-    verdicts = judge(tested, controls, r, status=vis.status)
+    tab = movement(tab, dirs, pairs["pair"])
+    verdicts = judge_table(tab, r, status=vis.status)
+    tested = {k: (g["moved"].to_numpy(), g["gap"].to_numpy())
+              for k, g in tab[tab["control"] == "none"].groupby("positions", sort=False)}
     out = []
     for _, row in verdicts.iterrows():
         label = row["positions"]
