@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from probe.swap.split import split_pairs
-from probe.swap.verdict import GATES, VerdictRule, best_verdict, decide, judge
+from probe.swap.verdict import GATES, VerdictConfig, best_verdict, decide, judge
 from probe.swap.visibility import along, kept_gap, label_directions, pair_directions, visibility
 
 
@@ -126,7 +126,7 @@ def test_split_refuses_ends_too_small_to_share(frame) -> None:
 
 
 def test_the_rule_reads_the_bound_and_every_control_that_ran() -> None:
-    rule = VerdictRule()
+    rule = VerdictConfig()
     assert decide(0.7, 0.55, {}, rule)["verdict"] == "confirmed"
     assert decide(0.7, 0.45, {}, rule)["verdict"] == "weak"
     assert decide(0.7, 0.10, {}, rule)["verdict"] == "rejected"
@@ -162,6 +162,6 @@ def test_judge_adjusts_for_the_family_and_names_the_gates() -> None:
     assert one["gated_by"].iloc[0] == "random_position,same_end"
     assert one["random_position"].iloc[0] == pytest.approx(0.02)  # control movement over the tested gap
     assert (one["ci_low"] <= one["transfer"]).all() and (one["ci_low_adj"] <= one["ci_low"]).all()
-    assert one.attrs["rule"] == VerdictRule().text()
+    assert one.attrs["rule"] == VerdictConfig().text()
     assert set(judge(tested, ctrl, status="not visible")["verdict"]) == {"not visible"}
     assert best_verdict(["rejected", "weak", "not visible"]) == "weak"

@@ -29,7 +29,7 @@ from probe.swap.engine import patch
 from probe.swap.intervals import METHODS, ratio_interval
 from probe.swap.confirm import judge_table, label_geometry, movement
 from probe.swap.split import split_pairs
-from probe.swap.verdict import VerdictRule
+from probe.swap.verdict import VerdictConfig
 from probe.tokenizers import planted
 
 #: the controls run on the confirmation pairs of a replicate
@@ -58,11 +58,11 @@ class Case:
     images: int | None = None
 
 
-def replicate(case: Case, seed: int, rule: VerdictRule | None = None,
+def replicate(case: Case, seed: int, rule: VerdictConfig | None = None,
               methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """One replicate of ``case`` on a world seeded ``seed``: one row per mapping of the confirmed family
     (``rep, positions, truth, transfer, ci_low_adj, verdict, status, covered_<method>``...)."""
-    r = rule or VerdictRule()
+    r = rule or VerdictConfig()
     spec = planted.scenario(case.scenario, noise=case.noise, tails=case.tails, seed=seed)
     tok = planted.PlantedTokenizer(spec)
     tokens, labels = planted.sample(spec, case.images or max(256, 8 * case.pairs), seed=seed)
@@ -111,7 +111,7 @@ def replicate(case: Case, seed: int, rule: VerdictRule | None = None,
     return pd.DataFrame(out)
 
 
-def simulate(case: Case, reps: int, *, rule: VerdictRule | None = None, seed: int = 0,
+def simulate(case: Case, reps: int, *, rule: VerdictConfig | None = None, seed: int = 0,
              methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """``reps`` replicates of ``case`` (world seeds ``seed .. seed + reps - 1``), stacked, with the case's
     settings as columns."""
@@ -122,7 +122,7 @@ def simulate(case: Case, reps: int, *, rule: VerdictRule | None = None, seed: in
     return out
 
 
-def rates(results: pd.DataFrame, rule: VerdictRule | None = None) -> dict[str, float]:
+def rates(results: pd.DataFrame, rule: VerdictConfig | None = None) -> dict[str, float]:
     """Per-replicate rates of :func:`simulate`'s rows.
 
     - ``false_confirmation``: share of replicates where any mapping with truth below ``confirm`` is confirmed;
@@ -133,7 +133,7 @@ def rates(results: pd.DataFrame, rule: VerdictRule | None = None) -> dict[str, f
       only: under a null label the direction is chance and the truth is no estimand);
     - ``untestable``: share of replicates whose attribute was not testable.
     """
-    r = rule or VerdictRule()
+    r = rule or VerdictConfig()
     by = results.groupby("rep")
     false = by.apply(lambda g: bool(((g["truth"] < r.confirm) & (g["verdict"] == "confirmed")).any()),
                      include_groups=False)

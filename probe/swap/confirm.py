@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.swap.verdict import GATES, VerdictRule, judge
+from probe.swap.verdict import GATES, VerdictConfig, judge
 from probe.swap.visibility import Visibility, along, label_directions, pair_directions, visibility
 from probe.tokenizers.base import decode_batched
 
@@ -67,7 +67,7 @@ class LabelGeometry:
 
 
 def label_geometry(tokenizer: Any, quantized: torch.Tensor, measurer: Any, pairs: pd.DataFrame, *,
-                   rule: VerdictRule | None = None, masks: torch.Tensor | None = None,
+                   rule: VerdictConfig | None = None, masks: torch.Tensor | None = None,
                    originals: Callable[[np.ndarray], torch.Tensor] | None = None, batch: int = 256,
                    seed: int = 0) -> LabelGeometry:
     """Visibility and per-pair directions of one attribute (see the module docstring).
@@ -77,7 +77,7 @@ def label_geometry(tokenizer: Any, quantized: torch.Tensor, measurer: Any, pairs
         masks: ``[M, 1, H, W]`` object masks for measurers that need them.
         originals: rows -> the original images ``[R, 3, H, W]`` (``None``: no reconstruction check).
     """
-    r = rule or VerdictRule()
+    r = rule or VerdictConfig()
     ends = row_ends(pairs)
     rows = ends.index.to_numpy(dtype=np.int64)
     idx = torch.as_tensor(rows.copy())
@@ -103,7 +103,7 @@ def movement(table: pd.DataFrame, directions: np.ndarray, pair_index: pd.Index |
     return table.assign(moved=moved, gap=gap)
 
 
-def judge_table(table: pd.DataFrame, rule: VerdictRule | None = None, *, status: str = "testable",
+def judge_table(table: pd.DataFrame, rule: VerdictConfig | None = None, *, status: str = "testable",
                 family_size: int | None = None) -> pd.DataFrame:
     """Verdicts of the mappings of one attribute from its confirmation rows (own measurer only; ``moved`` and
     ``gap`` along the label direction; controls in ``control``). A control's movement is normalised by the

@@ -1,4 +1,4 @@
-"""The verdict rule, stated once: :class:`VerdictRule` (thresholds + :meth:`VerdictRule.text`) and :func:`decide`.
+"""The verdict rule, stated once: :class:`VerdictConfig` (thresholds + :meth:`VerdictConfig.text`) and :func:`decide`.
 
 Everything a verdict reads comes from an attribute's *confirmation* pairs (pairs that share no image with
 the discovery pairs the mapping was selected on), and every movement is measured along the direction the
@@ -49,7 +49,7 @@ VERDICTS = ("confirmed", "weak", "rejected", *UNTESTABLE)
 
 
 @dataclass(frozen=True)
-class VerdictRule:
+class VerdictConfig:
     """Thresholds of the verdict (the rule itself: the module docstring, :meth:`text` and :func:`decide`).
 
     Attributes:
@@ -61,6 +61,9 @@ class VerdictRule:
         level: two-sided level of the unadjusted interval shown beside the bound.
         visible_alpha: level of the visibility permutation test.
         min_kept: the least share of the originals' gap the reconstructions must keep.
+        specific: ``specific`` when no other measured attribute moves by more than this fraction of its own
+            gap beyond what a random-position paste moves it; else ``entangled`` (a property shown beside the
+            verdict, not a gate).
         n_boot, seed: bootstrap resamples and seed (bootstrap methods only).
     """
 
@@ -72,6 +75,7 @@ class VerdictRule:
     level: float = 0.95
     visible_alpha: float = 0.01
     min_kept: float = 0.1
+    specific: float = 0.25
     n_boot: int = N_BOOT
     seed: int = 0
 
@@ -97,10 +101,11 @@ class VerdictRule:
             f"control run by >= {self.min_effect:g}; weak: bound >= {self.weak:g}, or confirmed but the "
             f"all-but-tested or swap-back control moves within {self.min_effect:g} of it; rejected: otherwise, "
             f"or when the random-position, same-end-donor or (stochastic decoders) self control moves within "
-            f"{self.min_effect:g} of it.")
+            f"{self.min_effect:g} of it. Specific: no other measured attribute moves more than {self.specific:g} of "
+            f"its own gap beyond a random-position paste; else entangled (shown, not a gate).")
 
 
-def decide(transfer: float, lower: float, controls: Mapping[str, float], rule: VerdictRule | None = None, *,
+def decide(transfer: float, lower: float, controls: Mapping[str, float], rule: VerdictConfig | None = None, *,
            status: str = "testable") -> dict[str, str]:
     """The verdict of one mapping.
 
@@ -125,7 +130,7 @@ def decide(transfer: float, lower: float, controls: Mapping[str, float], rule: V
         >>> decide(0.9, 0.8, {}, status="not visible")["verdict"]
         'not visible'
     """
-    r = rule or VerdictRule()
+    r = rule or VerdictConfig()
     ran = {k: float(v) for k, v in controls.items() if k in GATES and v is not None and np.isfinite(v)}
     gated_by = ",".join(k for k in GATES if k in ran)
     if status != "testable":
@@ -153,7 +158,7 @@ def control_transfer(moved: np.ndarray, gap: np.ndarray) -> float:
 
 def judge(tested: Mapping[str, tuple[np.ndarray, np.ndarray]],
           controls: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]] | None = None,
-          rule: VerdictRule | None = None, *, status: str = "testable", family_size: int | None = None) -> pd.DataFrame:
+          rule: VerdictConfig | None = None, *, status: str = "testable", family_size: int | None = None) -> pd.DataFrame:
     """Verdicts of one attribute's family of mappings, from their confirmation pairs.
 
     Args:
@@ -169,7 +174,7 @@ def judge(tested: Mapping[str, tuple[np.ndarray, np.ndarray]],
         ``family_size, ci_low_adj`` (the family-wise one-sided bound), ``<control>`` (each control's
         movement in transfer units), ``gated_by, failed, verdict``.
     """
-    r = rule or VerdictRule()
+    r = rule or VerdictConfig()
     labels = list(tested)
     m = len(labels) if family_size is None else int(family_size)
     lows = adjusted_lower_bounds([tested[k] for k in labels], alpha=r.alpha, method=r.method, family_size=m,
