@@ -2,7 +2,7 @@
 
 Every case is :func:`probe.swap.calibration.simulate` on fresh planted worlds
 (:mod:`probe.tokenizers.planted`, 16 positions): discovery sweep and confirmation on disjoint images, the
-visibility gate, the family-wise bound and the controls of :class:`probe.swap.verdict.VerdictRule`.
+visibility gate, the family-wise bound and the controls of :class:`probe.swap.verdict.VerdictConfig`.
 
 - ``single`` / ``a``: position 0 carries 0.7 of the attribute, positions 1-3 0.1 each: power (position 0
   confirmed), false confirmations (a 0.1 or null position confirmed), coverage; noise SD 0.1, 0.3, 0.6 of
