@@ -155,8 +155,9 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
     data = SwapData.from_store(ctx.store, tok)
-    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
-                     max_set=max(1, c.max_set))
+    disc = c.discovery_pairs or c.pairs
+    cfg = SwapConfig(pairs=c.pairs, discovery_pairs=disc, seed=seed, control_pairs=c.control_pairs,
+                     greedy_pairs=min(64, disc), max_set=max(1, c.max_set))
     attrs = list(measurers)
     ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,

@@ -1,20 +1,15 @@
 """Calibration of the verdict on planted tokenizers: false confirmations, power, interval coverage.
 
-One replicate of a :class:`Case` runs the whole protocol on a fresh planted world
-(:mod:`probe.tokenizers.planted`) whose true transfers are known:
+One replicate of a :class:`Case` runs the whole protocol of :func:`probe.swap.validate` on a fresh planted
+world (:mod:`probe.tokenizers.planted`) whose true transfers are known: discovery and confirmation pairs on
+disjoint images, the visibility gate (against the originals), the discovery sweep of every position and the
+greedy set search, the confirmation of the selected family with the random-position, same-end and
+all-but-tested controls, the family-wise bound and the rule. It records, per mapping of the confirmed family,
+its truth, verdict and whether each interval method's unadjusted interval covers the truth.
 
-1. draw discovery and confirmation pairs on disjoint images (:func:`probe.swap.split.split_pairs`);
-2. test visibility on the pairs' reconstructions against the originals (:mod:`probe.swap.visibility`);
-3. sweep every single position on the discovery pairs (:func:`probe.swap.engine.patch`), movement along the
-   label direction; the family is the ``k`` best positions and the set of the best two;
-4. re-run the family on the confirmation pairs with the random-position, same-end and all-but-tested
-   controls, and judge it (:func:`probe.swap.verdict.judge`);
-5. record, per mapping, its truth, verdict and whether each interval method's unadjusted interval covers
-   the truth.
-
-:func:`rates` turns the replicates into the benchmark's rates: false confirmation per attribute (any
-mapping whose true transfer is below the confirm threshold called confirmed), power (the true position
-confirmed), coverage per interval method.
+:func:`rates` turns the replicates into the benchmark's rates: false confirmation per attribute (any mapping
+whose true transfer is below the confirm threshold called confirmed), power (the true position confirmed),
+coverage per interval method.
 """
 from __future__ import annotations
 
@@ -25,15 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.swap.engine import patch
 from probe.swap.intervals import METHODS, ratio_interval
-from probe.swap.confirm import judge_table, label_geometry, movement
-from probe.swap.split import split_pairs
+from probe.swap.run import SwapConfig, SwapData
+from probe.swap.validated import validate
 from probe.swap.verdict import VerdictConfig
 from probe.tokenizers import planted
 
 #: the controls run on the confirmation pairs of a replicate
-CONTROLS = ("none", "random_position", "same_end", "all_except")
+CONTROLS = ("none", "same_end", "random_position", "all_except")
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class Case:
         label: the label column the pairs are drawn for (``a``, ``b``, ``coin``, ``shuffled``).
         pairs: discovery pairs and confirmation pairs (each).
         noise, tails: the decoder's noise (see :class:`probe.tokenizers.planted.PlantedSpec`).
-        k: single positions the discovery sweep passes on (plus the set of the best two).
+        max_set, pool: the greedy search's largest set and pool (:class:`probe.swap.run.SwapConfig`).
         images: images per replicate (default ``max(256, 8 * pairs)``).
     """
 
@@ -54,7 +48,8 @@ class Case:
     pairs: int = 64
     noise: float = 0.3
     tails: str = "normal"
-    k: int = 3
+    max_set: int = 4
+    pool: int = 4
     images: int | None = None
 
 
@@ -67,43 +62,25 @@ def replicate(case: Case, seed: int, rule: VerdictConfig | None = None,
     tok = planted.PlantedTokenizer(spec)
     tokens, labels = planted.sample(spec, case.images or max(256, 8 * case.pairs), seed=seed)
     meas = planted.measurers(spec)[case.label]
-    kind = "categorical" if case.label == "coin" else "continuous"
-    pairs = split_pairs(labels, case.label, kind, discovery=case.pairs, confirmation=case.pairs, seed=seed)
-    q = tok.codebook[torch.as_tensor(tokens)]
-    geo = label_geometry(tok, q, meas, pairs, rule=r, seed=seed,
-                         originals=lambda rows: planted.originals(spec, labels.iloc[rows]))
-    vis, dirs = geo.visibility, geo.directions
-    pairs = pairs.assign(pair=np.arange(len(pairs)))
-    disc, conf = pairs[pairs["split"] == "discovery"], pairs[pairs["split"] == "confirmation"]
-
-    def take(frame: pd.DataFrame, col: str) -> torch.Tensor:
-        return q[torch.as_tensor(frame[col].to_numpy(dtype=np.int64).copy())]
-
-    n_tok = spec.n_tokens
-    sweep = patch(tok, take(disc, "recipient"), take(disc, "donor"), [[p] for p in range(n_tok)], [meas],
-                  controls=("none",), pair_ids=disc["pair"].to_numpy(), progress=False, seed=seed)
-    sweep = movement(sweep, dirs, pairs["pair"])
-    disc_t = sweep.groupby("positions")[["moved", "gap"]].sum()
-    ranked = (disc_t["moved"] / disc_t["gap"]).sort_values(ascending=False, kind="stable")
-    top = [int(p) for p in ranked.index[: case.k]]
-    family = [[p] for p in top] + ([sorted(top[:2])] if len(top) > 1 else [])
-
-    tab = patch(tok, take(conf, "recipient"), take(conf, "donor"), family, [meas], controls=CONTROLS,
-                same_end_donors=take(conf, "same_end_donor"), pair_ids=conf["pair"].to_numpy(), progress=False,
-                seed=seed)
-    tab = movement(tab, dirs, pairs["pair"])
-    verdicts = judge_table(tab, r, status=vis.status)
-    tested = {k: (g["moved"].to_numpy(), g["gap"].to_numpy())
-              for k, g in tab[tab["control"] == "none"].groupby("positions", sort=False)}
+    kinds = {c: ("categorical" if c == "coin" else "continuous") for c in labels.columns}
+    data = SwapData(tok.codebook[torch.as_tensor(tokens)], labels, kinds,
+                    originals=lambda rows: planted.originals(spec, labels.iloc[np.asarray(rows)]))
+    cfg = SwapConfig(pairs=case.pairs, discovery_pairs=case.pairs, seed=seed, controls=CONTROLS, verdict=r,
+                     greedy_pairs=case.pairs, max_set=case.max_set, pool=case.pool)
+    vmap = validate(tok, data, {case.label: meas}, config=cfg, progress=False)
+    conf = vmap.confirmation
+    vis = conf.table.attrs["visibility"][case.label]
+    tested = conf.table[(conf.table["control"] == "none") & (conf.table["measurer"] == case.label)]
     out = []
-    for _, row in verdicts.iterrows():
-        label = row["positions"]
+    for _, row in conf.summary.iterrows():
+        label = str(row["positions"])
         truth = planted.truth(spec, case.label, [int(p) for p in label.split("+")])
-        rec = {"rep": seed, "positions": label, "set_size": label.count("+") + 1, "truth": truth,
+        rec = {"rep": seed, "positions": label, "set_size": int(row["set_size"]), "truth": truth,
                "transfer": row["transfer"], "ci_low_adj": row["ci_low_adj"], "family_size": row["family_size"],
-               "verdict": row["verdict"], "failed": row["failed"], "status": vis.status,
-               "visible_p": vis.p_value, "kept": vis.kept}
-        x, y = tested[label]
+               "verdict": row["verdict"], "failed": row["failed"], "status": vis["status"],
+               "visible_p": vis["p_value"], "kept": vis["kept"]}
+        t = tested[tested["positions"] == label]
+        x, y = t["moved"].to_numpy(float), t["gap"].to_numpy(float)
         for mth in methods:
             ci = ratio_interval(x, y, method=mth, level=r.level, n_boot=r.n_boot, seed=seed)
             rec[f"covered_{mth}"] = bool(ci.low <= truth <= ci.high)

@@ -3,14 +3,14 @@
 - :func:`label_geometry`: decode every image the pairs use once, test the attribute's visibility on the
   reconstructions (against the originals when the data can make them) and give each pair the direction its
   labels define (:mod:`probe.swap.visibility`);
-- :func:`movement`: a swap table's own-measurer rows with ``moved`` / ``gap`` along those directions;
+- (the engine measures the attribute's own reading along those directions: ``patch(..., directions=)``);
 - :func:`judge_table`: the verdicts of one attribute's family from its confirmation rows
   (:func:`probe.swap.verdict.judge`), controls included.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from probe.swap.verdict import GATES, VerdictConfig, judge
-from probe.swap.visibility import Visibility, along, label_directions, pair_directions, visibility
+from probe.swap.visibility import Visibility, label_directions, pair_directions, visibility
 from probe.tokenizers.base import decode_batched
 
 
@@ -59,23 +59,30 @@ class LabelGeometry:
         visibility: the test (:class:`probe.swap.visibility.Visibility`).
         directions: ``[P, D]`` unit vector per pair (rows of the pairs table, in order).
         ends: each image row's end label.
+        by_end: (recipient end, donor end) -> unit vector ``[D]``.
     """
 
     visibility: Visibility
     directions: np.ndarray
     ends: pd.Series
+    by_end: dict = field(default_factory=dict)
+
+    def directions_for(self, pairs: pd.DataFrame) -> np.ndarray:
+        """``[P, D]`` directions of other pairs of the same attribute (by their ends)."""
+        return pair_directions(self.by_end, pairs["recipient_end"], pairs["donor_end"])
 
 
 def label_geometry(tokenizer: Any, quantized: torch.Tensor, measurer: Any, pairs: pd.DataFrame, *,
                    rule: VerdictConfig | None = None, masks: torch.Tensor | None = None,
-                   originals: Callable[[np.ndarray], torch.Tensor] | None = None, batch: int = 256,
+                   originals: Callable[[np.ndarray], torch.Tensor | None] | None = None, batch: int = 256,
                    seed: int = 0) -> LabelGeometry:
     """Visibility and per-pair directions of one attribute (see the module docstring).
 
     Args:
         quantized: every stored image's tokens ``[M, N, C]``; ``pairs``: that attribute's pairs (row positions).
         masks: ``[M, 1, H, W]`` object masks for measurers that need them.
-        originals: rows -> the original images ``[R, 3, H, W]`` (``None``: no reconstruction check).
+        originals: rows -> the original images ``[R, 3, H, W]`` (``None``, or a callable that returns
+            ``None``: no reconstruction check).
     """
     r = rule or VerdictConfig()
     ends = row_ends(pairs)
@@ -84,23 +91,13 @@ def label_geometry(tokenizer: Any, quantized: torch.Tensor, measurer: Any, pairs
     mk = None if masks is None else masks[idx]
     recon = readings(tokenizer, quantized[idx], measurer, masks=mk, batch=batch)
     orig = None
-    if originals is not None:
-        orig = measure_images(originals(rows), measurer, masks=mk)
+    images = originals(rows) if originals is not None else None
+    if images is not None:
+        orig = measure_images(images, measurer, masks=mk)
     vis = visibility(recon, ends.to_numpy(), orig, alpha=r.visible_alpha, min_kept=r.min_kept, seed=seed)
-    dirs = pair_directions(label_directions(recon, ends.to_numpy()), pairs["recipient_end"], pairs["donor_end"])
-    return LabelGeometry(vis, dirs, ends)
-
-
-def movement(table: pd.DataFrame, directions: np.ndarray, pair_index: pd.Index | np.ndarray) -> pd.DataFrame:
-    """``table``'s rows with ``moved`` and ``gap`` along each pair's label direction (scalar readings: the
-    ``recipient``, ``donor`` and ``swapped`` columns). ``pair_index`` maps the table's ``pair`` ids to rows of
-    ``directions``."""
-    pos = pd.Index(pair_index).get_indexer(table["pair"])
-    if (pos < 0).any():
-        raise ValueError("swap table has pairs that are not in the pairs table")
-    moved, gap = along(table["recipient"].to_numpy(float), table["donor"].to_numpy(float),
-                       table["swapped"].to_numpy(float), directions[pos])
-    return table.assign(moved=moved, gap=gap)
+    by_end = label_directions(recon, ends.to_numpy())
+    dirs = pair_directions(by_end, pairs["recipient_end"], pairs["donor_end"])
+    return LabelGeometry(vis, dirs, ends, by_end)
 
 
 def judge_table(table: pd.DataFrame, rule: VerdictConfig | None = None, *, status: str = "testable",

@@ -100,8 +100,9 @@ def split_pairs(attributes: pd.DataFrame, attribute: str, kind: str, *, discover
     for side, n in zip(SIDES, (discovery, confirmation)):
         f = _draw_side(sides[side], n, _rng(seed, attribute, side))
         f["split"] = side
-        frames.append(f)
-    out = pd.concat(frames, ignore_index=True)
+        if len(f):
+            frames.append(f)
+    out = pd.concat(frames, ignore_index=True) if frames else _draw_side({}, 0, None).assign(split="")
     vals = attributes[attribute].to_numpy()
     out.insert(0, "attribute", attribute)
     out["recipient_value"] = vals[out["recipient"].to_numpy(dtype=np.int64)]
