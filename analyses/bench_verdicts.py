@@ -32,11 +32,11 @@ HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parent / "figures"
 
 
-def cases(quick: bool) -> list:
-    """The benchmark's cases (quick: the three targets at 16 and 64 pairs, noise 0.3)."""
+def cases(quick: bool, sizes: tuple[int, ...] | None = None) -> list:
+    """The benchmark's cases (quick: the three targets at 16 and 64 pairs, noise 0.3; ``sizes``: only these)."""
     from probe.swap.calibration import Case
 
-    sizes = (16, 64) if quick else (16, 64, 256)
+    sizes = sizes or ((16, 64) if quick else (16, 64, 256))
     out = []
     for n in sizes:
         for noise, tails in ([(0.3, "normal")] if quick else
@@ -53,7 +53,7 @@ def cases(quick: bool) -> list:
     return out
 
 
-def run(reps: int, quick: bool, out_csv: Path | None, log=print) -> pd.DataFrame:
+def run(reps: int, quick: bool, out_csv: Path | None, log=print, sizes: tuple[int, ...] | None = None) -> pd.DataFrame:
     """One row per case with its rates (see :func:`probe.swap.calibration.rates`) and seconds."""
     import torch
 
@@ -62,6 +62,8 @@ def run(reps: int, quick: bool, out_csv: Path | None, log=print) -> pd.DataFrame
     torch.set_num_threads(1)
     rows = []
     for i, case in enumerate(cases(quick)):
+        if sizes and case.pairs not in sizes:
+            continue
         t0 = time.perf_counter()
         # 256 pairs cost about twice as much per replicate: half the replicates
         res = simulate(case, reps if case.pairs < 256 else max(1, reps // 2), seed=1000 * i)
@@ -108,10 +110,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=100,
                     help="replicates (fresh planted worlds) per case; half as many at 256 pairs")
     ap.add_argument("--quick", action="store_true", help="only the quick cases (16 and 64 pairs, noise 0.3)")
+    ap.add_argument("--sizes", default=None, help="comma-separated pair counts to run (default: all; e.g. 256)")
     ap.add_argument("--out", default=str(FIGURES / "verdict_calibration.csv"), help="CSV, one row per case")
     ap.add_argument("--figure", default=str(FIGURES / "verdict_calibration"), help="figure path stem ('' for none)")
     args = ap.parse_args()
-    table = run(args.reps, args.quick, Path(args.out))
+    sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else None
+    table = run(args.reps, args.quick, Path(args.out), sizes=sizes)
     print(summary(table).to_string(index=False))
     if args.figure:
         from probe.viz.save import save_figure

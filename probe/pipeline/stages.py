@@ -149,6 +149,7 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     traversal (:func:`probe.swap.distributed.validate_and_write`)."""
     from probe.swap import SwapConfig, SwapData
     from probe.swap.distributed import validate_and_write
+    from probe.swap.verdict import UNTESTABLE
 
     c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
     measurers = _measurers(ctx)
@@ -166,6 +167,10 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     if c.traversals:
         written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
+    answers = ctx.swap.answers
+    lost = answers[answers["verdict"].isin(UNTESTABLE)] if "verdict" in answers else answers.iloc[:0]
+    if len(lost):  # the tokenizer loses them, or their measurer does not see them: said, never confirmed
+        ctx.notes.append("not testable: " + ", ".join(f"{a} ({v})" for a, v in zip(lost["attribute"], lost["verdict"])))
     return written
 
 
