@@ -359,7 +359,7 @@ def greedy_set(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Mea
     Starting from the best single position of ``single`` (a discovery sweep's summary), each step adds the
     position of the ``pool`` best single ones that raises the transfer most on the discovery pairs (a selection:
     its numbers are not reported as evidence), until the target or ``max_set``.
-    Returns the curve: one row per set size with ``positions, transfer, ci_low, ci_high, reached``.
+    Returns the curve: one row per set size with ``positions, transfer, ci_low, ci_high, n_pairs, reached``.
 
     Examples:
         >>> res = sweep(tok, data, measurers)  # doctest: +SKIP
@@ -374,7 +374,8 @@ def greedy_set(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Mea
     rows = []
     row0 = s.iloc[0]
     rows.append({"attribute": attribute, "set_size": 1, "positions": set_label(chosen),
-                 "transfer": row0["transfer"], "ci_low": row0["ci_low"], "ci_high": row0["ci_high"]})
+                 "transfer": row0["transfer"], "ci_low": row0["ci_low"], "ci_high": row0["ci_high"],
+                 "n_pairs": row0.get("n_pairs", np.nan)})
     while rows[-1]["transfer"] < cfg.target and len(chosen) < min(cfg.max_set, len(pool)):
         trial = [sorted(chosen + [p]) for p in pool if p not in chosen]
         res = sweep(tokenizer, data, {attribute: measurers[attribute]}, trial, attributes=[attribute],
@@ -383,7 +384,8 @@ def greedy_set(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Mea
         best = res.summary.sort_values("transfer", ascending=False).iloc[0]
         chosen = list(parse_label(best["positions"]))
         rows.append({"attribute": attribute, "set_size": len(chosen), "positions": best["positions"],
-                     "transfer": best["transfer"], "ci_low": best["ci_low"], "ci_high": best["ci_high"]})
+                     "transfer": best["transfer"], "ci_low": best["ci_low"], "ci_high": best["ci_high"],
+                     "n_pairs": best["n_pairs"]})
     out = pd.DataFrame(rows)
     out["reached"] = out["transfer"] >= cfg.target
     return out
