@@ -68,8 +68,13 @@ class LabelGeometry:
     by_end: dict = field(default_factory=dict)
 
     def directions_for(self, pairs: pd.DataFrame) -> np.ndarray:
-        """``[P, D]`` directions of other pairs of the same attribute (by their ends)."""
-        return pair_directions(self.by_end, pairs["recipient_end"], pairs["donor_end"])
+        """``[P, D]`` directions of other pairs of the same attribute (by their ends). A pair of ends the test's
+        images did not hold (a category no pair of the test drew) gets a zero direction: it moves nothing and
+        has no gap, so it does not count."""
+        dim = len(next(iter(self.by_end.values()))) if self.by_end else 1
+        zero = np.zeros(dim)
+        known = {k: self.by_end.get(k, zero) for k in zip(pairs["recipient_end"], pairs["donor_end"])}
+        return pair_directions(known, pairs["recipient_end"], pairs["donor_end"])
 
 
 def label_geometry(tokenizer: Any, quantized: torch.Tensor, measurer: Any, pairs: pd.DataFrame, *,

@@ -60,7 +60,9 @@ def label_directions(values: np.ndarray, ends: Sequence[Hashable]) -> dict[tuple
 def pair_directions(directions: dict[tuple[Hashable, Hashable], np.ndarray], recipient_ends: Sequence[Hashable],
                     donor_ends: Sequence[Hashable]) -> np.ndarray:
     """Per pair ``[P, D]`` the direction of its (recipient end, donor end)."""
-    return np.stack([directions[(a, b)] for a, b in zip(recipient_ends, donor_ends)])
+    rows = [directions[(a, b)] for a, b in zip(recipient_ends, donor_ends)]
+    dim = len(next(iter(directions.values()))) if directions else 1
+    return np.stack(rows) if rows else np.zeros((0, dim))
 
 
 def along(recipient: np.ndarray, donor: np.ndarray, swapped: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
