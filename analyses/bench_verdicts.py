@@ -16,7 +16,9 @@ Targets (per attribute, family-wise): false confirmation <= 5%; power >= 90% at 
 moving 0.7); coverage of the 95% interval >= 93% at 16 pairs and >= 94% at 64 and above (all interval methods
 are reported; the verdict uses :data:`probe.swap.intervals.DEFAULT_METHOD`).
 
-    python analyses/bench_verdicts.py                      # full: 100 replicates per case, 50 at 256 pairs (~1 h on a busy core)
+    python analyses/bench_verdicts.py                      # full: 60 replicates per case, 30 at 256 pairs (~1 h on a busy core)
+    python analyses/bench_verdicts.py --sizes 16 --out runs/v16.csv --figure ''    # or split over processes,
+    python analyses/bench_verdicts.py --merge runs/v16.csv runs/v64.csv runs/v256.csv  # then joined
     python analyses/bench_verdicts.py --reps 20 --quick    # a few cases
 Writes ``figures/verdict_calibration.csv`` (one row per case) and ``figures/verdict_calibration.{png,svg}``.
 """
@@ -107,15 +109,22 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=100,
+    ap.add_argument("--reps", type=int, default=60,
                     help="replicates (fresh planted worlds) per case; half as many at 256 pairs")
     ap.add_argument("--quick", action="store_true", help="only the quick cases (16 and 64 pairs, noise 0.3)")
     ap.add_argument("--sizes", default=None, help="comma-separated pair counts to run (default: all; e.g. 256)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="CSV",
+                    help="no simulation: join the CSVs of runs split by --sizes (same --reps) into --out and the figure")
     ap.add_argument("--out", default=str(FIGURES / "verdict_calibration.csv"), help="CSV, one row per case")
     ap.add_argument("--figure", default=str(FIGURES / "verdict_calibration"), help="figure path stem ('' for none)")
     args = ap.parse_args()
     sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else None
-    table = run(args.reps, args.quick, Path(args.out), sizes=sizes)
+    if args.merge:  # the seeds depend on the case, not on the process: split runs join into the full table
+        table = pd.concat([pd.read_csv(p) for p in args.merge], ignore_index=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+    else:
+        table = run(args.reps, args.quick, Path(args.out), sizes=sizes)
     print(summary(table).to_string(index=False))
     if args.figure:
         from probe.viz.save import save_figure
