@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 
 def calibration_figure(table: pd.DataFrame, targets: dict[str, float] | None = None) -> Figure:
@@ -40,5 +41,11 @@ def calibration_figure(table: pd.DataFrame, targets: dict[str, float] | None = N
     ax.set(xscale="log", xlabel="confirmation pairs", ylabel="coverage of the 95% interval",
            title="interval coverage", ylim=(0.85, 1.0))
     ax.legend(fontsize=7)
+    sizes = sorted(table["pairs"].unique())
+    for ax in axes:  # the sizes run, as plain numbers
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(int(n)) for n in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0].set_ylim(-0.005, max(0.1, float(table["false_confirmation"].max()) + 0.02))
     fig.tight_layout()
     return fig
