@@ -211,7 +211,7 @@ def _measurers(args: argparse.Namespace, store, attrs: list[str] | None) -> dict
 
 
 def _swap_data(store, tok):
-    """The store's tokens as code vectors, with the masks its world's measurers read (:mod:`probe.worlds`)."""
+    """The store's tokens as code vectors, with the object masks its measurers read."""
     from probe.swap.run import SwapData
 
     return SwapData.from_store(store, tok)

@@ -240,8 +240,7 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     import pandas as pd
 
     from probe.data.rematerialise import rematerialise
-    from probe.measure.distance import reading_distance
-    from probe.swap import copy_paste
+    from probe.swap import copy_paste, movement
     from probe.swap.engine import parse_label
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
@@ -262,9 +261,9 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
         out = copy_paste(ctx.tokenizer, target, source, parse_label(m.positions))
         measurer = _measurer(ctx, m.attribute)
         read_t = measurer(out["target"], masks=t_masks)
-        kind = getattr(measurer, "kind", None)
-        gap = reading_distance(read_t, measurer(out["source"], masks=s_masks), kind).mean().item()
-        moved = reading_distance(read_t, measurer(out["images"], masks=t_masks), kind).mean().item()
+        kind = getattr(measurer, "kind", "continuous")
+        gap = float(movement(kind, read_t, measurer(out["source"], masks=s_masks))["distance"].mean())
+        moved = float(movement(kind, read_t, measurer(out["images"], masks=t_masks))["distance"].mean())
         rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
                      "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
                      "swap_transfer": m.transfer})
