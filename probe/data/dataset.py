@@ -74,6 +74,11 @@ def build_source(manifest: Manifest, n_world: int | None = None):
             from probe.data.sprites import SpritesConfig, SpritesSource
             return SpritesSource(n_world if n_world is not None else int(manifest.size or 0),
                                  seed=manifest.seed, config=SpritesConfig.from_dict(o.get("config", {})))
+        if t == "imagenet_x":
+            from probe.data.imagenet_x import ImagenetXSource
+            kw = {k: o[k] for k in ("extensions", "recursive", "filter_prototypes") if k in o}
+            return ImagenetXSource(_path_option(manifest, "root"), annotations_kind=o.get("annotations", "multi"),
+                                   **kw, **mins)
         if t == "folder":
             kw = {k: o[k] for k in ("extensions", "recursive") if k in o}
             return FolderSource(_path_option(manifest, "root"), **kw, **mins)

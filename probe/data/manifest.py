@@ -26,8 +26,10 @@ categorical ``corruption`` (the kind applied).
 Source options by type: ``world``: ``config`` (WorldConfig fields); ``folder``: ``root``,
 ``extensions``, ``recursive``, ``min_size``; ``table``: ``path``, ``image_column``, ``root``,
 ``format``, ``min_size``; ``hf``: ``name`` or ``path``, ``split``, ``config``, ``image_column``,
-``revision``, ``min_size``; ``skimage``: ``photos``, ``min_size``. Paths may use ``${VAR}`` or
-``${VAR:-default}``; relative paths are taken from the current directory.
+``revision``, ``min_size``; ``skimage``: ``photos``, ``min_size``; ``sprites``: ``config``
+(SpritesConfig fields); ``imagenet_x``: the folder options plus ``annotations`` (multi | top) and
+``filter_prototypes``. Paths may use ``${VAR}`` or ``${VAR:-default}``; relative paths are taken
+from the current directory.
 
 Every error names the file and the field, e.g.
 ``data_manifests/world.yaml: field 'attributes[2].kind' must be 'categorical' or 'continuous', got 'cont'``.
@@ -61,8 +63,10 @@ _SOURCE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "hf": {"name": (str,), "path": (str,), "split": (str,), "config": (str,),
            "image_column": (str,), "revision": (str,), "min_size": (int,)},
     "skimage": {"photos": (list,), "min_size": (int,)},
+    "imagenet_x": {"root": (str,), "annotations": (str,), "filter_prototypes": (bool,), "extensions": (list,),
+                   "recursive": (bool,), "min_size": (int,)},
 }
-_REQUIRED = {"folder": ("root",), "table": ("path",)}
+_REQUIRED = {"folder": ("root",), "table": ("path",), "imagenet_x": ("root",)}
 GENERATED = ("world", "sprites")  # source types that draw seeded images: ``size`` is their number of images
 
 
@@ -229,6 +233,8 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
             WorldConfig.from_dict(opts["config"])
         except (TypeError, ValueError) as e:
             raise c.fail("source.config", f"is invalid: {e}") from None
+    if stype == "imagenet_x" and opts.get("annotations", "multi") not in ("multi", "top"):
+        raise c.fail("source.annotations", f"must be 'multi' or 'top', got {opts['annotations']!r}")
     if stype == "sprites":
         from probe.data.sprites import SpritesConfig
         try:
@@ -317,6 +323,9 @@ def source_fields(stype: str, opts: dict) -> list[str] | None:
     if stype == "sprites":
         from probe.data.sprites import factor_kinds
         return list(factor_kinds())
+    if stype == "imagenet_x":
+        from probe.data.imagenet_x import record_fields
+        return list(record_fields(opts.get("annotations", "multi")))
     if stype == "folder":
         from probe.data.sources import FolderSource
         return list(FolderSource.fields)
@@ -353,6 +362,10 @@ def _default_attributes(stype: str, opts: dict) -> tuple[AttributeSpec, ...]:
     if stype == "sprites":
         from probe.data.sprites import factor_kinds
         return tuple(AttributeSpec(name, kind, name) for name, kind in factor_kinds().items())
+    if stype == "imagenet_x":
+        from probe.data.imagenet_x import record_fields
+        return tuple(AttributeSpec(name, kind, name) for name, kind in record_fields(opts.get("annotations", "multi")).items()
+                     if name not in ("file", "class_index"))
     if stype == "folder":
         return (AttributeSpec("class", "categorical", "class"),)
     if stype == "skimage":
