@@ -69,10 +69,10 @@ def test_readers_recover_the_known_factors(rendered) -> None:
     assert np.abs(py.numpy() - df.position_y.values).max() < 0.03
     sc = S.read_scale(images, CFG).numpy()
     assert np.abs(sc - df.scale.values).max() < 0.06 and np.corrcoef(sc, df.scale.values)[0, 1] > 0.998
-    hue = S.angle_of(S.read_hue(images), 1.0).numpy()
-    assert _circ_err(hue, df.hue.values, 1.0).max() < 0.01
-    ori = S.angle_of(S.read_orientation(images), math.pi).numpy()
-    err = np.degrees(_circ_err(ori, df.orientation.values, math.pi))
+    hue = S.turns(S.read_color(images)).numpy()
+    assert _circ_err(hue, df.color.values, 1.0).max() < 0.01
+    ori = S.turns(S.read_orientation(images)).numpy()
+    err = 180 * _circ_err(ori, df.orientation.values, 1.0)  # degrees
     assert err.mean() < 2.0 and np.percentile(err, 95) < 5.0
     # the null factor is never rendered: no reader tracks it
     for reading in (px, py, torch.from_numpy(sc)):
@@ -87,10 +87,10 @@ def test_readers_on_a_known_rectangle() -> None:
     assert float(px) == pytest.approx((22 / 32 - 0.25) / 0.5, abs=1e-5)
     assert float(py) == pytest.approx((14 / 32 - 0.25) / 0.5, abs=1e-5)
     assert float(S.read_scale(img, CFG)) == pytest.approx(math.sqrt(32 / 0.4) / (0.45 * 32), rel=1e-5)
-    assert float(S.angle_of(S.read_hue(img), 1.0)) == pytest.approx(0.0, abs=1e-6)
-    assert float(S.angle_of(S.read_orientation(img), math.pi)) == pytest.approx(0.0, abs=1e-5)  # vertical = 0
+    assert float(S.turns(S.read_color(img))) == pytest.approx(0.0, abs=1e-6)
+    assert float(S.turns(S.read_orientation(img))) == pytest.approx(0.0, abs=1e-5)  # vertical = 0
     wide = img.transpose(2, 3)
-    assert float(S.angle_of(S.read_orientation(wide), math.pi)) == pytest.approx(math.pi / 2, abs=1e-5)
+    assert float(S.turns(S.read_orientation(wide))) == pytest.approx(0.5, abs=1e-5)  # a quarter turn
 
 
 def test_readers_follow_one_factor_moved_alone() -> None:
@@ -120,7 +120,7 @@ def test_manifest_source_with_corruptions_on_top() -> None:
     batch = collate_skip_none(ds.__getitems__(list(range(24))))
     clean, df = S.sample(24, seed=m.seed, config=S.SpritesConfig.from_dict(m.source_options["config"]))
     for k, attrs in enumerate(batch.attrs):
-        assert attrs["hue"] == pytest.approx(df.hue[k]) and attrs["shape_id"] == df.shape_id[k]
+        assert attrs["color"] == pytest.approx(df.color[k]) and attrs["shape_id"] == df.shape_id[k]
         same = torch.allclose(batch.images[k], clean[k], atol=1e-6)
         if attrs["blur"] == attrs["brightness"] == attrs["contrast"] == 0:
             assert same

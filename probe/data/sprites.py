@@ -7,15 +7,18 @@ come from the same counter-based hash as the attribute world (:func:`probe.data.
 chunk can be rendered on its own. The optional ``idsprites`` dependency is needed to build the shape bank
 (``pip install 'tokenprobe[sprites]'``).
 
-Factors (DataFrame columns, one row per image, indexed by ``idx``):
+Factors (DataFrame columns, one row per image, indexed by ``idx``; named as idsprites' ``Factors``):
 
 =============  ===========  ==============================================================
 name           kind         meaning
 =============  ===========  ==============================================================
 shape_id       categorical  index into the seeded shape bank (``n_shapes`` idsprites shapes)
-hue            continuous   HSV hue of the sprite in [0, 1) (circular)
+color          continuous   the sprite's colour as its HSV hue in turns, [0, 1) (circular; fixed
+                            saturation and value)
 scale          continuous   linear size (idsprites' scale; see "Deliberate differences")
-orientation    continuous   rotation in radians, in ``orientation_range`` (circular, period pi)
+orientation    continuous   rotation in half-turns, [0, 1) (1 = pi radians = idsprites'
+                            orientation / pi); circular with period 1, since a second-moment
+                            axis repeats every half-turn
 position_x     continuous   idsprites' position: the centre is at ``0.25 + 0.5 * position_x`` of
 position_y     continuous   the side (x right, y down)
 null_factor    continuous   drawn like the others, never rendered (a control)
@@ -38,6 +41,8 @@ the pixels, by the analytic readers at the end of this module):
 - **Exact coverage.** The polygon is filled at ``supersample`` times the resolution with sub-pixel vertices
   (``cv2.fillPoly`` with ``shift``; idsprites truncates vertices to integers) and averaged down, giving the
   sprite's coverage per pixel; the image is ``background * (1 - coverage) + colour * coverage``.
+- **Colour and orientation as circular values in turns** (idsprites: an RGB triple from a list of colour names,
+  and radians), so that the swap engine's circular pairs (opposite arcs) apply to both.
 """
 from __future__ import annotations
 
@@ -76,9 +81,9 @@ class SpritesConfig:
     n_shapes: int = 8  # size of the shape bank (``shape_id`` takes n_shapes values)
     shape_seed: int = 0  # seed of the shape bank (idsprites' random spline shapes)
     scale_range: tuple[float, float] = (0.5, 1.0)  # idsprites' default scale range
-    orientation_range: tuple[float, float] = (0.0, math.pi)  # radians; half a turn (moment axes read mod pi)
+    orientation_range: tuple[float, float] = (0.0, 1.0)  # half-turns (1 = pi radians; moment axes read mod pi)
     position_range: tuple[float, float] = (0.15, 0.85)  # idsprites position (centre at 0.25 + 0.5 p of the side)
-    hue_range: tuple[float, float] = (0.0, 1.0)  # sprite hue
+    color_range: tuple[float, float] = (0.0, 1.0)  # sprite hue (turns)
     saturation: float = 0.8  # sprite HSV saturation
     value: float = 0.95  # sprite HSV value
     background: tuple[float, float, float] = (0.6627, 0.6627, 0.6627)  # idsprites' "darkgray" canvas
@@ -90,7 +95,7 @@ class SpritesConfig:
     n_bins: int = 4  # levels of each ``<factor>_bin`` column
 
     def __post_init__(self) -> None:
-        for name in ("scale_range", "orientation_range", "position_range", "hue_range"):
+        for name in ("scale_range", "orientation_range", "position_range", "color_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"SpritesConfig.{name}: low {lo} > high {hi}")
@@ -98,8 +103,9 @@ class SpritesConfig:
             raise ValueError(f"SpritesConfig.n_shapes must be >= 1, got {self.n_shapes}")
         if self.supersample < 1 or self.resolution < 4:
             raise ValueError("SpritesConfig: supersample must be >= 1 and resolution >= 4")
-        if self.orientation_range[1] - self.orientation_range[0] > math.pi + 1e-9:
-            raise ValueError("SpritesConfig.orientation_range: at most pi wide (second moments read it modulo pi)")
+        if self.orientation_range[1] - self.orientation_range[0] > 1.0 + 1e-9:
+            raise ValueError("SpritesConfig.orientation_range: at most 1 half-turn wide (second moments read it "
+                             "modulo pi)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SpritesConfig:
@@ -117,14 +123,14 @@ class SpritesConfig:
 # factor name -> (kind, config range field or None); the order is the DataFrame's column order
 FACTORS: dict[str, tuple[str, str | None]] = {
     "shape_id": ("categorical", None),
-    "hue": ("continuous", "hue_range"),
+    "color": ("continuous", "color_range"),
     "scale": ("continuous", "scale_range"),
     "orientation": ("continuous", "orientation_range"),
     "position_x": ("continuous", "position_range"),
     "position_y": ("continuous", "position_range"),
     "null_factor": ("continuous", None),
 }
-CIRCULAR_PERIOD = {"hue": 1.0, "orientation": math.pi}  # circular factors and their periods
+CIRCULAR = ("color", "orientation")  # circular factors (values in turns of their period)
 _STREAM = {name: 300 + k for k, name in enumerate(FACTORS)}  # hash streams (distinct from the world's)
 _EXTENT = 0.45  # idsprites' scale_factor: a scale-1 shape spans 0.45 of the side
 
@@ -267,7 +273,7 @@ def sprite_polygon(row: Any, resolution: int, config: SpritesConfig) -> np.ndarr
     shape = bank_for(config)[int(row["shape_id"])]
     ids = _idsprites()
     pts = ids.InfiniteDSprites.apply_orientation(shape * (_EXTENT * resolution * float(row["scale"])),
-                                                 float(row["orientation"]))
+                                                 math.pi * float(row["orientation"]))
     centre = np.array([(0.25 + 0.5 * float(row["position_x"])) * resolution,
                        (0.25 + 0.5 * float(row["position_y"])) * resolution])
     return (pts + centre[:, None]).T
@@ -297,7 +303,7 @@ def render(factors: pd.DataFrame, resolution: int | None = None,
     colours = np.zeros((n, 3, 1, 1), dtype=np.float32)
     for k, row in enumerate(factors.to_dict("records")):
         masks[k, 0] = _coverage(sprite_polygon(row, res, c), res, c.supersample)
-        colours[k, :, 0, 0] = _hsv_rgb(float(row["hue"]), c.saturation, c.value)
+        colours[k, :, 0, 0] = _hsv_rgb(float(row["color"]), c.saturation, c.value)
     bg = np.asarray(c.background, dtype=np.float32)[None, :, None, None]
     images = bg * (1 - masks) + colours * masks
     return torch.from_numpy(images), torch.from_numpy(masks)
@@ -362,23 +368,25 @@ def read_scale(images: torch.Tensor, config: SpritesConfig | None = None) -> tor
     return torch.sqrt(area / c.shape_area) / (_EXTENT * side)
 
 
-def read_hue(images: torch.Tensor) -> torch.Tensor:
-    """Sprite hue as unit vectors ``[B, 2]`` (angle ``2 pi hue``): the hue of the mean colour of the pixels the
+def read_color(images: torch.Tensor) -> torch.Tensor:
+    """``color`` (the sprite's hue) as unit vectors ``[B, 2]`` (angle ``2 pi color``): the hue of the mean colour of the pixels the
     sprite covers at least 90% (its interior, free of the anti-aliased rim)."""
     m, _ = sprite_coverage(images)
     w = (m >= 0.9).to(images.dtype)
     rgb = (images * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp_min(1.0)  # [B, 3]
     r, g, b = rgb.unbind(1)
-    # the hue angle through the opponent axes (the standard hexagon-free form): atan2(sqrt(3)(g - b), 2r - g - b)
+    # the hue angle in the opponent-colour plane, atan2(sqrt(3)(g - b), 2r - g - b): equal to the HSV hue at the
+    # primaries and secondaries, within ~1 degree of it between them (our colours: saturation 0.8)
     x = 2 * r - g - b
     y = math.sqrt(3) * (g - b)
     return torch.nn.functional.normalize(torch.stack([x, y], dim=1), dim=1, eps=1e-8)
 
 
 def read_orientation(images: torch.Tensor) -> torch.Tensor:
-    """Orientation as unit vectors ``[B, 2]`` at angle ``2 * orientation`` (period pi), from the coverage's
-    central second moments: the major axis is at ``phi = atan2(2 mu11, mu20 - mu02) / 2`` from the x axis
-    (y down), and a bank shape's major axis is vertical at orientation 0, so orientation = phi - pi/2."""
+    """``orientation`` as unit vectors ``[B, 2]`` at angle ``2 pi orientation`` (= twice the angle in radians),
+    from the coverage's central second moments: the major axis is at ``phi = atan2(2 mu11, mu20 - mu02) / 2``
+    from the x axis (y down), and a bank shape's major axis is vertical at orientation 0, so the angle is
+    ``phi - pi/2``."""
     m, _ = sprite_coverage(images)
     m = m[:, 0]
     xs, ys = _grid(images)
@@ -395,10 +403,9 @@ def read_orientation(images: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(v, dim=1, eps=1e-8)
 
 
-def angle_of(vectors: torch.Tensor, period: float) -> torch.Tensor:
-    """Unit vectors ``[B, 2]`` -> values in ``[0, period)``."""
-    a = torch.atan2(vectors[:, 1], vectors[:, 0]) % (2 * math.pi)
-    return a / (2 * math.pi) * period
+def turns(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit vectors ``[B, 2]`` of a circular reading -> its value in turns, ``[0, 1)``."""
+    return (torch.atan2(vectors[:, 1], vectors[:, 0]) / (2 * math.pi)) % 1.0
 
 
 # ---------------------------------------------------------------------------------------------- the source
