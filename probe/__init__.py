@@ -16,7 +16,8 @@ _LAZY = {
     "load_tokenizer": ("probe.tokenizers", "load_tokenizer"),
     "TokenStore": ("probe.store", "TokenStore"),
     "run_probes": ("probe.probes", "run_probes"),
-    "Encoded": ("probe.types", "Encoded"),
+    "Encoded": ("probe.tokenizers.base", "Encoded"),
+    "Tokenizer": ("probe.tokenizers.base", "Tokenizer"),
     "resolve_device": ("probe.device", "resolve_device"),
 }
 _SUBMODULES = {"zoo", "data", "tokenizers", "probes", "store", "encode", "viz", "clip", "oracle"}

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from probe.types import Encoded
+from probe.tokenizers.base import Encoded
 
 N, C, K, S = 12, 4, 16, 8
 BRIGHT, HUE, CONTRAST, IGNORED, PLANTED = 3, 7, 5, 9, 11
@@ -35,7 +35,7 @@ def codebook() -> torch.Tensor:
 
 
 class ToyTokenizer(nn.Module):
-    """See the module docstring. Implements the parts of :class:`probe.types.Tokenizer` swaps use."""
+    """See the module docstring. Implements the parts of :class:`probe.tokenizers.base.Tokenizer` swaps use."""
 
     num_tokens, codebook_size, token_dim, image_size, is_discrete = N, K, C, S, True
 

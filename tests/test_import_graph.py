@@ -103,7 +103,7 @@ def test_graph_sees_lazy_and_from_imports_not_type_checking_ones() -> None:
     # probe/cli.py imports its commands inside functions; probe/clip/__init__.py re-exports from its modules
     assert "probe.clip.model" in GRAPH["probe.clip"]
     assert any(m.startswith("probe.commands") for m in GRAPH["probe.cli"])
-    tree = ast.parse("import probe.store\nif TYPE_CHECKING:\n    import probe.types\nelse:\n    import probe.device\n"
+    tree = ast.parse("import probe.store\nif TYPE_CHECKING:\n    import probe.tokenizers.base\nelse:\n    import probe.device\n"
                      "def f():\n    from probe import zoo\n")
     seen = {a.name if isinstance(n, ast.Import) else f"{n.module}.{a.name}"
             for n in _walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}

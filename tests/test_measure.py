@@ -23,8 +23,8 @@ from probe.measure import (
     register,
     world_measurers,
 )
-from probe.measure.batched import decode_batched, encode_batched
-from probe.types import Encoded
+from probe.tokenizers.base import decode_batched, encode_batched
+from probe.tokenizers.base import Encoded
 
 
 def _render_variants(column: str, values: list, seed: int = 3, **fixed: float) -> tuple[torch.Tensor, torch.Tensor]:

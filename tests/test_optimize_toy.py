@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe.types import Encoded
+from probe.tokenizers.base import Encoded
 
 
 class ToyTokenizer(nn.Module):

@@ -1,4 +1,4 @@
-"""Every tokenizer kind honours the one interface, :class:`probe.types.Tokenizer`.
+"""Every tokenizer kind honours the one interface, :class:`probe.tokenizers.base.Tokenizer`.
 
 Kinds: the tiny single-stage and two-stage TiTok configs, a published single-stage VQ preset and a VAE
 preset (random weights, official layout), and the shipped world tokenizers (VQ and continuous twin).
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import probe
-from probe.types import Encoded, Tokenizer
+from probe.tokenizers.base import Encoded, Tokenizer
 
 KINDS = {
     # name -> (load_tokenizer spec, random_init)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import probe
 from probe.tokenizers import PRESETS, TiTok, TiTokConfig, build_tokenizer
 from probe.tokenizers.maskgit import ResnetBlock
-from probe.types import Encoded, Tokenizer
+from probe.tokenizers.base import Encoded, Tokenizer
 
 VAE_TINY = replace(PRESETS["titok-tiny"].config, quantize_mode="vae", codebook_size=0, use_l2_norm=False)
 VQ_TINY_NO_L2 = replace(PRESETS["titok-tiny"].config, use_l2_norm=False)

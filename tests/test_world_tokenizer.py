@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
-from probe.types import Encoded
+from probe.measure.fidelity import psnr
+from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig
+from probe.tokenizers.base import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"
 # Floors sit ~3-4 dB under what the shipped weights score on this very set (35.5 and 38.6 dB; 36.2 and 39.6 dB
@@ -269,7 +270,7 @@ def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str,
     from probe.data import world
     from probe.data.world_cache import world_config
     from probe.measure import measurer_for
-    from probe.measure.batched import decode_batched
+    from probe.tokenizers.base import decode_batched
     from probe.swap import end_groups, moved_by_paste
 
     wcfg = world_config(world_overrides)

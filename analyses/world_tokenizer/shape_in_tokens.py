@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from probe import zoo
-from probe.measure.batched import encode_batched
+from probe.tokenizers.base import encode_batched
 from probe.measure.fidelity import shape_fidelity
 from probe.measure.world import load_world_tokenizer
 from probe.report import markdown_table

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
 from probe.swap import paste_tokens
 

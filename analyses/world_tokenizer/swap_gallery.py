@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
 from probe.swap import end_groups, paste_tokens
 from probe.viz import save_figure

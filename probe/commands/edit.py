@@ -31,14 +31,15 @@ def run(args: argparse.Namespace) -> int:
         load_tok,
         prompts_arg,
     )
-    from probe.optimize.tasks import tokenizer_device, edit, write_run
+    from probe.tokenizers.base import module_device
+    from probe.optimize.tasks import edit, write_run
 
     cfg = config_from_args(args)
     tok = load_tok(args)
     images = load_images(args.images, tok.image_size, seed=args.seed)
     prompts = prompts_arg(args.prompt, len(images))
     res = edit(tok, images, prompts, clip=args.clip, negative=args.negative, cfg=args.cfg, n_views=args.views,
-               pad=args.pad, config=cfg, heldout=heldout_from_args(args, prompts, tokenizer_device(tok)))
+               pad=args.pad, config=cfg, heldout=heldout_from_args(args, prompts, module_device(tok)))
     labels = [prompts] * len(images) if isinstance(prompts, str) else prompts
     out = write_run(args.out, res, inputs=images, labels=labels,
                     settings=settings_from_args(args))

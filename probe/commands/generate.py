@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         load_tok,
         settings_from_args,
     )
-    from probe.optimize.tasks import tokenizer_device, generate, write_run
+    from probe.tokenizers.base import module_device
+    from probe.optimize.tasks import generate, write_run
 
     cfg = config_from_args(args)
     tok = load_tok(args)
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [p for p in args.prompt for _ in range(args.samples)]
     res = generate(tok, args.prompt, args.samples, clip=args.clip, seed_images=seeds, init=args.init,
                    negative=args.negative, cfg=args.cfg, n_views=args.views, pad=args.pad, config=cfg,
-                   heldout=heldout_from_args(args, rows, tokenizer_device(tok)))
+                   heldout=heldout_from_args(args, rows, module_device(tok)))
     out = write_run(args.out, res, inputs=res.seed_images, labels=rows,
                     settings=settings_from_args(args))
     print(f"generated {len(rows)} image(s) in {res.steps} steps -> {out}")

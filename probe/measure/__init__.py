@@ -25,11 +25,11 @@ Specs. A manifest (or any caller) names a measurer with a string ``"<family>:<na
 Options that are not part of the name (``device``; for CLIP ``model`` = an open_clip architecture and
 ``pretrained`` = a tag or a local weights file) are keyword arguments of :func:`get_measurer` /
 :func:`measurer_for`. :func:`register` adds a family. :func:`measurer_for` gives the default measurer of a known
-world attribute (:data:`DEFAULTS`). :mod:`probe.measure.batched` is the one batched encode / decode helper.
+world attribute (:data:`DEFAULTS`). :mod:`probe.tokenizers.base` is the one batched encode / decode helper.
 """
 from probe.measure.analytic import ANALYTIC_NAMES, WORLD_ATTRIBUTES, analytic, hue_vector, luminance, world_measurers
 from probe.measure.base import KINDS, FunctionMeasurer, Measurer
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.clip import ClipMeasurer, world_clip_measurer
 from probe.measure.oracle import OracleMeasurer, oracle_measurers
 from probe.measure.registry import DEFAULTS, families, get_measurer, measurer_for, register

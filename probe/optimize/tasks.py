@@ -18,25 +18,17 @@ import torch
 
 from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, optimize
 from probe.optimize.objectives import ClipModel, ClipText, HeldOut, MaskedReconstruction, MeasurerTarget, load_clip
-
-
-def tokenizer_device(tok: Any) -> torch.device:
-    """The device of a tokenizer's weights (cpu when it has none)."""
-    p = next(iter(tok.parameters()), None) if hasattr(tok, "parameters") else None
-    if p is None:
-        b = next(iter(tok.buffers()), None) if hasattr(tok, "buffers") else None
-        return b.device if b is not None else torch.device("cpu")
-    return p.device
+from probe.tokenizers.base import module_device
 
 
 @torch.no_grad()
 def encode_features(tok: Any, images: torch.Tensor) -> torch.Tensor:
     """Pre-quantization features ``[B, N, C]`` (VAE: posterior mean) of ``images [B, 3, H, W]``."""
-    return tok.encode(images.to(tokenizer_device(tok))).features.float()
+    return tok.encode(images.to(module_device(tok))).features.float()
 
 
 def _clip(clip: ClipModel | str, tok: Any) -> ClipModel:
-    return load_clip(clip, device=tokenizer_device(tok)) if isinstance(clip, str) else clip
+    return load_clip(clip, device=module_device(tok)) if isinstance(clip, str) else clip
 
 
 def edit(tok: Any, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
@@ -61,8 +53,8 @@ def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if getattr(tok, "is_discrete", False):
         idx = torch.randint(0, tok.codebook_size, (n, tok.num_tokens), generator=g)
-        return tok.codebook.detach().float().cpu()[idx].to(tokenizer_device(tok))
-    return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(tokenizer_device(tok))
+        return tok.codebook.detach().float().cpu()[idx].to(module_device(tok))
+    return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(module_device(tok))
 
 
 def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
@@ -155,7 +147,7 @@ def inpaint(tok: Any, images: torch.Tensor, known: torch.Tensor, *, p: int = 2, 
     Seeded with the masked image; the loss is L``p`` on the known pixels; every ``reset_every`` steps
     (0 = never) the known pixels are pasted back and the composite re-encoded (token reset).
     """
-    dev = tokenizer_device(tok)
+    dev = module_device(tok)
     images, known = images.to(dev).float(), known.to(dev).float()
     obj = MaskedReconstruction(images, known, p=p)
     reset = TokenReset(tok, images, known, reset_every) if reset_every > 0 else None
@@ -230,7 +222,7 @@ def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor,
     bad = [p for p in positions if not 0 <= int(p) < tok.num_tokens]
     if bad:
         raise ValueError(f"copy_paste: positions {bad} outside 0..{tok.num_tokens - 1}")
-    dev = tokenizer_device(tok)
+    dev = module_device(tok)
     qt = tok.encode(target.to(dev)).quantized
     qs = tok.encode(source.to(dev)).quantized.expand_as(qt)
     q = qt.clone()

@@ -40,27 +40,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.tokenizers.base import PositionSet, module_device, paste_tokens, position_tuple
+
 #: the controls :func:`patch` knows (``"none"`` is the tested swap itself)
 CONTROLS = ("none", "same_end", "random_position", "all_except", "self", "swap_back", "donor_recon")
 #: gaps shorter than this (in measurer units) give ``transfer`` NaN for the row
 MIN_GAP = 1e-9
 
-PositionSet = int | Sequence[int]
 
 
 def set_label(positions: PositionSet) -> str:
     """A position set's label in tables: ``"7"`` or ``"3+7"`` (sorted)."""
-    ps = _as_set(positions)
+    ps = position_tuple(positions)
     return "+".join(str(p) for p in ps)
-
-
-def _as_set(positions: PositionSet) -> tuple[int, ...]:
-    if isinstance(positions, (int, np.integer)):
-        return (int(positions),)
-    out = tuple(sorted({int(p) for p in positions}))
-    if not out:
-        raise ValueError("a position set must hold at least one position")
-    return out
 
 
 def parse_label(label: str) -> tuple[int, ...]:
@@ -91,7 +83,7 @@ def as_quantized(tokenizer: Any, tokens: torch.Tensor | np.ndarray) -> torch.Ten
     """Token ids ``[M, N]`` -> code vectors ``[M, N, C]`` (``tokenizer.codebook`` lookup); vectors
     ``[M, N, C]`` pass through. On the tokenizer's device, float32."""
     t = torch.as_tensor(tokens)
-    dev = _device(tokenizer)
+    dev = module_device(tokenizer)
     if t.ndim == 2:
         if t.is_floating_point():
             raise ValueError(f"token ids must be integers, got {t.dtype} of shape {tuple(t.shape)}")
@@ -99,21 +91,6 @@ def as_quantized(tokenizer: Any, tokens: torch.Tensor | np.ndarray) -> torch.Ten
     if t.ndim != 3:
         raise ValueError(f"tokens must be ids [M, N] or vectors [M, N, C], got shape {tuple(t.shape)}")
     return t.to(dev).float()
-
-
-def _device(tokenizer: Any) -> torch.device:
-    try:
-        return next(tokenizer.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-def paste_tokens(recipients: torch.Tensor, donors: torch.Tensor, positions: PositionSet) -> torch.Tensor:
-    """``recipients [M, N, C]`` with the tokens at ``positions`` replaced by the donors' (a copy)."""
-    q = recipients.clone()
-    idx = list(_as_set(positions))
-    q[:, idx] = donors[:, idx]
-    return q
 
 
 class _Memo:
@@ -309,7 +286,7 @@ def patch(
     position set, control, measurer).
 
     Args:
-        tokenizer: a :class:`probe.types.Tokenizer` (``decode(quantized [B, N, C])`` is the one decode).
+        tokenizer: a :class:`probe.tokenizers.base.Tokenizer` (``decode(quantized [B, N, C])`` is the one decode).
         recipients, donors: paired tokens, ``[M, N, C]`` code vectors or ``[M, N]`` ids of a VQ model
             (looked up in ``tokenizer.codebook``, which gives the same result).
         positions: position sets; each an int or a sequence of ints.
@@ -342,7 +319,7 @@ def patch(
     if rq.shape != dq.shape:
         raise ValueError(f"recipients {tuple(rq.shape)} and donors {tuple(dq.shape)} must have the same shape")
     m_all, n_tok = rq.shape[0], rq.shape[1]
-    sets = [_as_set(p) for p in positions]
+    sets = [position_tuple(p) for p in positions]
     for s in sets:
         if s[0] < 0 or s[-1] >= n_tok:
             raise ValueError(f"position set {s} outside 0..{n_tok - 1}")

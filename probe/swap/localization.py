@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from probe.measure import world_measurers
-from probe.measure.batched import decode_batched, encode_batched
+from probe.tokenizers.base import decode_batched, encode_batched
 from probe.swap.paste import end_groups, moved_by_paste
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue", "null_factor")

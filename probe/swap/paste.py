@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from probe.measure import Measurer
-from probe.measure.batched import decode_batched
+from probe.tokenizers.base import decode_batched
 from probe.swap.engine import paste_tokens
 
 

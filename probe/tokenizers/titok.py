@@ -35,7 +35,7 @@ from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer, 
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.maskgit import PixelDecoder, PixelQuantizer
 from probe.tokenizers.quantizers import VectorQuantizer, gaussian_mean
-from probe.types import Encoded
+from probe.tokenizers.base import Encoded
 
 
 def _init_vit_weights(module: nn.Module) -> None:
@@ -166,7 +166,7 @@ def _release(enc: Encoded) -> Encoded:
 
 
 class TiTok(nn.Module):
-    """A TiTok tokenizer implementing :class:`probe.types.Tokenizer`.
+    """A TiTok tokenizer implementing :class:`probe.tokenizers.base.Tokenizer`.
 
     Build with ``TiTok(TiTokConfig(...))``, ``TiTok.from_config(dict)`` or a preset through
     :func:`probe.tokenizers.build_tokenizer`. ``encode`` and ``decode_indices`` run under

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe.types import Encoded
+from probe.tokenizers.base import Encoded
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _conv_pyramid_up(width: int, c_out: int, patch: int) -> nn.Sequential:
 
 
 class WorldTokenizer(nn.Module):
-    """TiTok-style 1D tokenizer for small images; implements :class:`probe.types.Tokenizer`."""
+    """TiTok-style 1D tokenizer for small images; implements :class:`probe.tokenizers.base.Tokenizer`."""
 
     architecture = "world"  # its name in probe.tokenizers.registry
 
@@ -408,7 +408,11 @@ def spherical_kmeans(x: torch.Tensor, k: int, *, iters: int = 15, generator: tor
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``."""
+    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``.
+
+    Superseded by :func:`probe.measure.fidelity.psnr` (the one PSNR; a model module cannot import it without
+    an import cycle): kept only until ``probe/training/tokenizer.py`` and ``probe/swap/localization.py`` import
+    that one, then removed."""
     mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
     return -10.0 * torch.log10(mse)
 

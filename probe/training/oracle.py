@@ -51,7 +51,7 @@ class OracleTrainConfig:
 
 def reconstruct(tokenizer: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Tokenizer reconstructions ``[B, 3, H, W]`` in [0, 1] (encode -> quantize -> decode), on the CPU."""
-    from probe.measure.batched import decode_batched, encode_batched
+    from probe.tokenizers.base import decode_batched, encode_batched
 
     return decode_batched(tokenizer, encode_batched(tokenizer, images, batch_size).quantized, batch_size).float()
 
