@@ -11,6 +11,7 @@ import torch
 pytest.importorskip("idsprites")
 
 from probe.data import sprites as S  # noqa: E402
+from probe.worlds import sprites as W  # noqa: E402
 
 CFG = S.SpritesConfig(resolution=32)
 
@@ -64,14 +65,14 @@ def test_sprites_stay_inside_the_canvas(rendered) -> None:
 
 def test_readers_recover_the_known_factors(rendered) -> None:
     images, df = rendered
-    px, py = S.read_position(images)
+    px, py = W.read_position(images)
     assert np.abs(px.numpy() - df.position_x.values).max() < 0.03  # < 0.5 px at 32 px
     assert np.abs(py.numpy() - df.position_y.values).max() < 0.03
-    sc = S.read_scale(images, CFG).numpy()
+    sc = W.read_scale(images, CFG).numpy()
     assert np.abs(sc - df.scale.values).max() < 0.06 and np.corrcoef(sc, df.scale.values)[0, 1] > 0.998
-    hue = S.turns(S.read_color(images)).numpy()
+    hue = W.turns(W.read_color(images)).numpy()
     assert _circ_err(hue, df.color.values, 1.0).max() < 0.01
-    ori = S.turns(S.read_orientation(images)).numpy()
+    ori = W.turns(W.read_orientation(images)).numpy()
     err = 180 * _circ_err(ori, df.orientation.values, 1.0)  # degrees
     assert err.mean() < 2.0 and np.percentile(err, 95) < 5.0
     # the null factor is never rendered: no reader tracks it
@@ -83,14 +84,14 @@ def test_readers_on_a_known_rectangle() -> None:
     """An axis-aligned 8 x 4 px rectangle drawn by hand: centroid, area and axis are known exactly."""
     img = torch.full((1, 3, 32, 32), 0.5)
     img[0, :, 10:18, 20:24] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # rows 10-17, cols 20-23: tall
-    px, py = S.read_position(img)
+    px, py = W.read_position(img)
     assert float(px) == pytest.approx((22 / 32 - 0.25) / 0.5, abs=1e-5)
     assert float(py) == pytest.approx((14 / 32 - 0.25) / 0.5, abs=1e-5)
-    assert float(S.read_scale(img, CFG)) == pytest.approx(math.sqrt(32 / 0.4) / (0.45 * 32), rel=1e-5)
-    assert float(S.turns(S.read_color(img))) == pytest.approx(0.0, abs=1e-6)
-    assert float(S.turns(S.read_orientation(img))) == pytest.approx(0.0, abs=1e-5)  # vertical = 0
+    assert float(W.read_scale(img, CFG)) == pytest.approx(math.sqrt(32 / 0.4) / (0.45 * 32), rel=1e-5)
+    assert float(W.turns(W.read_color(img))) == pytest.approx(0.0, abs=1e-6)
+    assert float(W.turns(W.read_orientation(img))) == pytest.approx(0.0, abs=1e-5)  # vertical = 0
     wide = img.transpose(2, 3)
-    assert float(S.turns(S.read_orientation(wide))) == pytest.approx(0.5, abs=1e-5)  # a quarter turn
+    assert float(W.turns(W.read_orientation(wide))) == pytest.approx(0.5, abs=1e-5)  # a quarter turn
 
 
 def test_readers_follow_one_factor_moved_alone() -> None:
@@ -100,10 +101,10 @@ def test_readers_follow_one_factor_moved_alone() -> None:
     moved = df.copy()
     moved["position_x"] = np.clip(moved.position_x + 0.2, 0.15, 0.85)
     after, _ = S.render(moved, 32, CFG)
-    dx = (S.read_position(after)[0] - S.read_position(base)[0]).numpy()
+    dx = (W.read_position(after)[0] - W.read_position(base)[0]).numpy()
     assert np.abs(dx - (moved.position_x - df.position_x).values).max() < 0.03
-    assert torch.allclose(S.read_position(after)[1], S.read_position(base)[1], atol=0.03)
-    assert torch.allclose(S.read_scale(after, CFG), S.read_scale(base, CFG), atol=0.05)
+    assert torch.allclose(W.read_position(after)[1], W.read_position(base)[1], atol=0.03)
+    assert torch.allclose(W.read_scale(after, CFG), W.read_scale(base, CFG), atol=0.05)
 
 
 def test_manifest_source_with_corruptions_on_top() -> None:
@@ -149,3 +150,24 @@ def test_missing_idsprites_is_one_clear_line(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "idsprites", None)
     with pytest.raises(S.SpritesUnavailable, match=r"pip install 'tokenprobe\[sprites\]'"):
         S.shape_bank.__wrapped__(2, 99, 0.4, 1.5, 0.7)
+
+
+def test_world_bundle_measurers_read_the_factors(rendered) -> None:
+    from probe import worlds
+    from probe.measure import get_measurer
+
+    world = worlds.get("sprites")
+    assert worlds.for_source("sprites") is world and world.circular() == ("color", "orientation")
+    assert set(world.measurers) <= set(world.factors) and "shape_id" not in world.measurers
+    images, df = rendered
+    for name, spec in world.measurers.items():
+        m = get_measurer(spec)  # a measurer object is accepted wherever a spec is
+        out = m(images)
+        if m.kind == "circular":
+            assert out.shape == (len(df), 2)
+            err = _circ_err(W.turns(out).numpy(), df[name].values, 1.0)
+            assert np.median(err) < 0.01, name
+        else:
+            assert out.shape == (len(df),) and np.corrcoef(out.numpy(), df[name].values)[0, 1] > 0.99, name
+    with pytest.raises(ValueError, match="expected images"):
+        world.measurers["scale"](images[:, :1])

@@ -27,7 +27,7 @@ null_factor    continuous   drawn like the others, never rendered (a control)
 Every continuous factor also has a ``<name>_bin`` column (equal-width bins over its range).
 
 Deliberate differences from ``InfiniteDSprites.draw`` (each so that a factor can be read back exactly from
-the pixels, by the analytic readers at the end of this module):
+the pixels, by the world's analytic readers in :mod:`probe.worlds.sprites`):
 
 - **Equal area.** idsprites scales each shape to a unit bounding box; here each bank shape is also scaled to
   the same polygon area (``shape_area``), so ``sqrt(sprite area)`` is proportional to ``scale`` for every shape.
@@ -320,92 +320,6 @@ def sample(n: int, *, seed: int = 0, resolution: int | None = None,
            config: SpritesConfig | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
     """``n`` seeded sprites images ``[n, 3, H, W]`` in [0, 1] and a DataFrame of every factor."""
     return sample_range(0, n, seed=seed, resolution=resolution, config=config)
-
-
-# ---------------------------------------------------------------------------------------------- the readers
-# Analytic readers of the factors from pixels alone (no factor is passed in). The background is the per-channel
-# median of the image (a sprite covers well under half of it); the coverage of a pixel is its largest channel
-# difference from the background over the image's largest one (exact on a clean rendering: a pixel is
-# background * (1 - m) + colour * m). Written by hand (closed forms; image moments as in skimage.measure.moments,
-# but in torch, batched and differentiable almost everywhere).
-_MIN_COVER = 0.05  # coverage below this is treated as background (noise, faint blur tails)
-
-
-def sprite_coverage(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Estimated sprite coverage ``[B, 1, H, W]`` in [0, 1] and background colour ``[B, 3, 1, 1]``."""
-    bg = images.flatten(2).median(dim=2).values[:, :, None, None]
-    d = (images - bg).abs().amax(dim=1, keepdim=True)
-    peak = d.flatten(1).amax(dim=1).clamp_min(1e-6)[:, None, None, None]
-    m = d / peak
-    return torch.where(m >= _MIN_COVER, m, torch.zeros_like(m)), bg
-
-
-def _grid(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    h, w = images.shape[-2:]
-    ys = (torch.arange(h, device=images.device, dtype=images.dtype) + 0.5)[:, None].expand(h, w)
-    xs = (torch.arange(w, device=images.device, dtype=images.dtype) + 0.5)[None, :].expand(h, w)
-    return xs, ys
-
-
-def read_position(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(position_x, position_y)`` ``[B]`` each, from the coverage centroid, in the factors' units."""
-    m, _ = sprite_coverage(images)
-    m = m[:, 0]
-    xs, ys = _grid(images)
-    mass = m.sum(dim=(1, 2)).clamp_min(1e-6)
-    side_x, side_y = images.shape[-1], images.shape[-2]
-    cx = (m * xs).sum(dim=(1, 2)) / mass / side_x
-    cy = (m * ys).sum(dim=(1, 2)) / mass / side_y
-    return (cx - 0.25) / 0.5, (cy - 0.25) / 0.5
-
-
-def read_scale(images: torch.Tensor, config: SpritesConfig | None = None) -> torch.Tensor:
-    """``scale`` ``[B]`` from the coverage area: ``sqrt(area / shape_area) / (0.45 * side)``."""
-    c = config or SpritesConfig()
-    m, _ = sprite_coverage(images)
-    area = m.sum(dim=(1, 2, 3))
-    side = math.sqrt(images.shape[-1] * images.shape[-2])
-    return torch.sqrt(area / c.shape_area) / (_EXTENT * side)
-
-
-def read_color(images: torch.Tensor) -> torch.Tensor:
-    """``color`` (the sprite's hue) as unit vectors ``[B, 2]`` (angle ``2 pi color``): the hue of the mean colour of the pixels the
-    sprite covers at least 90% (its interior, free of the anti-aliased rim)."""
-    m, _ = sprite_coverage(images)
-    w = (m >= 0.9).to(images.dtype)
-    rgb = (images * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp_min(1.0)  # [B, 3]
-    r, g, b = rgb.unbind(1)
-    # the hue angle in the opponent-colour plane, atan2(sqrt(3)(g - b), 2r - g - b): equal to the HSV hue at the
-    # primaries and secondaries, within ~1 degree of it between them (our colours: saturation 0.8)
-    x = 2 * r - g - b
-    y = math.sqrt(3) * (g - b)
-    return torch.nn.functional.normalize(torch.stack([x, y], dim=1), dim=1, eps=1e-8)
-
-
-def read_orientation(images: torch.Tensor) -> torch.Tensor:
-    """``orientation`` as unit vectors ``[B, 2]`` at angle ``2 pi orientation`` (= twice the angle in radians),
-    from the coverage's central second moments: the major axis is at ``phi = atan2(2 mu11, mu20 - mu02) / 2``
-    from the x axis (y down), and a bank shape's major axis is vertical at orientation 0, so the angle is
-    ``phi - pi/2``."""
-    m, _ = sprite_coverage(images)
-    m = m[:, 0]
-    xs, ys = _grid(images)
-    mass = m.sum(dim=(1, 2)).clamp_min(1e-6)
-    cx = (m * xs).sum(dim=(1, 2)) / mass
-    cy = (m * ys).sum(dim=(1, 2)) / mass
-    dx = xs[None] - cx[:, None, None]
-    dy = ys[None] - cy[:, None, None]
-    mu20 = (m * dx * dx).sum(dim=(1, 2))
-    mu02 = (m * dy * dy).sum(dim=(1, 2))
-    mu11 = (m * dx * dy).sum(dim=(1, 2))
-    # angle 2 phi = atan2(2 mu11, mu20 - mu02); 2 * orientation = 2 phi - pi, i.e. the vector negated
-    v = torch.stack([-(mu20 - mu02), -2 * mu11], dim=1)
-    return torch.nn.functional.normalize(v, dim=1, eps=1e-8)
-
-
-def turns(vectors: torch.Tensor) -> torch.Tensor:
-    """Unit vectors ``[B, 2]`` of a circular reading -> its value in turns, ``[0, 1)``."""
-    return (torch.atan2(vectors[:, 1], vectors[:, 0]) / (2 * math.pi)) % 1.0
 
 
 # ---------------------------------------------------------------------------------------------- the source

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: world name -> the module that registers it (imported on first lookup)
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {"sprites": "probe.worlds.sprites"}
 
 _REGISTRY: dict[str, World] = {}
 
