@@ -171,3 +171,39 @@ def test_world_bundle_measurers_read_the_factors(rendered) -> None:
             assert out.shape == (len(df),) and np.corrcoef(out.numpy(), df[name].values)[0, 1] > 0.99, name
     with pytest.raises(ValueError, match="expected images"):
         world.measurers["scale"](images[:, :1])
+
+
+def test_salience_is_the_sprite_coverage() -> None:
+    from probe.training.losses import salience
+
+    df = S.factors_at(range(16), seed=5, config=CFG)
+    images, masks = S.render(df, 32, CFG)
+    sal = salience(images)
+    assert sal.shape == masks.shape and float((sal - masks).abs().max()) < 1e-4
+    assert float(salience(torch.full((2, 3, 8, 8), 0.3)).abs().max()) == 0.0  # a flat image has no foreground
+
+
+def test_tokenizer_trains_on_manifest_images_alone(tmp_path) -> None:
+    import json
+
+    from probe.training.tokenizer import TrainConfig, load_data, train
+
+    cfg = TrainConfig.from_dict({
+        "model": {"image_size": 32, "width": 32, "enc_depth": 1, "dec_depth": 1, "heads": 2, "num_tokens": 8,
+                  "codebook_size": 32},
+        "manifest": "sprites", "resolution": 32, "n_train": 96, "n_eval": 16, "batch_size": 16, "steps": 30,
+        "lr": 2e-3, "warmup_steps": 5, "vq_warmup": 0.3, "w_salient": 6.0, "eval_every": 10, "log_every": 5,
+        "cache_dir": str(tmp_path / "cache")})
+    data = load_data(cfg, torch.device("cpu"))
+    assert data.train_u8.shape == (96, 3, 32, 32) and data.eval_u8.shape == (16, 3, 32, 32)
+    assert data.train_masks is None and data.partner_u8 is None  # images only: no mask, no pair
+    assert not torch.equal(data.train_u8[:16], data.eval_u8)  # held out: another seed
+    train(cfg, tmp_path / "run", progress_bar=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0] and "salient" in log[-2]
+    record = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert record["manifest"] == "sprites" and "world" not in record
+    with pytest.raises(ValueError, match="pairs, w_object and world overrides need the attribute world"):
+        load_data(TrainConfig.from_dict({**json.loads((tmp_path / "run" / "config.json").read_text()),
+                                         "pairs": "ada"}), torch.device("cpu"))

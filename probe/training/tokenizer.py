@@ -46,6 +46,7 @@ from probe.training.losses import (
     generator_hinge_loss,
     image_gradient_l1,
     object_loss,
+    salience,
 )
 from probe.training.loop import (
     Checkpoint,
@@ -90,6 +91,11 @@ class TrainConfig:
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
             (without this term the world tokenizers drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
+        w_salient: weight of the same L1 + L2 loss as ``w_object``, over a soft foreground estimated from each
+            training image alone (``probe.training.losses.salience``: its deviation from its own median colour)
+            instead of the generator's object masks: for images of small objects on a flat background (the
+            sprites world), whose pixels the plain losses let the decoder trade for the background. It reads no
+            mask, factor or label. 0 disables it.
         w_perceptual: weight of the perceptual loss (``probe.training.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
         perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
@@ -171,6 +177,7 @@ class TrainConfig:
     w_codebook: float = 1.0
     w_commit: float = 0.25
     w_object: float = 0.0
+    w_salient: float = 0.0
     w_perceptual: float = 0.0
     perceptual_net: str = "world-oracle"
     w_adversarial: float = 0.0
@@ -251,6 +258,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     if cfg.w_object > 0 and masks is None:
         raise ValueError("compute_losses: TrainConfig.w_object > 0 needs the object masks (masks=...)")
     obj = object_loss(rec, images, masks) if cfg.w_object > 0 else rec.new_zeros(())
+    sal = object_loss(rec, images, salience(images)) if cfg.w_salient > 0 else None
     if cfg.w_perceptual > 0 and perceptual is None:
         raise ValueError("compute_losses: TrainConfig.w_perceptual > 0 needs the perceptual network (perceptual=...)")
     perc = perceptual(rec, images) if cfg.w_perceptual > 0 else rec.new_zeros(())
@@ -258,6 +266,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj + cfg.w_perceptual * perc
              + cfg.w_adversarial * adv
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
+    if sal is not None:
+        total = total + cfg.w_salient * sal
     pair = rec.new_zeros(())
     if pairs:
         pair = changed_positions(out["features"])
@@ -267,6 +277,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
              "object": obj.detach(), "perceptual": perc.detach(), "adversarial": adv.detach(), "pair": pair.detach(),
              "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
              "indices": out["indices"], "features": out["features"].detach(), "recon": rec.detach()}
+    if sal is not None:
+        parts["salient"] = sal.detach()
     return total, parts
 
 
