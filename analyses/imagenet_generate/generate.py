@@ -57,7 +57,7 @@ def class_names(spec) -> list[str]:
 
 
 def seed_set(spec: str, n: int, resolution: int, seed: int) -> torch.Tensor:
-    from probe.optimize.cli_args import load_images
+    from probe.commands._optimize_args import load_images
 
     if spec.startswith("world:"):
         return load_images([spec], resolution, seed=seed)[:n]

@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.optimize.cli_args import add_model_arguments
+    from probe.commands._optimize_args import add_model_arguments
 
     parser.add_argument("--target", nargs="+", required=True, help="target images: files, folders or world:N")
     parser.add_argument("--source", nargs="+", required=True, help="source images (one, or one per target)")
@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from probe.optimize.cli_args import load_images, load_tok, settings_from_args
-    from probe.optimize.tasks import copy_paste, load_position_map, positions_for, save_images
+    from probe.commands._optimize_args import load_images, load_tok, settings_from_args
+    from probe.optimize.tasks import load_position_map, save_images
+    from probe.swap import copy_paste, top_positions
     from probe.viz.optimize import optimization_grid
     from probe.viz.save import save_figure
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--positions {args.positions!r}: expected comma-separated integers") from None
     elif args.attribute and args.map:
-        positions = positions_for(args.attribute, load_position_map(args.map), args.k)
+        positions = top_positions(load_position_map(args.map), args.attribute, args.k)
     else:
         raise ValueError("copy-paste: give --positions, or --attribute with --map")
     tok = load_tok(args)

@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.optimize.cli_args import add_loop_arguments, add_model_arguments
+    from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
 
     parser.add_argument("images", nargs="+", help="image files, folders, or world:N (N world images)")
     parser.add_argument("--prompt", action="append", required=True,
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from probe.optimize.cli_args import (
+    from probe.commands._optimize_args import (
         config_from_args,
         settings_from_args,
         heldout_from_args,

@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.optimize.cli_args import add_loop_arguments, add_model_arguments
+    from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
 
     parser.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     parser.add_argument("-n", "--samples", type=int, default=1, help="samples per prompt (default: 1)")
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from probe.optimize.cli_args import (
+    from probe.commands._optimize_args import (
         config_from_args,
         heldout_from_args,
         load_images,

@@ -14,7 +14,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.optimize.cli_args import add_loop_arguments, add_model_arguments
+    from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
 
     parser.add_argument("images", nargs="+", help="image files, folders, or world:N")
     hole = parser.add_mutually_exclusive_group()
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from probe.optimize.cli_args import box_mask, config_from_args, load_images, load_tok, settings_from_args
+    from probe.commands._optimize_args import box_mask, config_from_args, load_images, load_tok, settings_from_args
     from probe.optimize.tasks import inpaint, masked_images, write_run
 
     cfg = config_from_args(args)

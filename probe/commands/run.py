@@ -12,8 +12,7 @@ DESCRIPTION = (
     "analyses/titok-l32-imagenet.yaml the paper's analysis): tokenize (resumable), probe every position x "
     "attribute, validate the probe map by token swaps, one copy-paste edit per confirmed mapping, one text-guided "
     "generation and one inpainting, and write a self-contained report.html in the run folder. A second run "
-    "reuses every finished stage whose settings did not change. Stages whose package is not available are "
-    "skipped, and the report says so."
+    "reuses every finished stage whose settings did not change."
 )
 
 

@@ -131,26 +131,60 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
-    import pandas as pd
-
-    import probe
-    from probe.measure import get_measurer
     from probe.store import TokenStore
-    from probe.swap.engine import Shard, merge_shards
-    from probe.swap.run import DEFAULT_CONTROLS, SwapConfig, SwapData, sweep_positions, validate
-    from probe.swap.stats import VerdictConfig, summarize
-    from probe.swap.validated import default_measurers, grid_images, tokenizer_of, validated_map
+    from probe.swap.distributed import validate_and_write
 
     store = TokenStore.open(store_path)
-    tok = probe.load_tokenizer(args.tokenizer, device=args.device) if args.tokenizer else tokenizer_of(store)
-    if args.device and not args.tokenizer:
-        tok = tok.to(args.device)
+    tok = _tokenizer(args, store)
+    attrs = _attributes(args, store, store_path)
+    measurers = _measurers(args, store, attrs)
+    data = _swap_data(store, tok)
+    cfg = _config(args)
+    attrs = attrs or [a for a in measurers if a in data.attributes.columns]
+    smap_path = Path(args.map) if args.map else _find_map(store_path)
+    smap = load_semantic_map(smap_path) if smap_path else None
+    res = validate_and_write(tok, data, measurers, smap, out, attributes=attrs, config=cfg,
+                             candidates=args.k if args.map else None, greedy=not args.no_greedy,
+                             figures=not args.no_figures, grids=args.grids, tables_format=args.format,
+                             progress=not args.quiet,
+                             record={"command": "tokenprobe swap", "argv": sys.argv[1:], "store": str(store_path),
+                                     "semantic_map": str(smap_path) if smap_path else None})
+    if res is None:  # a rank > 0 of torchrun: rank 0 writes
+        return 0
+    _print(res, args, attrs, smap_path)
+    if args.traverse is not None:
+        _traverse(args, tok, store, data, measurers, out, res.paths)
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _tokenizer(args: argparse.Namespace, store):
+    """--tokenizer, else the store's own (on --device)."""
+    import probe
+    from probe.swap.validated import tokenizer_of
+
+    if args.tokenizer:
+        return probe.load_tokenizer(args.tokenizer, device=args.device)
+    tok = tokenizer_of(store)
+    return tok.to(args.device) if args.device else tok
+
+
+def _attributes(args: argparse.Namespace, store, store_path: Path) -> list[str] | None:
+    """--attributes as a list (``None``: every attribute with a measurer); unknown names are an error."""
     attrs = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
-    if attrs:
-        unknown = [a for a in attrs if a not in store.attributes.columns]
-        if unknown:
-            raise ValueError(f"--attributes: {unknown} not in the store {store_path} "
-                             f"(it has {[c for c in store.attributes.columns if c not in ('index', 'ref')]})")
+    unknown = [a for a in attrs or [] if a not in store.attributes.columns]
+    if unknown:
+        raise ValueError(f"--attributes: {unknown} not in the store {store_path} "
+                         f"(it has {[c for c in store.attributes.columns if c not in ('index', 'ref')]})")
+    return attrs
+
+
+def _measurers(args: argparse.Namespace, store, attrs: list[str] | None) -> dict:
+    """attribute -> measurer: --measurer ATTR=SPEC, else the default. Every swap is measured on every attribute
+    that has one (the side effects) unless --no-side-effects; pairs are drawn only for ``attrs``."""
+    from probe.measure import get_measurer
+    from probe.swap.validated import default_measurers
+
     given = {}
     for item in args.measurer:
         if "=" not in item:
@@ -160,111 +194,60 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
             given[a.strip()] = get_measurer(spec.strip())
         except KeyError as exc:
             raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
-    # every swap is measured on every attribute that has a measurer (the side effects); pairs only for attrs
-    measurers = (default_measurers(store, [a for a in attrs if a not in given]) if args.no_side_effects and attrs
-                 else default_measurers(store, None)) | given
-    if attrs:
-        lacking = [a for a in attrs if a not in measurers]
-        if lacking:
-            default_measurers(store, lacking)  # raises the measure package's one-line reason
+    wanted = [a for a in attrs if a not in given] if args.no_side_effects and attrs else None
+    measurers = default_measurers(store, wanted) | given
+    lacking = [a for a in attrs or [] if a not in measurers]
+    if lacking:
+        default_measurers(store, lacking)  # raises the measure package's one-line reason
     if not measurers:
         raise ValueError("no attribute has a measurer: give --measurer ATTR=SPEC")
-    from probe.data.rematerialise import world_masks
+    return measurers
 
-    masks = world_masks(store)
-    data = SwapData.from_store(store, tok, masks=masks)
+
+def _swap_data(store, tok):
+    """The store's tokens as code vectors, with the masks its world's measurers read (:mod:`probe.worlds`)."""
+    from probe.swap.run import SwapData
+
+    return SwapData.from_store(store, tok)
+
+
+def _config(args: argparse.Namespace):
+    """The SwapConfig of the flags."""
+    from probe.swap.run import DEFAULT_CONTROLS, SwapConfig
+    from probe.swap.stats import VerdictConfig
+
     controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
-    cfg = SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
-                     batch=args.batch, target=args.target, autocast=args.bf16,
-                     verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
-                                           specific=args.specific, seed=args.seed))
-    attrs = attrs or [a for a in measurers if a in data.attributes.columns]
-    shard = Shard.from_env()
-    progress = not args.quiet and shard.rank == 0
-    dist = _init_dist(shard)
-    out.mkdir(parents=True, exist_ok=True)
-    smap_path = Path(args.map) if args.map else _find_map(store_path)
-    smap = load_semantic_map(smap_path) if smap_path else None
+    return SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
+                      batch=args.batch, target=args.target, autocast=args.bf16,
+                      verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
+                                            specific=args.specific, seed=args.seed))
+
+
+def _print(res, args: argparse.Namespace, attrs: list[str], smap_path: Path | None) -> None:
+    """The answers (and, for a sweep, where the probes' top position is not the causal top)."""
     if args.map:
-        res = validate(tok, data, smap, measurers, k=args.k, attributes=attrs, config=cfg, shard=shard,
-                       progress=progress)
-    else:
-        res = sweep_positions(tok, data, measurers, attributes=attrs, config=cfg, shard=shard, progress=progress)
-    if shard.world_size > 1:
-        shard_dir = out / "shards"
-        shard_dir.mkdir(exist_ok=True)
-        res.table.to_parquet(shard_dir / f"rank-{shard.rank:05d}.parquet", index=False)
-        dist.barrier()
-        if shard.rank != 0:
-            dist.destroy_process_group()
-            return 0
-        parts = [pd.read_parquet(shard_dir / f"rank-{r:05d}.parquet") for r in range(shard.world_size)]
-        res.table = merge_shards(parts)
-        res.summary = summarize(res.table, cfg.verdict)
-        dist.destroy_process_group()
-    paths: dict[str, Path] = {}
-    if args.map:
-        res.summary.to_csv(out / "mappings.csv", index=False)
-        table_path = out / f"swaps.{args.format}"
-        if args.format == "parquet":
-            res.table.to_parquet(table_path, index=False)
-        else:
-            res.table.to_csv(table_path, index=False)
-        res.pairs.to_csv(out / "pairs.csv", index=False)
-        answers = res.summary
-        if res.summary.empty:
+        if res.result.summary.empty:
             print(f"no candidate position in {smap_path} for {attrs}: nothing to test")
-            answers = pd.DataFrame(columns=["attribute", "positions", "verdict", "transfer"])
         else:
-            print(res.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
-                               "specificity", "entangled_with"]].to_string(index=False))
-    else:
-        vmap = validated_map(tok, data, measurers, smap, attributes=attrs, config=cfg, greedy=not args.no_greedy,
-                             progress=progress, sweep=res)
-        paths.update(vmap.save(out, figures=not args.no_figures, tables_format=args.format))
-        answers = vmap.answers
-        print(vmap.answers[["attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
-                            "probe_rank"]].to_string(index=False))
-        if len(vmap.disagreements):
-            print("\nprobe top != causal top:")
-            print(vmap.disagreements[["attribute", "probe_top", "probe_top_transfer", "causal_top",
-                                      "causal_top_transfer", "causal_top_probe_rank"]].to_string(index=False))
-    if not args.no_figures and args.grids > 0:
-        from probe.viz.save import save_figure
-        from probe.viz.swap import image_grid_figure
-
-        for row in answers[answers["verdict"] == "confirmed"].drop_duplicates("attribute").itertuples():
-            pos = [int(p) for p in str(row.positions).split("+")]
-            pairs = res.pairs[res.pairs["attribute"] == row.attribute]
-            imgs = grid_images(tok, data, pairs, pos, n=args.grids, seed=args.seed)
-            fig = image_grid_figure(imgs, f"{row.attribute} @ {row.positions}: transfer {row.transfer:.2f}")
-            paths[f"grid_{row.attribute}"] = save_figure(fig, out / "grids" / f"{row.attribute}")[0]
-    if args.traverse is not None:
-        _traverse(args, tok, store, data, measurers, out, paths)
-    config = {"command": "tokenprobe swap", "argv": sys.argv[1:], "store": str(store_path),
-              "semantic_map": str(smap_path) if smap_path else None, "attributes": attrs,
-              "measurers": {a: getattr(m, "name", str(m)) for a, m in measurers.items()},
-              "swap": cfg.to_dict(), "thresholds": cfg.verdict.describe(), "world_size": shard.world_size}
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
-    print(f"\nwrote {out}")
-    return 0
-
-
-def _init_dist(shard):
-    if shard.world_size <= 1:
-        return None
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return dist
+            print(res.result.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
+                                      "specificity", "entangled_with"]].to_string(index=False))
+        return
+    vmap = res.vmap
+    print(vmap.answers[["attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
+                        "probe_rank"]].to_string(index=False))
+    if len(vmap.disagreements):
+        print("\nprobe top != causal top:")
+        print(vmap.disagreements[["attribute", "probe_top", "probe_top_transfer", "causal_top",
+                                  "causal_top_transfer", "causal_top_probe_rank"]].to_string(index=False))
 
 
 def _traverse(args, tok, store, data, measurers, out, paths) -> None:
+    """Position --traverse through the codes the store uses there: the table, its curve and the figure."""
     import matplotlib.pyplot as plt
     import torch
 
     from probe.swap.traverse import codes_used, response_curve, traverse
+    from probe.tokenizers.base import paste_tokens
     from probe.viz.save import save_figure
     from probe.viz.swap import traversal_figure
 
@@ -279,11 +262,13 @@ def _traverse(args, tok, store, data, measurers, out, paths) -> None:
     table.to_csv(out / f"traversal_{pos}.csv", index=False)
     curve.to_csv(out / f"traversal_{pos}_curve.csv", index=False)
     if not args.no_figures:
+        # the first image with position `pos` set to each code, ordered by the first measured attribute
         first = list(measurers)[0]
         order = curve[curve["measured"] == first].sort_values("mean")["code"].to_numpy()
-        q = data.quantized[:1].repeat(len(order), 1, 1)
-        q[:, pos] = tok.codebook.detach()[torch.as_tensor(order.copy())].to(q.device)
+        q = data.quantized[:1]
+        donors = torch.zeros(len(order), *q.shape[1:], dtype=q.dtype, device=q.device)
+        donors[:, pos] = tok.codebook.detach()[torch.as_tensor(order.copy())].to(q.device)
         with torch.no_grad():
-            imgs = tok.decode(q)
+            imgs = tok.decode(paste_tokens(q.expand_as(donors), donors, [pos]))
         paths["traversal"] = save_figure(traversal_figure(curve, images=imgs), out / f"traversal_{pos}")[0]
         plt.close("all")

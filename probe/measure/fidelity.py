@@ -20,10 +20,15 @@ for tokenizer training), :func:`shape_fidelity` gives
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 
-from probe.tokenizers.base import decode_batched, encode_batched
+from probe.tokenizers.base import Tokenizer, decode_batched, encode_batched
+
+if TYPE_CHECKING:
+    from probe.oracle.model import WorldOracle
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
@@ -62,7 +67,7 @@ def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.T
 
 
 @torch.no_grad()
-def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module, *, n: int = 2000,
+def shape_fidelity(model: Tokenizer, world: dict[str, Any], oracle: WorldOracle, *, n: int = 2000,
                    seed: int = 31337) -> dict[str, float]:
     """One row of the table for ``model`` on ``n`` held-out images of its world ``world`` (overrides)."""
     from probe.data import world as world_mod

@@ -68,13 +68,18 @@ def dci_disentanglement_per_code(importance: np.ndarray) -> np.ndarray:
         return 1.0 - stats.entropy(importance.T + 1e-11, base=importance.shape[1])
 
 
-def dci_disentanglement(importance: np.ndarray) -> float:
-    """DCI disentanglement of an importance matrix ``[codes, factors]``."""
-    per_code = dci_disentanglement_per_code(importance)
+def _importance_weighted(scores: np.ndarray, importance: np.ndarray, axis: int) -> float:
+    """``scores`` averaged with weights = each row's (``axis=1``: codes) or column's (``axis=0``: factors) share
+    of the total importance ``[codes, factors]``; equal weights when all importance is 0."""
     if importance.sum() == 0.0:
         importance = np.ones_like(importance)
-    code_importance = importance.sum(1) / importance.sum()
-    return float(np.sum(per_code * code_importance))
+    return float(np.sum(scores * (importance.sum(axis) / importance.sum())))
+
+
+def dci_disentanglement(importance: np.ndarray) -> float:
+    """DCI disentanglement of an importance matrix ``[codes, factors]``: per-code scores weighted by the codes'
+    share of importance."""
+    return _importance_weighted(dci_disentanglement_per_code(importance), importance, axis=1)
 
 
 def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
@@ -84,12 +89,9 @@ def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
 
 
 def dci_completeness(importance: np.ndarray) -> float:
-    """DCI completeness of an importance matrix ``[codes, factors]``."""
-    per_factor = dci_completeness_per_factor(importance)
-    if importance.sum() == 0.0:
-        importance = np.ones_like(importance)
-    factor_importance = importance.sum(0) / importance.sum()
-    return float(np.sum(per_factor * factor_importance))
+    """DCI completeness of an importance matrix ``[codes, factors]``: per-factor scores weighted by the factors'
+    share of importance."""
+    return _importance_weighted(dci_completeness_per_factor(importance), importance, axis=0)
 
 
 def sap_per_factor(score: np.ndarray) -> np.ndarray:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probe.errors import check_fields
 from probe.tokenizers.base import Encoded
 
 
@@ -98,10 +99,7 @@ class WorldTokenizerConfig:
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> "WorldTokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"WorldTokenizerConfig: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        check_fields(cls, cfg, "WorldTokenizerConfig")
         return cls(**cfg)
 
     @property

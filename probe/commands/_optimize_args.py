@@ -1,4 +1,6 @@
-"""Options shared by the ``edit``, ``generate``, ``inpaint`` and ``copy-paste`` commands, and their parsing."""
+"""Options shared by the ``edit``, ``generate``, ``inpaint`` and ``copy-paste`` commands, and their parsing.
+
+(The leading underscore keeps ``probe.cli`` from taking this module for a command.)"""
 from __future__ import annotations
 
 import argparse
@@ -68,22 +70,16 @@ def load_tok(args: argparse.Namespace) -> Any:
 
 
 def load_images(specs: list[str], resolution: int, *, seed: int = 0) -> torch.Tensor:
-    """Images ``[B, 3, R, R]`` from image files, folders of images, or ``world:N`` (N world images
-    sampled with ``seed``) or ``world:N:SEED``."""
+    """Images ``[B, 3, R, R]`` from image files, folders of images, or ``world:N`` (N images of the synthetic
+    attribute world sampled with ``seed``), ``world:N:SEED``, or ``WORLD:N[:SEED]`` for any world of
+    :mod:`probe.worlds` by name."""
     from probe.data.transforms import load_as_tensor
 
     out: list[torch.Tensor] = []
     for spec in specs:
-        if spec.startswith("world:"):
-            parts = spec.split(":")
-            try:
-                n, s = int(parts[1]), int(parts[2]) if len(parts) > 2 else seed
-            except (IndexError, ValueError):
-                raise ValueError(f"image spec {spec!r}: expected world:N or world:N:SEED") from None
-            from probe.data.world import sample
-
-            imgs, _ = sample(n, seed=s, resolution=resolution)
-            out.extend(imgs)
+        world = _world_spec(spec, seed)
+        if world is not None:
+            out.extend(_world_images(*world, resolution))
             continue
         path = Path(spec)
         if path.is_dir():
@@ -98,6 +94,40 @@ def load_images(specs: list[str], resolution: int, *, seed: int = 0) -> torch.Te
     if not out:
         raise ValueError("no input images; give files, folders or world:N")
     return torch.stack(out)
+
+
+#: the world ``world:N`` samples
+DEFAULT_WORLD = "attribute"
+
+
+def _world_spec(spec: str, seed: int) -> tuple[str, int, int] | None:
+    """``(world name, n, seed)`` of a ``world:N[:SEED]`` / ``WORLD:N[:SEED]`` spec; ``None`` for a path."""
+    from probe import worlds
+
+    name, sep, rest = spec.partition(":")
+    if not sep or Path(spec).exists() or (name != "world" and name not in worlds.available()):
+        return None
+    parts = rest.split(":")
+    try:
+        n, s = int(parts[0]), int(parts[1]) if len(parts) > 1 else seed
+    except (IndexError, ValueError):
+        raise ValueError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED") from None
+    if len(parts) > 2 or n < 1:
+        raise ValueError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED with N >= 1")
+    return (DEFAULT_WORLD if name == "world" else name), n, s
+
+
+def _world_images(name: str, n: int, seed: int, resolution: int) -> torch.Tensor:
+    """``n`` images ``[n, 3, R, R]`` of the world ``name`` (:func:`probe.worlds.get`)."""
+    from probe import worlds
+
+    if name == DEFAULT_WORLD and name not in worlds.available():
+        # until the attribute world is registered in probe.worlds, its renderer is read directly
+        from probe.data.world import sample
+    else:
+        sample = worlds.get(name).sample
+    images, _ = sample(n, seed=seed, resolution=resolution)
+    return images
 
 
 def box_mask(n: int, size: int, box: str) -> torch.Tensor:

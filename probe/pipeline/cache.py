@@ -1,0 +1,71 @@
+"""The stage cache: each finished stage leaves a done marker ``stages/<stage>.json`` holding the hash of the
+settings it depends on (its own chained with the stages' before it) and its outputs; a second run reuses every
+stage whose hash still matches and whose outputs are all there."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.pipeline.config import RunConfig, expand
+from probe.report.layout import RunPaths
+
+#: The stages in order.
+STAGES = ("tokenize", "probes", "swap", "optimize", "report")
+
+
+@dataclass
+class StageRecord:
+    """What happened to one stage: ``status`` is ran, reused, skipped or failed."""
+
+    stage: str
+    status: str
+    seconds: float = 0.0
+    note: str = ""
+    outputs: list[str] = field(default_factory=list)
+    config_hash: str = ""
+
+
+def stage_hashes(cfg: RunConfig) -> dict[str, str]:
+    """Each stage's config hash: its own settings chained with the hash of the stage before it."""
+    from probe.store import config_hash
+
+    d = cfg.to_dict()
+    common = {k: d[k] for k in ("tokenizer", "random_init", "seed")}
+    own = {"tokenize": {**common, "data": d["data"], "tokenizer_resolved": expand(cfg.tokenizer)},
+           "probes": d["probes"], "swap": d["swap"], "optimize": d["optimize"], "report": {}}
+    out, prev = {}, ""
+    for s in STAGES:
+        prev = config_hash({"stage": s, "settings": own[s], "upstream": prev})
+        out[s] = prev
+    return out
+
+
+def reusable(paths: RunPaths, stage: str, config_hash: str) -> StageRecord | None:
+    """The record of ``stage`` when it finished with ``config_hash`` and its outputs are all there (else None)."""
+    marker = paths.done_marker(stage)
+    if not marker.exists():
+        return None
+    rec = json.loads(marker.read_text())
+    if rec.get("config_hash") != config_hash or not all((paths.root / o).exists() for o in rec.get("outputs", [])):
+        return None
+    return StageRecord(stage, "reused", rec.get("seconds", 0.0), rec.get("note", ""), rec.get("outputs", []),
+                       config_hash)
+
+
+def write_marker(paths: RunPaths, rec: StageRecord) -> None:
+    """Mark ``rec.stage`` finished (what :func:`reusable` reads)."""
+    paths.stages.mkdir(parents=True, exist_ok=True)
+    paths.done_marker(rec.stage).write_text(json.dumps(asdict(rec), indent=2))
+
+
+def clear_marker(paths: RunPaths, stage: str) -> None:
+    """Forget that ``stage`` finished (it runs again next time)."""
+    paths.done_marker(stage).unlink(missing_ok=True)
+
+
+def relative_outputs(paths: RunPaths, outputs: list[Path] | dict[str, Any]) -> list[str]:
+    """Output files as sorted paths relative to the run folder (as the marker records them)."""
+    items = outputs.values() if isinstance(outputs, dict) else outputs
+    return sorted({str(Path(p).resolve().relative_to(paths.root.resolve())) for p in items})

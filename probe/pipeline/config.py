@@ -1,0 +1,217 @@
+"""The run config: :class:`RunConfig` (a YAML file, one section per stage), its parsing and ``--set`` overrides.
+
+Every default is here, once; ``probe/configs/demo.yaml`` (the embedded default that ``tokenprobe demo`` runs)
+spells them all out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from probe.errors import TokenprobeError
+
+class RunConfigError(TokenprobeError, ValueError):
+    """A run config that cannot be used (the message names the file, the key and what to do)."""
+
+
+@dataclass
+class DataConfig:
+    """Which images are tokenized.
+
+    Attributes:
+        manifest: a manifest YAML (path, or the name of one in ``data_manifests/`` / the package), or ``None``:
+            the synthetic world, with the settings the tokenizer was trained on when it is a shipped world model
+            (its zoo entry), rendered at the tokenizer's resolution.
+        images: number of images (a seeded subset of the manifest; ``None``: the manifest's own ``size``).
+        attributes: attributes to probe and validate (``None``: the world's factors except nuisances, or every
+            attribute of the manifest).
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers (0: decode in the main process; "auto" picks).
+    """
+
+    manifest: str | None = None
+    images: int | None = 4000
+    attributes: list[str] | None = None
+    batch_size: int = 128
+    num_workers: int | str = 0
+
+
+@dataclass
+class ProbeStageConfig:
+    """The probe suite (:func:`probe.run_probes`).
+
+    Attributes:
+        permutations: permutations per permutation test.
+        figures: draw the probe heatmap and the one-page summary.
+    """
+
+    permutations: int = 200
+    figures: bool = True
+
+
+@dataclass
+class SwapStageConfig:
+    """Swap validation of the probe map (the swap engine, ``probe.swap``).
+
+    Attributes:
+        enabled: run the stage.
+        attributes: the attributes validated (and measured for side effects) by swaps; ``None``: every probed
+            attribute that has a measurer. Each swapped image is measured for every one of them, so this is
+            the stage's main cost.
+        pairs: (recipient, donor) pairs per attribute.
+        candidates: the probes' top positions tested per attribute.
+        sweep: also swap every single position (the causal heatmap and the disagreement table).
+        control_pairs: run the decode-costly controls on only this many pairs per attribute (``None``: all).
+        max_set: the largest position set the greedy search tries where no single position is confirmed
+            (0: no greedy search).
+        traversals: set the first confirmed position to each code the store uses there and measure the response.
+        grids: pairs per image grid of a confirmed mapping (0: none).
+        measurers: attribute -> measurer spec (e.g. ``oracle:shape``; default: ``probe.measure.measurer_for``);
+            attributes without a measurer are not validated.
+    """
+
+    enabled: bool = True
+    attributes: list[str] | None = None
+    pairs: int = 16
+    candidates: int = 3
+    sweep: bool = True
+    control_pairs: int | None = 8
+    max_set: int = 4
+    traversals: bool = True
+    grids: int = 6
+    measurers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizeStageConfig:
+    """Test-time token optimization (``probe.optimize``): one copy-paste edit per confirmed mapping, one
+    text-guided generation, one inpainting.
+
+    Attributes:
+        enabled: run the stage.
+        clip: the CLIP model of the text objective: a shipped name (``world-clip``), ``local-dir:FOLDER``,
+            ``hf-hub:OWNER/NAME`` or an open_clip ``ARCH:PRETRAINED`` pair (PRETRAINED: a tag or a weights file).
+        prompt: the prompt of the generation.
+        iterations: optimization steps of the generation and the inpainting.
+        images: images per copy-paste edit and in the inpainting (the generation makes one).
+        copy_paste: do the copy-paste edits.
+        generate: do the generation.
+        inpaint: do the inpainting.
+    """
+
+    enabled: bool = True
+    clip: str = "world-clip"
+    prompt: str = "a red triangle"
+    iterations: int = 30
+    images: int = 4
+    copy_paste: bool = True
+    generate: bool = True
+    inpaint: bool = True
+
+
+@dataclass
+class RunConfig:
+    """One run of the pipeline (a YAML file with these keys; nested sections as mappings).
+
+    Attributes:
+        name: the run's name (the report's title).
+        out: the run folder.
+        tokenizer: any spec :func:`probe.load_tokenizer` takes (preset, shipped name, folder, file, hub id);
+            ``${VAR:-default}`` reads an environment variable.
+        random_init: random tokenizer weights (plumbing checks only: they carry no semantics).
+        device: ``None`` picks cuda, then mps, then cpu.
+        seed: the seed of the data sample, the probes, the pairs and the optimization.
+        data, probes, swap, optimize: the stages' settings.
+    """
+
+    name: str = "demo"
+    out: str = "runs/demo"
+    tokenizer: str = "world-32"
+    random_init: bool = False
+    device: str | None = None
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
+    swap: SwapStageConfig = field(default_factory=SwapStageConfig)
+    optimize: OptimizeStageConfig = field(default_factory=OptimizeStageConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "<run config>") -> RunConfig:
+        """Build from a plain mapping; unknown keys and wrong types are errors naming ``where`` and the key."""
+        return _from_dict(cls, d, where, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _from_dict(cls: type, d: Any, where: str, prefix: str) -> Any:
+    # hand-written: a few lines instead of a validation dependency
+    if not isinstance(d, dict):
+        raise RunConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise RunConfigError(f"{where}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+                             f"known: {', '.join(prefix + k for k in fields)}")
+    kw = {}
+    for k, v in d.items():
+        sub = _SECTIONS.get(k) if not prefix else None
+        kw[k] = _from_dict(sub, v if v is not None else {}, where, f"{k}.") if sub else v
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise RunConfigError(f"{where}: {e}") from None
+
+
+_SECTIONS: dict[str, type] = {"data": DataConfig, "probes": ProbeStageConfig, "swap": SwapStageConfig,
+                              "optimize": OptimizeStageConfig}
+
+
+def apply_settings(data: dict[str, Any], settings: list[str], where: str = "--set") -> dict[str, Any]:
+    """``data`` with each ``KEY=VALUE`` of ``settings`` applied (dotted keys into sections, e.g.
+    ``swap.pairs=8``; the value is read as YAML, so ``null``, ``true``, ``[a, b]`` work)."""
+    out = json.loads(json.dumps(data))  # a deep copy of plain YAML data
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RunConfigError(f"{where} {item!r}: expected KEY=VALUE, e.g. data.images=512")
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise RunConfigError(f"{where} {item!r}: {p} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def load_run_config(path: str | os.PathLike, settings: list[str] | None = None, **overrides: Any) -> RunConfig:
+    """Read a run config YAML; ``settings`` (``KEY=VALUE``, see :func:`apply_settings`) and ``overrides`` (top-level
+    keys, e.g. ``out=``; ``None`` values ignored) replace its values."""
+    path = Path(path)
+    if not path.exists():
+        raise RunConfigError(f"{path}: no such run config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise RunConfigError(f"{path}: not valid YAML ({e})") from None
+    cfg = RunConfig.from_dict(apply_settings(data, settings or [], where=f"{path}: --set"), where=str(path))
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def default_config_path() -> Path:
+    """The embedded default (``tokenprobe demo``), shipped inside the package."""
+    return Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def expand(value: str) -> str:
+    """A config value with ``${VAR:-default}`` read from the environment (and ``~`` expanded)."""
+    from probe.data.manifest import expand_path
+
+    return expand_path(value)

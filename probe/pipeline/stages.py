@@ -1,0 +1,332 @@
+"""The stage adapters of ``tokenprobe run``: each calls the library and writes its outputs under the run folder
+(:class:`probe.report.RunPaths`).
+
+A stage gets a :class:`StageContext` holding the config and what the stages before it produced (the token
+store, the probe result, the swap outputs), hands its own results on in it, and returns the files it wrote
+(its done marker records them; :mod:`probe.pipeline.cache`). The files are for the user and for a second run,
+which reads them back only for the stages it reuses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.pipeline.config import RunConfig, RunConfigError, expand
+from probe.pipeline.world import world_attributes, world_manifest, world_of, world_settings
+from probe.report.layout import RunPaths
+
+
+class StageSkipped(Exception):
+    """Raised by a stage that has nothing to do (e.g. no attribute has a measurer); the message goes to the report."""
+
+
+@dataclass
+class StageContext:
+    """What a stage adapter gets: the config, the run folder, and what earlier stages produced."""
+
+    config: RunConfig
+    paths: RunPaths
+    attributes: list[str] = field(default_factory=list)
+    world: dict[str, Any] | None = None  # world settings of a world run (to re-render rows); None otherwise
+    store: Any = None  # probe.TokenStore
+    probes: Any = None  # probe.probes.ProbeResult (None when reused from disk: read paths.probes)
+    swap: Any = None  # probe.swap.distributed.SwapOutputs (None when reused from disk: read paths.swap)
+    notes: list[str] = field(default_factory=list)  # what a stage wants said in the report (joined into its note)
+    _tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer, loaded on first use (a reused tokenize stage does not need it)."""
+        if self._tokenizer is None:
+            import probe
+
+            self._tokenizer = probe.load_tokenizer(expand(self.config.tokenizer), device=self.config.device,
+                                                   random_init=self.config.random_init)
+        return self._tokenizer
+
+    def after_tokenize(self) -> None:
+        """Open the store (when reused) and settle the run's attributes."""
+        from probe.store import TokenStore
+
+        if self.store is None:
+            self.store = TokenStore.open(self.paths.store)
+        self.world = world_of(self.store)
+        self.attributes = _attributes(self)
+
+
+# --------------------------------------------------------------------------------------------- tokenize, probes
+def _manifest(ctx: StageContext, resolution: int) -> Any:
+    """The manifest the run tokenizes (see :class:`probe.pipeline.config.DataConfig`)."""
+    from probe.data.manifest import load_manifest
+
+    cfg = ctx.config
+    if cfg.data.manifest is None:
+        world = world_settings(expand(cfg.tokenizer))
+        return world_manifest(int(cfg.data.images or 4000), cfg.seed, resolution, world)
+    manifest = load_manifest(expand(cfg.data.manifest))
+    if cfg.data.images is not None:
+        manifest = dataclasses.replace(manifest, size=int(cfg.data.images))
+    return manifest
+
+
+def stage_tokenize(ctx: StageContext) -> list[Path]:
+    from probe.encode import tokenize_manifest
+
+    tok = ctx.tokenizer
+    manifest = _manifest(ctx, int(tok.image_size))
+    ctx.store = tokenize_manifest(manifest, tok, ctx.paths.store, device=ctx.config.device,
+                                  batch_size=ctx.config.data.batch_size, num_workers=ctx.config.data.num_workers)
+    return [ctx.paths.store / "header.json"]
+
+
+def _attributes(ctx: StageContext) -> list[str]:
+    if ctx.config.data.attributes:
+        missing = sorted(set(ctx.config.data.attributes) - set(ctx.store.attribute_names))
+        if missing:
+            raise RunConfigError(f"data.attributes: {missing} not in the store (it has {ctx.store.attribute_names})")
+        return list(ctx.config.data.attributes)
+    if ctx.world is not None:
+        return [a for a in world_attributes(ctx.world) if a in ctx.store.attribute_names]
+    return list(ctx.store.attribute_names)
+
+
+def stage_probes(ctx: StageContext) -> list[Path]:
+    import probe
+
+    cfg = ctx.config
+    ctx.probes = probe.run_probes(ctx.store, attributes_subset=ctx.attributes, permutations=cfg.probes.permutations,
+                                  seed=cfg.seed)
+    paths = ctx.probes.save(ctx.paths.probes, figures=cfg.probes.figures, figures_dir=ctx.paths.figures,
+                            title=f"tokenprobe: {cfg.name}")
+    return list(paths.values())
+
+
+def _semantic_map(ctx: StageContext) -> Any:
+    from probe.probes.semantic_map import SemanticMap
+
+    if ctx.probes is not None:
+        return ctx.probes.semantic_map
+    return SemanticMap.from_dict(json.loads(ctx.paths.semantic_map.read_text()))
+
+
+# --------------------------------------------------------------------------------------------- swap
+def _measurer(ctx: StageContext, attribute: str) -> Any:
+    """The measurer of ``attribute``: the config's spec (``swap.measurers``), else the default."""
+    from probe.measure import get_measurer, measurer_for
+
+    spec = ctx.config.swap.measurers.get(attribute)
+    return get_measurer(spec) if spec else measurer_for(attribute)
+
+
+def _measurers(ctx: StageContext) -> dict[str, Any]:
+    """attribute -> measurer for the run's attributes that have one (spec from the config, else the default)."""
+    out, without = {}, []
+    wanted = ctx.config.swap.attributes
+    if wanted:
+        unknown = sorted(set(wanted) - set(ctx.attributes))
+        if unknown:
+            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {ctx.attributes}")
+    for a in wanted or ctx.attributes:
+        try:
+            out[a] = _measurer(ctx, a)
+        except (KeyError, ValueError):
+            if ctx.config.swap.measurers.get(a):
+                raise RunConfigError(f"swap.measurers.{a}: {ctx.config.swap.measurers[a]!r} is not a measurer "
+                                     "spec") from None
+            without.append(a)
+    if without:
+        ctx.notes.append(f"not validated (no measurer; set swap.measurers): {', '.join(without)}")
+    return out
+
+
+def stage_swap(ctx: StageContext) -> list[Path]:
+    """Validate the probe map by swaps (every position when ``swap.sweep``, else the probes' candidates);
+    writes ``swap/``: tables, the validated map, the causal heatmap, image grids of the confirmed mappings, a
+    traversal (:func:`probe.swap.distributed.validate_and_write`)."""
+    from probe.swap import SwapConfig, SwapData
+    from probe.swap.distributed import validate_and_write
+
+    c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
+    measurers = _measurers(ctx)
+    if not measurers:
+        raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
+    data = SwapData.from_store(ctx.store, tok)
+    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
+                     max_set=max(1, c.max_set))
+    attrs = list(measurers)
+    ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
+                                  config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
+                                  grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates})
+    written = list(ctx.swap.paths.values())
+    if c.traversals:
+        written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
+    ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
+    return written
+
+
+def _traversal(ctx: StageContext, data: Any, measurers: dict[str, Any], confirmed: Any) -> list[Path]:
+    """The first confirmed single position set to every code the store uses there, 4 images, every attribute
+    measured (VQ tokenizers only)."""
+    single = confirmed[~confirmed["positions"].astype(str).str.contains("+", regex=False)]
+    if single.empty or not getattr(ctx.tokenizer, "is_discrete", False):
+        return []
+    import numpy as np
+    import torch
+
+    from probe.swap.traverse import codes_used, response_curve, traverse
+    from probe.viz.save import save_figure
+    from probe.viz.swap import traversal_figure
+
+    row = single.iloc[0]
+    pos, attr = int(row["positions"]), str(row["attribute"])
+    rows = torch.arange(min(4, len(data.quantized)))
+    masks = None if data.masks is None else data.masks[rows]
+    table = traverse(ctx.tokenizer, data.quantized[rows], pos, measurers,
+                     codes=codes_used(np.asarray(ctx.store.tokens), pos), masks=masks, progress=True)
+    curve = response_curve(table)
+    stem = ctx.paths.traversal(pos).with_suffix("")
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    fig = traversal_figure(curve, order_by=attr if attr in set(curve["measured"]) else None)
+    return [stem.with_suffix(".csv"), save_figure(fig, stem)[0]]
+
+
+# --------------------------------------------------------------------------------------------- optimize
+def stage_optimize(ctx: StageContext) -> list[Path]:
+    """A copy-paste edit per confirmed mapping, one text-guided generation, one inpainting; writes
+    ``optimize/``."""
+    from probe.optimize import OptimizeConfig
+
+    c, seed = ctx.config.optimize, ctx.config.seed
+    ocfg = OptimizeConfig(iterations=c.iterations, seed=seed, progress=True)
+    ctx.paths.optimize.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if c.copy_paste:
+        written += _copy_paste(ctx, c.images)
+    if c.generate:
+        written += _generate(ctx, ocfg)
+    if c.inpaint:
+        written += _inpaint(ctx, ocfg)
+    return written
+
+
+def _swap_answers(ctx: StageContext) -> tuple[Any, Any] | None:
+    """The confirmed mappings (one row per attribute) and the swap pairs: handed on by the swap stage, or read
+    from ``swap/`` when that stage was reused (``None`` when it did not run)."""
+    import pandas as pd
+
+    if ctx.swap is not None:
+        return ctx.swap.confirmed, ctx.swap.result.pairs
+    pairs_path = ctx.paths.swap / "pairs.csv"
+    if not ctx.paths.validated_map.exists() or not pairs_path.exists():
+        return None
+    vmap = pd.read_csv(ctx.paths.validated_map, keep_default_na=False, na_values=[""], dtype={"positions": str})
+    confirmed = vmap[vmap["verdict"] == "confirmed"].drop_duplicates("attribute")
+    return confirmed, pd.read_csv(pairs_path, keep_default_na=False, na_values=[""])
+
+
+def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
+    """Per confirmed mapping, the donors' tokens at its positions pasted into ``n`` recipients: how much of the
+    recipient-donor gap of the measured attribute the paste moves."""
+    import pandas as pd
+
+    from probe.data.rematerialise import rematerialise
+    from probe.measure.distance import reading_distance
+    from probe.swap import copy_paste
+    from probe.swap.engine import parse_label
+    from probe.viz.save import save_figure
+    from probe.viz.swap import image_grid_figure
+
+    answers = _swap_answers(ctx)
+    if answers is None:
+        ctx.notes.append("no copy-paste edits: no validated map (the swap stage did not run)")
+        return []
+    confirmed, pairs = answers
+    if confirmed.empty:
+        ctx.notes.append("no copy-paste edits: no mapping was confirmed")
+        return []
+    rows, written, size = [], [], int(ctx.tokenizer.image_size)
+    for m in confirmed.itertuples():
+        sub = pairs[pairs["attribute"] == m.attribute].head(n)
+        target, t_masks = rematerialise(ctx.store, sub["recipient"].to_numpy(), resolution=size, masks=True)
+        source, s_masks = rematerialise(ctx.store, sub["donor"].to_numpy(), resolution=size, masks=True)
+        out = copy_paste(ctx.tokenizer, target, source, parse_label(m.positions))
+        measurer = _measurer(ctx, m.attribute)
+        read_t = measurer(out["target"], masks=t_masks)
+        kind = getattr(measurer, "kind", None)
+        gap = reading_distance(read_t, measurer(out["source"], masks=s_masks), kind).mean().item()
+        moved = reading_distance(read_t, measurer(out["images"], masks=t_masks), kind).mean().item()
+        rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
+                     "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
+                     "swap_transfer": m.transfer})
+        fig = image_grid_figure({"target": out["target"], "source": out["source"], f"pasted @{m.positions}":
+                                 out["images"]}, f"{m.attribute} @ {m.positions}: moved {moved / max(gap, 1e-12):.2f}"
+                                f" of the gap")
+        written.append(save_figure(fig, ctx.paths.optimize_folder("copy_paste") / str(m.attribute))[0])
+    pd.DataFrame(rows).to_csv(ctx.paths.optimize_table("copy_paste"), index=False)
+    return [ctx.paths.optimize_table("copy_paste"), *written]
+
+
+def _images(ctx: StageContext, n: int, seed: int) -> Any:
+    """``n`` images of the run's store rows, drawn with ``seed`` (re-rendered or re-read): ``[n, 3, H, W]``."""
+    import numpy as np
+
+    from probe.data.rematerialise import rematerialise
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(ctx.store), size=min(n, len(ctx.store)), replace=False))
+    return rematerialise(ctx.store, rows, resolution=int(ctx.tokenizer.image_size))
+
+
+def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
+    """One prompt, one sample, from the CLIP top-1 image of 256 of the run's images (the paper's protocol; more
+    samples from the same seed would be identical without token noise)."""
+    import pandas as pd
+
+    from probe.optimize.tasks import generate, write_run
+
+    c = ctx.config.optimize
+    seeds = _images(ctx, 256, ctx.config.seed)
+    res = generate(ctx.tokenizer, c.prompt, n=1, clip=expand(c.clip), seed_images=seeds, init="top1", config=ocfg)
+    folder = write_run(ctx.paths.optimize_folder("generate"), res, inputs=res.seed_images, labels=[c.prompt],
+                       settings={"prompt": c.prompt, "clip": c.clip, "init": "top1", **asdict(ocfg)})
+    h = res.history
+    first = h[h["step"] == h["step"].min()].set_index("row")["objective"]
+    last = h[h["step"] == h["step"].max()].set_index("row")
+    table = pd.DataFrame({"prompt": c.prompt, "objective_seed": first, "objective_result": last["objective"],
+                          "changed_tokens": last.get("changed")}).reset_index()
+    table.to_csv(ctx.paths.optimize_table("generate"), index=False)
+    return [ctx.paths.optimize_table("generate"), folder / "grid.png", folder / "history.csv"]
+
+
+def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
+    """A centred square hole (half the side) in ``optimize.images`` images; PSNR on the hole of the result
+    against that of decoding the masked image (the seed)."""
+    import pandas as pd
+    import torch
+
+    from probe.measure.fidelity import psnr
+    from probe.optimize.tasks import inpaint, masked_images, write_run
+
+    c = ctx.config.optimize
+    images = _images(ctx, c.images, ctx.config.seed + 1)
+    h = images.shape[-1]
+    hole = slice(h // 4, h - h // 4)
+    known = torch.ones(len(images), 1, h, h)
+    known[..., hole, hole] = 0
+    res = inpaint(ctx.tokenizer, images, known, reset_every=max(1, c.iterations // 4), config=ocfg)
+    folder = write_run(ctx.paths.optimize_folder("inpaint"), res, inputs=masked_images(images, known),
+                       settings={"hole": "centred square, half the side", **asdict(ocfg)})
+    table = pd.DataFrame({
+        "psnr_hole_result": psnr(res.images.cpu()[..., hole, hole], images[..., hole, hole]).numpy(),
+        "psnr_hole_masked_decode": psnr(res.seed_images.cpu()[..., hole, hole], images[..., hole, hole]).numpy()})
+    table.insert(0, "row", range(len(table)))
+    table.to_csv(ctx.paths.optimize_table("inpaint"), index=False)
+    return [ctx.paths.optimize_table("inpaint"), folder / "grid.png", folder / "history.csv"]
+
+
+#: stage -> adapter (the report stage is the runner's own)
+STAGE_FUNCS: dict[str, Callable[[StageContext], list[Path]]] = {
+    "tokenize": stage_tokenize, "probes": stage_probes, "swap": stage_swap, "optimize": stage_optimize}

@@ -1,0 +1,171 @@
+"""Swap validation of a store, in one process or sharded over ``torchrun`` ranks, written to a folder.
+
+:func:`validate_and_write` is the one place that runs the swaps of a validation (every position, or the probes'
+candidates), shards them over ranks, merges the shards on rank 0 and writes the tables, the figures, the image
+grids of the confirmed mappings and ``config.json``. The ``tokenprobe swap`` command and the pipeline's swap
+stage both call it.
+
+Sharding: pair ``m`` belongs to rank ``m % world_size`` (:class:`probe.swap.engine.Shard`); every random choice
+is drawn for all pairs before sharding, so the merged table equals one process's table. Each rank writes its
+table to ``out/shards/rank-NNNNN.parquet``; rank 0 merges them and writes the outputs, the other ranks return
+``None``. The greedy set search runs on rank 0 after the merge.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from probe.swap.engine import Shard, merge_shards, parse_label
+from probe.swap.maps import candidate_sets
+from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
+from probe.swap.stats import summarize
+from probe.swap.validated import ValidatedMap, grid_images, validate
+
+#: columns of the answers table when no mapping was tested
+_ANSWER_COLUMNS = ["attribute", "positions", "transfer", "verdict", "source"]
+
+
+@dataclass
+class SwapOutputs:
+    """What :func:`validate_and_write` measured and wrote (on rank 0).
+
+    Attributes:
+        result: the merged swaps (``table``, ``summary``: one row per (attribute, position set), ``pairs``).
+        answers: one row per attribute: the validated map's answers (sweep), or the best tested set (candidates).
+        vmap: the validated map (sweep only).
+        paths: name -> file written.
+    """
+
+    result: SwapResult
+    answers: pd.DataFrame
+    vmap: ValidatedMap | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def confirmed(self) -> pd.DataFrame:
+        """The confirmed answers, one row per attribute (positions as labels, e.g. ``"9+21"``)."""
+        a = self.answers
+        return a[a["verdict"] == "confirmed"].drop_duplicates("attribute") if len(a) else a
+
+
+def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any,
+                       out: str | Path, *, attributes: Sequence[str], config: SwapConfig,
+                       candidates: int | None = None, greedy: bool = True, figures: bool = True, grids: int = 0,
+                       tables_format: str = "csv", progress: bool = True, shard: Shard | None = None,
+                       record: Mapping[str, Any] | None = None) -> SwapOutputs | None:
+    """Validate ``semantic_map`` by swaps and write everything under ``out``.
+
+    Args:
+        data: the store's tokens as code vectors ``[M, N, C]`` with its attributes (and masks).
+        measurers: attribute -> measurer; every swap is measured by all of them (the side effects).
+        semantic_map: the probes' map (or ``None`` with a sweep: no comparison).
+        attributes: the attributes pairs are drawn for.
+        candidates: ``None``: sweep every single position (the validated map, causal heatmap, disagreements,
+            greedy sets); ``k``: only the map's ``k`` candidate positions per attribute, one at a time and together.
+        greedy: with a sweep, search the smallest set reaching ``config.target`` where no single position is
+            confirmed.
+        figures: draw the figures (PNG + SVG) of the validated map.
+        grids: pairs per image grid of a confirmed mapping (0: none).
+        tables_format: ``csv`` or ``parquet`` for the large per-swap table.
+        shard: this process's shard (default: from the ``torchrun`` environment).
+        record: extra entries of ``config.json``.
+
+    Returns:
+        :class:`SwapOutputs` on rank 0, ``None`` on the other ranks.
+    """
+    out = Path(out)
+    shard = shard or Shard.from_env()
+    out.mkdir(parents=True, exist_ok=True)
+    progress = progress and shard.rank == 0
+    if candidates is None:
+        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
+                    progress=progress)
+    else:
+        res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
+                    attributes=attributes, config=config, shard=shard, progress=progress)
+    res = gather(res, out / "shards", shard, config)
+    if res is None:
+        return None
+    if candidates is None:
+        vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
+                        greedy=greedy, progress=progress, sweep_result=res)
+        outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
+    else:
+        outputs = _write_candidates(res, out, tables_format)
+    if figures and grids > 0:
+        outputs.paths |= write_grids(tokenizer, data, outputs, out / "grids", n=grids, seed=config.seed)
+    outputs.paths["config"] = _write_config(out, config, attributes, measurers, shard, record)
+    return outputs
+
+
+def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:
+    """The one-process result from every rank's shard (``res`` itself in one process; ``None`` on ranks > 0)."""
+    if shard.world_size <= 1:
+        return res
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    folder.mkdir(parents=True, exist_ok=True)
+    res.table.to_parquet(folder / f"rank-{shard.rank:05d}.parquet", index=False)
+    dist.barrier()
+    if shard.rank != 0:
+        dist.destroy_process_group()
+        return None
+    table = merge_shards([pd.read_parquet(folder / f"rank-{r:05d}.parquet") for r in range(shard.world_size)])
+    dist.destroy_process_group()
+    return SwapResult(table, summarize(table, config.verdict), res.pairs, res.config)
+
+
+def _write_candidates(res: SwapResult, out: Path, tables_format: str) -> SwapOutputs:
+    """The candidates' tables; each attribute's answer is its best tested set."""
+    paths = {"mappings": out / "mappings.csv", "swaps": out / f"swaps.{tables_format}", "pairs": out / "pairs.csv",
+             "validated_map": out / "validated_map.csv"}
+    res.summary.to_csv(paths["mappings"], index=False)
+    if tables_format == "parquet":
+        res.table.to_parquet(paths["swaps"], index=False)
+    else:
+        res.table.to_csv(paths["swaps"], index=False)
+    res.pairs.to_csv(paths["pairs"], index=False)
+    if res.summary.empty:
+        answers = pd.DataFrame(columns=_ANSWER_COLUMNS)
+    else:
+        answers = (res.summary.sort_values("transfer", ascending=False).drop_duplicates("attribute")
+                   .assign(source="candidate"))
+    answers.to_csv(paths["validated_map"], index=False)
+    return SwapOutputs(res, answers, None, paths)
+
+
+def write_grids(tokenizer: Any, data: SwapData, outputs: SwapOutputs, folder: Path, *, n: int,
+                seed: int) -> dict[str, Path]:
+    """recipient | donor | swapped | controls of each confirmed mapping: ``folder/<attribute>.png|svg``."""
+    from probe.viz.save import save_figure
+    from probe.viz.swap import image_grid_figure
+
+    pairs, written = outputs.result.pairs, {}
+    for row in outputs.confirmed.itertuples():
+        imgs = grid_images(tokenizer, data, pairs[pairs["attribute"] == row.attribute], parse_label(row.positions),
+                           n=n, seed=seed)
+        fig = image_grid_figure(imgs, f"{row.attribute} @ {row.positions}: transfer {row.transfer:.2f}")
+        written[f"grid_{row.attribute}"] = save_figure(fig, folder / str(row.attribute))[0]
+    return written
+
+
+def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], measurers: Mapping[str, Any],
+                  shard: Shard, record: Mapping[str, Any] | None) -> Path:
+    """``config.json``: every setting and seed, the verdict thresholds, the measurers."""
+    d = {"swap": config.to_dict(), "thresholds": config.verdict.describe(), "attributes": list(attributes),
+         "measurers": {a: getattr(m, "name", str(m)) for a, m in measurers.items()}, **(record or {})}
+    if shard.world_size > 1:
+        d["world_size"] = shard.world_size
+    path = out / "config.json"
+    path.write_text(json.dumps(d, indent=2, default=str))
+    return path
+
+
+__all__ = ["SwapOutputs", "gather", "validate_and_write", "write_grids"]
