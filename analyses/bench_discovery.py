@@ -108,7 +108,7 @@ def _set_transfers(model: str, truth_run: Path, answers: pd.DataFrame, pairs: in
     from probe import load_tokenizer
     from probe.measure import get_measurer, measurer_for
     from probe.store import TokenStore
-    from probe.swap import SwapConfig, SwapData, position_set
+    from probe.swap import SwapConfig, SwapData, sweep
 
     import json
 
@@ -123,8 +123,8 @@ def _set_transfers(model: str, truth_run: Path, answers: pd.DataFrame, pairs: in
             m = get_measurer(specs[a]) if ":" in str(specs.get(a, "")) else measurer_for(a)
         except (KeyError, ValueError):
             continue
-        res = position_set(tok, data, {a: m}, list(pos), attributes=[a], config=SwapConfig(pairs=pairs, seed=1),
-                           progress=False)
+        res = sweep(tok, data, {a: m}, [list(pos)], attributes=[a], config=SwapConfig(pairs=pairs, seed=1),
+                    progress=False)
         out[(a, pos)] = float(res.summary["transfer"].iloc[0])
     return out
 

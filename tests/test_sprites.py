@@ -207,3 +207,19 @@ def test_tokenizer_trains_on_manifest_images_alone(tmp_path) -> None:
     with pytest.raises(ValueError, match="pairs, w_object and world overrides need the attribute world"):
         load_data(TrainConfig.from_dict({**json.loads((tmp_path / "run" / "config.json").read_text()),
                                          "pairs": "ada"}), torch.device("cpu"))
+
+
+def test_world_masks_are_the_coverage_of_clean_manifest_images() -> None:
+    import dataclasses
+
+    from probe import worlds
+    from probe.data.manifest import load_manifest
+
+    world = worlds.get("sprites")
+    m = load_manifest("sprites")
+    assert world.masks(m, np.arange(3), 32) is None  # corrupted images: no exact coverage
+    clean = dataclasses.replace(m, corruptions=())
+    got = world.masks(clean, np.array([4, 9]), 32)
+    images, _, cov = world.sample(10, seed=m.seed, resolution=32, config=S.SpritesConfig.from_dict(
+        m.source_options["config"]), return_masks=True)
+    assert torch.equal(got, cov[[4, 9]]) and images.shape == (10, 3, 32, 32)

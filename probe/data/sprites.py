@@ -316,10 +316,13 @@ def sample_range(start: int, stop: int, *, seed: int = 0, resolution: int | None
     return render(df, resolution, config)[0], df
 
 
-def sample(n: int, *, seed: int = 0, resolution: int | None = None,
-           config: SpritesConfig | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
-    """``n`` seeded sprites images ``[n, 3, H, W]`` in [0, 1] and a DataFrame of every factor."""
-    return sample_range(0, n, seed=seed, resolution=resolution, config=config)
+def sample(n: int, *, seed: int = 0, resolution: int | None = None, config: SpritesConfig | None = None,
+           return_masks: bool = False) -> tuple[torch.Tensor, pd.DataFrame] | tuple[torch.Tensor, pd.DataFrame, torch.Tensor]:
+    """``n`` seeded sprites images ``[n, 3, H, W]`` in [0, 1] and a DataFrame of every factor (and, with
+    ``return_masks``, the sprites' coverage ``[n, 1, H, W]``)."""
+    df = factors_at(range(n), seed=seed, config=config)
+    images, masks = render(df, resolution, config)
+    return (images, df, masks) if return_masks else (images, df)
 
 
 # ---------------------------------------------------------------------------------------------- the source

@@ -33,11 +33,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from probe.data import sprites as _sprites
 from probe.worlds import World, register
+
+if TYPE_CHECKING:
+    from probe.data.manifest import Manifest
 
 # ---------------------------------------------------------------------------------------------- the readers
 # Analytic readers of the factors from pixels alone (no factor is passed in). The background is the per-channel
@@ -160,12 +165,23 @@ MEASURERS: dict[str, SpriteReader] = {
 }
 """The default measurer of each factor that a closed form reads."""
 
+def masks(manifest: Manifest, index: np.ndarray, resolution: int) -> torch.Tensor | None:
+    """The sprites' coverage ``[n, 1, R, R]`` in the manifest's images ``index`` (None when they are corrupted:
+    a blurred sprite has no exact coverage)."""
+    if manifest.corruptions:
+        return None
+    cfg = _sprites.SpritesConfig.from_dict(manifest.source_options.get("config", {}))
+    df = _sprites.factors_at([int(i) for i in np.asarray(index).reshape(-1)], seed=manifest.seed, config=cfg)
+    return _sprites.render(df, int(resolution), cfg)[1]
+
+
 WORLD = World(
     name="sprites",
     source_type="sprites",
     factors=FACTORS,
     measurers=MEASURERS,
     sample=_sprites.sample,
+    masks=masks,
     description="Infinite dSprites shapes on a grey canvas: shape, colour, scale, orientation, position, a null",
 )
 register(WORLD)
