@@ -73,6 +73,14 @@ def _run_demo_config(argv):
     return _tokenprobe(argv) + SMALL_RUN, 0, "report:"
 
 
+def _run_sprites(argv):
+    # the sprites world with sprites-32 (needs the optional idsprites): the same pipeline on fewer images and pairs
+    small = ["--set", "data.images=128", "--set", "probes.permutations=10", "--set", "swap.pairs=4",
+             "--set", "swap.control_pairs=2", "--set", "swap.max_set=2", "--set", "swap.grids=0",
+             "--set", "swap.attributes=[scale, color, contrast]"]
+    return _tokenprobe(argv) + small, 0, "report:"
+
+
 def _run_titok(argv):
     # no TiTok-L-32 weights, ImageNet folder or CLIP weights here: the run must stop before any work and name them
     return _tokenprobe(argv), 2, "missing"
@@ -100,6 +108,8 @@ COMMANDS = [
     (r"^tokenprobe demo", _demo),
     (r"^tokenprobe run analyses/demo\.yaml", _run_demo_config),
     (r"^tokenprobe run analyses/titok-l32-imagenet\.yaml", _run_titok),
+    (r"^tokenprobe run analyses/sprites\.yaml", _run_sprites),
+    (r"^python analyses/bench_discovery\.py", "skip: hours on 2 cores; tests/test_bench_discovery.py runs a small instance"),
     (r"^tokenprobe (info|tokenize|probe|swap|copy-paste|edit|generate|inpaint)\b", _plain),
     (r"^torchrun ", _torchrun),
     (r"^python analyses/bench\.py", _bench),
