@@ -106,16 +106,18 @@ def _flat(v: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _estimate_batch(tokenizer: Any, qr: torch.Tensor, qd: torch.Tensor, measurers: Sequence[Any],
-                    mask_r: torch.Tensor | None, mask_d: torch.Tensor | None,
-                    cfg: AttributionConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per measurer: the gap length ``[B]`` and the estimated movement of every single-position paste ``[B, N]``."""
+                    mask_r: torch.Tensor | None, mask_d: torch.Tensor | None, cfg: AttributionConfig,
+                    directions: Sequence[torch.Tensor | None]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per measurer: the gap ``[B]`` and the estimated movement of every single-position paste ``[B, N]``, along the
+    pair's gap or, where given, along its labels' direction ``[B, D]`` (then both signed)."""
     b = len(qr)
     with torch.no_grad():  # the references, as the engine measures them (clamped decode)
         vr = [_flat(v, b) for v in measure_all(measurers, tokenizer.decode(qr), mask_r)]
         vd = [_flat(v, b) for v in measure_all(measurers, tokenizer.decode(qd), mask_d)]
     gap_vec = [d - r for r, d in zip(vr, vd)]
-    gaps = [g.norm(dim=1) for g in gap_vec]
-    units = [g / n.clamp_min(MIN_GAP)[:, None] for g, n in zip(gap_vec, gaps)]
+    gaps = [g.norm(dim=1) if u is None else (g * u).sum(1) for g, u in zip(gap_vec, directions)]
+    units = [g / n.clamp_min(MIN_GAP)[:, None] if u is None else u.to(g.dtype)
+             for g, n, u in zip(gap_vec, gaps, directions)]
     delta = qd - qr
     grads = [torch.zeros_like(qr) for _ in measurers]
     alphas = [0.0] if cfg.steps == 1 else [(i + 0.5) / cfg.steps for i in range(cfg.steps)]
@@ -148,6 +150,7 @@ def attribute(
     pair_ids: Sequence[int] | np.ndarray | None = None,
     extra: Mapping[str, Sequence[Any]] | None = None,
     progress: bool = False,
+    directions: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Estimate every single-position paste of each donor into its recipient (see the module docstring).
 
@@ -159,6 +162,9 @@ def attribute(
         config: :class:`AttributionConfig`.
         pair_ids: pair ids for the rows (default ``0..M-1``).
         extra: per-pair columns copied into the table (e.g. ``{"attribute": [...]}``).
+        directions: measurer name -> per-pair unit vectors ``[M, D]`` (the labels' direction of each pair): that
+            measurer's estimate is projected on them, as :func:`probe.swap.patch` measures it (``gap`` and
+            ``moved`` signed along the direction).
 
     Returns:
         One row per (pair, position, measurer): ``pair, positions`` (the label, as in swap tables),
@@ -182,6 +188,7 @@ def attribute(
     rmask = dmask = None
     if masks is not None:
         rmask, dmask = masks
+    names = [getattr(m, "name", "") for m in measurers]
 
     from tqdm.auto import tqdm
 
@@ -191,7 +198,10 @@ def attribute(
         e = min(m_all, s + cfg.batch)
         mr = None if rmask is None else rmask[s:e].to(rq.device)
         md = None if dmask is None else dmask[s:e].to(rq.device)
-        g, mv = _estimate_batch(tokenizer, rq[s:e], dq[s:e], measurers, mr, md, cfg)
+        dirs = [None if name not in (directions or {}) else
+                 torch.as_tensor(np.asarray(directions[name], np.float32)[s:e], device=rq.device)
+                 for name in names]
+        g, mv = _estimate_batch(tokenizer, rq[s:e], dq[s:e], measurers, mr, md, cfg, dirs)
         for k in range(len(measurers)):
             gaps[k].append(g[k].detach().cpu())
             moved[k].append(mv[k].detach().cpu())
@@ -288,9 +298,11 @@ class AttributionResult:
 def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *,
                       attributes: Sequence[str] | None = None, swap_config: Any = None,
                       config: AttributionConfig | None = None, side_effects: bool = False,
-                      progress: bool = False) -> AttributionResult:
+                      progress: bool = False, split: str = "discovery") -> AttributionResult:
     """Attribution estimates of every single position for every attribute, on the pairs a real sweep with
-    ``swap_config`` (:class:`probe.swap.SwapConfig`) draws, so both are compared pair for pair.
+    ``swap_config`` (:class:`probe.swap.SwapConfig`) draws on ``split`` (default the discovery pairs: a ranking is
+    a selection), each attribute's own reading along its labels' direction as the engine measures it, so both
+    are compared pair for pair.
 
     Args:
         data: a :class:`probe.swap.SwapData`.
@@ -299,8 +311,7 @@ def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *
         side_effects: also estimate every other measurer on each attribute's pairs (default: its own only,
             which is all the heatmap needs).
     """
-    from probe.swap.pairs import PairConfig, sample_pairs
-    from probe.swap.run import SwapConfig, _Named
+    from probe.swap.run import SwapConfig, _draw, _Named, geometry
 
     scfg = swap_config or SwapConfig()
     acfg = config or AttributionConfig()
@@ -313,17 +324,18 @@ def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *
     q = data.quantized
     tables, pair_frames = [], []
     offset = 0
-    for attr in attrs:  # the pairs sweep draws, with the same ids
-        pcfg = PairConfig(n=scfg.pairs, quantile=scfg.quantile, seed=scfg.seed)
-        pairs = sample_pairs(data.attributes, attr, data.kinds.get(attr, "continuous"), pcfg,
-                             circular=attr in data.circular)
+    for attr in attrs:  # the pairs sweep(split=split) draws, with the same ids
+        n = scfg.discovery_pairs if split == "discovery" else scfg.pairs
+        both = _draw(data, attr, scfg, n if split == "discovery" else 0, n if split == "confirmation" else 0)
+        pairs = both[both["split"] == split].reset_index(drop=True)
         pairs.insert(0, "pair", np.arange(offset, offset + len(pairs)))
         offset += len(pairs)
         pair_frames.append(pairs)
         rec, don = (torch.as_tensor(pairs[c].to_numpy().copy()) for c in ("recipient", "donor"))
         mk = None if data.masks is None else (data.masks[rec], data.masks[don])
         meas = list(named.values()) if side_effects else [named[attr]]
-        tables.append(attribute(tokenizer, q[rec], q[don], meas, masks=mk, config=acfg,
+        dirs = {attr: geometry(tokenizer, data, attr, measurers[attr], scfg).directions_for(pairs)}
+        tables.append(attribute(tokenizer, q[rec], q[don], meas, masks=mk, config=acfg, directions=dirs,
                                 pair_ids=pairs["pair"].to_numpy(), progress=progress,
                                 extra={"attribute": np.full(len(pairs), attr, dtype=object)}))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -365,13 +377,14 @@ def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, A
                             attributes: Sequence[str] | None = None, config: Any = None, k: int = 3,
                             pool: int | None = None, attribution: AttributionConfig | None = None,
                             progress: bool = False) -> tuple[Any, AttributionResult]:
-    """Attribution ranks every position; real swaps (with the configured controls) test only the top ``k`` of
-    each attribute, and where none of those is confirmed, the next ones up to ``pool`` (default
-    ``config.pool``, the greedy search's pool) so a position-set search has the same pool size as after a
-    full sweep.
+    """The discovery step, attribution first: attribution ranks every position on the discovery pairs; real
+    swaps on the same pairs test only the top ``k`` of each attribute, and where none of those reaches
+    ``config.target``, the next ones up to ``pool`` (default ``config.pool``, the greedy search's pool) so a
+    position-set search has the same pool size as after a full sweep. Confirmation
+    (:func:`probe.swap.validate`) is the same as after a full sweep.
 
-    Returns ``(SwapResult of the tested cells, AttributionResult of every cell)``; the swap result's summary
-    is what :func:`probe.swap.validate` reads (``sweep_result=``).
+    Returns ``(discovery SwapResult of the tested cells, AttributionResult of every cell)``; the swap result is
+    what :func:`probe.swap.validate` builds on (``sweep_result=``, ``attribution=``).
     """
     from probe.swap.run import SwapConfig, SwapResult, sweep
     from probe.swap.stats import summarize
@@ -380,14 +393,16 @@ def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, A
     attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
     est = attribution_sweep(tokenizer, data, measurers, attributes=attrs, swap_config=cfg,
                             config=attribution or RANKING, progress=progress)
+    common = dict(config=cfg, progress=progress, split="discovery", controls=("none",))
     first = {a: [[p] for p in ranked_positions(est.heatmap, a, k)] for a in attrs}
-    sw = sweep(tokenizer, data, measurers, first, attributes=attrs, config=cfg, progress=progress)
-    confirmed = set(sw.summary.loc[sw.summary["verdict"] == "confirmed", "attribute"]) if len(sw.summary) else set()
+    sw = sweep(tokenizer, data, measurers, first, attributes=attrs, **common)
+    reached = sw.summary.groupby("attribute")["transfer"].max().ge(cfg.target) if len(sw.summary) else pd.Series(
+        dtype=bool)
     size = cfg.pool if pool is None else pool
-    more = {a: [[p] for p in ranked_positions(est.heatmap, a, size)[k:]] for a in attrs if a not in confirmed}
+    more = {a: [[p] for p in ranked_positions(est.heatmap, a, size)[k:]] for a in attrs if not reached.get(a, False)}
     more = {a: s for a, s in more.items() if s}
     if more:
-        extra = sweep(tokenizer, data, measurers, more, attributes=list(more), config=cfg, progress=progress)
+        extra = sweep(tokenizer, data, measurers, more, attributes=list(more), **common)
         # the same pairs (same seed per attribute), numbered from 0 again: give them the first run's ids
         shift = (sw.pairs.groupby("attribute")["pair"].min() - extra.pairs.groupby("attribute")["pair"].min()).dropna()
         extra_table = extra.table.copy()
@@ -395,5 +410,6 @@ def attribution_first_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, A
         table = pd.concat([sw.table, extra_table], ignore_index=True)
         for key in ("decoded", "decode_s", "measure_s"):
             table.attrs[key] = sw.table.attrs.get(key, 0) + extra.table.attrs.get(key, 0)
+        table.attrs["visibility"] = {**extra.table.attrs.get("visibility", {}), **sw.table.attrs.get("visibility", {})}
         sw = SwapResult(table, summarize(table, cfg.verdict), sw.pairs, cfg)
     return sw, est
