@@ -1,8 +1,9 @@
 """How good is attribution patching as an estimate of the real single-position swaps, on world-32.
 
 Method. Held-out world images (``--n``, world seed ``--seed``, never used in training) are encoded with
-world-32. For every world attribute with a default measurer, ``--pairs`` (recipient, donor) pairs are drawn
-from the attribute's two ends (:func:`probe.swap.sample_pairs`, as the engine draws them). On the same pairs:
+world-32. For every world attribute with a default measurer, ``--pairs`` discovery (recipient, donor) pairs
+are drawn from the attribute's two ends as the engine draws them (:mod:`probe.swap.split`), and each pair's
+reading is taken along its labels' direction as the engine takes it. On the same pairs:
 
 - the real sweep: :func:`probe.swap.sweep` (every position pasted and decoded; the tested swap
   only, no controls: only transfer is compared);
@@ -116,9 +117,10 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     tok, data = heldout_data(args.n, args.seed)
     attrs = [a.strip() for a in args.attributes.split(",")]
     measurers = {a: measurer_for(a) for a in attrs}
-    cfg = SwapConfig(pairs=args.pairs, controls=("none",), batch=256)
+    # the estimate ranks on discovery pairs: the real sweep it is compared with runs on the same pairs
+    cfg = SwapConfig(pairs=args.pairs, discovery_pairs=args.pairs, controls=("none",), batch=256)
     t0, c0 = time.perf_counter(), time.process_time()
-    swept = sweep(tok, data, measurers, attributes=attrs, config=cfg, progress=False)
+    swept = sweep(tok, data, measurers, attributes=attrs, config=cfg, progress=False, split="discovery")
     sweep_s, sweep_cpu = time.perf_counter() - t0, time.process_time() - c0
     causal = causal_heatmap(swept.summary)
     rows, heats = [], [causal.stack().rename("transfer").reset_index().assign(method="swap")]
