@@ -140,9 +140,9 @@ def test_no_cycle_inside_a_part() -> None:
 GENERIC = ("probe.swap", "probe.measure", "probe.optimize", "probe.pipeline")
 #: the modules of one world: its bundle (``probe/worlds/<name>.py``) and the attribute world's renderer
 WORLD_MODULES = {m for m in MODULES if m.startswith("probe.worlds.")} | {"probe.data.world", "probe.data.world_cache"}
-#: generic modules owned by other changes that still render the attribute world directly (to move behind the
-#: registry); a module may leave this list, never join it
-RENDERS_THE_WORLD = {"probe.measure.fidelity", "probe.pipeline.world"}
+#: generic modules that still render the attribute world directly (fidelity's nearest-shape reading; to move
+#: behind the registry); a module may leave this list, never join it
+RENDERS_THE_WORLD = {"probe.measure.fidelity"}
 
 
 def _generic(module: str) -> bool:

@@ -42,13 +42,16 @@ SMALL_RUN = ["--set", "data.images=256", "--set", "probes.permutations=10", "--s
 
 def _smaller_flags(argv: list[str]) -> list[str]:
     """Flags of the README's commands made smaller (same command, fewer images / permutations / steps)."""
-    small = {"--limit": "256", "--permutations": "10", "--pairs": "4", "--iterations": "2", "--images": "256"}
+    small = {"--limit": "256", "--permutations": "10", "--pairs": "4", "--discovery-pairs": "4", "--iterations": "2",
+             "--images": "256"}
     out = list(argv)
     for i, a in enumerate(out[:-1]):
         if a in small:
             out[i + 1] = small[a]
     if out[:1] == ["tokenprobe"] and len(out) > 1 and out[1] == "swap" and "--control-pairs" not in out:
         out += ["--control-pairs", "2", "--no-greedy", "--attributes", "lighting,bg_blur"]
+        if "--discovery-pairs" not in out:
+            out += ["--discovery-pairs", "4"]
     return out
 
 

@@ -33,11 +33,15 @@ def localization_metrics(metrics: dict, localization: Path) -> dict:
     metrics["heldout_psnr_db"] = round(extras["psnr"], 3)
     metrics["heldout"] = {"n_images": extras["n_images"], "world_seed": extras["seed"],
                           "pairs_per_factor": extras.get("n_pairs")}
-    metrics["localization"] = {
-        r["factor"]: {k: (None if pd.isna(v) else (round(v, 4) if isinstance(v, float) else v))
-                      for k, v in r.items() if k != "factor"}
-        for r in table.to_dict("records")
-    }
+    counts = ("top_position", "best_position", "n_pairs")  # read back as floats where a factor has NaNs
+
+    def value(k: str, v: object) -> object:
+        if pd.isna(v):
+            return None
+        return int(v) if k in counts else (round(v, 4) if isinstance(v, float) else v)
+
+    metrics["localization"] = {r["factor"]: {k: value(k, v) for k, v in r.items() if k != "factor"}
+                               for r in table.to_dict("records")}
     metrics["measured_by"] = "analyses/world_tokenizer/localization.py (the swap engine's protocol)"
     return metrics
 

@@ -49,7 +49,7 @@ def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n
     out = {}
     for factor, pos in positions.items():
         pairs = sample_pairs(df, factor, "continuous", PairConfig(n=n), circular=kinds[factor] == "circular")
-        lo, hi = pairs["recipient"].to_numpy()[:n], pairs["donor"].to_numpy()[:n]
+        lo, hi = (torch.as_tensor(pairs[c].to_numpy()[:n].copy()) for c in ("recipient", "donor"))
         out[factor] = torch.stack([decode_batched(model, x) for x in (q[lo], q[hi], paste_tokens(q[lo], q[hi], pos))])
     return out
 

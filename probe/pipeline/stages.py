@@ -149,14 +149,16 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     traversal (:func:`probe.swap.distributed.validate_and_write`)."""
     from probe.swap import SwapConfig, SwapData
     from probe.swap.distributed import validate_and_write
+    from probe.swap.verdict import UNTESTABLE
 
     c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
     measurers = _measurers(ctx)
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
     data = SwapData.from_store(ctx.store, tok)
-    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
-                     max_set=max(1, c.max_set))
+    disc = c.discovery_pairs or c.pairs
+    cfg = SwapConfig(pairs=c.pairs, discovery_pairs=disc, seed=seed, control_pairs=c.control_pairs,
+                     greedy_pairs=min(64, disc), max_set=max(1, c.max_set))
     attrs = list(measurers)
     ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
@@ -165,6 +167,10 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     if c.traversals:
         written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
+    answers = ctx.swap.answers
+    lost = answers[answers["verdict"].isin(UNTESTABLE)] if "verdict" in answers else answers.iloc[:0]
+    if len(lost):  # the tokenizer loses them, or their measurer does not see them: said, never confirmed
+        ctx.notes.append("not testable: " + ", ".join(f"{a} ({v})" for a, v in zip(lost["attribute"], lost["verdict"])))
     return written
 
 
@@ -234,8 +240,7 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     import pandas as pd
 
     from probe.data.rematerialise import rematerialise
-    from probe.measure.distance import reading_distance
-    from probe.swap import copy_paste
+    from probe.swap import copy_paste, movement
     from probe.swap.engine import parse_label
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
@@ -256,9 +261,9 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
         out = copy_paste(ctx.tokenizer, target, source, parse_label(m.positions))
         measurer = _measurer(ctx, m.attribute)
         read_t = measurer(out["target"], masks=t_masks)
-        kind = getattr(measurer, "kind", None)
-        gap = reading_distance(read_t, measurer(out["source"], masks=s_masks), kind).mean().item()
-        moved = reading_distance(read_t, measurer(out["images"], masks=t_masks), kind).mean().item()
+        kind = getattr(measurer, "kind", "continuous")
+        gap = float(movement(kind, read_t, measurer(out["source"], masks=s_masks))["distance"].mean())
+        moved = float(movement(kind, read_t, measurer(out["images"], masks=t_masks))["distance"].mean())
         rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
                      "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
                      "swap_transfer": m.transfer})

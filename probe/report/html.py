@@ -27,8 +27,9 @@ from probe.report.layout import OPTIMIZE_TASKS, RunPaths
 MAP_HEADER_RGB = (0, 110, 160)
 
 #: Columns of the validated map, in the order shown (others follow).
-VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
-                     "entangled_with", "probe_rank", "source")
+VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "ci_low_adj", "verdict", "failed",
+                     "visibility", "kept", "n_pairs", "discovery_pairs", "specificity", "entangled_with", "probe_rank",
+                     "source")
 
 
 @dataclass
@@ -95,13 +96,17 @@ class _Report:
         if vmap is not None:
             cols = [c for c in VALIDATED_COLUMNS if c in vmap.columns] + [c for c in vmap.columns
                                                                           if c not in VALIDATED_COLUMNS]
-            body = ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap '
-                    "moves the attribute, with its transfer (fraction of the donor-recipient gap moved, 95% interval), "
-                    "its specificity and the rank the probes gave it.</p>")
+            body = self._untestable_warning(vmap)
+            body += ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap '
+                     "moves the attribute, with its transfer (fraction of the donor-recipient gap moved along the "
+                     "labels' direction, 95% interval, and the family-wise lower bound <code>ci_low_adj</code> the "
+                     "verdict reads), its specificity and the rank the probes gave it. The position was selected on "
+                     "discovery pairs (<code>discovery_pairs</code>); every number shown was measured on "
+                     "confirmation pairs (<code>n_pairs</code>) that share no image with them.</p>")
             thresholds = _read_json(self.run.swap_config).get("thresholds")
             if thresholds:
                 text = thresholds if isinstance(thresholds, str) else json.dumps(thresholds)
-                body += f'<p class="note">verdict thresholds: {html.escape(text)}</p>'
+                body += f'<p class="note">verdict rule: {html.escape(text)}</p>'
             return Section("semantic-map", "Validated semantic map",
                            body + table(vmap[cols], css="data map", table_id="map"))
         summary = _read_csv(self.run.summary)
@@ -113,6 +118,21 @@ class _Report:
                 f"(a correlation), not positions that swaps confirmed. Why: {html.escape(why)}</p>")
         summary = summary.drop(columns=["rank_by"], errors="ignore")
         return Section("semantic-map", "Probe map (unvalidated)", body + table(summary, css="data map", table_id="map"))
+
+    def _untestable_warning(self, vmap: pd.DataFrame) -> str:
+        """A warning first when the tokenizer has random weights or attributes were not testable."""
+        out = ""
+        if self.config.get("random_init"):
+            out += ('<p class="warn"><b>Random tokenizer weights</b> (<code>random_init: true</code>): a plumbing '
+                    "check; nothing here is a finding about a trained tokenizer.</p>")
+        if "verdict" in vmap.columns:
+            lost = vmap[vmap["verdict"].isin(["not reconstructed", "not visible"])]
+            if len(lost):
+                names = ", ".join(f"{a} ({v})" for a, v in zip(lost["attribute"], lost["verdict"]))
+                out += (f'<p class="warn"><b>Not testable:</b> {html.escape(names)}. "not reconstructed": the '
+                        "reconstructions keep less of the originals' gap than the rule asks; \"not visible\": the "
+                        "measurer does not tell the labels' ends apart on the reconstructions.</p>")
+        return out
 
     def heatmaps(self) -> Section:
         rank_by = _read_json(self.run.semantic_map).get("rank_by", "ami")

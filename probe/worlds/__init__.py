@@ -54,8 +54,9 @@ class World:
             [0, 1], factors DataFrame[, masks [n, 1, H, W]])``.
         masks: ``masks(manifest, index [n], resolution) -> [n, 1, H, W] | None``: the object masks the
             measurers read of the manifest's images ``index`` (None when the images have none, e.g. corrupted).
-        manifest: ``manifest(tokenizer_spec, *, size, seed, resolution) -> Manifest``: the default manifest
-            for a tokenizer (the world settings a shipped tokenizer was trained on, else the default world).
+        manifest: ``manifest(tokenizer_spec, *, size, seed, resolution, settings=None) -> Manifest``: the default
+            manifest for a tokenizer (the world settings a shipped tokenizer was trained on, else the default
+            world; ``settings`` given: those).
         attributes: ``attributes(settings) -> list[str]``: the probe targets of a world rendered with
             ``settings`` (the manifest source's ``config``); default: every factor.
         prompts: ``prompts() -> list[str]`` text prompts for text-guided optimization (None: no prompts).
