@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     record = zoo_record(model, cfg, state, metrics, command)
     record["training_chain"] = [{
         "stage": "reconstruction", "from": "scratch (random init)",
-        "recipe": "analyses/sprites/train_config.json: reconstruction losses only (L1, L2, image gradients, VQ "
-                  "codebook and commitment); no pairs, no object loss, no factor or attribute of any kind; "
-                  "continuous for the first 30% of the schedule, then the codebook seeded by k-means",
+        "recipe": "analyses/sprites/train_config.json: reconstruction losses only (L1, L2, image gradients, the "
+                  "same L1 + L2 over a soft foreground each image gives by itself (w_salient), VQ codebook and "
+                  "commitment); no pairs, no generator mask, no factor or attribute of any kind; continuous for "
+                  "the first 30% of the schedule, then the codebook seeded by k-means",
         "device": "CPU, one thread (a 2-core machine shared with other jobs)",
         "steps": state["step"], "batch_size": cfg.batch_size, "wall_minutes": round(state["elapsed"] / 60, 1),
         "command": command,
