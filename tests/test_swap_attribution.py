@@ -68,7 +68,7 @@ def test_linear_decoder_estimate_equals_the_real_swap(toy) -> None:
 def test_heatmap_has_the_causal_heatmaps_layout_and_values(toy) -> None:
     tok, data = toy
     cfg = SwapConfig(pairs=32, controls=("none",))
-    swept = sweep(tok, data, MEAS, config=cfg, progress=False)
+    swept = sweep(tok, data, MEAS, config=cfg, progress=False, split="discovery")  # a ranking selects: discovery
     causal = causal_heatmap(swept.summary)
     est = attribution_sweep(tok, data, MEAS, swap_config=cfg)
     assert list(est.heatmap.index) == list(causal.index) == list(range(12))
@@ -142,7 +142,7 @@ def test_figure_puts_the_estimate_beside_the_real_heatmap(toy) -> None:
 
     tok, data = toy
     cfg = SwapConfig(pairs=8, controls=("none",))
-    causal = causal_heatmap(sweep(tok, data, MEAS, config=cfg, progress=False).summary)
+    causal = causal_heatmap(sweep(tok, data, MEAS, config=cfg, progress=False, split="discovery").summary)
     est = attribution_sweep(tok, data, MEAS, swap_config=cfg).heatmap
     fig = attribution_vs_causal_figure(est, causal, agreement(est, causal))
     assert len([ax for ax in fig.axes if ax.get_title()]) == 3

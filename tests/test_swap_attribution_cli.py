@@ -37,9 +37,13 @@ def test_default_is_attribution_first_with_spatial_maps(store_path, tmp_path) ->
     heat = pd.read_csv(out / "attribution_heatmap.csv")
     assert list(heat["position"]) == list(range(32)) and "lighting" in heat.columns
     # real swaps at the estimate's top 2 (and up to the greedy pool when neither is confirmed)
-    tested = pd.read_csv(out / "mappings.csv")
+    mappings = pd.read_csv(out / "mappings.csv")
+    tested = mappings[mappings["split"] == "discovery"]  # discovery: where attribution sends the real swaps
     top2 = [int(p) for p in heat.set_index("position")["lighting"].sort_values(ascending=False).index[:2]]
     assert set(top2) <= set(tested["positions"].astype(int)) and 2 <= len(tested) <= 8
+    # the confirmed mapping is one of the tested ones, measured on the confirmation pairs
+    conf = mappings[mappings["split"] == "confirmation"]
+    assert len(conf) >= 1 and set(conf["positions"].astype(str)) <= set(tested["positions"].astype(str))
     assert (out / "attribution_vs_causal.png").exists()
     spatial = pd.read_csv(out / "spatial_maps.csv")
     assert list(spatial["position"]) == list(range(32)) and spatial["object_ratio"].notna().any()

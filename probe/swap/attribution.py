@@ -346,7 +346,7 @@ def attribution_sweep(tokenizer: Any, data: Any, measurers: Mapping[str, Any], *
 
 #: attribution-first sweeps rank with integrated gradients over 4 steps: on world-32 the gradient at the
 #: recipient misses the swap-best position of lighting in its top 3 (rank 4), 4 steps find every confirmed one in
-#: the top 2 (analyses/bench_attribution.py; figures/attribution_world32.csv), at ~1/7 of a sweep's CPU time
+#: the top 2 (analyses/bench_attribution.py; figures/attribution_world32.csv), at ~1/5 of a sweep's CPU time
 RANKING = AttributionConfig(steps=4)
 
 
