@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
 
     parser.add_argument("images", nargs="+", help="image files, folders, or world:N (N world images)")
-    parser.add_argument("--prompt", action="append", required=True,
+    from probe.commands._args import non_empty_text
+
+    parser.add_argument("--prompt", action="append", required=True, type=non_empty_text,
                         help="the text; repeat once per image for one prompt per image")
     add_model_arguments(parser)
     add_loop_arguments(parser)

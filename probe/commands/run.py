@@ -23,28 +23,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``tokenprobe demo``."""
+    from probe.commands._args import add_resume_flags
+
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: the config's 'out')")
     parser.add_argument("--device", default=None, help="force a device (default: the config's, else cuda, mps, cpu)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set data.images=512 --set swap.pairs=8 (repeatable)")
-    parser.add_argument("--force", action="store_true", help="redo every stage instead of reusing finished ones")
+    parser.add_argument("--force", action="store_true",
+                        help="redo every stage instead of reusing finished ones (replaces their results)")
+    add_resume_flags(parser, "results of other settings in the run folder (the store too, when its data or "
+                             "tokenizer settings changed); stages whose settings did not change are still reused")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="exit 0 when an optional stage (swap, optimize) fails; without it the run still "
+                             "writes its report, then exits 1 naming the failed stage")
 
 
 def run(args: argparse.Namespace) -> int:
     return run_config(args.config, args, command="run")
 
 
-def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
-    """Load ``path`` with the common options applied, run it, print the stages and where the report is."""
-    from probe.pipeline import RunConfigError, load_run_config, run_pipeline
+#: exit code of a run whose optional stage failed (its report is written; --keep-going gives 0)
+EXIT_STAGE_FAILED = 1
 
-    try:
-        cfg = load_run_config(path, args.settings, out=str(args.out) if args.out else None, device=args.device)
-        res = run_pipeline(cfg, force=args.force)
-    except RunConfigError as e:
-        print(f"tokenprobe {command}: {e}", file=sys.stderr)
-        return 2
+
+def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
+    """Load ``path`` with the common options applied, run it, print the stages and where the report is.
+
+    Exit codes: 0 done; 2 a mistake in the config or the command line (one line, before any work); 1 an
+    optional stage failed (after the report, one line naming the stage and its error file) unless
+    ``--keep-going``."""
+    from probe.pipeline import load_run_config, run_pipeline
+
+    cfg = load_run_config(path, args.settings, out=str(args.out) if args.out else None, device=args.device)
+    res = run_pipeline(cfg, force=args.force, overwrite=args.no_resume)
     print_result(res)
+    if res.failed and not args.keep_going:
+        for s in res.failed:
+            print(f"error: {s.note}; the report shows what the other stages found (--keep-going: exit 0 "
+                  "anyway)", file=sys.stderr)
+        return EXIT_STAGE_FAILED
     return 0
 
 

@@ -41,6 +41,8 @@ DESCRIPTION = None  # filled lazily by add_arguments (keeps `tokenprobe --help` 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from probe.commands._args import add_overwrite_flag, non_negative_int, positive_int
+
     parser.description = _description()
     parser.add_argument("--store", required=True, help="token store folder, or a run folder holding store/")
     src = parser.add_mutually_exclusive_group()
@@ -57,22 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-side-effects", action="store_true",
                         help="measure only the --attributes themselves (faster; no off-target table)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the store's, by its config)")
-    parser.add_argument("--pairs", type=int, default=256, help="pairs per attribute (default 256)")
-    parser.add_argument("--control-pairs", type=int, default=None,
+    parser.add_argument("--pairs", type=positive_int, default=256, help="pairs per attribute (default 256)")
+    parser.add_argument("--control-pairs", type=positive_int, default=None,
                         help="run the decode-costly controls on only this many pairs per attribute (default: all)")
     parser.add_argument("--swap-back", action="store_true", help="also the swap-back control (re-encodes)")
-    parser.add_argument("--k", type=int, default=3, help="with --map: candidate positions per attribute (default 3)")
+    parser.add_argument("--k", type=positive_int, default=3, help="with --map: candidate positions per attribute (default 3)")
     parser.add_argument("--target", type=float, default=0.8, help="transfer the greedy set search must reach (0.8)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy set search")
     parser.add_argument("--confirm", type=float, default=0.5, help="confirmed: transfer CI low >= this (0.5)")
     parser.add_argument("--weak", type=float, default=0.15, help="weak: transfer CI low >= this (0.15)")
     parser.add_argument("--min-effect", type=float, default=0.5, help="min Cohen's d vs random position (0.5)")
     parser.add_argument("--specific", type=float, default=0.25, help="max side effect of a specific mapping (0.25)")
-    parser.add_argument("--traverse", type=int, default=None, metavar="POS",
+    parser.add_argument("--traverse", type=non_negative_int, default=None, metavar="POS",
                         help="also traverse position POS through the codes the store uses there")
-    parser.add_argument("--traverse-images", type=int, default=8, help="images per traversal (default 8)")
-    parser.add_argument("--grids", type=int, default=6, help="pairs per image grid of a confirmed mapping (0: none)")
-    parser.add_argument("--batch", type=int, default=256, help="images per decode (default 256)")
+    parser.add_argument("--traverse-images", type=positive_int, default=8, help="images per traversal (default 8)")
+    parser.add_argument("--grids", type=non_negative_int, default=6, help="pairs per image grid of a confirmed mapping (0: none)")
+    parser.add_argument("--batch", type=positive_int, default=256, help="images per decode (default 256)")
     parser.add_argument("--device", default=None, help="cpu / cuda / mps (default: automatic)")
     parser.add_argument("--bf16", action="store_true", help="decode under bf16 autocast on CUDA")
     parser.add_argument("--format", choices=("csv", "parquet"), default="parquet",
@@ -81,6 +83,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default <run>/swap)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite_flag(parser, "the swap results in --out")
+    # checked by probe.cli before any work: --out writable, its earlier results kept unless --overwrite
+    parser.set_defaults(_writes=lambda a: [_out(a)], _results=lambda a: [_out(a) / "config.json"])
+
+
+def _out(args: argparse.Namespace) -> Path:
+    """--out, else <run>/swap beside the store."""
+    if args.out:
+        return Path(args.out)
+    store = _store_path(Path(args.store)) or Path(args.store)
+    return (store.parent if store.name == "store" else store) / "swap"
 
 
 def _store_path(p: Path) -> Path | None:
@@ -122,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.map and not Path(args.map).exists():
         print(f"error: --map {args.map}: file not found (run `tokenprobe probe` first)", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (store_path.parent if store_path.name == "store" else store_path) / "swap"
+    out = _out(args)
     try:
         return _run(args, store_path, out)
     except ValueError as exc:  # bad attribute / measurer / map: one line

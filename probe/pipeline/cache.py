@@ -69,3 +69,37 @@ def relative_outputs(paths: RunPaths, outputs: list[Path] | dict[str, Any]) -> l
     """Output files as sorted paths relative to the run folder (as the marker records them)."""
     items = outputs.values() if isinstance(outputs, dict) else outputs
     return sorted({str(Path(p).resolve().relative_to(paths.root.resolve())) for p in items})
+
+
+#: the folder of each stage's results (besides its done marker)
+_FOLDERS = {"probes": "probes", "swap": "swap", "optimize": "optimize"}
+
+
+def replaced_by(paths: RunPaths, hashes: dict[str, str], stages: list[str]) -> list[str]:
+    """The stages among ``stages`` whose earlier results this run would replace: finished with other settings
+    (their done marker's hash differs), or written by a separate command into the run folder (results there,
+    no done marker and no failed attempt)."""
+    out = []
+    for stage in stages:
+        marker = paths.done_marker(stage)
+        if marker.exists():
+            if json.loads(marker.read_text()).get("config_hash") != hashes[stage]:
+                out.append(stage)
+            continue
+        folder = paths.root / _FOLDERS.get(stage, "-")
+        failed = (paths.stages / f"{stage}.error.txt").exists()
+        if stage in _FOLDERS and folder.is_dir() and any(folder.iterdir()) and not failed:
+            out.append(stage)
+    return out
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two run configs (as dicts)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_settings(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(prefix + k)
+    return out

@@ -56,6 +56,9 @@ class StageContext:
             self.store = TokenStore.open(self.paths.store)
         self.world = world_of(self.store)
         self.attributes = _attributes(self)
+        unknown = sorted(set(self.config.swap.attributes or []) - set(self.attributes))
+        if unknown:  # said before the probes run, not after
+            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {self.attributes}")
 
 
 # --------------------------------------------------------------------------------------------- tokenize, probes
