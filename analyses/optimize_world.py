@@ -73,16 +73,10 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     return df
 
 
-def _psnr_region(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> np.ndarray:
-    """PSNR (dB, peak 1) per image over the pixels where ``region [B,1,H,W]`` is 1."""
-    r = region.expand_as(a)
-    mse = ((a - b).pow(2) * r).flatten(1).sum(1) / r.flatten(1).sum(1).clamp_min(1)
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).numpy()
-
-
 def inpainting(args) -> pd.DataFrame:
     from probe import load_tokenizer
     from probe.data.world import sample
+    from probe.measure.fidelity import psnr
     from probe.optimize import OptimizeConfig
     from probe.optimize.tasks import box_known, inpaint, masked_images, write_run
 
@@ -104,15 +98,15 @@ def inpainting(args) -> pd.DataFrame:
         hole = 1 - known
         with torch.no_grad():
             masked = tok.decode(tok.encode(masked_images(images, known)).quantized)
-        rows.append({"region": region, "method": "decode masked image", "psnr": _psnr_region(masked, images, hole).mean()})
+        rows.append({"region": region, "method": "decode masked image", "psnr": psnr(masked, images, hole).numpy().mean()})
         rows.append({"region": region, "method": "reconstruction of the full image (ceiling)",
-                     "psnr": _psnr_region(full, images, hole).mean()})
+                     "psnr": psnr(full, images, hole).numpy().mean()})
         for every in (0, args.reset_every):
             cfg = OptimizeConfig(iterations=args.inpaint_iterations, lr=args.inpaint_lr, seed=args.seed, progress=False)
             res = inpaint(tok, images, known, reset_every=every, config=cfg)
             name = f"optimize, reset every {every}" if every else "optimize, no reset"
-            rows.append({"region": region, "method": name, "psnr": _psnr_region(res.images, images, hole).mean(),
-                         "known_psnr": _psnr_region(res.images, images, known).mean()})
+            rows.append({"region": region, "method": name, "psnr": psnr(res.images, images, hole).numpy().mean(),
+                         "known_psnr": psnr(res.images, images, known).numpy().mean()})
             if region == "object":
                 write_run(Path(args.out) / f"inpaint_{region}_reset{every}", res, inputs=masked_images(images, known),
                           settings={"region": region, "reset_every": every, **cfg.to_dict()})

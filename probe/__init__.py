@@ -1,6 +1,6 @@
 """tokenprobe: latent analysis and interpretability of highly compressed 1D image tokenizers.
 
-Public entry points (stable names, see ../shared/DESIGN.md):
+Public entry points (stable names; the README's Python section shows them in use):
 ``load_tokenizer``, ``TokenStore``, ``run_probes``, ``zoo``, ``data``.
 Heavy submodules are imported lazily so ``import probe`` stays fast.
 """

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,6 +56,10 @@ from probe.store import (
     store_lock,
 )
 
+if TYPE_CHECKING:
+    from probe.data.manifest import Manifest
+    from probe.tokenizers.base import Tokenizer
+
 log = logging.getLogger(__name__)
 
 SHARD_DIR = "shards"
@@ -72,7 +76,7 @@ class WorldSettingsWarning(UserWarning):
     """A world manifest rendered with other settings than those the tokenizer was trained on."""
 
 
-def world_settings_diff(manifest: Any, trained: Mapping[str, Any] | None) -> list[str]:
+def world_settings_diff(manifest: Manifest, trained: Mapping[str, Any] | None) -> list[str]:
     """Fields of ``WorldConfig`` where a world manifest differs from a tokenizer's training world
     (``trained``: the ``world`` of its zoo JSON); ``[]`` when either is unknown. Resolution and
     the render chunk size do not change the images' statistics and are not compared."""
@@ -164,7 +168,7 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+def tokenizer_identity(tokenizer: Tokenizer) -> dict[str, Any]:
     """What identifies a tokenizer for resumption: class, config, sizes and weight fingerprint."""
     cls = type(tokenizer)
     cfg = tokenizer.config_dict() if hasattr(tokenizer, "config_dict") else None
@@ -181,7 +185,7 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     return ident
 
 
-def manifest_dict(manifest: Any) -> dict[str, Any]:
+def manifest_dict(manifest: Manifest) -> dict[str, Any]:
     """A JSON-safe dict of a manifest (its ``to_dict`` when it has one)."""
     if hasattr(manifest, "to_dict"):
         d = manifest.to_dict()
@@ -192,7 +196,7 @@ def manifest_dict(manifest: Any) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
-def _manifest_kinds(manifest: Any) -> dict[str, str | None]:
+def _manifest_kinds(manifest: Manifest) -> dict[str, str | None]:
     """Attribute name -> declared kind ("categorical" / "continuous" / None when unknown), in the
     manifest's order (declared attributes, then those its corruption partitions add)."""
     kinds = getattr(manifest, "attribute_kinds", None)
@@ -233,7 +237,7 @@ def _first_readable(dataset: Dataset, stop: int) -> Mapping[str, Any] | None:
     return None
 
 
-def attribute_types(manifest: Any, dataset: Dataset, num_images: int) -> dict[str, str]:
+def attribute_types(manifest: Manifest, dataset: Dataset, num_images: int) -> dict[str, str]:
     """Store column type per attribute: continuous -> float64, otherwise the type of the value in
     the first readable item (bool / int64 / float64 / string). Order follows the manifest."""
     kinds = _manifest_kinds(manifest)
@@ -389,7 +393,8 @@ def _batches(writer: StoreWriter, chunks: Sequence[int], batch_size: int) -> lis
     return out
 
 
-def _load(tokenizer: Any, device: torch.device, tokenizer_kwargs: Mapping[str, Any] | None) -> tuple[Any, str]:
+def _load(tokenizer: Tokenizer | str | os.PathLike, device: torch.device,
+          tokenizer_kwargs: Mapping[str, Any] | None) -> tuple[Tokenizer, str]:
     if isinstance(tokenizer, (str, os.PathLike)):
         from probe.tokenizers import load_tokenizer
 
@@ -400,8 +405,8 @@ def _load(tokenizer: Any, device: torch.device, tokenizer_kwargs: Mapping[str, A
 
 
 def tokenize_manifest(
-    manifest: Any,
-    tokenizer: Any,
+    manifest: Manifest | str | os.PathLike,
+    tokenizer: Tokenizer | str | os.PathLike,
     out: str | os.PathLike,
     *,
     device: str | torch.device | None = None,
@@ -497,8 +502,8 @@ def _remove_if_empty(out: Path, existed: bool, had_header: bool) -> None:
         pass
 
 
-def _tokenize(manifest: Any, tokenizer: Any, out: Path, dev: torch.device, dist: _Dist,
-              hold: contextlib.ExitStack, *, batch_size: int, num_workers: int | str, chunk_size: int,
+def _tokenize(manifest: Manifest | str | os.PathLike, tokenizer: Tokenizer | str | os.PathLike, out: Path,
+              dev: torch.device, dist: _Dist, hold: contextlib.ExitStack, *, batch_size: int, num_workers: int | str, chunk_size: int,
               limit: int | None, resume: bool, progress: bool, amp: bool,
               tokenizer_kwargs: Mapping[str, Any] | None,
               on_chunk: Callable[[int, Path], None] | None) -> TokenStore:
@@ -604,7 +609,7 @@ def _tokenize(manifest: Any, tokenizer: Any, out: Path, dev: torch.device, dist:
 
 
 def _plan(
-    out: Path, manifest: Any, manifest_path: str | None, tok: Any, tok_id: str, dataset: Dataset,
+    out: Path, manifest: Manifest, manifest_path: str | None, tok: Tokenizer, tok_id: str, dataset: Dataset,
     num_images: int, chunk_size: int, batch_size: int, use_amp: bool, resume: bool,
     trained_world: Mapping[str, Any] | None = None,
 ) -> _Plan:
@@ -642,7 +647,7 @@ def _plan(
 
 
 def _encode_chunks(
-    tok: Any, dataset: Dataset, writer: StoreWriter, chunks: Sequence[int], *, batch_size: int,
+    tok: Tokenizer, dataset: Dataset, writer: StoreWriter, chunks: Sequence[int], *, batch_size: int,
     num_workers: int, device: torch.device, use_amp: bool, show: bool,
     on_chunk: Callable[[int, Path], None] | None,
 ) -> tuple[int, int]:

@@ -10,7 +10,9 @@ they always were (``ValueError``, ``RuntimeError``), so existing ``except`` clau
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 EXIT_USER_ERROR = 2  # argparse's code for a usage error; used for every expected error
@@ -30,6 +32,19 @@ class TokenprobeError(Exception):
 
 class UsageError(TokenprobeError, ValueError):
     """A flag or argument value that is out of range or inconsistent."""
+
+
+class UnknownFieldError(TokenprobeError, ValueError):
+    """A config mapping (JSON, YAML, a zoo record) with a key that is no field of its dataclass."""
+
+
+def check_fields(cls: type, keys: Iterable[str], where: str) -> None:
+    """Raise :class:`UnknownFieldError` naming the ``keys`` that are no field of the dataclass ``cls``, and the
+    known fields (``where`` names the config in the message); the one check every ``from_dict`` makes."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise UnknownFieldError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(known)}")
 
 
 class OutputNotWritableError(TokenprobeError, PermissionError):

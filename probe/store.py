@@ -34,12 +34,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from probe.errors import TokenprobeError
+
+if TYPE_CHECKING:  # heavy imports, made where used
+    import datasets
+    import pandas as pd
+    import torch
 
 FORMAT = "tokenprobe-store/1"
 HEADER = "header.json"
@@ -281,7 +286,7 @@ class StoreWriter:
         _commit_file(tmp, final)
         return final
 
-    def write_codebook(self, codebook: Any) -> None:
+    def write_codebook(self, codebook: torch.Tensor | np.ndarray) -> None:
         """Save the tokenizer's codebook ``[K, C]`` next to the chunks (float32 safetensors)."""
         import torch
         from safetensors.torch import save_file
@@ -633,7 +638,7 @@ class TokenStore:
         return planned - len(self)
 
     @property
-    def skipped_images(self) -> Any:
+    def skipped_images(self) -> pd.DataFrame:
         """pandas DataFrame of the images left out as unreadable: ``index``, ``ref``, ``reason``."""
         import pandas as pd
 
@@ -666,7 +671,7 @@ class TokenStore:
         return self._column("index").to_numpy()
 
     @cached_property
-    def attributes(self) -> Any:
+    def attributes(self) -> pd.DataFrame:
         """pandas DataFrame: ``index``, ``ref`` and one column per attribute, one row per image."""
         cols = ["index", "ref", *self.header["attributes"]]
         if not self._tables:
@@ -688,7 +693,7 @@ class TokenStore:
             raise StoreError(f"corrupt codebook file {f}: {exc}") from exc
 
     @property
-    def dataset(self) -> Any:
+    def dataset(self) -> datasets.Dataset:
         """All rows as one memory-mapped :class:`datasets.Dataset` (for ``.map``, ``.filter``, hub upload)."""
         from datasets import Dataset, concatenate_datasets
 

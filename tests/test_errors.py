@@ -394,3 +394,20 @@ def test_world_32_manifest_matches_the_tokenizer_and_a_mismatch_warns(tmp_path) 
     assert store.header["tokenizer_world"] == trained
     with pytest.warns(WorldSettingsWarning, match="stripe_periods.*world-32"):
         tokenize_manifest("world", tok, tmp_path / "b", device="cpu", limit=4, num_workers=0, progress=False)
+
+
+def test_config_dicts_with_an_unknown_field_name_it_and_the_known_ones() -> None:
+    from probe.data.world import WorldConfig
+    from probe.errors import UnknownFieldError
+    from probe.oracle.model import OracleConfig
+    from probe.tokenizers.config import TiTokConfig
+    from probe.tokenizers.world import WorldTokenizerConfig
+
+    for make, where in ((WorldConfig.from_dict, "WorldConfig"), (OracleConfig.from_dict, "oracle config"),
+                        (TiTokConfig.from_dict, "TiTokConfig"), (WorldTokenizerConfig.from_dict, "WorldTokenizerConfig")):
+        with pytest.raises(UnknownFieldError, match=rf"{where}: unknown field\(s\) \['colour'\]; known fields: \[") as exc:
+            make({"colour": 1})
+        assert isinstance(exc.value, TokenprobeError) and isinstance(exc.value, ValueError)
+    with pytest.raises(UnknownFieldError, match=r"TiTokConfig.pixel: unknown field\(s\) \['depth'\]"):
+        TiTokConfig.from_dict({"pixel": {"depth": 2}})
+    assert WorldConfig.from_dict({"n_bins": 3}).n_bins == 3  # known fields pass

@@ -9,6 +9,7 @@ import pytest
 
 from probe.probes import (
     ALL_POSITIONS,
+    ALL_PROBES,
     TABLE_COLUMNS,
     ProbeConfig,
     run_probes,
@@ -139,3 +140,17 @@ def test_ami_max_is_the_family_wise_test_over_positions(results) -> None:
                 assert fw.loc[attr, "p_value"] == pytest.approx(1 / (n_perm + 1))
             else:
                 assert fw.loc[attr, "p_value"] > 0.01
+
+
+def test_every_probe_is_served_by_a_registered_unit() -> None:
+    from probe.probes.units import UNITS
+
+    served = set().union(*(u.serves for u in UNITS))
+    assert served == set(ALL_PROBES)  # a probe without a unit would silently write no rows
+    assert len({u.name for u in UNITS}) == len(UNITS)
+    # asking for one probe writes that probe's rows only, though its unit serves others too
+    data = planted_tokens(300, 3, 32, planted={"a": ("categorical", 2, 1)}, null={}, seed=2)
+    for probe in ("ami", "linear_acc_ids"):
+        res = run_probes(data.tokens, data.attributes, features=data.features, permutations=5, probes=(probe,),
+                         progress=False)
+        assert set(res.table.probe) == {probe} and res.disentanglement.empty

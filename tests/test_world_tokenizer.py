@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
+from probe.measure.fidelity import psnr
+from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig
 from probe.tokenizers.base import Encoded
 
 ZOO = Path(__file__).resolve().parents[1] / "probe" / "zoo"

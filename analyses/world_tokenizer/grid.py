@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 
 from probe.data import world
-from probe.tokenizers.base import decode_batched, encode_batched
+from probe.measure.fidelity import psnr
 from probe.measure.world import load_world_tokenizer
-from probe.tokenizers.world import psnr
+from probe.tokenizers.base import decode_batched, encode_batched
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,8 @@ def _path_option(manifest: Manifest, key: str) -> str | None:
     return out
 
 
-def build_source(manifest: Manifest, n_world: int | None = None):
+def build_source(manifest: Manifest, n_world: int | None = None
+                 ) -> WorldSource | FolderSource | TableSource | HFSource | SkimageSource:
     """The source object a manifest declares (raises :class:`SourceError` when it can't open)."""
     o, t = manifest.source_options, manifest.source_type
     where = manifest.path or manifest.name

@@ -38,13 +38,15 @@ Blur sigmas are in units of the image side, so the same label looks the same at 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from probe.data.filters import gaussian_blur
+from probe.errors import check_fields
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
@@ -94,10 +96,7 @@ class WorldConfig:
     @classmethod
     def from_dict(cls, values: dict) -> WorldConfig:
         """A config from plain values (JSON / YAML lists become tuples); unknown keys are named in the error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown WorldConfig field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, values, "WorldConfig")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -196,7 +195,7 @@ def sample_factors(start: int, stop: int, *, seed: int = 0,
     return factors_at(np.arange(start, stop, dtype=np.int64), seed=seed, config=config)
 
 
-def factors_at(indices, *, seed: int = 0, config: WorldConfig | None = None) -> pd.DataFrame:
+def factors_at(indices: np.ndarray | Sequence[int], *, seed: int = 0, config: WorldConfig | None = None) -> pd.DataFrame:
     """Factors of the images with the given (any order, any gaps) indices; see :func:`sample_factors`."""
     c = config or WorldConfig()
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)

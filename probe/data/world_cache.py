@@ -14,13 +14,19 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+if TYPE_CHECKING:  # pandas and the world module are imported where used
+    import pandas as pd
 
-def world_config(overrides: dict[str, Any]) -> Any:
+    from probe.data.world import WorldConfig
+
+
+def world_config(overrides: dict[str, Any]) -> WorldConfig:
     """A ``probe.data.world.WorldConfig`` with ``overrides`` applied (errors name the unknown field)."""
     from probe.data import world as world_mod
 
@@ -47,13 +53,14 @@ def disk_cached(prefix: str, key: dict[str, Any], cache_dir: str | Path | None,
     return blob
 
 
-def to_u8(images: Any) -> torch.Tensor:
+def to_u8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Images in [0, 1] (tensor or array) -> uint8 tensor of the same shape."""
     return (torch.as_tensor(images).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def render_world(n: int, *, seed: int, resolution: int, world: dict[str, Any], cache_dir: str | Path | None,
-                 chunk: int = 2000, masks: bool = False) -> tuple[torch.Tensor, Any] | tuple[torch.Tensor, Any, torch.Tensor]:
+                 chunk: int = 2000, masks: bool = False
+                 ) -> tuple[torch.Tensor, pd.DataFrame] | tuple[torch.Tensor, pd.DataFrame, torch.Tensor]:
     """Rendered world images ``[n,3,H,W]`` as uint8 and their factors DataFrame, cached on disk.
 
     Image ``i`` is world image ``(seed, i)`` (``probe.data.world.sample_range``), rendered in chunks of
@@ -86,15 +93,13 @@ PAIR_FACTORS = ("shape", "obj_hue", "bg_hue", "obj_scale", "obj_x", "obj_y", "li
 """The rendered world columns a partner image may differ in (``null`` is never rendered)."""
 
 
-def render_partners(factors: Any, *, seed: int, resolution: int, world: dict[str, Any],
+def render_partners(factors: pd.DataFrame, *, seed: int, resolution: int, world: dict[str, Any],
                     cache_dir: str | Path | None, chunk: int = 2000,
                     masks: bool = False) -> tuple[torch.Tensor, list[str]] | tuple[torch.Tensor, list[str], torch.Tensor]:
     """Partners of the images described by ``factors``: each re-rendered with one column of
     :data:`PAIR_FACTORS` (chosen uniformly) resampled uniformly over its range. Returns uint8
     ``[n,3,H,W]`` and the changed column per image (and with ``masks`` the object masks, uint8
     ``[n,1,H,W]``). Cached like :func:`render_world`."""
-    import numpy as np
-
     from probe.data import world as world_mod
 
     n = len(factors)

@@ -1,6 +1,10 @@
-"""Shape fidelity of a world tokenizer: does the object keep its outline through encode -> decode?
+"""Reconstruction fidelity: PSNR (the project's one definition) and the shape fidelity of a world tokenizer.
 
-On a held-out set of the model's own world (default seed 31337, the world-oracle's held-out seed; never used
+:func:`psnr` is the per-image PSNR of images in [0, 1], over the whole image or over a region;
+:func:`psnr_from_mse` turns a pooled mean squared error into dB. Every PSNR the project reports (training
+logs, the pipeline's inpainting table, the analyses) comes from these two.
+
+Shape fidelity: does the object keep its outline through encode -> decode? On a held-out set of the model's own world (default seed 31337, the world-oracle's held-out seed; never used
 for tokenizer training), :func:`shape_fidelity` gives
 
 - ``psnr``: mean per-image PSNR (dB) of the reconstructions;
@@ -16,11 +20,37 @@ for tokenizer training), :func:`shape_fidelity` gives
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 
-from probe.tokenizers.base import decode_batched, encode_batched
-from probe.tokenizers.world import psnr  # the one PSNR, read from here (its definition moves here)
+from probe.tokenizers.base import Tokenizer, decode_batched, encode_batched
+
+if TYPE_CHECKING:
+    from probe.oracle.model import WorldOracle
+
+
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB, peak 1, of mean squared errors ``mse`` (any shape, same shape out):
+    ``10 log10(1 / mse)``, the MSE floored at 1e-10 (an exact copy reads 100 dB, not inf)."""
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image PSNR in dB (peak 1) of ``a`` against ``b``, ``[B, 3, H, W]``, both clamped to [0, 1] and
+    compared in float32 -> ``[B]``. With ``region [B, 1, H, W]`` (weights in [0, 1], e.g. a hole mask) the mean
+    squared error is taken over the region's pixels only (an empty region counts as one pixel, no NaN).
+
+    Written here rather than taken from ``skimage.metrics.peak_signal_noise_ratio``: that one reads one numpy
+    image at a time and has no region."""
+    se = (a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2
+    if region is None:
+        mse = se.flatten(1).mean(1)
+    else:
+        w = region.expand_as(se).float()
+        mse = (se * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1)
+    return psnr_from_mse(mse)
 
 
 def object_weight(masks: torch.Tensor) -> torch.Tensor:
@@ -37,11 +67,10 @@ def object_squared_error(rec: torch.Tensor, images: torch.Tensor, masks: torch.T
 
 
 @torch.no_grad()
-def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module, *, n: int = 2000,
+def shape_fidelity(model: Tokenizer, world: dict[str, Any], oracle: WorldOracle, *, n: int = 2000,
                    seed: int = 31337) -> dict[str, float]:
     """One row of the table for ``model`` on ``n`` held-out images of its world ``world`` (overrides)."""
     from probe.data import world as world_mod
-    from probe.tokenizers.world import psnr
 
     wcfg = world_mod.WorldConfig.from_dict(world)
     images, df, masks = world_mod.sample(n, seed=seed, resolution=model.image_size, config=wcfg, return_masks=True)
@@ -52,7 +81,7 @@ def shape_fidelity(model: torch.nn.Module, world: dict, oracle: torch.nn.Module,
     pred_recon = oracle.predict(recon)["shape"].to_numpy()
     pred_clean = oracle.predict(images)["shape"].to_numpy()
     row = {"n_images": n, "seed": seed, "psnr": float(psnr(recon, images).mean()),
-           "object_psnr": float(-10 * torch.log10(torch.tensor(sse / count))),
+           "object_psnr": float(psnr_from_mse(torch.tensor(sse / count))),
            "shape_acc_clean": float((pred_clean == true).mean()),
            "shape_acc_recon": float((pred_recon == true).mean()),
            "shape_acc_synth": float((world_mod.nearest_shape(recon, df, wcfg, renderings=renderings) == true).mean()),

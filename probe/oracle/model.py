@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from probe.device import resolve_device
+from probe.errors import check_fields
 
 
 def _default_ranges() -> dict[str, list[float]]:
@@ -43,10 +44,7 @@ class OracleConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OracleConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise KeyError(f"oracle config: unknown field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, d, "oracle config")
         d = dict(d)
         for k in ("widths", "shapes", "hues"):
             if k in d:

@@ -5,7 +5,8 @@ Modules, one job each: ``data`` (inputs), ``information`` (MI / AMI / Cramer's V
 (eta^2, variance change, rank correlation), ``linear`` (cross-validated linear probes),
 ``significance`` (permutation p, BH q), ``disentanglement`` (MIG, modularity, DCI, SAP),
 ``semantic_map``, ``usage`` (codebook usage per position), ``synthetic`` (planted test data),
-``run`` (the orchestration), ``kernels`` (compiled inner loops).
+``units`` (the probes as registered units with one signature, in table order), ``run`` (the entry
+point: every unit on every attribute, then q-values, metrics, the map), ``kernels`` (compiled inner loops).
 
 Example::
 

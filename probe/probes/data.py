@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from probe.store import TokenStore
 
 #: DataFrame columns that are bookkeeping, never attributes.
 RESERVED_COLUMNS = ("ref", "index")
@@ -100,7 +103,7 @@ def encode_attribute(
 
 
 def prepare_inputs(
-    store_or_tokens: Any,
+    store_or_tokens: TokenStore | np.ndarray,
     attributes: pd.DataFrame | None = None,
     *,
     features: np.ndarray | None = None,

@@ -21,9 +21,12 @@ SAP's per-code classifier is the class-balanced linear probe on the position's o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 if TYPE_CHECKING:
@@ -65,13 +68,18 @@ def dci_disentanglement_per_code(importance: np.ndarray) -> np.ndarray:
         return 1.0 - stats.entropy(importance.T + 1e-11, base=importance.shape[1])
 
 
-def dci_disentanglement(importance: np.ndarray) -> float:
-    """DCI disentanglement of an importance matrix ``[codes, factors]``."""
-    per_code = dci_disentanglement_per_code(importance)
+def _importance_weighted(scores: np.ndarray, importance: np.ndarray, axis: int) -> float:
+    """``scores`` averaged with weights = each row's (``axis=1``: codes) or column's (``axis=0``: factors) share
+    of the total importance ``[codes, factors]``; equal weights when all importance is 0."""
     if importance.sum() == 0.0:
         importance = np.ones_like(importance)
-    code_importance = importance.sum(1) / importance.sum()
-    return float(np.sum(per_code * code_importance))
+    return float(np.sum(scores * (importance.sum(axis) / importance.sum())))
+
+
+def dci_disentanglement(importance: np.ndarray) -> float:
+    """DCI disentanglement of an importance matrix ``[codes, factors]``: per-code scores weighted by the codes'
+    share of importance."""
+    return _importance_weighted(dci_disentanglement_per_code(importance), importance, axis=1)
 
 
 def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
@@ -81,12 +89,9 @@ def dci_completeness_per_factor(importance: np.ndarray) -> np.ndarray:
 
 
 def dci_completeness(importance: np.ndarray) -> float:
-    """DCI completeness of an importance matrix ``[codes, factors]``."""
-    per_factor = dci_completeness_per_factor(importance)
-    if importance.sum() == 0.0:
-        importance = np.ones_like(importance)
-    factor_importance = importance.sum(0) / importance.sum()
-    return float(np.sum(per_factor * factor_importance))
+    """DCI completeness of an importance matrix ``[codes, factors]``: per-factor scores weighted by the factors'
+    share of importance."""
+    return _importance_weighted(dci_completeness_per_factor(importance), importance, axis=0)
 
 
 def sap_per_factor(score: np.ndarray) -> np.ndarray:
@@ -143,3 +148,71 @@ def dci_importance_gbt(
     acc_tr = float(np.mean(model.predict(x_train) == y_train))
     acc_te = float(np.mean(model.predict(x_test) == y_test))
     return np.bincount(code_of_column, weights=col_imp, minlength=num_codes), acc_tr, acc_te
+
+
+#: Columns of :func:`metrics_table`.
+METRIC_COLUMNS = ["metric", "scope", "position", "attribute", "value"]
+
+
+@dataclass
+class FactorScores:
+    """What the metrics read of one factor (attribute), gathered by the probe units of
+    :mod:`probe.probes.units`; a field stays None when its probe did not run.
+
+    Attributes:
+        mi: ``[N]`` plug-in MI of each code (position) with the factor (nats).
+        mi_null: ``[N]`` its permutation-null mean (for the ``*_adjusted`` metrics).
+        entropy: the factor's entropy (nats).
+        accuracy: ``[N]`` per-code classification accuracy (SAP).
+        importance: ``[N]`` importance of each code for the factor (DCI).
+        info_train / info_test: train / test accuracy of the DCI classifier (informativeness).
+    """
+
+    mi: np.ndarray | None = None
+    mi_null: np.ndarray | None = None
+    entropy: float | None = None
+    accuracy: np.ndarray | None = None
+    importance: np.ndarray | None = None
+    info_train: float | None = None
+    info_test: float | None = None
+
+
+def metrics_table(factors: Mapping[str, FactorScores]) -> pd.DataFrame:
+    """Every metric, overall and per position / per attribute, from the factors' scores (those with an MI);
+    SAP and DCI only where every such factor has their scores. Columns :data:`METRIC_COLUMNS`: ``metric,
+    scope (overall|position|attribute), position, attribute, value``."""
+    names = [k for k, f in factors.items() if f.mi is not None]
+    if not names:
+        return pd.DataFrame(columns=METRIC_COLUMNS)
+    fs = [factors[k] for k in names]
+    out: list[tuple] = []
+
+    def add(metric: str, scope: str, values: np.ndarray | float, labels: Sequence | None = None) -> None:
+        if scope == "overall":
+            out.append((metric, scope, None, None, float(values)))
+            return
+        for lab, v in zip(labels, np.asarray(values, dtype=np.float64)):
+            out.append((metric, scope, int(lab) if scope == "position" else None, lab if scope == "attribute" else None,
+                        float(v)))
+
+    mi = np.stack([f.mi for f in fs], 1)  # [N, A]
+    h = np.asarray([f.entropy for f in fs])
+    positions = list(range(mi.shape[0]))
+    for suffix, mat in (("", mi), ("_adjusted", np.maximum(mi - np.stack([f.mi_null for f in fs], 1), 0.0))):
+        add("mig" + suffix, "overall", mig(mat, h))
+        add("mig" + suffix, "attribute", mig_per_factor(mat, h), names)
+        add("modularity" + suffix, "overall", modularity(mat))
+        add("modularity" + suffix, "position", modularity_per_code(mat), positions)
+    if all(f.accuracy is not None for f in fs):
+        acc = np.stack([f.accuracy for f in fs], 1)  # [N, A]
+        add("sap", "overall", sap(acc))
+        add("sap", "attribute", sap_per_factor(acc), names)
+    if all(f.importance is not None for f in fs):
+        imp = np.stack([f.importance for f in fs], 1)  # [N, A]
+        add("dci_disentanglement", "overall", dci_disentanglement(imp))
+        add("dci_disentanglement", "position", dci_disentanglement_per_code(imp), positions)
+        add("dci_completeness", "overall", dci_completeness(imp))
+        add("dci_completeness", "attribute", dci_completeness_per_factor(imp), names)
+        add("dci_informativeness_train", "overall", float(np.mean([f.info_train for f in fs])))
+        add("dci_informativeness_test", "overall", float(np.mean([f.info_test for f in fs])))
+    return pd.DataFrame(out, columns=METRIC_COLUMNS)

@@ -7,8 +7,10 @@ The official TiTok code (bytedance/1d-tokenizer) names transformer sizes ("small
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from probe.errors import check_fields
 
 # Transformer sizes of the official configs: name -> (width, depth, heads).
 MODEL_SIZES: dict[str, tuple[int, int, int]] = {
@@ -135,16 +137,10 @@ class TiTokConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TiTokConfig":
         """Build from our flat layout; unknown keys are an error that names them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"TiTokConfig: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        check_fields(cls, d, "TiTokConfig")
         d = dict(d)
         if isinstance(d.get("pixel"), dict):
-            pk = {f.name for f in fields(PixelDecoderConfig)}
-            bad = sorted(set(d["pixel"]) - pk)
-            if bad:
-                raise ValueError(f"TiTokConfig.pixel: unknown field(s) {bad}; known fields: {sorted(pk)}")
+            check_fields(PixelDecoderConfig, d["pixel"], "TiTokConfig.pixel")
             d["pixel"] = PixelDecoderConfig(**d["pixel"])
         return cls(**d)
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from probe.device import resolve_device
 from probe.errors import TokenprobeError
+from probe.tokenizers.base import Tokenizer
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.presets import PRESETS, get_preset
 from probe.tokenizers.registry import architecture_of, get_architecture
@@ -74,11 +75,11 @@ def build_tokenizer(
 
 
 # ---- saving -------------------------------------------------------------------------------------
-def _saved_config(model: nn.Module) -> dict[str, Any]:
+def _saved_config(model: Tokenizer) -> dict[str, Any]:
     return {"architecture": architecture_of(model), "config": model.config_dict()}
 
 
-def save_tokenizer(model: nn.Module, folder: str | os.PathLike) -> Path:
+def save_tokenizer(model: Tokenizer, folder: str | os.PathLike) -> Path:
     """Write ``config.json`` + ``model.safetensors`` (hub layout) into ``folder``; returns it."""
     from safetensors.torch import save_file
 
@@ -257,7 +258,7 @@ def _build_empty(cfg: Mapping[str, Any] | TiTokConfig) -> nn.Module:
     return build_tokenizer(cfg, device=None)
 
 
-def _load_weights_into(cfg: Mapping[str, Any] | TiTokConfig, weights: Path, device: Any,
+def _load_weights_into(cfg: Mapping[str, Any] | TiTokConfig, weights: Path, device: str | torch.device | None,
                        state: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
     if state is None:
         state, _ = _read_state_dict(weights)
@@ -266,7 +267,7 @@ def _load_weights_into(cfg: Mapping[str, Any] | TiTokConfig, weights: Path, devi
     return _finish(model, device)
 
 
-def _load_folder(folder: Path, device: Any) -> nn.Module:
+def _load_folder(folder: Path, device: str | torch.device | None) -> nn.Module:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.exists():
         raise TokenizerNotFoundError(f"{folder}: no {CONFIG_NAME} (a tokenizer folder holds {CONFIG_NAME} + one of {WEIGHT_NAMES})")
@@ -277,7 +278,7 @@ def _load_folder(folder: Path, device: Any) -> nn.Module:
     raise TokenizerNotFoundError(f"{folder}: no weights file; looked for {', '.join(WEIGHT_NAMES)}")
 
 
-def _load_file(path: Path, device: Any, preset: str | None) -> nn.Module:
+def _load_file(path: Path, device: str | torch.device | None, preset: str | None) -> nn.Module:
     state, meta = _read_state_dict(path)
     if preset is not None:
         cfg: Mapping[str, Any] | TiTokConfig = get_preset(preset).config
@@ -331,7 +332,7 @@ def _hub_file(repo_id: str, filename: str) -> Path | None:
         raise WeightsUnavailableError(_offline_message(repo_id, f"{filename}: {type(exc).__name__}")) from exc
 
 
-def _load_hub(repo_id: str, device: Any, config: TiTokConfig | None = None) -> nn.Module:
+def _load_hub(repo_id: str, device: str | torch.device | None, config: TiTokConfig | None = None) -> nn.Module:
     cfg: Mapping[str, Any] | TiTokConfig
     if config is not None:
         cfg = config

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from torch import nn
+from probe.tokenizers.base import Tokenizer
 
 ARCHITECTURES: dict[str, str] = {
     "titok": "probe.tokenizers.titok:TiTok",
@@ -23,7 +23,7 @@ def get_architecture(name: str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
-def architecture_of(model: nn.Module) -> str:
+def architecture_of(model: Tokenizer) -> str:
     """The registered name of ``model``'s class (its ``architecture`` attribute, else by class)."""
     name = getattr(model, "architecture", None)
     if isinstance(name, str) and name in ARCHITECTURES:

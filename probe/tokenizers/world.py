@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probe.errors import check_fields
 from probe.tokenizers.base import Encoded
 
 
@@ -98,10 +99,7 @@ class WorldTokenizerConfig:
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> "WorldTokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"WorldTokenizerConfig: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        check_fields(cls, cfg, "WorldTokenizerConfig")
         return cls(**cfg)
 
     @property
@@ -408,7 +406,11 @@ def spherical_kmeans(x: torch.Tensor, k: int, *, iters: int = 15, generator: tor
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``."""
+    """Per-image PSNR in dB of images in [0, 1]. ``a, b [B,3,H,W]`` -> ``[B]``.
+
+    Superseded by :func:`probe.measure.fidelity.psnr` (the one PSNR; a model module cannot import it without
+    an import cycle): kept only until ``probe/training/tokenizer.py`` and ``probe/swap/localization.py`` import
+    that one, then removed."""
     mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
     return -10.0 * torch.log10(mse)
 

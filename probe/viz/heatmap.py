@@ -1,7 +1,7 @@
 """Attribute x position heatmap of one probe, each attribute's top positions marked."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,9 @@ from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+if TYPE_CHECKING:  # viz draws what the probes computed and never imports them at run time
+    from probe.probes.semantic_map import SemanticMap
 
 
 #: Colour-bar labels of the probes.
@@ -40,7 +43,7 @@ def heatmap_frame(table: pd.DataFrame, probe: str, value: str = "value") -> pd.D
     return sub.pivot(index="position", columns="attribute", values=value)[order]
 
 
-def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any, top_k: int = 3,
+def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: SemanticMap, top_k: int = 3,
                  annotate: bool | None = None, cmap: str | None = None) -> None:
     """Draw ``probe`` as attributes (rows) x positions (columns) on ``ax``.
 
@@ -94,7 +97,7 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Any
                  f"({test} < {smap.alpha:g}); n.s.: carried by none", fontsize=9)
 
 
-def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: Any, top_k: int = 3,
+def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: SemanticMap, top_k: int = 3,
                   annotate: bool | None = None, cmap: str | None = None) -> Figure:
     """Heatmap of one probe of the long table (see :func:`heatmap_frame`), the semantic
     map's answer marked (see :func:`draw_heatmap`)."""

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def _show(ax, img: torch.Tensor) -> None:
+def _show(ax: Axes, img: torch.Tensor) -> None:
     ax.imshow(img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,9 +11,13 @@ from probe.viz.save import save_figure
 from probe.viz.summary import summary_figure
 from probe.viz.usage import codebook_usage_figure
 
+if TYPE_CHECKING:  # viz draws what the probes computed and never imports them at run time
+    from probe.probes.run import ProbeResult
+    from probe.store import TokenStore
 
-def probe_figures(result: Any, folder: str | Path, *, store: Any = None, umap_top: int = 0, umap_points: int = 3000,
-                  title: str | None = None) -> dict[str, Path]:
+
+def probe_figures(result: ProbeResult, folder: str | Path, *, store: TokenStore | None = None, umap_top: int = 0,
+                  umap_points: int = 3000, title: str | None = None) -> dict[str, Path]:
     """Draw and save the figures of a :class:`probe.probes.ProbeResult` under ``folder``.
 
     ``heatmap_<probe>`` for every per-position probe (``heatmap``: the ranking probe's), ``summary``,

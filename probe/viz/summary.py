@@ -1,7 +1,7 @@
 """One-page summary of a probe run."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,13 +10,16 @@ from matplotlib.figure import Figure
 from probe.viz.heatmap import PROBE_LABELS, draw_heatmap
 from probe.viz.usage import draw_usage
 
+if TYPE_CHECKING:  # viz draws what the probes computed and never imports them at run time
+    from probe.probes.semantic_map import SemanticMap
+
 CARRIED_COLOR = "#C44E52"
 NOT_CARRIED_COLOR = "#B0B0B0"
 
 
 def summary_figure(
     table: pd.DataFrame,
-    semantic_map: Any,
+    semantic_map: SemanticMap,
     disentanglement: pd.DataFrame | None = None,
     usage: pd.DataFrame | None = None,
     *,

@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 
 def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: pd.DataFrame | None = None) -> Figure:
@@ -48,9 +49,7 @@ def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: p
     return fig
 
 
-def _box(j: int, i: int):
-    from matplotlib.patches import Rectangle
-
+def _box(j: int, i: int) -> Rectangle:
     return Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=1.8)
 
 
