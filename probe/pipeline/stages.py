@@ -323,9 +323,8 @@ def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
     res = inpaint(ctx.tokenizer, images, known, reset_every=max(1, c.iterations // 4), config=ocfg)
     folder = write_run(ctx.paths.optimize_folder("inpaint"), res, inputs=masked_images(images, known),
                        settings={"hole": "centred square, half the side", **asdict(ocfg)})
-    table = pd.DataFrame({
-        "psnr_hole_result": psnr(res.images.cpu()[..., hole, hole], images[..., hole, hole]).numpy(),
-        "psnr_hole_masked_decode": psnr(res.seed_images.cpu()[..., hole, hole], images[..., hole, hole]).numpy()})
+    table = pd.DataFrame({"psnr_hole_result": psnr(res.images.cpu(), images, region=1 - known).numpy(),
+                          "psnr_hole_masked_decode": psnr(res.seed_images.cpu(), images, region=1 - known).numpy()})
     table.insert(0, "row", range(len(table)))
     table.to_csv(ctx.paths.optimize_table("inpaint"), index=False)
     return [ctx.paths.optimize_table("inpaint"), folder / "grid.png", folder / "history.csv"]
