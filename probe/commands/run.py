@@ -55,6 +55,9 @@ def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
     from probe.pipeline import load_run_config, run_pipeline
 
     cfg = load_run_config(path, args.settings, out=str(args.out) if args.out else None, device=args.device)
+    if cfg.random_init:
+        print(f"RANDOM WEIGHTS: {cfg.tokenizer} is built with random weights (a plumbing check); what this run "
+              "finds carries no semantics.")
     res = run_pipeline(cfg, force=args.force, overwrite=args.no_resume)
     print_result(res)
     if res.failed and not args.keep_going:
@@ -67,11 +70,24 @@ def run_config(path: Path, args: argparse.Namespace, *, command: str) -> int:
 
 def print_result(res) -> None:
     """The semantic map (validated when the swap stage ran), the stage table and where the report is."""
+    import json
+
     import pandas as pd
 
     from probe.report.html import VALIDATED_COLUMNS
 
     paths = res.paths
+    if res.config.random_init:
+        print(f"RANDOM WEIGHTS: {res.config.tokenizer} was built with random weights (a plumbing check); its "
+              "reconstructions, maps and verdicts carry no semantics.")
+    if paths.reconstruction_summary.exists():
+        rec = json.loads(paths.reconstruction_summary.read_text())
+        print(f"\nReconstruction on {rec['images']} of the run's images: PSNR {rec['psnr']:.1f} dB, SSIM "
+              f"{rec['ssim']:.3f}")
+        kept = pd.read_csv(paths.reconstruction_attributes, keep_default_na=False, na_values=[""])
+        if len(kept) and "kept" in kept:
+            shares = ", ".join(f"{r.attribute} {r.kept:.2f}" for r in kept.dropna(subset=["kept"]).itertuples())
+            print(f"share of each attribute's gap the reconstructions keep: {shares}")
     if paths.validated_map.exists():
         title = "Validated semantic map (copy-paste swaps)"
         df = pd.read_csv(paths.validated_map, keep_default_na=False, na_values=[""])
@@ -86,8 +102,8 @@ def print_result(res) -> None:
         with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format",
                                "{:.3g}".format):
             print(f"\n{title}:\n{df.to_string(index=False)}")
-    print(f"\n{'stage':<10} {'status':<8} {'seconds':>8}  note")
+    print(f"\n{'stage':<14} {'status':<8} {'seconds':>8}  note")
     for s in res.stages:
-        print(f"{s.stage:<10} {s.status:<8} {s.seconds:>8.1f}  {s.note}")
+        print(f"{s.stage:<14} {s.status:<8} {s.seconds:>8.1f}  {s.note}")
     print(f"\nrun folder: {res.paths.root}  ({res.seconds:.1f} s)")
     print(f"report:     {res.report.resolve()}")

@@ -172,14 +172,16 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
 
 
 def _tokenizer(args: argparse.Namespace, store):
-    """--tokenizer, else the store's own (on --device)."""
+    """--tokenizer, else the store's own, on --device (under torchrun: each rank on its own GPU)."""
     import probe
+    from probe.swap.distributed import rank_device
     from probe.swap.validated import tokenizer_of
 
+    device = rank_device(args.device)
     if args.tokenizer:
-        return probe.load_tokenizer(args.tokenizer, device=args.device)
+        return probe.load_tokenizer(args.tokenizer, device=device)
     tok = tokenizer_of(store)
-    return tok.to(args.device) if args.device else tok
+    return tok.to(device) if device else tok
 
 
 def _attributes(args: argparse.Namespace, store, store_path: Path) -> list[str] | None:
@@ -207,8 +209,14 @@ def _measurers(args: argparse.Namespace, store, attrs: list[str] | None) -> dict
             given[a.strip()] = get_measurer(spec.strip())
         except KeyError as exc:
             raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
-    wanted = [a for a in attrs if a not in given] if args.no_side_effects and attrs else None
-    measurers = default_measurers(store, wanted) | given
+    from probe.data.manifest import declared_measurers
+
+    declared = {a: get_measurer(spec) for a, spec in declared_measurers(store.manifest).items()
+                if a in store.attributes.columns and a not in given}
+    wanted = [a for a in attrs if a not in given and a not in declared] if args.no_side_effects and attrs else None
+    if args.no_side_effects and attrs:
+        declared = {a: m for a, m in declared.items() if a in attrs}
+    measurers = default_measurers(store, wanted) | declared | given
     lacking = [a for a in attrs or [] if a not in measurers]
     if lacking:
         default_measurers(store, lacking)  # raises the measure package's one-line reason

@@ -43,6 +43,21 @@ class DataConfig:
 
 
 @dataclass
+class ReconstructionStageConfig:
+    """How well the tokenizer reconstructs the run's own images (:mod:`probe.measure.reconstruction`), the first
+    thing the report and the printed summary show: PSNR and SSIM, and per attribute the share of the originals'
+    gap the reconstructions keep (a swap cannot move more of it).
+
+    Attributes:
+        images: images reconstructed (a seeded sample of the store).
+        pairs: pairs per attribute from its opposite ends, for the share of the gap kept.
+    """
+
+    images: int = 256
+    pairs: int = 64
+
+
+@dataclass
 class ProbeStageConfig:
     """The probe suite (:func:`probe.run_probes`).
 
@@ -127,7 +142,7 @@ class RunConfig:
         random_init: random tokenizer weights (plumbing checks only: they carry no semantics).
         device: ``None`` picks cuda, then mps, then cpu.
         seed: the seed of the data sample, the probes, the pairs and the optimization.
-        data, probes, swap, optimize: the stages' settings.
+        data, reconstruction, probes, swap, optimize: the stages' settings.
     """
 
     name: str = "demo"
@@ -137,6 +152,7 @@ class RunConfig:
     device: str | None = None
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    reconstruction: ReconstructionStageConfig = field(default_factory=ReconstructionStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     swap: SwapStageConfig = field(default_factory=SwapStageConfig)
     optimize: OptimizeStageConfig = field(default_factory=OptimizeStageConfig)
@@ -172,7 +188,7 @@ def _from_dict(cls: type, d: Any, where: str, prefix: str) -> Any:
 
 #: the smallest value of a numeric setting
 MINIMUM: dict[str, int] = {
-    "data.images": 1, "data.batch_size": 1, "data.num_workers": 0, "probes.permutations": 1, "swap.pairs": 1,
+    "data.images": 1, "data.batch_size": 1, "reconstruction.images": 1, "reconstruction.pairs": 1, "data.num_workers": 0, "probes.permutations": 1, "swap.pairs": 1,
     "swap.candidates": 1, "swap.control_pairs": 1, "swap.max_set": 0, "swap.grids": 0, "optimize.iterations": 1,
     "optimize.images": 1,
 }
@@ -218,7 +234,8 @@ def check_value(key: str, value: Any, type_str: str, where: str = "<run config>"
         raise RunConfigError(f"{where}: {key} must not be empty")
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "probes": ProbeStageConfig, "swap": SwapStageConfig,
+_SECTIONS: dict[str, type] = {"data": DataConfig, "reconstruction": ReconstructionStageConfig,
+                              "probes": ProbeStageConfig, "swap": SwapStageConfig,
                               "optimize": OptimizeStageConfig}
 
 

@@ -20,6 +20,7 @@ from probe.pipeline.cache import (
     relative_outputs,
     replaced_by,
     reusable,
+    started_marker,
     stage_hashes,
     write_marker,
 )
@@ -64,6 +65,8 @@ def _run_stage(ctx: StageContext, stage: str, config_hash: str) -> StageRecord:
     if _disabled(ctx.config, stage):
         return StageRecord(stage, "skipped", note=f"disabled in the run config ({stage}.enabled: false)")
     ctx.notes = []
+    paths.stages.mkdir(parents=True, exist_ok=True)
+    started_marker(paths, stage).write_text(config_hash)
     try:
         outputs = STAGE_FUNCS[stage](ctx)
     except StageSkipped as e:
@@ -83,6 +86,7 @@ def _run_stage(ctx: StageContext, stage: str, config_hash: str) -> StageRecord:
                       relative_outputs(paths, outputs), config_hash)
     write_marker(paths, rec)
     (paths.stages / f"{stage}.error.txt").unlink(missing_ok=True)  # an earlier failure is history now
+    started_marker(paths, stage).unlink(missing_ok=True)
     return rec
 
 

@@ -102,6 +102,19 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     return outputs
 
 
+def rank_device(device: str | None) -> str | None:
+    """The device of this process: under ``torchrun`` each rank takes its own GPU (``cuda:LOCAL_RANK``) when the
+    device is CUDA (asked for, or picked automatically); otherwise ``device`` unchanged."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    cuda = device in ("cuda", None) and torch.cuda.is_available()
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else device
+
+
 def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:
     """The one-process result from every rank's shard (``res`` itself in one process; ``None`` on ranks > 0)."""
     if shard.world_size <= 1:
@@ -167,4 +180,4 @@ def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], meas
     return path
 
 
-__all__ = ["SwapOutputs", "gather", "validate_and_write", "write_grids"]
+__all__ = ["SwapOutputs", "gather", "rank_device", "validate_and_write", "write_grids"]
