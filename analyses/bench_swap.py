@@ -2,7 +2,7 @@
 
 Measures, on a world-32 token store (default: the demo's, made here when missing):
 
-1. ``sweep``: :func:`probe.swap.sweep_positions` over every position x every world factor with a default
+1. ``sweep``: :func:`probe.swap.sweep` over every position x every world factor with a default
    measurer x ``--pairs`` pairs, with the controls (same-end donor, random position, all-except on
    ``--control-pairs`` pairs; self-swap and ceiling), measuring every factor on every swap;
 2. ``bare``: batched decoding alone (``tokenizer.decode`` in batches of ``--batch``) of exactly as many
@@ -84,36 +84,35 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     torch.set_num_threads(args.threads)
 
     import probe
-    from probe.data.rematerialise import world_masks
     from probe.store import TokenStore
-    from probe.swap import SwapConfig, SwapData, sweep_positions
+    from probe.swap import SwapConfig, SwapData, sweep
     from probe.swap.engine import _measure_all
     from probe.swap.validated import default_measurers
 
     store_path = Path(args.store)
     if not (store_path / "header.json").exists():
-        from probe.pipeline import world_manifest, world_settings
+        from probe.worlds.attribute import default_manifest
         from probe.encode import tokenize_manifest
 
         tok = probe.load_tokenizer("world-32")
-        manifest = world_manifest(args.images, 0, int(tok.image_size), world_settings("world-32"))
+        manifest = default_manifest("world-32", size=args.images, seed=0, resolution=int(tok.image_size))
         tokenize_manifest(manifest, tok, store_path, batch_size=256, num_workers=0)
     store = TokenStore.open(store_path)
     tok = probe.load_tokenizer("world-32")
     attrs = [a.strip() for a in args.attributes.split(",")] if args.attributes else None
     measurers = default_measurers(store, attrs)
-    data = SwapData.from_store(store, tok, masks=world_masks(store))
+    data = SwapData.from_store(store, tok)
     cfg = SwapConfig(pairs=args.pairs, control_pairs=args.control_pairs, batch=args.batch)
     names = list(measurers)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    sweep = sweep_positions(tok, data, measurers, attributes=names, config=cfg, progress=False)
+    swept = sweep(tok, data, measurers, attributes=names, config=cfg, progress=False)
     t_sweep, c_sweep = time.perf_counter() - t0, time.process_time() - c0
-    decoded = int(sweep.table.attrs.get("decoded", 0)) or _count_decodes(sweep.table)
+    decoded = int(swept.table.attrs.get("decoded", 0)) or _count_decodes(swept.table)
     # inside the same run (the same load): seconds in tokenizer.decode, in the measurers, and the rest
-    in_decode = float(sweep.table.attrs.get("decode_s", float("nan")))
-    in_measure = float(sweep.table.attrs.get("measure_s", float("nan")))
-    in_summary = float(sweep.table.attrs.get("summary_s", float("nan")))
+    in_decode = float(swept.table.attrs.get("decode_s", float("nan")))
+    in_measure = float(swept.table.attrs.get("measure_s", float("nan")))
+    in_summary = float(swept.table.attrs.get("summary_s", float("nan")))
 
     q = data.quantized[torch.randint(0, len(data.quantized), (decoded,), generator=torch.Generator().manual_seed(0))]
     t_bare = c_bare = float("nan")
@@ -128,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     if not args.skip_engine_only:
         zero = {a: _Zero() for a in names}
         t0, c0 = time.perf_counter(), time.process_time()
-        sweep_positions(tok, data, zero, attributes=names, config=cfg, progress=False)
+        sweep(tok, data, zero, attributes=names, config=cfg, progress=False)
         t_engine, c_engine = time.perf_counter() - t0, time.process_time() - c0
 
     with torch.no_grad():
@@ -141,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
     row = {"attributes": len(names), "positions": int(data.quantized.shape[1]), "pairs": args.pairs,
            "control_pairs": args.control_pairs, "threads": args.threads, "decoded_images": decoded,
-           "swap_rows": len(sweep.table), "sweep_s": round(t_sweep, 1), "bare_decode_s": round(t_bare, 1),
+           "swap_rows": len(swept.table), "sweep_s": round(t_sweep, 1), "bare_decode_s": round(t_bare, 1),
            "engine_no_measurers_s": round(t_engine, 1), "measurers_s_est": round(t_meas, 1),
            "engine_overhead": round((t_engine - t_bare) / t_bare, 3),
            "overhead_incl_measurers": round((t_sweep - t_bare) / t_bare, 3),

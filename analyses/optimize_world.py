@@ -5,7 +5,7 @@ Sections (``--sections``, all by default):
 - ``generate``: text-guided generation with ``world-clip`` from random world seed images, one run per
   (prompt, seed) over every shape x ``--colours``; the oracle judges whether it reads the prompted shape
   and colour (vs the seeds' own rate); the held-out score is the oracle's soft prompt score
-  (:class:`probe.optimize.world.OraclePromptScore`), never optimized. ``--inits`` adds the paper's
+  (:class:`probe.worlds.attribute.OraclePromptScore`), never optimized. ``--inits`` adds the paper's
   CLIP top-1 seed choice;
 - ``ablation``: the same generation on ``world-32-continuous`` (VQ vs continuous tokens);
 - ``inpaint``: a square hole over the object or over the background; PSNR on the hidden region of
@@ -47,7 +47,8 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     from probe.data.world import SHAPES
     from probe.optimize import HeldOut, OptimizeConfig
     from probe.optimize.tasks import generate, write_run
-    from probe.optimize.world import OraclePromptScore, oracle_reads, world_prompts
+    from probe.worlds.attribute import OraclePromptScore, oracle_reads
+    from probe.worlds.attribute import prompts as world_prompts
 
     tok = load_tokenizer(tok_name, device="cpu")
     prompts = world_prompts(SHAPES, args.colours.split(","))
@@ -116,10 +117,11 @@ def inpainting(args) -> pd.DataFrame:
 def lighting_positions(args) -> list[int]:
     """The positions tied to lighting: from ``--map``, else world-32's swap-validated declared_semantics."""
     from probe import zoo
-    from probe.optimize.tasks import load_position_map, positions_for
+    from probe.optimize.tasks import load_position_map
+    from probe.swap import top_positions
 
     smap = load_position_map(args.map) if args.map else zoo.config("world-32")["declared_semantics"]
-    return positions_for("lighting", smap, args.k)
+    return top_positions(smap, "lighting", args.k)
 
 
 def position_edits(args) -> tuple[pd.DataFrame, list[int]]:

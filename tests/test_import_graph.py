@@ -133,3 +133,30 @@ def test_no_cycle_inside_a_part() -> None:
         inner = {m: {d for d in deps if _part(d) == part} for m, deps in GRAPH.items() if _part(m) == part}
         cycle = _find_cycle(inner)
         assert cycle is None, f"import cycle inside {part}: {' -> '.join(cycle)}"
+
+
+# --------------------------------------------------------------------------------------------- worlds
+#: packages that must work for any data: they reach a world only through the registry ``probe.worlds``
+GENERIC = ("probe.swap", "probe.measure", "probe.optimize", "probe.pipeline")
+#: the modules of one world: its bundle (``probe/worlds/<name>.py``) and the attribute world's renderer
+WORLD_MODULES = {m for m in MODULES if m.startswith("probe.worlds.")} | {"probe.data.world", "probe.data.world_cache"}
+#: generic modules that still render the attribute world directly (fidelity's nearest-shape reading; to move
+#: behind the registry); a module may leave this list, never join it
+RENDERS_THE_WORLD = {"probe.measure.fidelity"}
+
+
+def _generic(module: str) -> bool:
+    return any(module == g or module.startswith(g + ".") for g in GENERIC)
+
+
+def test_world_modules_are_seen() -> None:
+    assert "probe.worlds.attribute" in WORLD_MODULES and "probe.worlds" not in WORLD_MODULES
+    # the swap engine learns a store's world (circular factors, masks) from the registry
+    assert "probe.worlds" in GRAPH["probe.swap.run"]
+
+
+def test_generic_packages_import_no_world_module() -> None:
+    bad = {m: sorted(GRAPH[m] & WORLD_MODULES) for m in GRAPH if _generic(m) and GRAPH[m] & WORLD_MODULES}
+    bundles = {m: [d for d in deps if d.startswith("probe.worlds.")] for m, deps in bad.items()}
+    assert not any(bundles.values()), f"generic modules import a world module (use probe.worlds.get): {bundles}"
+    assert set(bad) <= RENDERS_THE_WORLD, f"generic modules render the world directly: {bad}"

@@ -21,10 +21,17 @@ from probe.measure import (
     get_measurer,
     measurer_for,
     register,
-    world_measurers,
 )
 from probe.tokenizers.base import decode_batched, encode_batched
 from probe.tokenizers.base import Encoded
+from probe import worlds
+
+
+def _pixel_measurers() -> dict[str, Measurer]:
+    """The world factors read from pixels: their default measurers (every one analytic)."""
+    specs = {a: s for a, s in worlds.get("attribute").measurers.items() if s.startswith("analytic:")}
+    assert set(specs) == {"lighting", "bg_blur", "global_blur", "obj_hue"}
+    return {a: measurer_for(a, world="attribute") for a in specs}
 
 
 def _render_variants(column: str, values: list, seed: int = 3, **fixed: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +94,7 @@ def test_hue_of_pure_red_green_blue_and_masks() -> None:
 def test_world_measurers_respond_monotonically_to_planted_factors() -> None:
     cases = {"lighting": ([0.3, 0.6, 0.9], +1), "bg_blur": ([0.0, 0.03, 0.06], -1),
              "global_blur": ([0.0, 0.02, 0.04], -1)}
-    meas = world_measurers()
+    meas = _pixel_measurers()
     for factor, (values, sign) in cases.items():
         img, mask = _render_variants(factor, values)
         m = meas[factor](img, masks=mask).view(len(values), 16)
@@ -101,7 +108,7 @@ def test_world_measurers_respond_monotonically_to_planted_factors() -> None:
 def test_background_sharpness_ignores_the_object() -> None:
     # without global blur (which spreads object colour over the background) object pixels, dilated by one,
     # are excluded
-    m = world_measurers()["bg_blur"]
+    m = _pixel_measurers()["bg_blur"]
     img, mask = _render_variants("obj_hue", [0.1, 0.6], global_blur=0.0)
     v = m(img, masks=mask)
     torch.testing.assert_close(v[:16], v[16:], rtol=0.01, atol=1e-4)
@@ -128,7 +135,7 @@ _REFERENCE = {
 
 def test_world_measurers_give_the_numbers_of_the_swap_analyses() -> None:
     img, mask = world.render(world.sample_factors(0, 8, seed=123), 32)
-    for name, m in world_measurers().items():
+    for name, m in _pixel_measurers().items():
         got = m(img, masks=mask).flatten()
         torch.testing.assert_close(got, torch.tensor(_REFERENCE[name]), rtol=1e-6, atol=1e-7, msg=name)
 

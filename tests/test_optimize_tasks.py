@@ -1,8 +1,6 @@
-"""Tasks on the hand-built tokenizer: token reset, inpainting, copy-paste, position lookup and
-position-restricted edits, run output."""
+"""Tasks on the hand-built tokenizer: token reset, inpainting, position-restricted edits, run output
+(copy-paste and the position lookup are tested in test_swap_movement.py)."""
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 import pytest
@@ -13,13 +11,10 @@ from probe.optimize import OptimizeConfig, StepInfo
 from probe.optimize.tasks import (
     TokenReset,
     attribute_drift,
-    copy_paste,
     inpaint,
-    load_position_map,
     masked_images,
     paste_known,
     position_edit,
-    positions_for,
     write_run,
 )
 
@@ -66,49 +61,6 @@ def test_inpaint_fits_the_known_pixels_and_reset_keeps_them() -> None:
         h = res.history
         assert err < 0.05
         assert h[h.step == res.steps].loss.mean() < h[h.step == 0].loss.mean()
-
-
-def test_copy_paste_moves_exactly_the_given_positions() -> None:
-    tok = ToyTokenizer(discrete=True)
-    t = quadrant_images(tok.codes[torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])])
-    s = quadrant_images(tok.codes[torch.tensor([[20, 21, 22, 23]])])
-    out = copy_paste(tok, t, s, [1, 3])
-    assert tok.quantize(out["quantized"])[1].tolist() == [[0, 21, 2, 23], [4, 21, 6, 23]]
-    with pytest.raises(ValueError, match="positions"):
-        copy_paste(tok, t, s, [4])
-
-
-def test_positions_from_maps(tmp_path) -> None:
-    from probe.probes.semantic_map import SemanticMap
-
-    def cell(pos, rank, sig):
-        return {"position": pos, "rank": rank, "effect": 0.5 / rank, "q_value": 0.001 if sig else 0.5,
-                "q_at_bound": False, "fw_p_value": 0.001 if sig else 0.5, "significant": sig}
-
-    smap = SemanticMap.from_dict({"rank_by": "ami", "alpha": 0.05, "permutations": 100,
-                                  "by_attribute": {"lighting": [cell(3, 1, True), cell(0, 2, False)],
-                                                   "shape": [cell(1, 1, False)]}})
-    assert positions_for("lighting", smap, 2) == [3]  # the map's candidates: significant cells only
-    with pytest.raises(ValueError, match="no significant position"):
-        positions_for("shape", smap, 1)
-
-    class Validated:
-        def candidates(self, attribute, k):
-            return [7, 2][:k]
-
-    assert positions_for("lighting", Validated(), 1) == [7]
-    path = tmp_path / "map.json"
-    smap.to_json(path)
-    assert positions_for("lighting", load_position_map(path), 1) == [3]
-    path.write_text(json.dumps({"lighting": [2, 1]}))
-    assert positions_for("lighting", load_position_map(path), 1) == [2]
-    with pytest.raises(KeyError, match="shape"):
-        positions_for("shape", load_position_map(path), 1)
-    # a zoo record's swap-validated declared_semantics
-    record = {"kind": "tokenizer", "declared_semantics": {"_source": "x", "lighting": {"positions": [26], "floor": 0.4}}}
-    path.write_text(json.dumps(record))
-    assert positions_for("lighting", load_position_map(path), 1) == [26]
-    assert positions_for("lighting", record["declared_semantics"], 1) == [26]
 
 
 def _brightness(images: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,11 @@ import pytest
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
     import probe
-    from probe.pipeline import world_manifest, world_settings
+    from probe.worlds.attribute import default_manifest
     from probe.encode import tokenize_manifest
 
     tok = probe.load_tokenizer("world-32")
-    manifest = world_manifest(64, 0, int(tok.image_size), world_settings("world-32"))
+    manifest = default_manifest("world-32", size=64, seed=0, resolution=int(tok.image_size))
     out = tmp_path_factory.mktemp("run") / "store"
     tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
     return out

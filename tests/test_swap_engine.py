@@ -9,19 +9,9 @@ import pytest
 import torch
 from _swap_toy import BRIGHT, CIRCULAR, CONTRAST, HUE, IGNORED, MEASURERS, PLANTED, ToyStore, ToyTokenizer
 
-from probe.swap import (
-    Shard,
-    SwapConfig,
-    SwapData,
-    canonical_order,
-    merge_shards,
-    patch,
-    paste_tokens,
-    run_swaps,
-    sweep_positions,
-    VerdictConfig,
-    validated_map,
-)
+from probe.swap import SwapConfig, SwapData, VerdictConfig, patch, sweep, validate
+from probe.swap.engine import Shard, canonical_order, merge_shards
+from probe.tokenizers.base import paste_tokens
 
 FAST = SwapConfig(pairs=48, verdict=VerdictConfig(n_boot=300))
 
@@ -34,13 +24,13 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def sweep(toy):
+def swept(toy):
     tok, _, data = toy
-    return sweep_positions(tok, data, MEASURERS, config=FAST, progress=False)
+    return sweep(tok, data, MEASURERS, config=FAST, progress=False)
 
 
-def test_sweep_confirms_the_built_in_mappings_and_rejects_the_rest(sweep) -> None:
-    s = sweep.summary.set_index(["attribute", "positions"])
+def test_sweep_confirms_the_built_in_mappings_and_rejects_the_rest(swept) -> None:
+    s = swept.summary.set_index(["attribute", "positions"])
     truth = {"brightness": BRIGHT, "hue": HUE, "contrast": CONTRAST}
     for attr, pos in truth.items():
         row = s.loc[(attr, str(pos))]
@@ -58,8 +48,8 @@ def test_sweep_confirms_the_built_in_mappings_and_rejects_the_rest(sweep) -> Non
             assert s.loc[(attr, str(pos)), "transfer"] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_controls_behave(sweep) -> None:
-    s = sweep.summary.set_index(["attribute", "positions"])
+def test_controls_behave(swept) -> None:
+    s = swept.summary.set_index(["attribute", "positions"])
     row = s.loc[("hue", str(HUE))]
     assert row["self_moves"] == 0.0  # exact no-op
     assert row["ceiling"] == pytest.approx(1.0)  # the donor's own reconstruction
@@ -67,7 +57,7 @@ def test_controls_behave(sweep) -> None:
     assert row["random_transfer"] == pytest.approx(0.0, abs=1e-4)
     # hue is not moved by a paste from the recipient's own arc beyond that arc's width
     assert row["same_end_moves"] < 0.3
-    t = sweep.table
+    t = swept.table
     self_rows = t[t["control"] == "self"]
     assert len(self_rows) and (self_rows["moved_abs"] == 0).all()
     assert np.allclose(self_rows["swapped"], self_rows["recipient"])
@@ -103,19 +93,19 @@ def test_swap_back_is_reversible_through_pixels(toy) -> None:
 
 def test_same_seed_same_table_and_seed_matters(toy) -> None:
     tok, _, data = toy
-    a = run_swaps(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=FAST, progress=False)
-    b = run_swaps(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=FAST, progress=False)
+    a = sweep(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=FAST, progress=False)
+    b = sweep(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=FAST, progress=False)
     pd.testing.assert_frame_equal(a.table, b.table)
     pd.testing.assert_frame_equal(a.summary, b.summary)
-    c = run_swaps(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=SwapConfig(pairs=48, seed=1), progress=False)
+    c = sweep(tok, data, MEASURERS, [[BRIGHT], [IGNORED]], config=SwapConfig(pairs=48, seed=1), progress=False)
     assert not a.pairs[["recipient", "donor"]].equals(c.pairs[["recipient", "donor"]])
 
 
 def test_two_shards_merge_into_the_one_process_table(toy) -> None:
     tok, _, data = toy
     sets = [[BRIGHT], [HUE, CONTRAST]]
-    one = run_swaps(tok, data, MEASURERS, sets, config=FAST, progress=False)
-    parts = [run_swaps(tok, data, MEASURERS, sets, config=FAST, progress=False, shard=Shard(r, 2)).table
+    one = sweep(tok, data, MEASURERS, sets, config=FAST, progress=False)
+    parts = [sweep(tok, data, MEASURERS, sets, config=FAST, progress=False, shard=Shard(r, 2)).table
              for r in range(2)]
     assert all(len(p) < len(one.table) for p in parts)
     pd.testing.assert_frame_equal(merge_shards(parts), canonical_order(one.table))
@@ -125,19 +115,19 @@ def test_entangled_mapping_is_named(toy) -> None:
     _, store, _ = toy
     tok = ToyTokenizer(entangled=True)
     data = SwapData.from_store(store, tok, circular=CIRCULAR)
-    res = run_swaps(tok, data, MEASURERS, [[CONTRAST]], attributes=["contrast"], config=FAST, progress=False)
+    res = sweep(tok, data, MEASURERS, [[CONTRAST]], attributes=["contrast"], config=FAST, progress=False)
     row = res.summary.iloc[0]
     assert row["verdict"] == "confirmed" and row["specificity"] == "entangled"
     assert "brightness" in row["entangled_with"].split(",") and "hue" not in row["entangled_with"]
 
 
-def test_validated_map_finds_the_planted_disagreement(toy, sweep) -> None:
+def test_validated_map_finds_the_planted_disagreement(toy, swept) -> None:
     from probe.probes import run_probes
 
     tok, store, data = toy
     probes = run_probes(store.tokens, store.attributes.drop(columns=["index", "ref"]), probes=("mi", "ami"),
                         permutations=20, progress=False)
-    vmap = validated_map(tok, data, MEASURERS, probes.semantic_map, config=FAST, progress=False, sweep=sweep)
+    vmap = validate(tok, data, MEASURERS, probes.semantic_map, config=FAST, progress=False, sweep_result=swept)
     assert vmap.answer("brightness") == [BRIGHT]
     assert vmap.answer("hue") == [HUE]
     dis = vmap.disagreements.set_index("attribute")
@@ -154,7 +144,7 @@ def test_greedy_finds_the_smallest_set_when_no_single_position_suffices() -> Non
     tok = ToyTokenizer(bright_positions=(BRIGHT, 8))
     data = SwapData.from_store(store, tok, circular=CIRCULAR)
     cfg = SwapConfig(pairs=48, greedy_pairs=32, pool=4, verdict=FAST.verdict)
-    vmap = validated_map(tok, data, {"brightness": MEASURERS["brightness"]}, None, config=cfg, progress=False)
+    vmap = validate(tok, data, {"brightness": MEASURERS["brightness"]}, None, config=cfg, progress=False)
     single = vmap.sweep.summary.set_index("positions")
     assert 0.3 < single.loc[str(BRIGHT), "transfer"] < 0.7  # about half: the mean of two levels
     assert single.loc[str(BRIGHT), "verdict"] != "confirmed"
@@ -207,11 +197,11 @@ def test_a_model_shared_by_measurers_runs_once_per_batch(toy) -> None:
     assert np.allclose(t[t["measurer"] == "mean"]["swapped"], ref["swapped"])
 
 
-def test_an_attribute_without_measurer_is_untested_never_confirmed(toy, sweep) -> None:
+def test_an_attribute_without_measurer_is_untested_never_confirmed(toy, swept) -> None:
     tok, store, data = toy
     ranking = pd.DataFrame({"attribute": ["brightness"] * 2 + ["null_factor"] * 2, "position": [3, 11, 9, 2],
                             "effect": [0.5, 0.4, 0.01, 0.0]})
-    vmap = validated_map(tok, data, MEASURERS, ranking, config=FAST, progress=False, sweep=sweep, greedy=False)
+    vmap = validate(tok, data, MEASURERS, ranking, config=FAST, progress=False, sweep_result=swept, greedy=False)
     row = vmap.answers.set_index("attribute").loc["null_factor"]
     assert row["verdict"] == "untested" and vmap.answer("null_factor") == []
 
@@ -232,7 +222,7 @@ def test_original_images_as_references_make_the_ceiling_informative(toy) -> None
 def test_costly_controls_on_a_subset_of_pairs(toy) -> None:
     tok, _, data = toy
     cfg = SwapConfig(pairs=48, control_pairs=12, verdict=VerdictConfig(n_boot=200))
-    res = sweep_positions(tok, data, {"brightness": MEASURERS["brightness"]}, config=cfg, progress=False)
+    res = sweep(tok, data, {"brightness": MEASURERS["brightness"]}, config=cfg, progress=False)
     t = res.table
     per_control = t[t["positions"] == str(BRIGHT)].groupby("control")["pair"].nunique()
     assert per_control["none"] == 48 and per_control["random_position"] == 48  # read from the sweep itself
@@ -247,7 +237,7 @@ def test_candidates_first_then_a_sweep_where_none_is_confirmed(toy) -> None:
     tok, _, data = toy
     ranking = pd.DataFrame({"attribute": ["brightness", "brightness", "hue"], "position": [PLANTED, BRIGHT, HUE],
                             "effect": [0.6, 0.5, 0.4]})
-    vmap = validated_map(tok, data, MEASURERS, ranking, attributes=["brightness", "hue"], config=FAST,
+    vmap = validate(tok, data, MEASURERS, ranking, attributes=["brightness", "hue"], config=FAST,
                          progress=False, k=1, greedy=False)
     tested = vmap.sweep.summary.groupby("attribute")["positions"].nunique()
     assert tested["hue"] == 1  # its candidate was confirmed: nothing else decoded

@@ -11,11 +11,11 @@ import torch
 @pytest.fixture(scope="module")
 def world_store(tmp_path_factory):
     import probe
-    from probe.pipeline import world_manifest, world_settings
+    from probe.worlds.attribute import default_manifest
     from probe.encode import tokenize_manifest
 
     tok = probe.load_tokenizer("world-32")
-    manifest = world_manifest(40, 3, int(tok.image_size), world_settings("world-32"))
+    manifest = default_manifest("world-32", size=40, seed=3, resolution=int(tok.image_size))
     store = tokenize_manifest(manifest, tok, tmp_path_factory.mktemp("w") / "store", batch_size=16,
                               chunk_size=16, num_workers=0, progress=False)
     return tok, store
@@ -39,7 +39,8 @@ def test_select_and_iter_batches(world_store) -> None:
 
 
 def test_rematerialised_world_rows_encode_to_their_stored_tokens(world_store) -> None:
-    from probe.data.rematerialise import image_from_ref, rematerialise, world_masks
+    from probe.data.rematerialise import image_from_ref, rematerialise
+    from probe.worlds import store_masks
 
     tok, store = world_store
     rows = np.array([5, 0, 39])
@@ -51,7 +52,7 @@ def test_rematerialised_world_rows_encode_to_their_stored_tokens(world_store) ->
     ref = store.attributes["ref"].iloc[5]
     one = image_from_ref(ref, 32, world_config=store.manifest["source"]["config"])
     assert torch.equal(one, images[0])
-    assert world_masks(store).shape == (len(store), 1, 32, 32)
+    assert store_masks(store).shape == (len(store), 1, 32, 32)
 
 
 def test_rematerialised_folder_rows_are_the_files(tmp_path: Path) -> None:
@@ -59,7 +60,8 @@ def test_rematerialised_folder_rows_are_the_files(tmp_path: Path) -> None:
 
     import probe
     from probe.data.manifest import manifest_from_dict
-    from probe.data.rematerialise import image_from_ref, rematerialise, world_masks
+    from probe.data.rematerialise import image_from_ref, rematerialise
+    from probe.worlds import store_masks
     from probe.data.transforms import load_as_tensor
     from probe.encode import tokenize_manifest
 
@@ -77,7 +79,7 @@ def test_rematerialised_folder_rows_are_the_files(tmp_path: Path) -> None:
         ref = store.attributes["ref"].iloc[row]
         assert torch.equal(images[k], load_as_tensor(ref, 32))
         assert torch.equal(image_from_ref(ref, 32), images[k])
-    assert world_masks(store) is None
+    assert store_masks(store) is None
 
 
 def test_world_ids_and_code_vectors_swap_alike(world_store) -> None:

@@ -6,7 +6,9 @@ import pytest
 import torch
 from _swap_toy import BRIGHT, IGNORED, MEASURERS, ToyStore, ToyTokenizer
 
-from probe.swap import codes_used, off_target_matrix, response_curve, traverse
+from probe.swap import traverse
+from probe.swap.stats import off_target_matrix
+from probe.swap.traverse import codes_used, response_curve
 
 
 def test_traversal_of_the_brightness_position_spans_its_four_levels() -> None:
@@ -26,12 +28,12 @@ def test_traversal_of_the_brightness_position_spans_its_four_levels() -> None:
 
 
 def test_off_target_matrix_diagonal_is_the_transfer() -> None:
-    from probe.swap import SwapConfig, SwapData, VerdictConfig, run_swaps
+    from probe.swap import SwapConfig, SwapData, VerdictConfig, sweep
 
     store = ToyStore()
     tok = ToyTokenizer(entangled=True)
     data = SwapData.from_store(store, tok, circular=("hue",))
-    res = run_swaps(tok, data, MEASURERS, {"brightness": [[BRIGHT]], "contrast": [[5]], "hue": [[7]]},
+    res = sweep(tok, data, MEASURERS, {"brightness": [[BRIGHT]], "contrast": [[5]], "hue": [[7]]},
                     config=SwapConfig(pairs=32, verdict=VerdictConfig(n_boot=50)), progress=False)
     mat = off_target_matrix(res.table)
     assert mat.loc["contrast @ 5", "contrast"] == pytest.approx(1.0, abs=1e-4)
@@ -40,6 +42,6 @@ def test_off_target_matrix_diagonal_is_the_transfer() -> None:
     assert mat.loc["hue @ 7", "brightness"] <= 1e-4
     from probe.swap.stats import off_target
 
-    side = off_target(res.table).set_index(["attribute", "measured"])
+    side = off_target(res.table).set_index(["attribute", "measurer"])
     assert side.loc[("hue", "brightness"), "off_target"] == pytest.approx(0.0, abs=1e-4)
     assert side.loc[("hue", "brightness"), "off_target_random"] > 0

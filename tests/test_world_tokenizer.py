@@ -264,27 +264,23 @@ def test_pair_training_runs_and_reduces_loss(tmp_path: Path, pairs: str) -> None
 
 def position_effects(model: torch.nn.Module, world_overrides: dict, factor: str, *, n: int = 1200,
                      seed: int = 777_001, k: int = 150, positions: list[int] | None = None) -> dict[int, float]:
-    """Per position (every one, or ``positions``): the fraction of the low-to-high gap of ``factor`` (measured on decoded pixels) that copying
-    that one token from high-end images into low-end images moves. The ends are the lowest and highest bin
-    (object hue: bin 0 and the opposite bin). A compact version of analyses/world_tokenizer/localization.py."""
-    from probe.data import world
+    """Per position (every one, or ``positions``): the engine's transfer of ``factor`` (measured on decoded
+    pixels by its default measurer) when that one token is pasted from donors into recipients drawn from the
+    factor's opposite quartiles (:func:`probe.swap.sweep`, ``k`` pairs): the protocol of
+    analyses/world_tokenizer/localization.py and of the zoo's declared_semantics, on a fresh held-out set."""
+    from probe import worlds
     from probe.data.world_cache import world_config
     from probe.measure import measurer_for
-    from probe.tokenizers.base import decode_batched
-    from probe.swap import end_groups, moved_by_paste
+    from probe.swap import SwapConfig, SwapData, sweep
 
+    world = worlds.get("attribute")
     wcfg = world_config(world_overrides)
     images, df, masks = world.sample(n, seed=seed, resolution=model.image_size, config=wcfg, return_masks=True)
-    lo, hi = end_groups(factor, df, wcfg.n_bins)
-    lo, hi = torch.as_tensor(lo[:k]), torch.as_tensor(hi[:k])
-    lo, hi = lo[: min(len(lo), len(hi))], hi[: min(len(lo), len(hi))]
-    measure = measurer_for(factor)
-    with torch.no_grad():
-        q_lo, q_hi = model.encode(images[lo]).quantized, model.encode(images[hi]).quantized
-        m_lo, m_hi = (measure(decode_batched(model, q_lo), masks=masks[lo]),
-                      measure(decode_batched(model, q_hi), masks=masks[hi]))
-        return {pos: moved_by_paste(model, q_lo, q_hi, pos, measure, masks[lo], m_lo, m_hi)
-                for pos in (range(model.num_tokens) if positions is None else positions)}
+    data = SwapData.from_images(model, images, df, kinds=world.factors, circular=world.circular(), masks=masks)
+    sets = [[p] for p in (range(model.num_tokens) if positions is None else positions)]
+    res = sweep(model, data, {factor: measurer_for(factor, world=world)}, sets,
+                config=SwapConfig(pairs=k, controls=("none",)), progress=False)
+    return {int(p): float(t) for p, t in zip(res.summary["positions"], res.summary["transfer"])}
 
 
 DECLARED = [(name, factor) for name in ("world-32", "world-32-continuous") if (ZOO / f"{name}.json").exists()
@@ -308,10 +304,10 @@ def test_declared_semantics_are_well_formed() -> None:
 
 @pytest.mark.parametrize(("name", "factor"), DECLARED)
 def test_declared_positions_move_their_factor_and_random_positions_do_not(name: str, factor: str) -> None:
-    """Consistency of a shipped model with its own zoo entry, not with today's positions: copying the token at
-    each declared position from images at the high end of the factor into images at the low end moves the
-    factor by at least the declared floor (measured on a fresh held-out set), while randomly drawn other
-    positions move it, on average, by less than half the floor."""
+    """Consistency of a shipped model with its own zoo entry, not with today's positions: pasting the token at
+    each declared position from donors at one end of the factor into recipients at the other transfers at least
+    the declared floor of the gap (the engine's protocol, on a fresh held-out set), while randomly drawn other
+    positions transfer, on average, less than half the floor."""
     from probe import zoo
 
     model = _load_shipped(name)

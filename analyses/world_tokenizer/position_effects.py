@@ -1,9 +1,9 @@
 """Per-position swap effects of one or more tokenizers: a bar per token position, one row per model.
 
-Reads the ``.json`` written by ``localization.py --all-positions`` (its ``moved_all``: for each factor the
-fraction of the low-to-high gap moved by copying the token at each position) and draws lighting and object
-hue, the two factors every shipped model reconstructs. The blurs are drawn too where the decoder keeps at
-least 10% of their gap (otherwise their fractions are ratios of two numbers near zero).
+Reads the ``.json`` written by ``localization.py`` (its ``transfer_all``: for each factor the swap engine's
+transfer, the fraction of each pair's recipient-to-donor gap moved by pasting the token at each position) and
+draws every measured factor; a factor whose gap the decoder does not keep (``gap_ratio`` under the script's
+``min_gap_ratio``) is marked "not reconstructed" (its transfers are ratios of two numbers near zero).
 
 Usage (what produced figures/world32_position_effects.png; run folders as in README.md, "Reproduce"):
     python analyses/world_tokenizer/position_effects.py \
@@ -24,20 +24,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from probe.swap.localization import MIN_GAP_RATIO
 from probe.viz import save_figure
 
 
 def effects_table(loc_json: Path, label: str) -> pd.DataFrame:
-    """Tidy table: model, factor, position, moved (fraction of the gap), reconstructed (gap kept >= 10%)."""
+    """Tidy table: model, factor, position, transfer, reconstructed (gap kept >= ``min_gap_ratio``)."""
     extras = json.loads(loc_json.read_text())
     table = pd.read_csv(loc_json.with_suffix(".csv"), keep_default_na=False, na_values=[""])
     kept = dict(zip(table["factor"], table["gap_ratio"]))
     rows = []
-    for factor, values in extras["moved_all"].items():
+    for factor, values in extras["transfer_all"].items():
         for pos, v in enumerate(values):
-            rows.append({"model": label, "factor": factor, "position": pos, "moved": v,
-                         "reconstructed": bool(kept.get(factor, 0.0) >= MIN_GAP_RATIO)})
+            rows.append({"model": label, "factor": factor, "position": pos, "transfer": v,
+                         "reconstructed": bool(kept.get(factor, 0.0) >= extras["min_gap_ratio"])})
     return pd.DataFrame(rows)
 
 
@@ -54,7 +53,7 @@ def effects_figure(tidy: pd.DataFrame):
                 ax.text(0.5, 0.5, "not reconstructed", ha="center", va="center", transform=ax.transAxes,
                         fontsize=8, color="tab:red")
             else:
-                v = sub["moved"].to_numpy()
+                v = sub["transfer"].to_numpy()
                 colors = np.where(v >= 0.5, "tab:green", np.where(v > 0.1, "tab:blue", "tab:gray"))
                 ax.bar(sub["position"], v, color=colors, width=0.8)
                 ax.axhline(0.5, color="tab:green", lw=0.7, ls="--")
@@ -66,14 +65,15 @@ def effects_figure(tidy: pd.DataFrame):
                 ax.set_ylabel(m, fontsize=7)
             if i == len(models) - 1:
                 ax.set_xlabel("token position", fontsize=8)
-    fig.suptitle("Single-position swaps: fraction of the low-to-high gap moved (200 pairs, held-out)", fontsize=9)
+    fig.suptitle("Single-position swaps: transfer, the fraction of each pair's gap moved (swap engine, 200 pairs, "
+                 "held-out)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--loc", nargs="+", type=Path, required=True, help="localization.py --all-positions .json files")
+    ap.add_argument("--loc", nargs="+", type=Path, required=True, help="localization.py .json files")
     ap.add_argument("--labels", nargs="+", required=True)
     ap.add_argument("--out", type=Path, required=True, help="path prefix: writes .png, .svg and .csv")
     args = ap.parse_args(argv)

@@ -29,7 +29,7 @@ import torch
 
 from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
-from probe.swap import paste_tokens
+from probe.tokenizers.base import paste_tokens
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
-"""Copy-paste edits by a single token, as pictures: per factor, low-end images, high-end images, and the
-low-end images with the token at the factor's position pasted from the high-end ones.
+"""Copy-paste edits by a single token, as pictures: per factor, recipients from one end of the factor, donors
+from the other (the swap engine's pairs), and the recipients with the token at the factor's position pasted.
 
-The position per factor is the one that moves the factor most (``localization.py --all-positions``'s
-``moved_all``), or given with ``--positions factor=pos ...``.
+The position per factor is the one that transfers the factor most (``localization.py``'s ``transfer_all``), or
+given with ``--positions factor=pos ...``.
 
 Usage (what produced figures/world32_swap_gallery.png):
     python analyses/world_tokenizer/swap_gallery.py --model world-32 --loc runs/world-32/loc.json \
@@ -24,7 +24,10 @@ import torch
 
 from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.world import load_world_tokenizer
-from probe.swap import end_groups, paste_tokens
+from probe import worlds
+from probe.swap import sample_pairs
+from probe.swap.pairs import PairConfig
+from probe.tokenizers.base import paste_tokens
 from probe.viz import save_figure
 
 FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
@@ -33,26 +36,29 @@ FACTORS = ("lighting", "bg_blur", "global_blur", "obj_hue")
 @torch.no_grad()
 def gallery(model: torch.nn.Module, world: dict, positions: dict[str, int], *, n: int = 6, seed: int = 2_000_003,
             pool: int = 800) -> dict[str, torch.Tensor]:
-    """Per factor: ``[3, n, 3, H, W]`` (low-end reconstructions, high-end reconstructions, low with the token
-    at ``positions[factor]`` pasted from high), from a pool of ``pool`` held-out images of world ``seed``."""
+    """Per factor: ``[3, n, 3, H, W]`` (recipient reconstructions, donor reconstructions, recipients with the token
+    at ``positions[factor]`` pasted from their donors), from a pool of ``pool`` held-out images of world ``seed``;
+    the first ``n`` pairs the swap engine draws from the factor's opposite quartiles (:func:`probe.swap.sample_pairs`,
+    as in localization.py)."""
     from probe.data import world as world_mod
 
     wcfg = world_mod.WorldConfig.from_dict(world)
     images, df = world_mod.sample(pool, seed=seed, resolution=model.image_size, config=wcfg)
     q = encode_batched(model, images).quantized
+    kinds = worlds.get("attribute").factors
     out = {}
     for factor, pos in positions.items():
-        lo, hi = end_groups(factor, df, wcfg.n_bins)
-        lo, hi = lo[:n], hi[:n]
+        pairs = sample_pairs(df, factor, "continuous", PairConfig(n=n), circular=kinds[factor] == "circular")
+        lo, hi = (torch.as_tensor(pairs[c].to_numpy()[:n].copy()) for c in ("recipient", "donor"))
         out[factor] = torch.stack([decode_batched(model, x) for x in (q[lo], q[hi], paste_tokens(q[lo], q[hi], pos))])
     return out
 
 
 def draw(panels: dict[str, torch.Tensor], positions: dict[str, int]) -> plt.Figure:
-    """One block of three rows per factor: target (low end), source (high end), target with the token pasted."""
+    """One block of three rows per factor: recipients, donors, recipients with the donor's token pasted."""
     n = next(iter(panels.values())).shape[1]
     fig, axes = plt.subplots(3 * len(panels), n, figsize=(1.1 * n, 1.15 * 3 * len(panels)), squeeze=False)
-    labels = ("low end", "high end", "low + 1 token")
+    labels = ("recipient", "donor", "recipient + 1 token")
     for b, (factor, block) in enumerate(panels.items()):
         for r in range(3):
             for c in range(n):
@@ -69,7 +75,7 @@ def draw(panels: dict[str, torch.Tensor], positions: dict[str, int]) -> plt.Figu
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="zoo name, training run folder or zoo-style .json")
-    ap.add_argument("--loc", type=Path, default=None, help=".json of localization.py --all-positions")
+    ap.add_argument("--loc", type=Path, default=None, help=".json of localization.py (the best position per factor)")
     ap.add_argument("--positions", nargs="*", default=[], help="factor=position overrides")
     ap.add_argument("--n", type=int, default=6)
     ap.add_argument("--out", required=True, help="output path without suffix (.png and .svg are written)")
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     model, world = load_world_tokenizer(args.model)
     positions: dict[str, int] = {}
     if args.loc:
-        moved = json.loads(args.loc.read_text()).get("moved_all", {})
+        moved = json.loads(args.loc.read_text()).get("transfer_all", {})
         positions = {f: int(np.argmax(moved[f])) for f in FACTORS if f in moved}
     for item in args.positions:
         factor, _, pos = item.partition("=")
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--positions {item!r}: expected factor=position with factor in {FACTORS}")
         positions[factor] = int(pos)
     if not positions:
-        raise SystemExit("no positions: pass --loc (from localization.py --all-positions) or --positions")
+        raise SystemExit("no positions: pass --loc (from localization.py) or --positions")
     fig = draw(gallery(model, world, positions, n=args.n), positions)
     save_figure(fig, args.out)
     print(f"wrote {args.out}.png / .svg; positions {positions}")

@@ -2,9 +2,10 @@
 
 Each configuration ``NxK`` is trained with ``tokenprobe train-tokenizer``'s library call (base config from
 ``--base``, then ``model.num_tokens = N`` and ``model.codebook_size = K``), then measured with
-:func:`probe.swap.localization.localization` (what ``localization.py`` runs: held-out PSNR, top-position
-eta-squared, single-position swap moved fractions), and the table and figure go to
-``figures/compression_sweep.{csv,png,svg}``.
+``localization.py``'s :func:`localization` (held-out PSNR, top-position eta-squared, the swap engine's
+single-position transfer), and the table and figure go to ``figures/compression_sweep.{csv,png,svg}``.
+Tables measured before the swap engine was the one protocol (columns ``moved_top``, ``moved_random_mean``:
+the group-mean fraction between the lowest and highest bin) are refused: re-measure them (``measure --force``).
 
 Usage (what produced the shipped figure; see README.md):
     python analyses/world_tokenizer/sweep.py train   --configs 32x16 32x64 32x256 32x1024 16x64
@@ -22,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from probe.measure.world import load_world_tokenizer
-from probe.swap.localization import MIN_GAP_RATIO, localization
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from localization import localization  # noqa: E402  (the sibling script)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -72,7 +74,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
 
 
 def sweep_table(root: Path, configs: list[str]) -> pd.DataFrame:
-    """One row per (config, factor): tokens, codebook, PSNR, steps, minutes, eta-squared and moved fractions."""
+    """One row per (config, factor): tokens, codebook, PSNR, steps, minutes, eta-squared and transfers."""
     rows = []
     for cfg in configs:
         out = run_dir(root, cfg)
@@ -80,10 +82,9 @@ def sweep_table(root: Path, configs: list[str]) -> pd.DataFrame:
         extras = json.loads((out / "localization.json").read_text())
         loc = pd.read_csv(out / "localization.csv", keep_default_na=False, na_values=[""])  # older tables name a factor "null"
         n, k = parse(cfg)
-        if "gap_ratio" not in loc:  # tables measured before the gap check was added
-            loc["gap_ratio"] = loc["gap_decoded"] / loc["gap_original"]
-            low = loc["gap_ratio"] < MIN_GAP_RATIO
-            loc.loc[low, ["moved_top", "moved_random_mean"]] = float("nan")
+        if "transfer_top" not in loc:  # a table of the retired group-mean protocol: one number, one protocol
+            raise SystemExit(f"{out / 'localization.csv'} was measured with the retired protocol; re-measure it: "
+                             f"python analyses/world_tokenizer/sweep.py measure --force --configs {cfg}")
         for r in loc.to_dict("records"):
             rows.append({"config": cfg, "tokens": n, "codebook": k, "psnr": round(extras["psnr"], 3),
                          "steps": rec["training"]["steps"], "train_minutes": rec["training"]["wall_minutes"],
@@ -92,7 +93,7 @@ def sweep_table(root: Path, configs: list[str]) -> pd.DataFrame:
 
 
 def sweep_figure(table: pd.DataFrame):
-    """Held-out PSNR (x) against the moved fraction at the top position (y), one panel per measured factor."""
+    """Held-out PSNR (x) against the transfer at the top position (y), one panel per measured factor."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,24 +103,24 @@ def sweep_figure(table: pd.DataFrame):
     fig, axes = plt.subplots(1, len(factors) + 1, figsize=(3.4 * (len(factors) + 1), 3.4))
     for ax, f in zip(axes, factors):
         sub = table[table.factor == f]
-        vals = pd.concat([sub.moved_top, sub.moved_random_mean]).dropna()
+        vals = pd.concat([sub.transfer_top, sub.others_mean]).dropna()
         lo = min(-0.2, float(vals.min()) - 0.05) if len(vals) else -0.2
         hi = max(1.1, float(vals.max()) + 0.05) if len(vals) else 1.1
         ax.axhspan(0.5, hi, color="tab:green", alpha=0.08, lw=0)
         ax.set_ylim(lo, hi)
         ax.set_xlim(table.psnr.min() - 0.3, table.psnr.max() + 0.6)
-        ax.scatter(sub.psnr, sub.moved_top, c="tab:blue", label="top position")
-        ax.scatter(sub.psnr, sub.moved_random_mean, c="tab:gray", marker="x", label="random position")
+        ax.scatter(sub.psnr, sub.transfer_top, c="tab:blue", label="top position")
+        ax.scatter(sub.psnr, sub.others_mean, c="tab:gray", marker="x", label="other positions (mean)")
         for r in sub.itertuples():
-            ax.annotate(r.config, (r.psnr, r.moved_top), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(r.config, (r.psnr, r.transfer_top), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(0.5, color="tab:green", lw=0.8, ls="--")
-        missing = sub[sub.moved_top.isna()]
+        missing = sub[sub.transfer_top.isna()]
         for r in missing.itertuples():
             ax.annotate(f"{r.config}: not reconstructed", (0.02, 0.95 - 0.07 * list(missing.index).index(r.Index)),
                         xycoords="axes fraction", fontsize=6, color="tab:red", va="top")
         ax.set_title(f"{f}")
         ax.set_xlabel("held-out PSNR (dB)")
-        ax.set_ylabel("moved fraction of the gap")
+        ax.set_ylabel("transfer (fraction of the gap)")
     axes[0].legend(fontsize=7, loc="upper left")
     ax = axes[-1]
     # top eta^2 over the mean over positions: 1 = spread evenly, N = all in one position
@@ -144,7 +145,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
     fig = sweep_figure(table)
     fig.savefig(dest.with_suffix(".png"), dpi=130)
     fig.savefig(dest.with_suffix(".svg"))
-    cols = ["config", "psnr", "factor", "top_position", "top_eta2", "eta2_share", "moved_top", "moved_random_mean"]
+    cols = ["config", "psnr", "factor", "top_position", "top_eta2", "eta2_share", "transfer_top", "others_mean"]
     print(table[cols].round(3).to_string(index=False))
 
 

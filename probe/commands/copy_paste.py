@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from probe.commands._optimize_args import load_images, load_tok, settings_from_args
-    from probe.optimize.tasks import copy_paste, load_position_map, positions_for, save_images
+    from probe.optimize.tasks import load_position_map, save_images
+    from probe.swap import copy_paste, top_positions
     from probe.viz.optimize import optimization_grid
     from probe.viz.save import save_figure
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"--positions {args.positions!r}: expected comma-separated integers") from None
     elif args.attribute and args.map:
-        positions = positions_for(args.attribute, load_position_map(args.map), args.k)
+        positions = top_positions(load_position_map(args.map), args.attribute, args.k)
     else:
         raise UsageError("copy-paste: give --positions, or --attribute with --map")
     tok = load_tok(args)

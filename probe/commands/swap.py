@@ -227,10 +227,9 @@ def _measurers(args: argparse.Namespace, store, attrs: list[str] | None) -> dict
 
 def _swap_data(store, tok):
     """The store's tokens as code vectors, with the object masks its measurers read."""
-    from probe.data.rematerialise import world_masks
     from probe.swap.run import SwapData
 
-    return SwapData.from_store(store, tok, masks=world_masks(store))
+    return SwapData.from_store(store, tok)
 
 
 def _config(args: argparse.Namespace):

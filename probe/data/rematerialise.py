@@ -4,28 +4,33 @@ A store keeps, per row, the global ``index`` of the image in its manifest and it
 keeps the manifest itself. The manifest's dataset is deterministic (a world image is a pure function of
 its seed and index; folder, table and hub items are read by their index in a fixed order; corruptions are
 seeded per item), so rebuilding the dataset and reading the stored indices gives the same images the
-tokenizer saw. World rows also give their object masks (for measurers that need them).
+tokenizer saw. World rows also give their object masks (for measurers that need them; for a whole store,
+:func:`probe.worlds.store_masks` asks the store's world).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from probe.store import TokenStore
+
 _WORLD_REF = re.compile(r"^world:seed=(-?\d+):idx=(\d+)$")
 
 
-def _resolution(store: Any) -> int:
+def store_resolution(store: TokenStore) -> int:
+    """The resolution a store's images were tokenized at (the tokenizer's, else the manifest's, else 64)."""
     res = store.tokenizer.get("image_size") if hasattr(store, "tokenizer") else None
     if res is None:
         res = (store.manifest.get("resolution") if hasattr(store, "manifest") else None) or 64
     return int(res)
 
 
-def rematerialise(store: Any, rows: Sequence[int] | np.ndarray, *, masks: bool = False,
+def rematerialise(store: TokenStore, rows: Sequence[int] | np.ndarray, *, masks: bool = False,
                   resolution: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
     """Images ``[B, 3, R, R]`` in [0, 1] of the store rows ``rows`` (0-based row positions).
 
@@ -40,7 +45,7 @@ def rematerialise(store: Any, rows: Sequence[int] | np.ndarray, *, masks: bool =
     if not mdict:
         raise ValueError(f"store {getattr(store, 'path', '?')}: its header keeps no manifest, so its images "
                          f"cannot be made again")
-    res = int(resolution or _resolution(store))
+    res = int(resolution or store_resolution(store))
     index = np.asarray(store.attributes["index"])[rows]
     manifest = manifest_from_dict(mdict, where=f"{getattr(store, 'path', 'store')}/header.json")
     world_plain = manifest.source_type == "world" and not manifest.corruptions
@@ -78,20 +83,3 @@ def image_from_ref(ref: str, resolution: int, *, world_config: dict | None = Non
     from probe.data.transforms import load_as_tensor
 
     return load_as_tensor(ref, resolution)
-
-
-def world_masks(store: Any) -> torch.Tensor | None:
-    """Object masks ``[M, 1, R, R]`` of every row of a world store without corruptions (``None`` otherwise):
-    what the world's mask-reading measurers (object hue, background sharpness) need."""
-    from probe.data.manifest import manifest_from_dict
-
-    mdict = dict(store.manifest)
-    if not mdict:
-        return None
-    try:
-        manifest = manifest_from_dict(mdict, where=f"{getattr(store, 'path', 'store')}/header.json")
-    except Exception:  # a manifest this version cannot read back: no masks, the measurers say if they need them
-        return None
-    if manifest.source_type != "world" or manifest.corruptions:
-        return None
-    return rematerialise(store, np.arange(len(store)), masks=True)[1]

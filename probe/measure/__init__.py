@@ -24,21 +24,19 @@ Specs. A manifest (or any caller) names a measurer with a string ``"<family>:<na
 
 Options that are not part of the name (``device``; for CLIP ``model`` = an open_clip architecture and
 ``pretrained`` = a tag or a local weights file) are keyword arguments of :func:`get_measurer` /
-:func:`measurer_for`. :func:`register` adds a family. :func:`measurer_for` gives the default measurer of a known
-world attribute (:data:`DEFAULTS`). :mod:`probe.tokenizers.base` is the one batched encode / decode helper.
+:func:`measurer_for`. :func:`register` adds a family. :func:`measurer_for` gives the default measurer of an
+attribute (its world's, :mod:`probe.worlds`, else the analytic one of that name). :mod:`probe.tokenizers.base` is the one batched encode / decode helper.
 """
-from probe.measure.analytic import ANALYTIC_NAMES, WORLD_ATTRIBUTES, analytic, hue_vector, luminance, world_measurers
+from probe.measure.analytic import ANALYTIC_NAMES, analytic, hue_vector, luminance
 from probe.measure.base import KINDS, FunctionMeasurer, Measurer
 from probe.tokenizers.base import decode_batched, encode_batched
 from probe.measure.clip import ClipMeasurer, world_clip_measurer
 from probe.measure.oracle import OracleMeasurer, oracle_measurers
-from probe.measure.registry import DEFAULTS, families, get_measurer, measurer_for, register
+from probe.measure.registry import families, get_measurer, measurer_for, register
 
 __all__ = [
     "ANALYTIC_NAMES",
-    "DEFAULTS",
     "KINDS",
-    "WORLD_ATTRIBUTES",
     "ClipMeasurer",
     "FunctionMeasurer",
     "Measurer",
@@ -54,5 +52,4 @@ __all__ = [
     "oracle_measurers",
     "register",
     "world_clip_measurer",
-    "world_measurers",
 ]

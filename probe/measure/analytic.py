@@ -160,12 +160,3 @@ def analytic(name: str) -> Measurer:
         raise KeyError(f"no analytic measurer {name!r}; known: {', '.join(ANALYTIC_NAMES)}")
     kind, fn = _ANALYTIC[name]
     return FunctionMeasurer(name, kind, fn)
-
-
-WORLD_ATTRIBUTES = ("lighting", "bg_blur", "global_blur", "obj_hue")
-"""The world attributes with a pixel measurer here (the ones the single-token swap analyses measure)."""
-
-
-def world_measurers() -> dict[str, Measurer]:
-    """World attribute -> its analytic measurer (``lighting``, ``bg_blur``, ``global_blur``, ``obj_hue``)."""
-    return {a: analytic(a) for a in WORLD_ATTRIBUTES}

@@ -1,10 +1,14 @@
-"""Measurers by name: ``"family:name"`` specs, a registry of families, and a default per world attribute."""
+"""Measurers by name: ``"family:name"`` specs, a registry of families, and the default measurer of an attribute
+(a world's default, looked up through :mod:`probe.worlds`, else the analytic measurer of that name)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe.measure.base import Measurer
+
+if TYPE_CHECKING:
+    from probe.worlds import World
 
 # family -> factory(name, **kw) -> Measurer
 _FAMILIES: dict[str, Callable[..., Measurer]] = {}
@@ -73,32 +77,30 @@ def get_measurer(spec: str | Measurer, **kw: Any) -> Measurer:
     return _FAMILIES[family](name, **kw)
 
 
-DEFAULTS: dict[str, str] = {
-    "lighting": "analytic:lighting",
-    "bg_blur": "analytic:bg_blur",
-    "global_blur": "analytic:global_blur",
-    "obj_hue": "analytic:obj_hue",
-    "shape": "oracle:shape",
-    "bg_hue": "oracle:bg_hue",
-    "obj_scale": "oracle:obj_scale",
-    "obj_x": "oracle:obj_x",
-    "obj_y": "oracle:obj_y",
-}
-"""The default measurer of each known world attribute (pixels where a closed form reads it, else the oracle)."""
+def measurer_for(attribute: str, *, spec: str | None = None, world: str | World | None = None,
+                 **kw: Any) -> Measurer:
+    """The measurer of ``attribute``: ``spec`` when given (e.g. from a manifest), else the default of ``world``
+    (a name, a :class:`probe.worlds.World`, e.g. a store's :func:`probe.worlds.of_store`; default: the one every
+    known world agrees on), else the analytic measurer of that name (``luminance``, ``contrast``, ...). ``kw`` go
+    to the measurer's constructor (e.g. ``device`` for the oracle and CLIP).
 
+    Examples:
+        >>> measurer_for("lighting").name, measurer_for("shape", world="attribute").kind
+        ('lighting', 'categorical')
+        >>> measurer_for("contrast").kind
+        'continuous'
+    """
+    from probe import worlds
 
-def measurer_for(attribute: str, *, spec: str | None = None, **kw: Any) -> Measurer:
-    """The measurer of ``attribute``: ``spec`` when given (e.g. from a manifest), else :data:`DEFAULTS`, else the
-    analytic measurer of that name (``luminance``, ``contrast``, ...). ``kw`` go to the measurer's constructor
-    (e.g. ``device`` for the oracle and CLIP)."""
     if spec is not None:
         return get_measurer(spec, **kw)
-    if attribute in DEFAULTS:
-        return get_measurer(DEFAULTS[attribute], **kw)
+    default = worlds.default_measurer(attribute, world)
+    if default is not None:
+        return get_measurer(default, **kw)
     from probe.measure.analytic import ANALYTIC_NAMES
 
     if attribute in ANALYTIC_NAMES:
         return get_measurer(f"analytic:{attribute}", **kw)
-    raise KeyError(f"no default measurer for attribute {attribute!r} (known: "
-                   f"{', '.join([*DEFAULTS, *(a for a in ANALYTIC_NAMES if a not in DEFAULTS)])}); name one "
-                   "with a spec such as 'oracle:shape' or 'clip:a dark photo|a bright photo'")
+    known = [*worlds.default_measurers(world), *ANALYTIC_NAMES]
+    raise KeyError(f"no default measurer for attribute {attribute!r} (known: {', '.join(dict.fromkeys(known))}); "
+                   "name one with a spec such as 'oracle:shape' or 'clip:a dark photo|a bright photo'")

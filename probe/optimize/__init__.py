@@ -9,8 +9,8 @@
 
 Modules: :mod:`~probe.optimize.objectives` (CLIP / SigLIP text, masked reconstruction, measurer
 targets, the held-out scorer), :mod:`~probe.optimize.loop` (:func:`optimize`),
-:mod:`~probe.optimize.tasks` (edit, generate, inpaint, copy-paste, position-restricted edits, run
-output), :mod:`~probe.optimize.world` (prompts and oracle scoring on the attribute world).
+:mod:`~probe.optimize.tasks` (edit, generate, inpaint, position-restricted edits, run
+output), :mod:`probe.worlds` (a world's prompts and its held-out judge).
 """
 from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, noise_scale, optimize
 from probe.optimize.objectives import (
@@ -27,12 +27,10 @@ from probe.optimize.objectives import (
 from probe.optimize.tasks import (
     TokenReset,
     attribute_drift,
-    copy_paste,
     edit,
     generate,
     inpaint,
     position_edit,
-    positions_for,
     write_run,
 )
 
@@ -49,7 +47,6 @@ __all__ = [
     "StepInfo",
     "TokenReset",
     "attribute_drift",
-    "copy_paste",
     "edit",
     "generate",
     "inpaint",
@@ -57,7 +54,6 @@ __all__ = [
     "noise_scale",
     "optimize",
     "position_edit",
-    "positions_for",
     "random_views",
     "write_run",
 ]

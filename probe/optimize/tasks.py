@@ -1,6 +1,7 @@
-"""Tasks built on the loop: edit, generate, inpaint, copy-paste, position-restricted edits.
+"""Tasks built on the loop: edit, generate, inpaint, position-restricted edits (copy-paste, no optimization,
+is :func:`probe.swap.copy_paste`).
 
-Each returns an :class:`~probe.optimize.loop.OptimizeResult` (``copy_paste``: images) and
+Each returns an :class:`~probe.optimize.loop.OptimizeResult` and
 :func:`write_run` writes a run folder: one PNG per image, the grid (input | milestones | result),
 the loss trajectory, ``history.csv`` and ``config.json``.
 """
@@ -18,6 +19,8 @@ import torch
 
 from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, optimize
 from probe.optimize.objectives import ClipModel, ClipText, HeldOut, MaskedReconstruction, MeasurerTarget, load_clip
+from probe.swap.maps import top_positions
+from probe.swap.movement import movement
 from probe.tokenizers.base import module_device
 
 
@@ -184,84 +187,24 @@ def load_position_map(path: str | Path) -> Any:
                      "declared_semantics, or {attribute: [positions]}")
 
 
-def positions_for(attribute: str, smap: Any, k: int = 1) -> list[int]:
-    """The ``k`` positions a map ties to ``attribute``.
-
-    ``smap``: anything with ``candidates(attribute, k)`` (:class:`~probe.probes.semantic_map.SemanticMap`:
-    its significant cells, best first), a ``{attribute: [positions]}`` mapping, or a shipped model's
-    swap-validated ``declared_semantics`` (``{attribute: {"positions": [...], ...}}``, in ``probe.zoo.config``).
-    """
-    if isinstance(smap, Mapping):
-        attrs = sorted(a for a in smap if not str(a).startswith("_"))
-        if attribute not in attrs:
-            raise KeyError(f"the position map has no attribute {attribute!r}; it has {attrs}")
-        entry = smap[attribute]
-        if isinstance(entry, Mapping):  # a zoo record's declared_semantics: {"positions": [...], "floor": ...}
-            entry = entry["positions"]
-        return [int(p) for p in list(entry)[:k]]
-    for method in ("candidates", "top_positions"):
-        if hasattr(smap, method):
-            got = [int(p if not isinstance(p, dict) else p["position"]) for p in getattr(smap, method)(attribute, k)]
-            if not got:
-                raise ValueError(f"the semantic map ties no significant position to {attribute!r}; "
-                                 "pass positions explicitly")
-            return got
-    raise TypeError(f"cannot look up positions in a {type(smap).__name__}")
-
-
-@torch.no_grad()
-def copy_paste(tok: Any, target: torch.Tensor, source: torch.Tensor,
-               positions: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Copy the tokens at ``positions`` from ``source`` images into ``target`` images (row by row).
-
-    Returns ``images`` (decoded composites), ``target`` / ``source`` reconstructions, and ``quantized``
-    ``[B, N, C]``.
-    """
-    if len(target) != len(source) and len(source) != 1:
-        raise ValueError(f"copy_paste: {len(target)} targets but {len(source)} sources (give 1 or as many)")
-    bad = [p for p in positions if not 0 <= int(p) < tok.num_tokens]
-    if bad:
-        raise ValueError(f"copy_paste: positions {bad} outside 0..{tok.num_tokens - 1}")
-    dev = module_device(tok)
-    qt = tok.encode(target.to(dev)).quantized
-    qs = tok.encode(source.to(dev)).quantized.expand_as(qt)
-    q = qt.clone()
-    pos = torch.as_tensor([int(p) for p in positions], dtype=torch.long, device=dev)
-    q[:, pos] = qs[:, pos]
-    return {"images": tok.decode(q).cpu(), "target": tok.decode(qt).cpu(), "source": tok.decode(qs).cpu(),
-            "quantized": q.cpu()}
-
-
-def _read(measurer: Callable[..., torch.Tensor], images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        m = measurer(images.float().clamp(0, 1)).float().cpu()
-    return m
-
-
 def attribute_drift(measurers: Mapping[str, Callable[..., torch.Tensor]], before: torch.Tensor,
                     after: torch.Tensor) -> pd.DataFrame:
     """How far each measured attribute moved, one row per (attribute, image).
 
-    Columns ``attribute, row, before, after, drift``; ``drift`` is ``|after - before|`` for scalars,
-    total variation for class probabilities and the angle / (2 pi) for unit vectors (hue; the measurer
-    says so with ``kind = "circular"``, else ``[B, K]`` outputs are read as class probabilities).
+    Columns ``attribute, row, before, after, drift``; ``drift`` is :func:`probe.swap.movement.movement`'s
+    unsigned ``distance``: ``|after - before|`` for scalars, total variation for class probabilities and the
+    angle / (2 pi) for unit vectors (hue; the measurer says so with ``kind = "circular"``, else ``[B, K]``
+    outputs are read as class probabilities).
     """
     rows = []
     for name, m in measurers.items():
-        a, b = _read(m, before), _read(m, after)
+        with torch.no_grad():
+            a, b = (m(x.float().clamp(0, 1)).float().cpu() for x in (before, after))
         kind = getattr(m, "kind", None) or ("continuous" if a.ndim == 1 else "categorical")
-        if a.ndim == 1:
-            d, va, vb = (b - a).abs(), a, b
-        elif kind == "circular":
-            ang = torch.atan2(a[:, 1], a[:, 0]), torch.atan2(b[:, 1], b[:, 0])
-            diff = torch.remainder(ang[1] - ang[0] + torch.pi, 2 * torch.pi) - torch.pi
-            d = diff.abs() / (2 * torch.pi)
-            va, vb = torch.remainder(ang[0] / (2 * torch.pi), 1.0), torch.remainder(ang[1] / (2 * torch.pi), 1.0)
-        else:
-            d, va, vb = 0.5 * (b - a).abs().sum(1), a.argmax(1).float(), b.argmax(1).float()
-        for r in range(len(d)):
-            rows.append({"attribute": name, "row": r, "before": float(va[r]), "after": float(vb[r]),
-                         "drift": float(d[r])})
+        mv = movement(kind, a, b)
+        for r in range(len(a)):
+            rows.append({"attribute": name, "row": r, "before": float(mv["before"][r]),
+                         "after": float(mv["after"][r]), "drift": float(mv["distance"][r])})
     return pd.DataFrame(rows)
 
 
@@ -276,7 +219,7 @@ def position_edit(tok: Any, images: torch.Tensor, attribute: str, target: Any, *
     Returns the result and :func:`attribute_drift` over ``{attribute: measurer, **others}``.
     """
     if positions is None and smap is not None:
-        positions = positions_for(attribute, smap, k)
+        positions = top_positions(smap, attribute, k)
     frozen = None
     if positions is not None:
         frozen = torch.ones(tok.num_tokens, dtype=torch.bool)

@@ -225,7 +225,6 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     """Validate the probe map by swaps (every position when ``swap.sweep``, else the probes' candidates);
     writes ``swap/``: tables, the validated map, the causal heatmap, image grids of the confirmed mappings, a
     traversal (:func:`probe.swap.distributed.validate_and_write`)."""
-    from probe.data.rematerialise import world_masks
     from probe.swap import SwapConfig, SwapData
     from probe.swap.distributed import validate_and_write
 
@@ -233,7 +232,7 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     measurers = _measurers(ctx)
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
-    data = SwapData.from_store(ctx.store, tok, masks=world_masks(ctx.store))
+    data = SwapData.from_store(ctx.store, tok)
     cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
                      max_set=max(1, c.max_set))
     attrs = list(measurers)
@@ -313,8 +312,7 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     import pandas as pd
 
     from probe.data.rematerialise import rematerialise
-    from probe.measure.distance import reading_distance
-    from probe.optimize.tasks import copy_paste
+    from probe.swap import copy_paste, movement
     from probe.swap.engine import parse_label
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
@@ -335,9 +333,9 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
         out = copy_paste(ctx.tokenizer, target, source, parse_label(m.positions))
         measurer = _measurer(ctx, m.attribute)
         read_t = measurer(out["target"], masks=t_masks)
-        kind = getattr(measurer, "kind", None)
-        gap = reading_distance(read_t, measurer(out["source"], masks=s_masks), kind).mean().item()
-        moved = reading_distance(read_t, measurer(out["images"], masks=t_masks), kind).mean().item()
+        kind = getattr(measurer, "kind", "continuous")
+        gap = float(movement(kind, read_t, measurer(out["source"], masks=s_masks))["distance"].mean())
+        moved = float(movement(kind, read_t, measurer(out["images"], masks=t_masks))["distance"].mean())
         rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
                      "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
                      "swap_transfer": m.transfer})

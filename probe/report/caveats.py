@@ -52,15 +52,17 @@ def training_facts(spec: str) -> dict[str, Any]:
 
 
 def localization_table(spec: str) -> pd.DataFrame:
-    """The shipped model's recorded single-token swaps per factor: top position by eta-squared, the fraction of
-    the gap pasting it moves, and the mean over random positions (empty for other tokenizers)."""
+    """The shipped model's recorded single-token swaps per factor (the swap engine's transfer): top position by
+    eta-squared and its transfer, the best position by transfer and the mean over the others (empty for other
+    tokenizers)."""
     from probe import zoo
 
     if spec not in zoo.available():
         return pd.DataFrame()
     loc = zoo.config(spec).get("metrics", {}).get("localization", {})
     rows = [{"factor": f, "top position (eta2)": v.get("top_position"), "top eta2": v.get("top_eta2"),
-             "moved by pasting it": v.get("moved_top"), "moved, random positions": v.get("moved_random_mean")}
+             "transfer at it": v.get("transfer_top"), "best position (transfer)": v.get("best_position"),
+             "best transfer": v.get("best_transfer"), "transfer, other positions": v.get("others_mean")}
             for f, v in loc.items()]
     return pd.DataFrame(rows)
 

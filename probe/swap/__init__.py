@@ -1,40 +1,37 @@
 """The swap engine: copy-paste token swaps measured on decoded images, at scale, with controls.
 
-- :func:`patch` (:mod:`probe.swap.engine`): the one generic patch (pairs x position sets x measurers,
-  with controls) -> a tidy table;
-- :func:`sample_pairs` (:mod:`probe.swap.pairs`): (recipient, donor) pairs from opposite ends of an attribute;
-- :func:`sweep_positions`, :func:`position_set`, :func:`validate`, :func:`greedy_set` (:mod:`probe.swap.run`):
-  the specialisations on a store's tokens;
-- :func:`summarize`, :class:`VerdictConfig` (:mod:`probe.swap.stats`): transfer with a bootstrap interval,
-  interchange-intervention accuracy, effect sizes against the controls, side effects, verdicts;
-- :func:`validate_map`, :class:`ValidatedMap` (:mod:`probe.swap.validated`): the validated semantic map;
-- :func:`traverse`, :func:`response_curve` (:mod:`probe.swap.traverse`): one position through many codes.
+Twelve verbs and the four types they pass around (each has an Examples block):
 
-The measurers live in :mod:`probe.measure`. :mod:`probe.swap.paste` and :mod:`probe.swap.localization` keep the
-tokenizer analysis' single-token paste between an attribute's two bins (``end_groups``, ``moved_by_paste``).
+- :func:`patch`: the one generic patch (pairs x position sets x measurers, with controls) -> a tidy table;
+- :func:`sample_pairs`: (recipient, donor) pairs from opposite ends of an attribute;
+- :func:`sweep`: every single position (or given sets) for every attribute of a :class:`SwapData` ->
+  :class:`SwapResult` (table + summary);
+- :func:`greedy_set`: the smallest position set reaching a stated transfer;
+- :func:`validate`: sweep, compare with the probes' map, search sets -> :class:`ValidatedMap`;
+  :func:`validate_store`: the same on a token store in one call;
+- :func:`summarize`: transfer with a bootstrap interval, interchange-intervention accuracy, effect sizes against
+  the controls, side effects, verdicts (thresholds: :class:`VerdictConfig`);
+- :func:`traverse`: one position through many codes;
+- :func:`copy_paste`: images in, composites out (encode, paste, decode);
+- :func:`movement`: how far a reading moved (signed along the recipient-to-donor direction);
+- :func:`top_positions`: the top k positions a map ties to an attribute.
+
+Settings: :class:`SwapConfig`. The modules hold the rest (controls as strategies in :mod:`probe.swap.engine`,
+the heatmap and rank agreement in :mod:`probe.swap.validated`, response curves in :mod:`probe.swap.traverse`).
+The measurers live in :mod:`probe.measure`; the one token paste is :func:`probe.tokenizers.base.paste_tokens`.
 """
-from probe.swap.engine import CONTROLS, Shard, as_quantized, canonical_order, merge_shards, patch, paste_tokens, set_label
-from probe.swap.pairs import PairConfig, sample_pairs
-from probe.swap.paste import end_groups, moved_by_paste, moved_fraction
-from probe.swap.run import (
-    SwapConfig,
-    SwapData,
-    SwapResult,
-    greedy_set,
-    position_set,
-    probe_ranking,
-    run_swaps,
-    sweep_positions,
-    validate,
-)
-from probe.swap.stats import VerdictConfig, off_target_matrix, summarize
-from probe.swap.traverse import codes_used, response_curve, traverse
-from probe.swap.validated import ValidatedMap, causal_heatmap, rank_agreement, validate_map, validated_map
+from probe.swap.edit import copy_paste
+from probe.swap.engine import patch
+from probe.swap.maps import top_positions
+from probe.swap.movement import movement
+from probe.swap.pairs import sample_pairs
+from probe.swap.run import SwapConfig, SwapData, SwapResult, greedy_set, sweep
+from probe.swap.stats import VerdictConfig, summarize
+from probe.swap.traverse import traverse
+from probe.swap.validated import ValidatedMap, validate, validate_store
 
 __all__ = [
-    "CONTROLS", "PairConfig", "Shard", "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
-    "as_quantized", "canonical_order", "causal_heatmap", "codes_used", "end_groups", "greedy_set", "merge_shards",
-    "moved_by_paste", "moved_fraction", "off_target_matrix", "paste_tokens", "patch", "position_set",
-    "probe_ranking", "rank_agreement", "response_curve", "run_swaps", "sample_pairs", "set_label", "summarize",
-    "sweep_positions", "traverse", "validate", "validate_map", "validated_map",
+    "SwapConfig", "SwapData", "SwapResult", "ValidatedMap", "VerdictConfig",
+    "copy_paste", "greedy_set", "movement", "patch", "sample_pairs", "summarize", "sweep", "top_positions",
+    "traverse", "validate", "validate_store",
 ]

@@ -21,9 +21,10 @@ from typing import Any
 import pandas as pd
 
 from probe.swap.engine import Shard, merge_shards, parse_label
-from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep_positions, validate
+from probe.swap.maps import candidate_sets
+from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
 from probe.swap.stats import summarize
-from probe.swap.validated import ValidatedMap, grid_images, validated_map
+from probe.swap.validated import ValidatedMap, grid_images, validate
 
 #: columns of the answers table when no mapping was tested
 _ANSWER_COLUMNS = ["attribute", "positions", "transfer", "verdict", "source"]
@@ -82,17 +83,16 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
     if candidates is None:
-        res = sweep_positions(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
-                              progress=progress)
+        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard, progress=progress)
     else:
-        res = validate(tokenizer, data, semantic_map, measurers, k=candidates, attributes=attributes, config=config,
-                       shard=shard, progress=progress)
+        res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
+                    attributes=attributes, config=config, shard=shard, progress=progress)
     res = gather(res, out / "shards", shard, config)
     if res is None:
         return None
     if candidates is None:
-        vmap = validated_map(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                             greedy=greedy, progress=progress, sweep=res)
+        vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
+                        greedy=greedy, progress=progress, sweep_result=res)
         outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
     else:
         outputs = _write_candidates(res, out, tables_format)

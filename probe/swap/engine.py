@@ -8,12 +8,13 @@ specialisation of it.
 
 Measured values are compared on reconstructions: ``recipient`` is the measure of the recipient's own
 decode, ``donor`` of the donor's, ``swapped`` of the patched decode, so the tokenizer's reconstruction
-error does not count as an effect. Vector measurers (a circular hue as a unit vector ``[B, 2]``,
-categorical class probabilities ``[B, K]``) are compared along the gap: ``moved`` is the projection of
-``swapped - recipient`` on ``donor - recipient`` and ``gap`` the gap's length, so
-``transfer = moved / gap`` is 0 for no effect and 1 for the whole gap, for every kind alike.
+error does not count as an effect. The comparison is :func:`probe.swap.movement.movement` (the one
+comparison of readings): ``moved`` is the projection of ``swapped - recipient`` on ``donor - recipient``
+and ``gap`` the gap's length, so ``transfer = moved / gap`` is 0 for no effect and 1 for the whole gap,
+negative for a paste that moves the wrong way, for every kind alike (vectors are projected).
 
-Controls, on the same pairs (``controls=``):
+Controls, on the same pairs (``controls=``), each a small :class:`Control` strategy in a registry
+(:func:`register_control` adds or replaces one):
 
 - ``same_end``: the donor is another image from the recipient's own end of the attribute (what a paste
   moves by itself, e.g. through decoding an unusual token combination);
@@ -32,21 +33,19 @@ from __future__ import annotations
 import os
 import time
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import pandas as pd
 import torch
 
-from probe.tokenizers.base import PositionSet, module_device, paste_tokens, position_tuple
+from probe.swap.movement import movement
+from probe.tokenizers.base import PositionSet, Tokenizer, module_device, paste_tokens, position_tuple
 
-#: the controls :func:`patch` knows (``"none"`` is the tested swap itself)
-CONTROLS = ("none", "same_end", "random_position", "all_except", "self", "swap_back", "donor_recon")
-#: gaps shorter than this (in measurer units) give ``transfer`` NaN for the row
-MIN_GAP = 1e-9
-
+if TYPE_CHECKING:
+    from probe.measure.base import Measurer
 
 
 def set_label(positions: PositionSet) -> str:
@@ -55,9 +54,9 @@ def set_label(positions: PositionSet) -> str:
     return "+".join(str(p) for p in ps)
 
 
-def parse_label(label: str) -> tuple[int, ...]:
-    """Inverse of :func:`set_label`."""
-    return tuple(int(p) for p in str(label).split("+"))
+def parse_label(label: str | int | float) -> tuple[int, ...]:
+    """Inverse of :func:`set_label`: ``"3+7"`` -> ``(3, 7)``; a label a CSV read back as a number (``26.0``) too."""
+    return tuple(int(float(p)) for p in str(label).split("+"))
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class Shard:
         return np.arange(self.rank, m, self.world_size)
 
 
-def as_quantized(tokenizer: Any, tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
+def as_quantized(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Token ids ``[M, N]`` -> code vectors ``[M, N, C]`` (``tokenizer.codebook`` lookup); vectors
     ``[M, N, C]`` pass through. On the tokenizer's device, float32."""
     t = torch.as_tensor(tokens)
@@ -114,7 +113,7 @@ class _Memo:
 _SHARED = ("oracle",)
 
 
-def _measure_all(measurers: Sequence[Any], images: torch.Tensor, masks: torch.Tensor | None) -> list[np.ndarray]:
+def _measure_all(measurers: Sequence[Measurer], images: torch.Tensor, masks: torch.Tensor | None) -> list[np.ndarray]:
     """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model shared by
     several measurers (e.g. the world oracle) runs once per batch."""
     memos: dict[int, _Memo] = {}
@@ -143,7 +142,7 @@ def _measure_all(measurers: Sequence[Any], images: torch.Tensor, masks: torch.Te
 class _Decoder:
     """Decodes queued token batches ``[B, N, C]`` and measures them, ``batch`` images at a time."""
 
-    def __init__(self, tokenizer: Any, measurers: Sequence[Any], batch: int, progress: Any,
+    def __init__(self, tokenizer: Tokenizer, measurers: Sequence[Measurer], batch: int, progress: Any,
                  autocast: bool = False) -> None:
         self.tok, self.measurers, self.batch, self.bar = tokenizer, measurers, batch, progress
         self.autocast = autocast
@@ -225,50 +224,223 @@ class _Queue:
         return [[flat[k][bounds[j] : bounds[j + 1]] for k in range(n_meas)] for j in range(len(self.lengths))]
 
 
-def _scalar(kind: str, v: np.ndarray, ref_class: np.ndarray | None) -> np.ndarray:
-    """A table-friendly scalar of measured values ``v [B, D]``: the value (continuous), the angle in turns
-    (circular), or the probability of ``ref_class`` (categorical: the donor's class)."""
-    if v.shape[1] == 1:
-        return v[:, 0]
-    if kind == "circular" and v.shape[1] == 2:
-        return (np.arctan2(v[:, 1], v[:, 0]) / (2 * np.pi)) % 1.0
-    return v[np.arange(len(v)), ref_class]
-
-
-def _compare(kind: str, r: np.ndarray, d: np.ndarray, s: np.ndarray,
-             start: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-row comparison of recipient ``r``, donor ``d`` and swapped ``s`` values ``[B, D]``; the movement
-    is counted from ``start`` (default ``r``; the recipient's decode when ``r`` is measured on originals)."""
-    start = r if start is None else start
-    gap_vec = d - r
-    gap = np.sqrt((gap_vec**2).sum(1))
-    moved = ((s - start) * gap_vec).sum(1) / np.maximum(gap, MIN_GAP)
-    moved_abs = np.sqrt(((s - start) ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        transfer = np.where(gap > MIN_GAP, moved / np.maximum(gap, MIN_GAP), np.nan)
-    if kind == "categorical" and r.shape[1] > 1:
-        dc, sc, rc = d.argmax(1), s.argmax(1), r.argmax(1)
-        nearer = (sc == dc) & (dc != rc)
-        ref_class = dc
-    else:
-        nearer = ((s - d) ** 2).sum(1) < ((s - r) ** 2).sum(1)
-        ref_class = None
-    return {"recipient": _scalar(kind, r, ref_class), "donor": _scalar(kind, d, ref_class),
-            "swapped": _scalar(kind, s, ref_class), "gap": gap, "moved": moved, "moved_abs": moved_abs,
-            "transfer": transfer,
-            "nearer_donor": nearer}
-
-
 def _pair_rng(seed: int, salt: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(salt.encode())])
 
 
+# ------------------------------------------------------------------------------------------- the controls
+#: what a control hands back for one position set: a ticket of the decode queue, measured values
+#: ``[per measurer: [m, D]]`` it already has, or ``("reuse", k)``: the tested swaps at random positions
+Values = Union[int, list, tuple]
+
+
+@dataclass
+class _Run:
+    """One :func:`patch` call's state, as the controls see it (this shard's pairs only).
+
+    ``rq, dq, sq`` recipients, donors, same-end donors ``[m, N, C]``; ``rmask`` recipient masks; ``rec_r,
+    rec_d`` the measures of the recipients' and donors' reconstructions; ``ref_s`` of the same-end donors'
+    (``same_end`` only); ``rand_sets[k]`` the random other position set of every pair for set ``k``.
+    """
+
+    tokenizer: Tokenizer
+    rq: torch.Tensor
+    dq: torch.Tensor
+    sq: torch.Tensor | None
+    rmask: torch.Tensor | None
+    rows: np.ndarray
+    n_tok: int
+    batch: int
+    dec: _Decoder
+    queue: _Queue
+    rand_sets: list[np.ndarray]
+    reuse_singletons: bool
+    rec_r: list[np.ndarray] = field(default_factory=list)
+    rec_d: list[np.ndarray] = field(default_factory=list)
+    ref_s: list[np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control of :func:`patch` (or the tested swap itself, ``"none"``).
+
+    Attributes:
+        name: its name in the table's ``control`` column.
+        run: ``run(state, k, positions) -> Values``: queue (or reuse) the patched tokens of set ``k``.
+        decodes: decodes per pair and position set (for the progress bar and for :class:`~probe.swap.run.SwapConfig`'s
+            ``control_pairs``: controls with none are run on every pair).
+        free_in_full_sweep: in a sweep of every single position it reads the tested swaps, no decode of its own.
+        donor: ``donor(state) -> values``: the donor reference of its rows (default: the donor's own).
+        prepare: ``prepare(state)`` once before the sets (e.g. measure the same-end donors).
+        needs: the :func:`patch` argument it needs (named in the error when missing).
+    """
+
+    name: str
+    run: Callable[[_Run, int, tuple[int, ...]], Values]
+    decodes: int = 1
+    free_in_full_sweep: bool = False
+    donor: Callable[[_Run], list | None] = lambda state: None
+    prepare: Callable[[_Run], None] = lambda state: None
+    needs: str = ""
+
+
+_CONTROLS: dict[str, Control] = {}
+
+
+def register_control(control: Control) -> None:
+    """Make ``control`` known to :func:`patch` by its name (a later registration replaces one)."""
+    _CONTROLS[control.name] = control
+
+
+def control_decodes(name: str, *, full_sweep: bool = False) -> int:
+    """Decodes per pair and position set that control ``name`` costs (0: it reuses other rows)."""
+    c = _CONTROLS[name]
+    return 0 if (full_sweep and c.free_in_full_sweep) else c.decodes
+
+
+def _tested(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    return state.queue.put(paste_tokens(state.rq, state.dq, s), state.rmask)
+
+
+def _same_end(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    return state.queue.put(paste_tokens(state.rq, state.sq, s), state.rmask)
+
+
+def _measure_same_end(state: _Run) -> None:
+    # the same-end donor's own value is the control's "donor"
+    state.ref_s = state.dec.measure(state.sq, state.rmask)
+
+
+def _random_position(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    if state.reuse_singletons:  # the tested swap at the random position, already in the queue
+        return ("reuse", k)
+    # a different position set per pair: a per-row gather, which the one-set paste_tokens does not express
+    q = state.rq.clone()
+    rs = torch.as_tensor(state.rand_sets[k][state.rows], device=state.rq.device)
+    ar = torch.arange(len(q), device=state.rq.device)[:, None]
+    q[ar, rs] = state.dq[ar, rs]
+    return state.queue.put(q, state.rmask)
+
+
+def _all_except(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    rest = [p for p in range(state.n_tok) if p not in s]
+    return state.queue.put(paste_tokens(state.rq, state.dq, rest) if rest else state.rq.clone(), state.rmask)
+
+
+def _self(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    q = paste_tokens(state.rq, state.rq, s)
+    # a self-swap must be an exact no-op on the tokens: its measures are the recipient's own
+    assert torch.equal(q, state.rq), "self-swap changed the tokens"
+    return state.rec_r
+
+
+def _swap_back(state: _Run, k: int, s: tuple[int, ...]) -> Values:
+    with torch.no_grad():
+        imgs = state.dec.images(paste_tokens(state.rq, state.dq, s))
+        back = torch.cat([state.tokenizer.encode(imgs[b : b + state.batch]).quantized
+                          for b in range(0, len(imgs), state.batch)])
+    return state.queue.put(paste_tokens(back, state.rq, s), state.rmask)
+
+
+for _c in (
+    Control("none", _tested),
+    Control("same_end", _same_end, donor=lambda state: state.ref_s, prepare=_measure_same_end,
+            needs="same_end_donors"),
+    Control("random_position", _random_position, free_in_full_sweep=True),
+    Control("all_except", _all_except),
+    Control("self", _self, decodes=0),
+    Control("swap_back", _swap_back, decodes=2),
+    Control("donor_recon", lambda state, k, s: state.rec_d, decodes=0),
+):
+    register_control(_c)
+#: the built-in controls (``"none"`` is the tested swap itself)
+CONTROLS = tuple(_CONTROLS)
+
+
+# --------------------------------------------------------------------------------------------- the patch
+def _check(controls: Sequence[str], same_end_donors: Any) -> None:
+    unknown = [c for c in controls if c not in _CONTROLS]
+    if unknown:
+        raise ValueError(f"unknown control(s) {unknown}; known: {list(_CONTROLS)}")
+    for c in controls:
+        if _CONTROLS[c].needs == "same_end_donors" and same_end_donors is None:
+            raise ValueError(f"the {c} control needs same_end_donors (donors from the recipient's own end)")
+
+
+def _position_sets(positions: Sequence[PositionSet], n_tok: int) -> list[tuple[int, ...]]:
+    sets = [position_tuple(p) for p in positions]
+    for s in sets:
+        if s[0] < 0 or s[-1] >= n_tok:
+            raise ValueError(f"position set {s} outside 0..{n_tok - 1}")
+    return sets
+
+
+def _random_sets(sets: list[tuple[int, ...]], m_all: int, n_tok: int, seed: int) -> list[np.ndarray]:
+    """Random other positions of every pair for each set, drawn for all pairs before sharding (the same table on
+    any number of ranks): ``[m_all, len(set)]`` per set."""
+    out = []
+    for s in sets:
+        rng = _pair_rng(seed, f"random_position:{set_label(s)}")
+        others = np.setdiff1d(np.arange(n_tok), s)
+        if len(others) < len(s):
+            raise ValueError(f"no random other position set of size {len(s)} outside {s}")
+        keys = rng.random((m_all, len(others)))
+        out.append(others[np.argsort(keys, axis=1)[:, : len(s)]])
+    return out
+
+
+def _resolve_reuse(state: _Run, jobs: list[list[Any]], done: list[list[np.ndarray]], n_meas: int) -> None:
+    """Random-position rows of a full single-position sweep read from the tested swaps at their random positions."""
+    ticket = {int(lab): t for (lab, _, c, t, _) in jobs if c == "none"}
+    m = len(state.rows)
+    # per measurer the tested swaps at every position, [N, m, D]
+    stacks = [np.stack([done[ticket[p]][kk] for p in range(state.n_tok)]) for kk in range(n_meas)]
+    for job in jobs:
+        vals = job[3]
+        if isinstance(vals, tuple) and vals[0] == "reuse":
+            pos = state.rand_sets[vals[1]][state.rows][:, 0]
+            job[3] = [st[pos, np.arange(m)] for st in stacks]
+
+
+def _table(jobs: list[list[Any]], done: list[list[np.ndarray]], measurers: Sequence[Any], ids: np.ndarray,
+           ref_r: list[np.ndarray], ref_d: list[np.ndarray], start: list[np.ndarray],
+           extra_cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per (pair, job, measurer); columns gathered as arrays and framed once (a DataFrame per block costs
+    more than the numbers)."""
+    cols: dict[str, list[np.ndarray]] = {}
+    m = len(ids)
+
+    def add(name: str, value: np.ndarray) -> None:
+        cols.setdefault(name, []).append(value)
+
+    for label, size, control, vals, dref in jobs:
+        swapped = done[vals] if isinstance(vals, int) else vals
+        dref = ref_d if dref is None else dref
+        for k, meas in enumerate(measurers):
+            # with originals as references, movement still starts at the recipient's own decode
+            mv = movement(meas.kind, ref_r[k], swapped[k], dref[k], start=start[k])
+            add("pair", ids)
+            for name, value in (("positions", label), ("set_size", size), ("control", control),
+                                ("measurer", meas.name), ("kind", meas.kind)):
+                add(name, np.full(m, value, dtype=object if isinstance(value, str) else np.int64))
+            for name, key in _COLUMNS:
+                add(name, mv[key])
+            for c, v in extra_cols.items():
+                add(c, v)
+    return pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()}) if cols else pd.DataFrame()
+
+
+#: table column <- :func:`probe.swap.movement.movement` key
+_COLUMNS = (("recipient", "before"), ("donor", "toward"), ("swapped", "after"), ("gap", "gap"), ("moved", "moved"),
+            ("moved_abs", "moved_abs"), ("transfer", "transfer"), ("nearer_donor", "nearer_donor"))
+
+
 def patch(
-    tokenizer: Any,
+    tokenizer: Tokenizer,
     recipients: torch.Tensor | np.ndarray,
     donors: torch.Tensor | np.ndarray,
     positions: Sequence[PositionSet],
-    measurers: Sequence[Any],
+    measurers: Sequence[Measurer],
     *,
     controls: Sequence[str] = ("none",),
     same_end_donors: torch.Tensor | np.ndarray | None = None,
@@ -292,7 +464,7 @@ def patch(
         positions: position sets; each an int or a sequence of ints.
         measurers: :class:`probe.measure.Measurer`-like callables (``name``, ``kind``,
             ``__call__(images, *, masks=None)``).
-        controls: any of :data:`CONTROLS` (``"none"`` is the tested swap).
+        controls: any of :data:`CONTROLS` (``"none"`` is the tested swap; :func:`register_control` adds one).
         same_end_donors: ``[M, N, C]`` / ``[M, N]`` donors from the recipient's own end (``same_end``).
         masks: ``(recipient_masks, donor_masks)`` ``[M, 1, H, W]`` for measurers that need object masks;
             a patched image is measured with its recipient's mask.
@@ -307,136 +479,58 @@ def patch(
 
     Returns:
         DataFrame with columns ``pair, positions, set_size, control, measurer, kind, recipient, donor,
-        swapped, gap, moved, moved_abs, transfer, nearer_donor`` plus ``extra``'s.
+        swapped, gap, moved, moved_abs, transfer, nearer_donor`` plus ``extra``'s (the comparison of
+        :func:`probe.swap.movement.movement`); ``attrs`` hold ``decoded``, ``decode_s``, ``measure_s``.
+
+    Examples:
+        Paste position 3 of the donors into the recipients, with the random-position control:
+
+        >>> table = patch(tok, q[recipient_rows], q[donor_rows], [[3]], [measurer_for("lighting")],
+        ...               controls=("none", "random_position"))  # doctest: +SKIP
+        >>> table.groupby("control")["transfer"].mean()  # doctest: +SKIP
     """
-    unknown = [c for c in controls if c not in CONTROLS]
-    if unknown:
-        raise ValueError(f"unknown control(s) {unknown}; known: {list(CONTROLS)}")
-    if "same_end" in controls and same_end_donors is None:
-        raise ValueError("the same_end control needs same_end_donors (donors from the recipient's own end)")
-    rq = as_quantized(tokenizer, recipients)
-    dq = as_quantized(tokenizer, donors)
+    _check(controls, same_end_donors)
+    rq, dq = as_quantized(tokenizer, recipients), as_quantized(tokenizer, donors)
     if rq.shape != dq.shape:
         raise ValueError(f"recipients {tuple(rq.shape)} and donors {tuple(dq.shape)} must have the same shape")
     m_all, n_tok = rq.shape[0], rq.shape[1]
-    sets = [position_tuple(p) for p in positions]
-    for s in sets:
-        if s[0] < 0 or s[-1] >= n_tok:
-            raise ValueError(f"position set {s} outside 0..{n_tok - 1}")
+    sets = _position_sets(positions, n_tok)
     ids = np.arange(m_all) if pair_ids is None else np.asarray(pair_ids)
-    # random other positions, drawn for every pair before sharding (same table on any number of ranks)
-    rand_sets: list[np.ndarray] = []
-    if "random_position" in controls:
-        for k, s in enumerate(sets):
-            rng = _pair_rng(seed, f"random_position:{set_label(s)}")
-            others = np.setdiff1d(np.arange(n_tok), s)
-            if len(others) < len(s):
-                raise ValueError(f"no random other position set of size {len(s)} outside {s}")
-            keys = rng.random((m_all, len(others)))
-            rand_sets.append(others[np.argsort(keys, axis=1)[:, : len(s)]])
-    sh = shard or Shard()
-    rows = sh.rows(m_all)
-    rq, dq, ids = rq[rows], dq[rows], ids[rows]
+    rand_sets = _random_sets(sets, m_all, n_tok, seed) if "random_position" in controls else []
+    rows = (shard or Shard()).rows(m_all)
     sq = None if same_end_donors is None else as_quantized(tokenizer, same_end_donors)[rows]
-    rmask = dmask = None
-    if masks is not None:
-        rmask = None if masks[0] is None else masks[0][rows]
-        dmask = None if masks[1] is None else masks[1][rows]
-    m = len(rows)
+    rmask, dmask = (None, None) if masks is None else tuple(None if x is None else x[rows] for x in masks)
+    full_sweep = all(len(s) == 1 for s in sets) and {s[0] for s in sets} == set(range(n_tok))
 
     from tqdm.auto import tqdm
 
-    full_sweep = all(len(s) == 1 for s in sets) and {s[0] for s in sets} == set(range(n_tok))
-    per_set = sum(c in ("none", "same_end", "all_except") for c in controls)
-    per_set += "random_position" in controls and not ("none" in controls and full_sweep)
-    per_set += 2 * ("swap_back" in controls)
+    m = len(rows)
+    per_set = sum(control_decodes(c, full_sweep=full_sweep and "none" in controls) for c in controls)
     total = m * (2 + len(sets) * per_set + ("same_end" in controls))
     bar = tqdm(total=total, desc="swap decodes", unit="img", disable=not progress, leave=False)
     dec = _Decoder(tokenizer, measurers, batch, bar, autocast)
+    # every patched batch goes through one queue, so decodes run at full batch size across sets;
+    # a sweep of every single position already holds each random-position swap: reuse it, no decode
+    state = _Run(tokenizer, rq[rows], dq[rows], sq, rmask, rows, n_tok, batch, dec, _Queue(dec, batch), rand_sets,
+                 reuse_singletons="none" in controls and full_sweep)
     try:
-        rec_r = dec.measure(rq, rmask)
-        rec_d = dec.measure(dq, dmask)
+        state.rec_r, state.rec_d = dec.measure(state.rq, rmask), dec.measure(state.dq, dmask)
         if images is not None:
             ref_r = _measure_all(measurers, images[0][rows].to(rq.device), rmask)
             ref_d = _measure_all(measurers, images[1][rows].to(rq.device), dmask)
         else:
-            ref_r, ref_d = rec_r, rec_d
-        # the same-end donor's own value is the control's "donor"
-        ref_s = dec.measure(sq, rmask) if "same_end" in controls else None
-
-        # every patched batch goes through one queue, so decodes run at full batch size across sets
-        # a sweep of every single position already holds each random-position swap: reuse it, no decode
-        reuse_singletons = ("none" in controls and all(len(s) == 1 for s in sets)
-                            and {s[0] for s in sets} == set(range(n_tok)))
-        queue = _Queue(dec, batch)
-        jobs: list[tuple[str, int, str, Any, list[np.ndarray] | None]] = []  # label, size, control, values, donor ref
-        for k, s in enumerate(sets):
-            label = set_label(s)
-            for control in controls:
-                dref = None
-                if control == "none":
-                    vals: Any = queue.put(paste_tokens(rq, dq, s), rmask)
-                elif control == "same_end":
-                    vals, dref = queue.put(paste_tokens(rq, sq, s), rmask), ref_s
-                elif control == "random_position" and reuse_singletons:
-                    vals = ("reuse", k)  # the tested swap at the random position, already in the queue
-                elif control == "random_position":
-                    q = rq.clone()
-                    rs = torch.as_tensor(rand_sets[k][rows], device=rq.device)
-                    ar = torch.arange(m, device=rq.device)[:, None]
-                    q[ar, rs] = dq[ar, rs]
-                    vals = queue.put(q, rmask)
-                elif control == "all_except":
-                    rest = [p for p in range(n_tok) if p not in s]
-                    vals = queue.put(paste_tokens(rq, dq, rest) if rest else rq.clone(), rmask)
-                elif control == "self":
-                    q = paste_tokens(rq, rq, s)
-                    # a self-swap must be an exact no-op on the tokens: its measures are the recipient's own
-                    assert torch.equal(q, rq), "self-swap changed the tokens"
-                    vals = rec_r
-                elif control == "swap_back":
-                    with torch.no_grad():
-                        imgs = dec.images(paste_tokens(rq, dq, s))
-                        back = torch.cat([tokenizer.encode(imgs[b : b + batch]).quantized
-                                          for b in range(0, len(imgs), batch)])
-                    vals = queue.put(paste_tokens(back, rq, s), rmask)
-                else:  # donor_recon
-                    vals = rec_d
-                jobs.append((label, len(s), control, vals, dref))
-        done = queue.results()
-        if reuse_singletons:  # random-position rows read from the tested swaps at their random positions
-            ticket = {int(lab): t for (lab, _, c, t, _) in jobs if c == "none"}
-            # per measurer the tested swaps at every position, [N, m, D]
-            stacks = [np.stack([done[ticket[p]][kk] for p in range(n_tok)]) for kk in range(len(measurers))]
-            for j, (lab, size, c, vals, dref) in enumerate(jobs):
-                if isinstance(vals, tuple) and vals[0] == "reuse":
-                    pos = rand_sets[vals[1]][rows][:, 0]
-                    jobs[j] = (lab, size, c, [st[pos, np.arange(m)] for st in stacks], dref)
-
-        # columns gathered as arrays and framed once (a DataFrame per block costs more than the numbers)
-        cols: dict[str, list[np.ndarray]] = {}
-
-        def add(name: str, value: np.ndarray) -> None:
-            cols.setdefault(name, []).append(value)
-
+            ref_r, ref_d = state.rec_r, state.rec_d
+        for c in dict.fromkeys(controls):
+            _CONTROLS[c].prepare(state)
+        jobs = [[set_label(s), len(s), c, _CONTROLS[c].run(state, k, s), _CONTROLS[c].donor(state)]
+                for k, s in enumerate(sets) for c in controls]
+        done = state.queue.results()
+        if state.reuse_singletons:
+            _resolve_reuse(state, jobs, done, len(measurers))
         extra_cols = {c: np.asarray(v)[rows] for c, v in (extra or {}).items()}
-        for label, size, control, vals, dref in jobs:
-            swapped = done[vals] if isinstance(vals, int) else vals
-            dref = ref_d if dref is None else dref
-            for k, meas in enumerate(measurers):
-                # with originals as references, movement still starts at the recipient's own decode
-                cmp = _compare(meas.kind, ref_r[k], dref[k], swapped[k], start=rec_r[k])
-                add("pair", ids)
-                for name, value in (("positions", label), ("set_size", size), ("control", control),
-                                    ("measurer", meas.name), ("kind", meas.kind)):
-                    add(name, np.full(m, value, dtype=object if isinstance(value, str) else np.int64))
-                for name, value in cmp.items():
-                    add(name, value)
-                for c, v in extra_cols.items():
-                    add(c, v)
+        out = _table(jobs, done, measurers, ids[rows], ref_r, ref_d, state.rec_r, extra_cols)
     finally:
         bar.close()
-    out = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()}) if cols else pd.DataFrame()
     out.attrs.update(decoded=dec.decoded, decode_s=dec.decode_s, measure_s=dec.measure_s)
     return out
 

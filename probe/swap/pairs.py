@@ -88,6 +88,15 @@ def sample_pairs(attributes: pd.DataFrame, attribute: str, kind: str, config: Pa
     Returns a DataFrame, one row per pair: ``attribute``, ``recipient``, ``donor``, ``same_end_donor``
     (row positions in ``attributes``), ``recipient_end``, ``donor_end``, ``recipient_value``,
     ``donor_value``. Raises ``ValueError`` naming the attribute when an end is empty.
+
+    Examples:
+        >>> import pandas as pd
+        >>> attrs = pd.DataFrame({"lighting": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 0.5, 0.4]})
+        >>> pairs = sample_pairs(attrs, "lighting", "continuous", PairConfig(n=4, quantile=0.4))
+        >>> sorted(set(attrs["lighting"][pairs["recipient"]] < 0.5) | set(attrs["lighting"][pairs["donor"]] < 0.5))
+        [False, True]
+        >>> len(pairs), list(pairs.columns[:4])
+        (4, ['attribute', 'recipient', 'donor', 'same_end_donor'])
     """
     cfg = config or PairConfig()
     if attribute not in attributes.columns:

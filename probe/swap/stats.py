@@ -1,7 +1,7 @@
 """Statistics of swap tables per (attribute, position set): transfer, controls, side effects, verdict.
 
 Input: a swap table from :func:`probe.swap.patch` with an ``attribute`` column (the attribute the pairs
-were drawn for) and a ``measured`` column (the attribute each row's measurer reads). Per (attribute,
+were drawn for) and a ``measurer`` column (the attribute each row's measurer reads). Per (attribute,
 position set) with the attribute's own measurer:
 
 - ``transfer``: normalized transfer, ``sum(moved) / sum(gap)`` over pairs (the mean change over the mean
@@ -102,13 +102,13 @@ def off_target(table: pd.DataFrame) -> pd.DataFrame:
     """Side effects: per (attribute, positions, other measured attribute) ``sum(moved_abs) / sum(gap)`` of
     the tested swaps (``off_target``), the same of the random-position control (``off_target_random``: what
     any paste moves it, e.g. decoding noise) and their difference ``excess`` (the random part taken as 0 when
-    that control was not run). Columns ``attribute, positions, measured, off_target, off_target_random,
+    that control was not run). Columns ``attribute, positions, measurer, off_target, off_target_random,
     excess``."""
-    cols = ["attribute", "positions", "measured", "off_target", "off_target_random", "excess"]
-    other = table[table["measured"] != table["attribute"]]
+    cols = ["attribute", "positions", "measurer", "off_target", "off_target_random", "excess"]
+    other = table[table["measurer"] != table["attribute"]]
     if other.empty or not (other["control"] == "none").any():
         return pd.DataFrame(columns=cols)
-    keys = ["attribute", "positions", "measured"]
+    keys = ["attribute", "positions", "measurer"]
 
     def ratio(control: str) -> pd.Series:
         g = other[other["control"] == control].groupby(keys, sort=False)[["moved_abs", "gap"]].sum()
@@ -121,9 +121,16 @@ def off_target(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(table: pd.DataFrame, config: VerdictConfig | None = None) -> pd.DataFrame:
-    """One row per (attribute, position set): see the module docstring for the columns."""
+    """One row per (attribute, position set): see the module docstring for the columns.
+
+    ``table``: a swap table (:func:`probe.swap.patch` / :func:`probe.swap.sweep`) with an ``attribute`` column.
+
+    Examples:
+        >>> res = sweep(tok, data, measurers, [[26]], config=SwapConfig(pairs=64))  # doctest: +SKIP
+        >>> summarize(res.table, VerdictConfig(confirm=0.6))[["attribute", "transfer", "ci_low", "verdict"]]  # doctest: +SKIP
+    """
     cfg = config or VerdictConfig()
-    own = table[table["measured"] == table["attribute"]]
+    own = table[table["measurer"] == table["attribute"]]
     side = off_target(table)
     side_idx = side.set_index(["attribute", "positions"]) if len(side) else None
     rows = []
@@ -163,9 +170,9 @@ def summarize(table: pd.DataFrame, config: VerdictConfig | None = None) -> pd.Da
         if others is not None and len(others):
             worst = others.sort_values("excess", ascending=False)
             row["max_off_target"] = float(worst["excess"].iloc[0])
-            row["worst_off_target"] = str(worst["measured"].iloc[0])
+            row["worst_off_target"] = str(worst["measurer"].iloc[0])
             bad = worst[worst["excess"] > cfg.specific]
-            row["entangled_with"] = ",".join(bad["measured"].astype(str))
+            row["entangled_with"] = ",".join(bad["measurer"].astype(str))
         else:
             row["max_off_target"], row["worst_off_target"], row["entangled_with"] = np.nan, "", ""
         row.update(verdict_of(row, cfg))
@@ -209,7 +216,7 @@ def off_target_matrix(table: pd.DataFrame, positions: str | None = None) -> pd.D
     mat = {}
     for attr, label in pick.items():
         s = side[(side["attribute"] == attr) & (side["positions"] == label)]
-        row = dict(zip(s["measured"], s["excess"]))
+        row = dict(zip(s["measurer"], s["excess"]))
         row[attr] = float(summ[(summ["attribute"] == attr) & (summ["positions"] == label)]["transfer"].iloc[0])
         mat[f"{attr} @ {label}"] = row
     return pd.DataFrame(mat).T

@@ -9,7 +9,7 @@ From a sweep (every single position x attribute) and the probes' ranking:
   set the greedy search finds reaching the stated transfer (with its curve), with transfer and
   interval, verdict, specificity and the probe rank the answer had.
 
-:func:`validate_map` runs it all on a store in one call.
+:func:`validate` runs it all on swap data and a semantic map; :func:`validate_store` on a token store in one call.
 """
 from __future__ import annotations
 
@@ -17,24 +17,21 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from probe.measure.registry import DEFAULTS
+from probe.swap.engine import parse_label
+from probe.swap import maps
+from probe.swap.run import SwapConfig, SwapData, SwapResult, greedy_set, sweep
 from probe.swap.stats import summarize
-from probe.swap.run import (
-    SwapConfig,
-    candidates,
-    run_swaps,
-    SwapData,
-    SwapResult,
-    greedy_set,
-    position_set,
-    probe_ranking,
-    sweep_positions,
-)
+from probe.tokenizers.base import Tokenizer
+
+if TYPE_CHECKING:
+    from probe.measure.base import Measurer
+    from probe.swap.maps import PositionMap
+    from probe.store import TokenStore
 
 
 def causal_heatmap(summary: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +69,7 @@ def _rank_of(ranking: pd.DataFrame, attr: str, position: int) -> float:
     return float(r.iloc[0]) if len(r) else np.nan
 
 
-def disagreements(agreement: pd.DataFrame) -> pd.DataFrame:
+def _disagreements(agreement: pd.DataFrame) -> pd.DataFrame:
     """The attributes whose probe top position is not the causal top (those the probes ranked)."""
     if agreement.empty:
         return agreement
@@ -106,7 +103,8 @@ class ValidatedMap:
 
     @property
     def disagreements(self) -> pd.DataFrame:
-        return disagreements(self.agreement)
+        """The attributes whose probe top position is not the causal top (those the probes ranked)."""
+        return _disagreements(self.agreement)
 
     def answer(self, attribute: str, *, accept: tuple[str, ...] = ("confirmed",)) -> list[int]:
         """The validated positions of ``attribute``: its answer when the verdict is in ``accept`` (default:
@@ -114,7 +112,7 @@ class ValidatedMap:
         row = self.answers[self.answers["attribute"] == attribute]
         if row.empty or row["verdict"].iloc[0] not in accept:
             return []
-        return [int(p) for p in str(row["positions"].iloc[0]).split("+")]
+        return list(parse_label(row["positions"].iloc[0]))
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -195,7 +193,7 @@ def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataF
         keep = ["positions", "set_size", "transfer", "ci_low", "ci_high", "iia", "d_random", "d_same_end",
                 "max_off_target", "entangled_with", "verdict", "specificity"]
         row = {"attribute": attr, **{k: pick.get(k, np.nan) for k in keep}, "source": src}
-        row["probe_rank"] = (_rank_of(ranking, attr, int(pick["positions"]))
+        row["probe_rank"] = (_rank_of(ranking, attr, parse_label(pick["positions"])[0])
                              if int(pick["set_size"]) == 1 else np.nan)
         row["best_single"] = best["positions"]
         row["best_single_transfer"] = best["transfer"]
@@ -203,71 +201,113 @@ def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataF
     return pd.DataFrame(rows)
 
 
-def validated_map(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any, *,
-                  attributes: Sequence[str] | None = None, config: SwapConfig | None = None,
-                  greedy: bool = True, progress: bool = True, sweep: SwapResult | None = None,
-                  k: int | None = None) -> ValidatedMap:
+def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], semantic_map: PositionMap | None = None, *,
+             attributes: Sequence[str] | None = None, config: SwapConfig | None = None, greedy: bool = True,
+             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None) -> ValidatedMap:
     """Sweep every position for every attribute (or, with ``k``, only the probes' ``k`` candidate positions
     of each: quicker, and the heatmap then holds only those cells), compare with the probes, search sets
-    where no single position is confirmed, and assemble the :class:`ValidatedMap`."""
+    where no single position is confirmed, and assemble the :class:`ValidatedMap`.
+
+    Args:
+        semantic_map: the probes' map (anything :func:`probe.swap.maps.top_positions` reads); ``None``: no
+            comparison.
+        sweep_result: a sweep already run (:func:`probe.swap.sweep`) to build on instead of sweeping again.
+        k: test the map's ``k`` candidate positions per attribute first, and sweep the other positions only
+            for attributes where none of them is confirmed (default: sweep every position).
+
+    Examples:
+        >>> vmap = validate(tok, SwapData.from_store(store, tok), {"lighting": measurer_for("lighting")},
+        ...                 result.probes.semantic_map, config=SwapConfig(pairs=64))  # doctest: +SKIP
+        >>> vmap.answer("lighting"), vmap.disagreements  # doctest: +SKIP
+    """
     cfg = config or SwapConfig()
-    if sweep is not None:
-        sw = sweep
+    if sweep_result is not None:
+        sw = sweep_result
     elif k is not None and semantic_map is not None:
-        attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
-        sets = {a: [[p] for p in candidates(semantic_map, a, k)] for a in attrs}
-        sw = run_swaps(tokenizer, data, measurers, sets, attributes=attrs, config=cfg, progress=progress)
-        # where no candidate is confirmed, the probes' ranking was not the answer: sweep the other positions
-        done = sw.summary.groupby("attribute")["verdict"].apply(lambda v: (v == "confirmed").any()) \
-            if len(sw.summary) else pd.Series(dtype=bool)
-        rest = {a: [[p] for p in range(int(data.quantized.shape[1])) if [p] not in sets[a]]
-                for a in attrs if not done.get(a, False)}
-        if any(rest.values()):
-            more = run_swaps(tokenizer, data, measurers, rest, attributes=[a for a in attrs if rest.get(a)],
-                             config=cfg, progress=progress)
-            table = pd.concat([sw.table, more.table], ignore_index=True)
-            sw = SwapResult(table, summarize(table, cfg.verdict), sw.pairs, cfg)
+        sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress)
     else:
-        sw = sweep_positions(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
+        sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
     heat = causal_heatmap(sw.summary)
-    ranking = probe_ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
+    ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
     agreement = rank_agreement(heat, ranking)
-    curves, sets = [], []
-    if greedy:
-        for attr in heat.columns:
-            s = sw.summary[(sw.summary["attribute"] == attr) & (sw.summary["set_size"] == 1)]
-            if s.empty or (s["verdict"] == "confirmed").any():
-                continue
-            c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress)
-            if c.empty:
-                continue
-            curves.append(c)
-            hit = c[c["reached"]]
-            if len(hit) and int(hit.iloc[0]["set_size"]) > 1:
-                best = [int(p) for p in str(hit.iloc[0]["positions"]).split("+")]
-                res = position_set(tokenizer, data, measurers, best, attributes=[attr], config=cfg, progress=progress)
-                sets.append(res.summary)
-    curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    sets_df = pd.concat(sets, ignore_index=True) if sets else pd.DataFrame()
+    curves_df, sets_df = (_greedy_sets(tokenizer, data, measurers, sw, list(heat.columns), cfg, progress)
+                          if greedy else (pd.DataFrame(), pd.DataFrame()))
     answers = build_answers(sw.summary, ranking, curves_df, sets_df)
-    # attributes the probes ranked but nothing measures (the world's never-rendered null factor): untested
-    untested = [a for a in ranking["attribute"].unique() if a not in set(answers["attribute"])
-                and (attributes is None or a in attributes or a not in measurers)]
-    if untested:
-        # say why: nothing measures it, or it has a (default) measurer but was left out of the attributes asked for
-        extra = pd.DataFrame([{"attribute": a, "verdict": "untested", "specificity": "",
-                               "source": "not selected" if a in measurers or a in DEFAULTS else "no measurer"}
-                              for a in untested])
-        answers = pd.concat([answers, extra], ignore_index=True)
+    answers = _with_untested(answers, ranking, attributes, measurers)
     return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
 
 
-def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
-                 attributes: Sequence[str] | None = None, measurers: Mapping[str, Any] | None = None,
-                 config: SwapConfig | None = None, k: int | None = None, greedy: bool = True,
-                 progress: bool = True) -> ValidatedMap:
-    """The validated semantic map of a token store, in one call.
+def _candidates_then_rest(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer],
+                          semantic_map: PositionMap, attributes: Sequence[str] | None, cfg: SwapConfig, k: int,
+                          progress: bool) -> SwapResult:
+    """The map's ``k`` candidates of every attribute; the other positions where none of them is confirmed."""
+    attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
+    sets = {a: [[p] for p in maps.top_positions(semantic_map, a, k, empty_ok=True)] for a in attrs}
+    sw = sweep(tokenizer, data, measurers, sets, attributes=attrs, config=cfg, progress=progress)
+    # where no candidate is confirmed, the probes' ranking was not the answer: sweep the other positions
+    done = sw.summary.groupby("attribute")["verdict"].apply(lambda v: (v == "confirmed").any()) \
+        if len(sw.summary) else pd.Series(dtype=bool)
+    rest = {a: [[p] for p in range(int(data.quantized.shape[1])) if [p] not in sets[a]]
+            for a in attrs if not done.get(a, False)}
+    if not any(rest.values()):
+        return sw
+    more = sweep(tokenizer, data, measurers, rest, attributes=[a for a in attrs if rest.get(a)], config=cfg,
+                 progress=progress)
+    table = pd.concat([sw.table, more.table], ignore_index=True)
+    return SwapResult(table, summarize(table, cfg.verdict), sw.pairs, cfg)
+
+
+def _greedy_sets(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], sw: SwapResult,
+                 attributes: list[str], cfg: SwapConfig, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Greedy curves of the attributes with no confirmed single position, and the summary (controls included) of
+    each set that reached the target."""
+    curves, sets = [], []
+    for attr in attributes:
+        s = sw.summary[(sw.summary["attribute"] == attr) & (sw.summary["set_size"] == 1)]
+        if s.empty or (s["verdict"] == "confirmed").any():
+            continue
+        c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress)
+        if c.empty:
+            continue
+        curves.append(c)
+        hit = c[c["reached"]]
+        if len(hit) and int(hit.iloc[0]["set_size"]) > 1:
+            best = list(parse_label(hit.iloc[0]["positions"]))
+            res = sweep(tokenizer, data, measurers, best, attributes=[attr], config=cfg, progress=progress)
+            sets.append(res.summary)
+    return (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+            pd.concat(sets, ignore_index=True) if sets else pd.DataFrame())
+
+
+def _with_untested(answers: pd.DataFrame, ranking: pd.DataFrame, attributes: Sequence[str] | None,
+                   measurers: Mapping[str, Measurer]) -> pd.DataFrame:
+    """Rows for the attributes the probes ranked but nothing measured (the world's never-rendered null factor),
+    saying why: nothing measures it, or it has a (default) measurer but was left out of the attributes asked for."""
+    from probe import worlds
+
+    untested = [a for a in ranking["attribute"].unique() if a not in set(answers["attribute"])
+                and (attributes is None or a in attributes or a not in measurers)]
+    if not untested:
+        return answers
+
+    def has_default(a: str) -> bool:
+        try:
+            return worlds.default_measurer(a) is not None
+        except KeyError:  # worlds disagree on it: it has defaults
+            return True
+
+    extra = pd.DataFrame([{"attribute": a, "verdict": "untested", "specificity": "",
+                           "source": "not selected" if a in measurers or has_default(a) else "no measurer"}
+                          for a in untested])
+    return pd.concat([answers, extra], ignore_index=True)
+
+
+def validate_store(store: TokenStore | str | Path, tokenizer: Tokenizer | None = None, *,
+                   semantic_map: PositionMap | None = None, attributes: Sequence[str] | None = None,
+                   measurers: Mapping[str, Measurer] | None = None, config: SwapConfig | None = None,
+                   k: int | None = None, greedy: bool = True, progress: bool = True) -> ValidatedMap:
+    """The validated semantic map of a token store, in one call (:func:`validate` on the store's tokens).
 
     Args:
         store: a :class:`probe.store.TokenStore` (or a path to one).
@@ -275,15 +315,19 @@ def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
         semantic_map: the probes' map (a ``SemanticMap``, or a probe table); ``None``: no comparison.
         attributes: the attributes to draw pairs for (default: every one with a measurer); every swap is
             measured on all attributes that have a measurer (the side effects).
-        measurers: attribute -> measurer (default ``probe.measure.measurer_for(attribute)``).
+        measurers: attribute -> measurer (default: the store's world's, :func:`probe.measure.measurer_for`).
         k: test the probes' ``k`` candidate positions per attribute first, and sweep the other positions only
             for attributes where none of them is confirmed (default: sweep every position).
 
-    Example (the demo's lighting answer):
-    ``validate_map(result.store, semantic_map=result.probes.semantic_map, attributes=["lighting"], k=3,
-    config=SwapConfig(pairs=64, control_pairs=16)).answer("lighting")`` (``from probe.swap import ...``).
+    Examples:
+        The demo's lighting answer:
+
+        >>> from probe.swap import SwapConfig, validate_store
+        >>> vmap = validate_store(result.store, semantic_map=result.probes.semantic_map, attributes=["lighting"],
+        ...                       k=3, config=SwapConfig(pairs=64, control_pairs=16))  # doctest: +SKIP
+        >>> vmap.answer("lighting")  # doctest: +SKIP
+        [26]
     """
-    from probe.data.rematerialise import world_masks
     from probe.store import TokenStore
 
     if isinstance(store, (str, Path)):
@@ -294,14 +338,13 @@ def validate_map(store: Any, tokenizer: Any = None, *, semantic_map: Any = None,
         lacking = [a for a in attributes if a not in measurers]
         if lacking:
             measurers |= default_measurers(store, lacking)
-    masks = world_masks(store)
-    data = SwapData.from_store(store, tokenizer, masks=masks)
+    data = SwapData.from_store(store, tokenizer)
     attrs = list(attributes) if attributes is not None else [a for a in measurers if a in data.attributes.columns]
-    return validated_map(tokenizer, data, measurers, semantic_map, attributes=attrs, config=config, greedy=greedy,
-                         progress=progress, k=k)
+    return validate(tokenizer, data, measurers, semantic_map, attributes=attrs, config=config, greedy=greedy,
+                    progress=progress, k=k)
 
 
-def tokenizer_of(store: Any) -> Any:
+def tokenizer_of(store: TokenStore) -> Tokenizer:
     """Load the tokenizer a store was made with: a shipped model whose config matches the header's, else
     the header's ``tokenizer_id`` as a :func:`probe.load_tokenizer` spec."""
     import probe
@@ -322,29 +365,32 @@ def tokenizer_of(store: Any) -> Any:
                          f"(or --tokenizer)") from exc
 
 
-def default_measurers(store: Any, attributes: Sequence[str] | None = None) -> dict[str, Any]:
-    """attribute -> ``probe.measure.measurer_for(attribute)`` for each attribute that has a default."""
+def default_measurers(store: TokenStore, attributes: Sequence[str] | None = None) -> dict[str, Measurer]:
+    """attribute -> ``probe.measure.measurer_for(attribute, world=<the store's world>)`` for each attribute that
+    has a default."""
+    from probe import worlds
     from probe.measure import measurer_for
 
+    world = worlds.of_store(store)
     names = list(attributes) if attributes is not None else [
         c for c in store.attributes.columns if c not in ("index", "ref") and not str(c).endswith("_bin")]
     out = {}
     for a in names:
         try:
-            out[a] = measurer_for(a)
+            out[a] = measurer_for(a, world=world)
         except (KeyError, ValueError) as exc:
             if attributes is not None:  # asked for by name: say which one has no measurer
                 raise ValueError(f"attribute {a!r}: {exc.args[0] if exc.args else exc}") from exc
     return out
 
 
-def grid_images(tokenizer: Any, data: SwapData, pairs: pd.DataFrame, positions: Sequence[int], *, n: int = 6,
+def grid_images(tokenizer: Tokenizer, data: SwapData, pairs: pd.DataFrame, positions: Sequence[int], *, n: int = 6,
                 seed: int = 0) -> dict[str, Any]:
     """Decoded images of the first ``n`` pairs: recipient | donor | swapped | controls (random other
     position set of the same size, same-end donor, all positions except the tested ones), each ``[n, 3, H, W]``."""
     import torch
 
-    from probe.swap.engine import paste_tokens
+    from probe.tokenizers.base import paste_tokens
 
     p = pairs.head(n)
     q = data.quantized
