@@ -72,10 +72,9 @@ def test_kept_gap_known_answers_and_random_weights_keep_nothing() -> None:
     from probe.measure import measurer_for
     from probe.tokenizers.base import decode_batched, encode_batched
 
-    r = torch.tensor([0.0, 1.0, 0.2, 0.6])
-    assert kept_gap(r, r, np.array([0, 2]), np.array([1, 3]))["kept"] == pytest.approx(1.0)
-    assert kept_gap(r, r * 0.25, np.array([0, 2]), np.array([1, 3]))["kept"] == pytest.approx(0.25)
-    assert np.isnan(kept_gap(r, r, np.array([0]), np.array([0]))["kept"])  # no gap to keep
+    assert kept_gap(np.array([1.0, 0.4]), np.array([1.0, 0.4]))["kept"] == pytest.approx(1.0)
+    assert kept_gap(np.array([1.0, 0.4]), np.array([0.25, 0.1]))["kept"] == pytest.approx(0.25)
+    assert np.isnan(kept_gap(np.zeros(2), np.zeros(2))["kept"])  # no gap to keep
     # the null: a random-weight tokenizer's reconstructions keep (almost) nothing of the lighting gap
     tok = load_tokenizer("titok-tiny", random_init=True, device="cpu")
     imgs, factors = sample(64, seed=0, resolution=int(tok.image_size))
@@ -83,6 +82,10 @@ def test_kept_gap_known_answers_and_random_weights_keep_nothing() -> None:
     light = measurer_for("lighting")
     order = np.argsort(factors["lighting"].to_numpy())
     low, high = order[:16], order[-16:]
+    from probe.swap.movement import movement
+
     with torch.no_grad():
-        res = kept_gap(light(imgs), light(recon), low, high)
+        before, after = light(imgs), light(recon)
+    res = kept_gap(movement("continuous", before[low], before[high])["distance"],
+                   movement("continuous", after[low], after[high])["distance"])
     assert res["gap_original"] > 0.1 and res["kept"] < 0.05, res

@@ -4,7 +4,7 @@
   implementation of Wang et al. 2004, on the RGB image with ``data_range=1``);
 - :func:`image_fidelity`: PSNR (:func:`probe.measure.fidelity.psnr`) and SSIM per image;
 - :func:`kept_gap`: for pairs of images from opposite ends of an attribute, the share of the originals' gap (as a
-  measurer reads it) that the reconstructions keep: 1 when the reconstructions differ as much as the originals
+  measurer reads it, the distances given by :func:`probe.swap.movement.movement`) that the reconstructions keep: 1 when the reconstructions differ as much as the originals
   do, 0 when the tokenizer erases the attribute. A swap cannot move more of a gap than the reconstructions keep,
   so this bounds what the swap validation can find.
 """
@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.measure.distance import reading_distance
 from probe.measure.fidelity import psnr
 
 
@@ -37,31 +36,26 @@ def image_fidelity(originals: torch.Tensor, reconstructions: torch.Tensor) -> pd
                          "ssim": ssim(reconstructions, originals).numpy()})
 
 
-def kept_gap(original: torch.Tensor, reconstructed: torch.Tensor, recipients: np.ndarray, donors: np.ndarray,
-             kind: str | None = None) -> dict[str, float]:
-    """The share of the originals' gap the reconstructions keep, over pairs ``(recipients[i], donors[i])``.
+def kept_gap(gap_original: np.ndarray, gap_reconstruction: np.ndarray) -> dict[str, float]:
+    """The share of the originals' gap the reconstructions keep, over pairs of images from opposite ends of an
+    attribute.
 
     Args:
-        original, reconstructed: one measurer's readings of the originals and of their reconstructions
-            (``[B]``, ``[B, K]`` class probabilities or ``[B, 2]`` unit vectors, see :mod:`probe.measure`).
-        recipients, donors: row indices of the two ends of each pair.
-        kind: the measurer's kind (``"circular"`` for unit vectors).
+        gap_original: per pair, how far apart a measurer reads the two originals (``[P]``; e.g.
+            ``probe.swap.movement(kind, reading[i], reading[j])["distance"]``).
+        gap_reconstruction: the same for the two reconstructions (``[P]``).
 
     Returns:
-        ``gap_original`` and ``gap_reconstruction`` (mean reading distance within the pairs,
-        :func:`probe.measure.distance.reading_distance`), ``kept`` (their ratio; NaN when the originals' gap is 0)
-        and ``pairs``.
+        ``gap_original`` and ``gap_reconstruction`` (their means), ``kept`` (their ratio; NaN when the originals'
+        gap is 0) and ``pairs``.
 
     Examples:
-        >>> r = torch.tensor([0.0, 1.0])
-        >>> kept_gap(r, r * 0.5, np.array([0]), np.array([1]))["kept"]
+        >>> kept_gap(np.array([1.0, 0.5]), np.array([0.5, 0.25]))["kept"]
         0.5
     """
-    i, j = torch.tensor(np.asarray(recipients)), torch.tensor(np.asarray(donors))
-    g0 = reading_distance(original[i], original[j], kind).mean().item()
-    g1 = reading_distance(reconstructed[i], reconstructed[j], kind).mean().item()
+    g0, g1 = float(np.mean(gap_original)), float(np.mean(gap_reconstruction))
     return {"gap_original": g0, "gap_reconstruction": g1, "kept": g1 / g0 if g0 > 0 else float("nan"),
-            "pairs": len(i)}
+            "pairs": len(gap_original)}
 
 
 __all__ = ["image_fidelity", "kept_gap", "ssim"]

@@ -157,11 +157,14 @@ def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any
     import torch
 
     from probe.measure.reconstruction import kept_gap
+    from probe import worlds
+    from probe.swap.movement import movement
     from probe.swap.pairs import PairConfig, sample_pairs
-    from probe.swap.run import store_kinds, world_circular
+    from probe.swap.run import store_kinds
 
     kinds = store_kinds(ctx.store)
-    circular = world_circular(kinds)
+    world = worlds.of_store(ctx.store)
+    circular = world.circular() if world is not None else ()
     attrs = ctx.store.attributes.iloc[rows].reset_index(drop=True)
     out = []
     for a, m in _measurers_of(ctx, ctx.attributes)[0].items():
@@ -174,9 +177,9 @@ def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any
             continue
         with torch.no_grad():
             before, after = m(images, masks=masks).float().cpu(), m(recon, masks=masks).float().cpu()
-        out.append({"attribute": a, "measurer": getattr(m, "name", str(m)),
-                    **kept_gap(before, after, pairs["recipient"].to_numpy(), pairs["donor"].to_numpy(),
-                               getattr(m, "kind", None)), "note": ""})
+        i, j, kind = pairs["recipient"].to_numpy(), pairs["donor"].to_numpy(), getattr(m, "kind", "continuous")
+        gaps = (movement(kind, before[i], before[j])["distance"], movement(kind, after[i], after[j])["distance"])
+        out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), **kept_gap(*gaps), "note": ""})
     return pd.DataFrame(out, columns=["attribute", "measurer", "gap_original", "gap_reconstruction", "kept", "pairs",
                                       "note"])
 
