@@ -194,3 +194,18 @@ def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
     for column in ("transfer", "ci_high", "iia", "d_random", "d_same_end", "set_size", "specificity"):
         assert f"<dt>{column}</dt>" in legend, column
     assert "can exceed 1" in legend  # interval bounds above 1 are explained
+    # random weights erase the attributes: said above the map (the null of the reconstruction check)
+    assert "lighting" in dom[dom.index('id="erased"'):][:400]
+
+
+def test_report_of_a_folder_made_by_the_separate_commands(tmp_path):
+    from probe.cli import main
+
+    run = tmp_path / "run"
+    assert main(["tokenize", "--manifest", "world-32", "--out", str(run / "store"), "--limit", "48", "--tokenizer",
+                 "titok-tiny", "--random-init", "--device", "cpu", "--workers", "0", "--no-progress"]) == 0
+    assert main(["probe", "--store", str(run / "store"), "--out", str(run / "probes"), "--permutations", "5",
+                 "--attributes", "lighting,shape", "--umap-top", "0", "--quiet"]) == 0
+    html = render_report(run).read_text()
+    assert "tokenizer <code>titok-tiny</code>" in html  # from the store's header, not "?"
+    assert "The probe heatmap is missing" not in html and "data:image/png;base64" in html  # probes/figures found

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from _encode_common import assert_same_store, encode_reference, python, run, runner_args
 
 from probe.encode import SHARD_DIR
@@ -40,11 +42,23 @@ def test_two_process_torchrun_swap_equals_one_process(tmp_path: Path) -> None:
     two = run([python(), "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", *args,
                "--out", str(tmp_path / "two")], timeout=300)
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
-    from probe.swap import canonical_order
+    from probe.swap.engine import canonical_order
 
-    for name in ("swaps.csv", "mappings.csv", "validated_map.csv", "pairs.csv"):
-        a, b = pd.read_csv(tmp_path / "one" / name), pd.read_csv(tmp_path / "two" / name)
+    def read(run, name):
+        t = pd.read_csv(tmp_path / run / name, keep_default_na=False, na_values=[""])
         if name == "swaps.csv":  # the same rows; one process emits them in its own order
-            a, b = canonical_order(a), canonical_order(b)
-        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, obj=name)
+            return canonical_order(t)
+        key = [c for c in ("pair", "attribute", "positions") if c in t.columns]
+        return t.sort_values(key, kind="stable").reset_index(drop=True)
+
+    # the same pairs and the same answers, exactly; the same numbers up to float32 rounding (decodes in other
+    # batch compositions; effect sizes with small spreads amplify it, so they are not compared)
+    pd.testing.assert_frame_equal(read("one", "pairs.csv"), read("two", "pairs.csv"))
+    swaps = read("one", "swaps.csv"), read("two", "swaps.csv")
+    pd.testing.assert_frame_equal(*swaps, check_exact=False, rtol=1e-3, atol=1e-5)
+    exact = ["attribute", "positions", "verdict", "specificity"]
+    for name in ("mappings.csv", "validated_map.csv"):
+        a, b = read("one", name), read("two", name)
+        pd.testing.assert_frame_equal(a[exact], b[exact], obj=name)
+        np.testing.assert_allclose(a["transfer"], b["transfer"], rtol=1e-3, atol=1e-5)
     assert len(list((tmp_path / "two" / "shards").glob("rank-*.parquet"))) == 2

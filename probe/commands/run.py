@@ -74,7 +74,7 @@ def print_result(res) -> None:
 
     import pandas as pd
 
-    from probe.report.html import VALIDATED_COLUMNS
+    from probe.report.html import ERASED, VALIDATED_COLUMNS
 
     paths = res.paths
     if res.config.random_init:
@@ -88,6 +88,10 @@ def print_result(res) -> None:
         if len(kept) and "kept" in kept:
             shares = ", ".join(f"{r.attribute} {r.kept:.2f}" for r in kept.dropna(subset=["kept"]).itertuples())
             print(f"share of each attribute's gap the reconstructions keep: {shares}")
+            erased = [str(r.attribute) for r in kept.dropna(subset=["kept"]).itertuples() if r.kept < ERASED]
+            if erased:
+                print(f"warning: the reconstructions erase {', '.join(erased)} (< {ERASED:.0%} of the gap kept): "
+                      "swap verdicts on them say nothing about the tokens")
     if paths.validated_map.exists():
         title = "Validated semantic map (copy-paste swaps)"
         df = pd.read_csv(paths.validated_map, keep_default_na=False, na_values=[""])

@@ -177,7 +177,8 @@ def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any
             continue
         with torch.no_grad():
             before, after = m(images, masks=masks).float().cpu(), m(recon, masks=masks).float().cpu()
-        i, j, kind = pairs["recipient"].to_numpy(), pairs["donor"].to_numpy(), getattr(m, "kind", "continuous")
+        i, j = pairs["recipient"].to_numpy().copy(), pairs["donor"].to_numpy().copy()
+        kind = getattr(m, "kind", "continuous")
         gaps = (movement(kind, before[i], before[j])["distance"], movement(kind, after[i], after[j])["distance"])
         out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), **kept_gap(*gaps), "note": ""})
     return pd.DataFrame(out, columns=["attribute", "measurer", "gap_original", "gap_reconstruction", "kept", "pairs",
@@ -243,6 +244,9 @@ def stage_swap(ctx: StageContext) -> list[Path]:
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
                                   grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates})
     written = list(ctx.swap.paths.values())
+    if ctx.swap.result.summary.empty:
+        ctx.notes.append("nothing tested: the probes named no candidate position (swap.sweep: true tests every "
+                         "position)")
     if c.traversals:
         written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")

@@ -26,6 +26,9 @@ from probe.report.layout import OPTIMIZE_TASKS, RunPaths
 #: the table by it (tests/test_report.py).
 MAP_HEADER_RGB = (0, 110, 160)
 
+#: An attribute whose gap the reconstructions keep less than this share of is flagged above the map.
+ERASED = 0.1
+
 #: Columns of the validated map, in the order shown (the others are behind a "more columns" toggle).
 VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
                      "entangled_with", "probe_rank", "source")
@@ -67,8 +70,14 @@ class Section:
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    # keep_default_na=False: an attribute is literally named "null", which pandas would read as NaN
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.exists() else None
+    """The table at ``path`` (an empty one for a file without rows or columns), ``None`` when there is no file."""
+    if not path.exists():
+        return None
+    try:
+        # keep_default_na=False: an attribute is literally named "null", which pandas would read as NaN
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -108,6 +117,10 @@ class _Report:
         self.run = run
         self.config = _read_json(run.config)
         self.stages: dict[str, dict[str, Any]] = {s["stage"]: s for s in self.config.get("stages", [])}
+        # a folder made by the separate commands: no run config; the store's header names the tokenizer, and
+        # `tokenprobe probe` draws its figures under probes/figures
+        self.tokenizer = self.config.get("tokenizer") or _read_json(run.store / "header.json").get("tokenizer_id")
+        self.figures = run.figures if run.figures.is_dir() else run.probes / "figures"
 
     def why_missing(self, stage: str, what: str) -> str:
         """``what`` is missing; the pipeline's note for ``stage`` says why, when it skipped it."""
@@ -147,7 +160,7 @@ class _Report:
 
     def semantic_map(self) -> Section:
         vmap = _read_csv(self.run.validated_map)
-        if vmap is not None:
+        if vmap is not None and len(vmap):
             return Section("semantic-map", "Validated semantic map", self._validated_map(vmap))
         summary = _read_csv(self.run.summary)
         if summary is None:
@@ -159,6 +172,14 @@ class _Report:
         summary = summary.drop(columns=["rank_by"], errors="ignore")
         return Section("semantic-map", "Probe map (unvalidated)", body + table(summary, css="data map", table_id="map"))
 
+    def erased(self) -> list[str]:
+        """The attributes whose gap the reconstructions keep less than :data:`ERASED` of."""
+        kept = _read_csv(self.run.reconstruction_attributes)
+        if kept is None or "kept" not in kept:
+            return []
+        values = pd.to_numeric(kept["kept"], errors="coerce")
+        return [str(a) for a, v in zip(kept["attribute"], values) if v == v and v < ERASED]
+
     def _validated_map(self, vmap: pd.DataFrame) -> str:
         """The map's main columns (fit 1,400 px), untested attributes folded into one line, the other columns
         behind a toggle, and a legend of every column."""
@@ -169,6 +190,11 @@ class _Report:
         if thresholds:
             text = thresholds if isinstance(thresholds, str) else json.dumps(thresholds)
             body += f'<p class="note">verdict thresholds: {html.escape(text)}</p>'
+        erased = self.erased()
+        if erased:
+            body += (f'<p class="warn" id="erased">The reconstructions keep less than {ERASED:.0%} of the gap of '
+                     f"{html.escape(', '.join(erased))}: a swap there moves readings of images that barely differ, "
+                     "so its transfer (a ratio of tiny numbers) says nothing about the tokens.</p>")
         untested = vmap[vmap["verdict"] == "untested"] if "verdict" in vmap else vmap.iloc[:0]
         tested = vmap.drop(untested.index)
         main = [c for c in VALIDATED_COLUMNS if c in tested.columns]
@@ -189,8 +215,8 @@ class _Report:
 
     def heatmaps(self) -> Section:
         rank_by = _read_json(self.run.semantic_map).get("rank_by", "ami")
-        probe_maps = [p for p in [self.run.probe_heatmap(rank_by)] if p.exists()] or sorted(
-            self.run.figures.glob("heatmap_*.png"))
+        probe_maps = [p for p in [self.figures / f"heatmap_{rank_by}.png"] if p.exists()] or sorted(
+            self.figures.glob("heatmap_*.png"))
         if self.run.causal_heatmap.exists():  # the swap engine draws the two side by side already
             body = image(self.run.causal_heatmap, "Swap transfer per position (left: causal) beside the probes' "
                                                   "ranking (right: correlation)")
@@ -263,13 +289,14 @@ class _Report:
         return sections
 
     def probe_details(self) -> Section:
-        if not self.run.summary_figure.exists():
+        page = self.figures / "summary.png"
+        if not page.exists():
             return Section("probe-details", "Probe summary page",
                            missing=self.why_missing("probes", "The one-page probe summary (figures/summary.png)"))
-        return Section("probe-details", "Probe summary page", image(self.run.summary_figure, "Probe summary"))
+        return Section("probe-details", "Probe summary page", image(page, "Probe summary"))
 
     def caveats(self) -> Section:
-        spec = self.config.get("tokenizer")
+        spec = self.tokenizer
         if not spec:
             return Section("caveats", "Caveats of the tokenizer", missing="config.json names no tokenizer.")
         items = "".join(f"<li>{html.escape(c)}</li>" for c in tokenizer_caveats(str(spec)))
@@ -370,7 +397,7 @@ def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
     env = Environment(autoescape=True)
     return env.from_string(_PAGE).render(
         title=title or rep.config.get("title") or f"tokenprobe report: {run.root.name}",
-        root=str(run.root), tokenizer=rep.config.get("tokenizer", "?"),
+        root=str(run.root), tokenizer=rep.tokenizer or "not recorded",
         written=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         map_rgb=MAP_HEADER_RGB, random_weights=Markup(rep.random_weights()), stage_table=Markup(rep.stage_table()), sections=sections)
 
