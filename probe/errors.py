@@ -14,6 +14,10 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 EXIT_USER_ERROR = 2  # argparse's code for a usage error; used for every expected error
 
@@ -45,6 +49,14 @@ def check_fields(cls: type, keys: Iterable[str], where: str) -> None:
     unknown = sorted(set(keys) - known)
     if unknown:
         raise UnknownFieldError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(known)}")
+
+
+def check_images(images: torch.Tensor, who: str, size: int | None = None) -> None:
+    """Raise one ValueError naming ``who`` unless ``images`` is a batch ``[B, 3, H, W]`` (with ``H = W = size``
+    when ``size`` is given); the one check of every model's image input."""
+    if images.ndim != 4 or images.shape[1] != 3 or (size is not None and tuple(images.shape[2:]) != (size, size)):
+        side = "H, W" if size is None else f"{size}, {size}"
+        raise ValueError(f"{who}: expected images [B, 3, {side}] in [0, 1], got shape {tuple(images.shape)}")
 
 
 class OutputNotWritableError(TokenprobeError, PermissionError):

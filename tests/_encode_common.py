@@ -2,9 +2,11 @@
 byte-level comparison of two stores."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +21,26 @@ WORLD = ROOT / "data_manifests" / "world.yaml"
 LIMIT, CHUNK, BATCH = 64, 16, 8
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside, as in the runner: the same numerics in every process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def encode_reference(out: Path, *, seed: int = 0) -> TokenStore:
     """An uninterrupted one-process run in this process, with the runner's settings."""
     import probe
     from probe.encode import tokenize_manifest
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the runner: the same numerics everywhere
-    try:
+    with one_thread():
         tok = probe.load_tokenizer("titok-tiny", random_init=True, seed=seed, device="cpu")
         return tokenize_manifest(WORLD, tok, out, device="cpu", batch_size=BATCH, num_workers=0,
                                  chunk_size=CHUNK, limit=LIMIT, progress=False)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def runner_args(out: Path, *extra: str) -> list[str]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _encode_common import BATCH, CHUNK, LIMIT, WORLD, assert_same_store, encode_reference, python, run, runner_args
+from _encode_common import (BATCH, CHUNK, LIMIT, WORLD, assert_same_store, encode_reference, one_thread, python, run,
+                            runner_args)
 
 import probe
 import probe.data
@@ -38,13 +39,8 @@ def test_store_holds_what_the_tokenizer_says_about_the_manifest_images(reference
         else:
             assert [str(g) for g in got] == [str(w) for w in want], name
     # known answer: encoding the same batches directly gives the stored tokens and features
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            encs = [tok.encode(torch.stack([x["image"] for x in items[s : s + BATCH]])) for s in range(0, LIMIT, BATCH)]
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), torch.inference_mode():
+        encs = [tok.encode(torch.stack([x["image"] for x in items[s : s + BATCH]])) for s in range(0, LIMIT, BATCH)]
     np.testing.assert_array_equal(store.tokens, torch.cat([e.indices for e in encs]).numpy())
     feats = torch.cat([e.features for e in encs]).to(torch.float16).numpy()
     assert store.features.tobytes() == feats.tobytes()
@@ -69,13 +65,9 @@ def test_kill_9_twice_then_resume_gives_the_uninterrupted_store(reference: Path,
     # 3rd run (here, with a loader worker: where images are decoded must not matter) finishes
     written: list[int] = []
     tok = probe.load_tokenizer("titok-tiny", random_init=True, seed=0, device="cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         tokenize_manifest(WORLD, tok, out, device="cpu", batch_size=BATCH, num_workers=1, chunk_size=CHUNK,
                           limit=LIMIT, progress=False, on_chunk=lambda c, p: written.append(c))
-    finally:
-        torch.set_num_threads(threads)
     assert written == [2, 3]
     assert_same_store(reference, out)
 
@@ -169,12 +161,8 @@ def test_single_process_resumes_a_killed_multi_process_run(reference: Path, tmp_
             shutil.copyfile(reference / CHUNK_DIR / name, shard / CHUNK_DIR / name)
     written: list[int] = []
     tok = probe.load_tokenizer("titok-tiny", random_init=True, seed=0, device="cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         tokenize_manifest(WORLD, tok, out, device="cpu", batch_size=BATCH, num_workers=0, chunk_size=CHUNK,
                           limit=LIMIT, progress=False, on_chunk=lambda c, p: written.append(c))
-    finally:
-        torch.set_num_threads(threads)
     assert written == [3] and not (out / SHARD_DIR).exists()
     assert_same_store(reference, out)

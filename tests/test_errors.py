@@ -411,3 +411,18 @@ def test_config_dicts_with_an_unknown_field_name_it_and_the_known_ones() -> None
     with pytest.raises(UnknownFieldError, match=r"TiTokConfig.pixel: unknown field\(s\) \['depth'\]"):
         TiTokConfig.from_dict({"pixel": {"depth": 2}})
     assert WorldConfig.from_dict({"n_bins": 3}).n_bins == 3  # known fields pass
+
+
+def test_models_refuse_images_of_the_wrong_shape_naming_themselves() -> None:
+    from probe.errors import check_images
+    from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig
+
+    check_images(torch.zeros(2, 3, 8, 8), "x", 8)  # a good batch passes
+    for bad in (torch.zeros(3, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 3, 8, 6)):
+        with pytest.raises(ValueError, match=r"^x: expected images \[B, 3, 8, 8\] in \[0, 1\], got shape"):
+            check_images(bad, "x", 8)
+    check_images(torch.zeros(2, 3, 8, 6), "y")  # without a size any H, W will do
+    tok = WorldTokenizer(WorldTokenizerConfig(image_size=16, patch_size=4, width=16, enc_depth=1, dec_depth=1,
+                                              heads=2, num_tokens=4, token_dim=4, codebook_size=8))
+    with pytest.raises(ValueError, match=r"WorldTokenizer.encode: expected images \[B, 3, 16, 16\]"):
+        tok.encode(torch.zeros(1, 3, 32, 32))

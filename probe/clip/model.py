@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from probe.device import resolve_device
+from probe.errors import check_images
 
 IMAGE_SIZE = 32
 
@@ -87,8 +88,7 @@ class WorldCLIP(open_clip.CLIP):
 
     def normalize01(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` in [0, 1] -> the normalized ``[B, 3, 32, 32]`` the vision tower wants."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+        check_images(images, "WorldCLIP")
         s = self.image_size
         if images.shape[-2:] != (s, s):
             images = F.interpolate(images, size=(s, s), mode="bilinear", antialias=True, align_corners=False)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from probe.clip.captions import ZERO_SHOT_TASKS, ZeroShotTask
+from probe.errors import check_images
 
 _SHAPES = ("circle", "square", "triangle", "star")
 
@@ -23,8 +24,7 @@ def normalize01(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     set by open_clip; OpenAI's statistics when absent). Differentiable."""
     if hasattr(model, "normalize01"):
         return model.normalize01(images)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+    check_images(images, "CLIP image input")
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     pp = getattr(model.visual, "preprocess_cfg", None) or {}

@@ -42,11 +42,13 @@ def _luma(images: torch.Tensor) -> torch.Tensor:
 
 
 def _blur(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: Gaussian blur, sigma ``p`` at the reference side."""
     side = min(images.shape[-2:])
     return gaussian_blur(images, p * side / _REF_SIDE)
 
 
 def _brightness(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: HSV value raised by ``p``."""
     # adding c to HSV value at fixed hue and saturation scales RGB by (V + c) / V (clipped at 1);
     # black pixels (V = 0, no hue) become grey c
     v = images.amax(dim=1, keepdim=True)
@@ -57,11 +59,13 @@ def _brightness(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> t
 
 
 def _contrast(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: deviations from the channel mean scaled by ``p``."""
     mean = images.mean(dim=(2, 3), keepdim=True)  # per channel, as ImageNet-C
     return ((images - mean) * p[:, None, None, None].to(images.dtype) + mean).clamp(0.0, 1.0)
 
 
 def _noise(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: Gaussian noise of sd ``p``, seeded per image."""
     out = images.clone()
     for i in range(images.shape[0]):  # one generator per image: noise depends on its seed only
         if float(p[i]) > 0:
@@ -72,6 +76,7 @@ def _noise(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.
 
 
 def _jpeg(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: a JPEG round trip at quality ``p``."""
     out = images.clone()
     for i in range(images.shape[0]):  # PIL's libjpeg: the encoder ImageNet-C used too
         q = round(float(p[i]))
@@ -85,6 +90,7 @@ def _jpeg(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.T
 
 
 def _saturation(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """``images [B, 3, H, W]`` in [0, 1], per-image parameter ``p [B]`` and seeds ``[B]`` -> ``[B, 3, H, W]``: deviations from the luma scaled by ``p``."""
     gray = _luma(images)
     return (gray + (images - gray) * p[:, None, None, None].to(images.dtype)).clamp(0.0, 1.0)
 

@@ -177,6 +177,7 @@ class ManifestDataset(Dataset):
         log.warning("skipped %s: %s", ref, e)
 
     def _finish(self, i: int, image: torch.Tensor, ref: str, record: dict) -> dict[str, Any]:
+        """Item ``i`` from its ``image [3, H, W]``: the manifest's corruptions applied, its attributes read."""
         attrs = {a.name: a.value(record) for a in self.manifest.attributes}
         applied = self._corruptions_for(i)
         if applied:

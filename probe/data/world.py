@@ -181,6 +181,7 @@ def hash_int(seed: int, i: int, stream: int) -> int:
 
 
 def _bin(values: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
+    """``values [n]`` in ``[lo, hi]`` -> equal-width bin ``0..n_bins-1`` (int64 ``[n]``; all 0 when the range is empty)."""
     if hi <= lo:
         return np.zeros(len(values), dtype=np.int64)
     b = np.floor((values - lo) / (hi - lo) * n_bins).astype(np.int64)

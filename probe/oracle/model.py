@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from probe.device import resolve_device
-from probe.errors import check_fields
+from probe.errors import check_fields, check_images
 
 
 def _default_ranges() -> dict[str, list[float]]:
@@ -97,8 +97,7 @@ class WorldOracle(nn.Module):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` in [0, 1] -> ``[B, 5, 32, 32]`` (centred pixels + coordinates)."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"oracle: expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+        check_images(images, "oracle")
         s = self.config.image_size
         if images.shape[-2:] != (s, s):
             images = F.interpolate(images, size=(s, s), mode="bilinear", antialias=True, align_corners=False)

@@ -16,6 +16,7 @@ _EPS = np.finfo(np.float64).eps
 
 
 def _xlogx(counts: np.ndarray) -> float:
+    """``sum c log c`` over the positive entries of ``counts`` (any shape)."""
     c = counts[counts > 0].astype(np.float64)
     return float(np.sum(c * np.log(c)))
 
@@ -28,6 +29,7 @@ def entropy(labels: np.ndarray) -> float:
 
 
 def _dense(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """``labels [M]`` renumbered ``0..L-1`` (int64 ``[M]``) and L."""
     uniq, inv = np.unique(labels, return_inverse=True)
     return inv.astype(np.int64), len(uniq)
 
@@ -50,6 +52,7 @@ def expected_mi(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _emi(a: np.ndarray, b: np.ndarray, m: int) -> float:
+    """Expected MI under random labellings with the margins ``a [Kx]`` and ``b [Ky]`` (counts over ``m`` items)."""
     a = a[a > 0]
     b = b[b > 0]
     vals, mult = np.unique(a, return_counts=True)

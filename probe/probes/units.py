@@ -261,7 +261,8 @@ class Collector:
 
 
 # ----------------------------------------------------------------------------------------------- the units
-Probe = Callable[[ProbeRun, AttributeView, Collector], None]
+UnitFn = Callable[[ProbeRun, AttributeView, Collector], None]
+"""A unit's one signature: read the run and one attribute, write into the collector."""
 
 
 def information(run: ProbeRun, a: AttributeView, out: Collector) -> None:
@@ -331,6 +332,7 @@ def spearman(run: ProbeRun, a: AttributeView, out: Collector) -> None:
 
 
 def _flat_ranks(rep: np.ndarray) -> np.ndarray:
+    """``rep [M, N, C]`` -> standardized ranks of every coordinate, ``[M, N*C]``."""
     return standardized_ranks(rep.reshape(rep.shape[0], -1))
 
 
@@ -401,10 +403,10 @@ class Unit:
 
     name: str
     serves: frozenset[str]
-    run: Probe
+    run: UnitFn
 
 
-def _unit(name: str, serves: Sequence[str], fn: Probe) -> Unit:
+def _unit(name: str, serves: Sequence[str], fn: UnitFn) -> Unit:
     return Unit(name, frozenset(serves), fn)
 
 

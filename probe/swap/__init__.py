@@ -1,6 +1,6 @@
 """The swap engine: copy-paste token swaps measured on decoded images, at scale, with controls.
 
-Twelve verbs and the four types they pass around (each has an Examples block):
+Eleven verbs and the five types they pass around (each verb has an Examples block):
 
 - :func:`patch`: the one generic patch (pairs x position sets x measurers, with controls) -> a tidy table;
 - :func:`sample_pairs`: (recipient, donor) pairs from opposite ends of an attribute;
@@ -16,8 +16,9 @@ Twelve verbs and the four types they pass around (each has an Examples block):
 - :func:`movement`: how far a reading moved (signed along the recipient-to-donor direction);
 - :func:`top_positions`: the top k positions a map ties to an attribute.
 
-Settings: :class:`SwapConfig`. The modules hold the rest (controls as strategies in :mod:`probe.swap.engine`,
-the heatmap and rank agreement in :mod:`probe.swap.validated`, response curves in :mod:`probe.swap.traverse`).
+Settings: :class:`SwapConfig`; results: :class:`SwapResult`. The modules hold the rest (controls as strategies in
+:mod:`probe.swap.engine`, the heatmap and rank agreement in :mod:`probe.swap.validated`, response curves in
+:mod:`probe.swap.traverse`, torchrun sharding in :mod:`probe.swap.distributed`).
 The measurers live in :mod:`probe.measure`; the one token paste is :func:`probe.tokenizers.base.paste_tokens`.
 """
 from probe.swap.edit import copy_paste

@@ -179,6 +179,7 @@ class PatchesToImage(nn.Module):
         self.patch, self.channels = patch, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, p*p*c, h, w]`` (one patch per grid cell) -> images ``[B, c, h*p, w*p]``."""
         b, _, h, w = x.shape
         p, c = self.patch, self.channels
         x = x.view(b, p, p, c, h, w).permute(0, 3, 4, 1, 5, 2)  # [B, c, h, p1, w, p2]

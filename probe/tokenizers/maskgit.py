@@ -71,6 +71,7 @@ class UpBlock(nn.Module):
             self.upsample_conv = _conv(cout, cout, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, C_in, h, w]`` -> ``[B, C_out, h, w]`` (``[B, C_out, 2h, 2w]`` with ``upsample``)."""
         for blk in self.block:
             x = blk(x)
         if self.upsample:

@@ -39,6 +39,7 @@ class VectorQuantizer(nn.Module):
             return self._nearest(z)
 
     def _nearest(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z [B, N, C]`` -> (nearest codes ``[B, N, C]`` float32 with a straight-through gradient, indices ``[B, N]``)."""
         zf = z.float()
         if self.use_l2_norm:
             zf = F.normalize(zf, dim=-1)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probe.errors import check_images
 from probe.tokenizers.blocks import PatchesToImage, SelfAttention, Transformer, conv2d_fused, linear_fused, use_fused
 from probe.tokenizers.config import TiTokConfig
 from probe.tokenizers.maskgit import PixelDecoder, PixelQuantizer
@@ -71,6 +72,8 @@ class TiTokEncoder(nn.Module):
         self.conv_out = nn.Conv2d(w, cfg.enc_out_channels, kernel_size=1)
 
     def forward(self, pixels: torch.Tensor, latent_tokens: torch.Tensor) -> torch.Tensor:
+        """``pixels [B, 3, H, W]``, learned ``latent_tokens [N, W]`` -> token features ``[B, N, C]`` (``[B, N, 2C]``
+        for the VAE variants: mean and log-variance)."""
         b = pixels.shape[0]
         x = self.patch_embed(pixels).flatten(2).transpose(1, 2)  # [B, G*G, W]
         cls = self.class_embedding.expand(b, -1, -1).to(x.dtype)
@@ -122,6 +125,8 @@ class TiTokDecoder(nn.Module):
             self.conv_out = nn.Conv2d(3, 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Quantized tokens ``z [B, N, C]`` -> the pixel stage's input: MaskGIT-VQGAN logits ``[B, K', G, G]``
+        (legacy models), else images ``[B, 3, H, W]``."""
         b, n, _ = z.shape
         x = self.decoder_embed(z) + self.latent_token_positional_embedding[:n]
         g2 = self.grid * self.grid
@@ -233,6 +238,7 @@ class TiTok(nn.Module):
         return self._compiled[name]
 
     def _pixel_stage(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits [B, K', G, G]`` -> images ``[B, 3, H, W]`` through the MaskGIT codebook mixture and pixel decoder."""
         return self.pixel_decoder(self.pixel_quantize.mix(logits))
 
     # ---- construction / serialisation ---------------------------------------------------------
@@ -283,15 +289,13 @@ class TiTok(nn.Module):
         return vq.codebook
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
-        s = self.config.image_size
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != s or images.shape[3] != s:
-            raise ValueError(
-                f"TiTok.encode: expected images [B, 3, {s}, {s}] in [0, 1], got {tuple(images.shape)}"
-            )
+        """``images [B, 3, S, S]`` checked, on the model's device and dtype."""
+        check_images(images, "TiTok.encode", self.config.image_size)
         p = self.latent_tokens
         return images.to(device=p.device, dtype=p.dtype)
 
     def _check_tokens(self, t: torch.Tensor, what: str, last: int | None) -> None:
+        """Refuse anything but ``[B, N, last]`` (``[B, N]`` ids when ``last`` is None), naming ``what``."""
         n = self.config.num_latent_tokens
         ok = t.ndim == (3 if last is not None else 2) and t.shape[1] == n and (last is None or t.shape[2] == last)
         if not ok:
@@ -313,6 +317,7 @@ class TiTok(nn.Module):
         return _release(enc)
 
     def _encode(self, images: torch.Tensor) -> Encoded:
+        """``images [B, 3, S, S]`` -> :class:`Encoded` (``indices [B, N]``, ``features`` / ``quantized [B, N, C]``)."""
         x = self._check_images(images)
         with self._autocast():
             z = self._part("encoder")(x, self.latent_tokens)  # [B, N, C] or [B, N, 2C]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from probe.errors import check_fields
+from probe.errors import check_fields, check_images
 from probe.tokenizers.base import Encoded
 
 
@@ -243,14 +243,9 @@ class WorldTokenizer(nn.Module):
         return asdict(self.config)
 
     # ------------------------------------------------------------------ encoder / quantizer
-    def _check_images(self, images: torch.Tensor) -> None:
-        s = self.config.image_size
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != s or images.shape[3] != s:
-            raise ValueError(f"WorldTokenizer expects images [B, 3, {s}, {s}] in [0, 1], got {tuple(images.shape)}")
-
     def encode_features(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B,3,H,W]`` in [0,1] -> L2-normalized pre-quantization ``features [B,N,C]``."""
-        self._check_images(images)
+        check_images(images, "WorldTokenizer.encode", self.config.image_size)
         x = self.stem(images * 2.0 - 1.0)  # [B, W, g, g]
         x = x.flatten(2).transpose(1, 2) + self.enc_patch_pos  # [B, P, W]
         lat = (self.latent_tokens + self.enc_latent_pos).expand(x.shape[0], -1, -1)

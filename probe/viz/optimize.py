@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 
 def _show(ax: Axes, img: torch.Tensor) -> None:
+    """Draw ``img [3, H, W]`` in [0, 1] on ``ax``, without ticks."""
     ax.imshow(img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
