@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from probe.measure.base import FunctionMeasurer, Measurer, check_images
+from probe.measure.base import FunctionMeasurer, Measurer
 
 #: luminance weights (ITU-R BT.601, scikit-image's rgb2gray uses BT.709; either reads blur and blocks alike)
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -66,12 +66,7 @@ def corruption_measurer(name: str) -> Measurer:
     if name not in _CORRUPTION:
         raise KeyError(f"no corruption measurer {name!r}; known: {', '.join(CORRUPTION_NAMES)}")
     fn = _CORRUPTION[name]
-
-    def measure(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        check_images(images, f"measurer {name!r}")
-        return fn(images, masks)
-
-    return FunctionMeasurer(name, "continuous", measure, doc=fn.__doc__ or "")
+    return FunctionMeasurer(name, "continuous", fn, doc=fn.__doc__ or "")  # checks the images' shape
 
 
 __all__ = ["CORRUPTION_NAMES", "blockiness", "blur_effect", "corruption_measurer", "noise_sigma"]
