@@ -11,16 +11,18 @@ Sections (``--sections``, all by default):
 - ``inpaint``: a square hole over the object or over the background; PSNR on the hidden region of
   the result vs decoding the masked image, with and without token reset (and the plain
   reconstruction of the full image as a ceiling);
-- ``position``: lighting to ``--lighting-target`` (oracle lighting) optimizing only the positions a
-  map ties to lighting (``--map`` JSON, else world-32's swap-validated ``declared_semantics``)
-  vs all positions; drift of every other oracle attribute;
+- ``position``: edits of lighting (to ``--lighting-target``), both blurs and the background hue, each
+  restricted to the position world-32's swap validation confirmed (``--map`` to read them from a map):
+  exhaustive code search vs the gradient loop at that position vs the gradient loop over all
+  positions; the oracle both scores the objective and reads the result; whether each image reached
+  its target (within the tolerance of :data:`POSITION_EDITS`) and the drift of every other attribute;
 - ``speed``: the loop's time per step vs a bare step (quantize + decode fwd/bwd + objective fwd/bwd +
   Adam), marginal cost per step between runs of n and 3n steps, wall clock and process CPU time
   (on a machine shared with other jobs the CPU time is the figure to trust), batch 1 and 64.
 
 Writes CSVs, ``summary.json`` and example grids under ``--out``; prints a summary table.
 
-    python analyses/optimize_world.py --out runs/optimize_world             # about 15 min on 2 shared cores
+    python analyses/optimize_world.py --out runs/optimize_world             # results: analyses/optimize/README.md
     python analyses/optimize_world.py --sections speed --threads 2
 """
 from __future__ import annotations
@@ -53,7 +55,7 @@ def generation(tok_name: str, args, clip, oracle, seeds_img: torch.Tensor, init:
     tok = load_tokenizer(tok_name, device="cpu")
     prompts = world_prompts(SHAPES, args.colours.split(","))
     rows = [p for p in prompts for _ in range(args.samples)]
-    cfg = OptimizeConfig(iterations=args.iterations, lr=args.lr, ema_decay=args.ema, noise=args.noise,
+    cfg = OptimizeConfig(iterations=args.iterations, lr=args.lr, ema_decay=args.ema, noise=args.noise, reg_weight=args.reg,
                          seed=args.seed, heldout_every=max(args.iterations // 10, 1), progress=False)
     heldout = HeldOut(OraclePromptScore(oracle, rows))
     res, wall, cpu = _timed(lambda: generate(tok, prompts, args.samples, clip=clip, seed_images=seeds_img, init=init,
@@ -114,36 +116,93 @@ def inpainting(args) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def lighting_positions(args) -> list[int]:
-    """The positions tied to lighting: from ``--map``, else world-32's swap-validated declared_semantics."""
-    from probe import zoo
+# attribute -> (the position world-32's swap validation confirmed, how the target is set, tolerance)
+# Tolerances: 0.05 for lighting (the issue's), the same share of the factor's range (0.05 / 0.75) for the
+# blurs, 0.05 of the hue circle for the background hue.
+POSITION_EDITS = {
+    "lighting": {"position": 26, "target": "fixed 0.8", "tol": 0.05},
+    "bg_blur": {"position": 4, "target": "far end 0.015 / 0.065", "tol": 0.05 * 0.08 / 0.75},
+    "global_blur": {"position": 4, "target": "far end 0.01 / 0.03", "tol": 0.05 * 0.05 / 0.75},
+    "bg_hue": {"position": 7, "target": "hue + 1/3", "tol": 0.05},
+}
+
+
+def edit_targets(attribute: str, before: np.ndarray, lighting_target: float) -> np.ndarray:
+    """Per image: the target of an edit of ``attribute`` given its reading before (hues in [0, 1))."""
+    if attribute == "lighting":
+        return np.full(len(before), lighting_target)
+    if attribute == "bg_blur":
+        return np.where(before < 0.04, 0.065, 0.015)
+    if attribute == "global_blur":
+        return np.where(before < 0.02, 0.03, 0.01)
+    if attribute == "bg_hue":
+        return np.mod(before + 1 / 3, 1.0)
+    raise KeyError(attribute)
+
+
+def edit_positions(args) -> dict[str, list[int]]:
+    """The position(s) of each edited attribute: from ``--map`` (a validated or semantic map JSON), else
+    :data:`POSITION_EDITS` (the positions world-32's swap validation confirmed)."""
     from probe.optimize.tasks import load_position_map
     from probe.swap import top_positions
 
-    smap = load_position_map(args.map) if args.map else zoo.config("world-32")["declared_semantics"]
-    return top_positions(smap, "lighting", args.k)
+    if not args.map:
+        return {a: [v["position"]] for a, v in POSITION_EDITS.items()}
+    smap = load_position_map(args.map)
+    return {a: top_positions(smap, a, args.k) for a in POSITION_EDITS}
 
 
-def position_edits(args) -> tuple[pd.DataFrame, list[int]]:
+def position_edits(args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Restricted search / restricted gradient / unrestricted gradient edits of each attribute in
+    ``--position-attributes``: -> (one row per (edit, attribute read, image), summary per edit)."""
     from probe import load_tokenizer
     from probe.data.world import sample
-    from probe.measure import get_measurer, oracle_measurers
+    from probe.measure import oracle_measurers
     from probe.optimize import OptimizeConfig
     from probe.optimize.tasks import position_edit
 
     tok = load_tokenizer("world-32", device="cpu")
-    positions = lighting_positions(args)
-    images, _ = sample(args.position_n, seed=args.seed + 3, resolution=tok.image_size)
-    measurer = get_measurer("oracle:lighting", device="cpu")
-    others = {k: v for k, v in oracle_measurers(device="cpu").items() if k != "lighting"}
-    out = []
-    for label, pos in (("restricted", positions), ("all positions", None)):
-        cfg = OptimizeConfig(iterations=args.position_iterations, lr=args.position_lr, seed=args.seed, progress=False)
-        _, drift = position_edit(tok, images, "lighting", args.lighting_target, measurer=measurer, positions=pos,
-                                 others=others, config=cfg)
-        drift["edit"] = label
-        out.append(drift)
-    return pd.concat(out, ignore_index=True), positions
+    positions = edit_positions(args)
+    images, _ = sample(args.position_n, seed=args.seed + 5_000_003, resolution=tok.image_size)
+    ms = oracle_measurers(device="cpu")
+    rows, summary = [], []
+    for attribute in args.position_attributes.split(","):
+        measurer = ms[attribute]
+        others = {k: v for k, v in ms.items() if k != attribute}
+        with torch.no_grad():
+            before = measurer(tok.decode(tok.encode(images).quantized))
+        if measurer.kind == "circular":
+            before = np.mod(np.arctan2(before[:, 1].numpy(), before[:, 0].numpy()) / (2 * np.pi), 1.0)
+        else:
+            before = before.numpy()
+        target = edit_targets(attribute, before, args.lighting_target)
+        tol = POSITION_EDITS[attribute]["tol"]
+        runs = (("restricted search", positions[attribute], "search"),
+                ("restricted gradient", positions[attribute], "gradient"),
+                ("unrestricted gradient", None, "gradient"))
+        for label, pos, method in runs:
+            cfg = OptimizeConfig(iterations=args.position_iterations, lr=args.position_lr, seed=args.seed,
+                                 progress=False)
+            t0, c0 = time.perf_counter(), time.process_time()
+            _, drift = position_edit(tok, images, attribute, torch.tensor(target, dtype=torch.float32),
+                                     measurer=measurer, positions=pos, others=others, config=cfg, method=method)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            drift["edit"], drift["edited"] = label, attribute
+            rows.append(drift)
+            mine = drift[drift.attribute == attribute].sort_values("row")
+            err = np.abs(mine.after.to_numpy() - target)
+            if measurer.kind == "circular":
+                err = np.minimum(err, 1 - err)
+            other = drift[drift.attribute != attribute]
+            summary.append({"attribute": attribute, "edit": label, "positions": "all" if pos is None else str(pos),
+                            "target": POSITION_EDITS[attribute]["target"], "tol": tol,
+                            "reached": float((err <= tol).mean()), "reached_0.05": float((err <= 0.05).mean()),
+                            "abs_error": float(err.mean()), "moved": float(mine.drift.mean()),
+                            "drift_others": float(other.drift.mean()),
+                            **{f"drift_{k}": float(v) for k, v in other.groupby("attribute").drift.mean().items()},
+                            "cpu_s_per_image": cpu / len(images), "wall_s": wall})
+            print(json.dumps(summary[-1], default=float), flush=True)
+    return pd.concat(rows, ignore_index=True), pd.DataFrame(summary)
 
 
 def speed(args, clip) -> pd.DataFrame:
@@ -201,6 +260,8 @@ def speed(args, clip) -> pd.DataFrame:
 
 
 def main() -> None:
+    from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/optimize_world")
     ap.add_argument("--sections", default="generate,ablation,inpaint,position,speed")
@@ -208,22 +269,25 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="random seed images per prompt")
     ap.add_argument("--inits", default="random", help="seed choices to run: random, top1 (comma-separated)")
     ap.add_argument("--seed-set", type=int, default=256, help="world images in the seed set")
-    ap.add_argument("--iterations", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--views", type=int, default=4, help="random crop + flip views per step")
-    ap.add_argument("--pad", type=int, default=3, help="reflect padding before the crops (pixels)")
-    ap.add_argument("--ema", type=float, default=0.0)
-    ap.add_argument("--noise", type=float, default=0.0)
+    # generation defaults: the text-guided recipe of probe.optimize.tasks (GENERATE_DEFAULTS, GENERATE_VIEWS)
+    ap.add_argument("--iterations", type=int, default=GENERATE_DEFAULTS.iterations)
+    ap.add_argument("--lr", type=float, default=GENERATE_DEFAULTS.lr)
+    ap.add_argument("--views", type=int, default=GENERATE_VIEWS["n_views"], help="random crop + flip views per step")
+    ap.add_argument("--pad", type=int, default=GENERATE_VIEWS["pad"], help="reflect padding before the crops (pixels)")
+    ap.add_argument("--ema", type=float, default=GENERATE_DEFAULTS.ema_decay)
+    ap.add_argument("--noise", type=float, default=GENERATE_DEFAULTS.noise)
+    ap.add_argument("--reg", type=float, default=GENERATE_DEFAULTS.reg_weight, help="regularizer towards the seed")
     ap.add_argument("--inpaint-n", type=int, default=32)
     ap.add_argument("--inpaint-iterations", type=int, default=150)
     ap.add_argument("--inpaint-lr", type=float, default=0.05)
     ap.add_argument("--reset-every", type=int, default=25)
-    ap.add_argument("--position-n", type=int, default=32)
+    ap.add_argument("--position-n", type=int, default=32, help="held-out world images per position edit")
+    ap.add_argument("--position-attributes", default="lighting,bg_blur,global_blur,bg_hue")
     ap.add_argument("--position-iterations", type=int, default=100)
     ap.add_argument("--position-lr", type=float, default=0.05)
     ap.add_argument("--lighting-target", type=float, default=0.8)
-    ap.add_argument("--map", default=None, help="semantic map JSON for the lighting positions "
-                    "(default: world-32's swap-validated declared_semantics in its zoo record)")
+    ap.add_argument("--map", default=None, help="validated or semantic map JSON for the edited positions "
+                    "(default: the positions world-32's swap validation confirmed, POSITION_EDITS)")
     ap.add_argument("--k", type=int, default=1, help="positions taken from the map")
     ap.add_argument("--speed-steps", type=int, default=20)
     ap.add_argument("--speed-batches", default="1,64")
@@ -267,15 +331,12 @@ def main() -> None:
         summary["inpaint"] = df.to_dict("records")
         print(df.to_string(index=False), flush=True)
     if "position" in sections:
-        df, positions = position_edits(args)
+        df, summ = position_edits(args)
         df.to_csv(out / "position.csv", index=False)
-        agg = df.groupby(["edit", "attribute"]).drift.mean().unstack(0)
-        light = df[df.attribute == "lighting"].groupby("edit")
-        summary["position"] = {"positions": positions, "drift": agg.to_dict(),
-                               "lighting_after": light.after.mean().to_dict(),
-                               "lighting_before": light.before.mean().to_dict(),
-                               "lighting_abs_error": light.apply(lambda d: (d.after - args.lighting_target).abs().mean()).to_dict()}
-        print(f"lighting positions {positions}\n{agg.to_string()}\n{json.dumps(summary['position'], default=float)}", flush=True)
+        summ.to_csv(out / "position_summary.csv", index=False)
+        summary["position"] = summ.to_dict("records")
+        cols = ["attribute", "edit", "positions", "reached", "reached_0.05", "abs_error", "moved", "drift_others"]
+        print(summ[cols].to_string(index=False), flush=True)
     if "speed" in sections:
         df = speed(args, clip)
         df.to_csv(out / "speed.csv", index=False)

@@ -107,7 +107,8 @@ def test_noise_schedule_formula() -> None:
 
 def test_noise_and_ema_follow_the_formulas() -> None:
     """With a zero gradient Adam does not move; the features are the seed plus the scheduled noise,
-    drawn from the row's generator, and the result is their EMA."""
+    drawn from the row's generator, and the result is their EMA, which starts at the tokens after the
+    first step (decay 0 at the first update, as in the reference): the seed never enters it."""
     tok = ToyTokenizer(discrete=False)
     seed, _ = _targets(2)
     cfg = _cfg(iterations=12, noise=0.2, ema_decay=0.8, seed=5)
@@ -115,12 +116,16 @@ def test_noise_and_ema_follow_the_formulas() -> None:
     res = optimize(tok, Lambda(lambda x: x.sum(dim=(1, 2, 3)) * 0.0), seed, config=cfg,
                    reset=lambda info: trace.append(info.features.clone()))
     gens = [torch.Generator().manual_seed(5 + b) for b in range(2)]
-    z, ema = seed.clone(), seed.clone()
+    z, ema = seed.clone(), None
     for i in range(cfg.iterations):
         z = z + noise_scale(i, cfg.iterations, cfg.noise) * torch.stack([torch.randn(4, 3, generator=g) for g in gens])
         torch.testing.assert_close(trace[i], z)
-        ema = 0.8 * ema + 0.2 * z
+        ema = z.clone() if ema is None else 0.8 * ema + 0.2 * z
     torch.testing.assert_close(res.features, ema)
+    seed_started = seed.clone()
+    for t in trace:
+        seed_started = 0.8 * seed_started + 0.2 * t
+    assert not torch.allclose(res.features, seed_started, atol=1e-4)
 
 
 def test_same_seed_same_result_and_other_seed_differs() -> None:
@@ -150,13 +155,41 @@ def test_a_batch_equals_its_rows_run_one_by_one() -> None:
                                    rtol=1e-5, atol=1e-7)
 
 
-def test_early_stopping_and_history_layout() -> None:
+def test_history_layout() -> None:
     tok = ToyTokenizer(discrete=True)
     seed, _ = _targets(2)
-    res = optimize(tok, Lambda(lambda x: x.sum(dim=(1, 2, 3)) * 0.0), seed,
-                   config=_cfg(iterations=100, early_stop_patience=5))
-    assert res.steps == 6  # the first step sets the best; five without improvement stop the run
+    res = optimize(tok, Lambda(lambda x: x.sum(dim=(1, 2, 3)) * 0.0), seed, config=_cfg(iterations=7))
+    assert res.steps == 7 and res.row_steps.tolist() == [7, 7]
     h = res.history
     assert list(h.columns) == ["step", "row", "loss", "objective", "reg", "heldout", "changed", "noise"]
     assert len(h) == 2 * (res.steps + 1)
     assert [s for s, _ in res.milestones][-1] == res.steps - 1
+
+
+def test_stopping_rule_stops_each_row_on_its_heldout_score() -> None:
+    """Row 0's held-out score stops improving at once, row 1's keeps improving: row 0 stops after
+    ``patience`` evaluations and keeps the tokens it had then; row 1 runs to the end, unaffected."""
+    tok = ToyTokenizer(discrete=False)
+    seed, target_cols = _targets(2)
+    obj = MaskedReconstruction(quadrant_images(target_cols), torch.ones(2, 1, 8, 8))
+    calls = []
+
+    def score(images):  # row 0: constant; row 1: rises with every evaluation
+        calls.append(1)
+        return torch.tensor([0.0, float(len(calls))])
+
+    from probe.optimize import HeldOut
+
+    cfg = _cfg(iterations=40, heldout_every=2, early_stop_patience=3, early_stop_min_delta=0.0)
+    res = optimize(tok, obj, seed, config=cfg, heldout=HeldOut(score))
+    # row 0: best at step 0's evaluation, 3 evaluations (steps 2, 4, 6) without improvement -> stops after step 6
+    assert res.row_steps.tolist() == [7, 40]
+    free = optimize(tok, obj, seed, config=_cfg(iterations=40))
+    torch.testing.assert_close(res.features[1], free.features[1])  # the other row is unaffected
+    seven = optimize(tok, obj, seed, config=_cfg(iterations=7))
+    torch.testing.assert_close(res.features[0], seven.features[0])  # the stopped row kept its step-7 tokens
+    h = res.history
+    assert h[(h.row == 0) & (h.step >= 7) & (h.step < 40)].loss.isna().all()
+    assert h[(h.row == 1) & (h.step < 40)].loss.notna().all()
+    with pytest.raises(ValueError, match="held-out"):
+        optimize(tok, obj, seed, config=_cfg(early_stop_patience=2))

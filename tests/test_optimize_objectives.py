@@ -48,6 +48,23 @@ def test_clip_loss_is_minus_the_cosine(clip) -> None:
         ClipText(clip, prompts[:2])(x)
 
 
+def test_clip_resize_is_plain_bilinear_by_default_and_antialiased_on_request(clip) -> None:
+    """The reference resizes with ``F.interpolate(mode="bilinear")``; antialiasing is an option."""
+    import torch.nn.functional as F
+
+    from probe.optimize import ClipModel
+
+    x = _imgs(2, 96)  # larger than the CLIP's 32 px input
+    plain = F.interpolate(x, size=(clip.size, clip.size), mode="bilinear", align_corners=False)
+    smooth = F.interpolate(x, size=(clip.size, clip.size), mode="bilinear", antialias=True, align_corners=False)
+    enc = clip.model.encode_image
+    torch.testing.assert_close(clip.image(x), enc((plain - clip.mean) / clip.std, normalize=True).float())
+    aa = ClipModel(clip.model, clip.tokenizer, size=clip.size, mean=clip.mean.flatten().tolist(),
+                   std=clip.std.flatten().tolist(), antialias=True)
+    torch.testing.assert_close(aa.image(x), enc((smooth - clip.mean) / clip.std, normalize=True).float())
+    assert not torch.allclose(aa.image(x), clip.image(x), atol=1e-3)  # the two filters differ on noise
+
+
 def test_negative_prompt_with_cfg(clip) -> None:
     x = _imgs()
     pos, neg = ClipText(clip, "a photo of a red star."), ClipText(clip, "a photo of a circle.")

@@ -177,6 +177,10 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     assert set(vmap.index) <= {"lighting", "bg_blur", "null_factor"}
     assert {"lighting", "bg_blur"} <= set(vmap.index[vmap["verdict"] != "untested"])
     assert "null_factor" not in vmap.index or vmap.loc["null_factor", "verdict"] == "untested"
+    # random weights decode no attribute: never confirmed, and the report says so first
+    assert not (vmap["verdict"] == "confirmed").any()
+    assert set(vmap.loc[["lighting", "bg_blur"], "verdict"]) <= {"not reconstructed", "not visible"}
+    assert "not testable" in res.stage("swap").note
     assert res.stage("optimize").status == "ran", res.stage("optimize").note
     for task in ("generate", "inpaint"):
         assert paths.optimize_table(task).exists() and (paths.optimize_folder(task) / "grid.png").exists()
@@ -184,6 +188,7 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     assert len(inp) == 2 and inp["psnr_hole_result"].notna().all()
     html = res.report.read_text()
     assert "Validated semantic map" in html and "Probe map (unvalidated)" not in html
+    assert html.index("Random tokenizer weights") < html.index('id="map"')
     # a second run reuses both
     again = run_pipeline(cfg, log=lambda s: None)
     assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"

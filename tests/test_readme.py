@@ -42,13 +42,16 @@ SMALL_RUN = ["--set", "data.images=256", "--set", "probes.permutations=10", "--s
 
 def _smaller_flags(argv: list[str]) -> list[str]:
     """Flags of the README's commands made smaller (same command, fewer images / permutations / steps)."""
-    small = {"--limit": "256", "--permutations": "10", "--pairs": "4", "--iterations": "2", "--images": "256"}
+    small = {"--limit": "256", "--permutations": "10", "--pairs": "4", "--discovery-pairs": "4", "--iterations": "2",
+             "--images": "256"}
     out = list(argv)
     for i, a in enumerate(out[:-1]):
         if a in small:
             out[i + 1] = small[a]
     if out[:1] == ["tokenprobe"] and len(out) > 1 and out[1] == "swap" and "--control-pairs" not in out:
         out += ["--control-pairs", "2", "--no-greedy", "--attributes", "lighting,bg_blur"]
+        if "--discovery-pairs" not in out:
+            out += ["--discovery-pairs", "4"]
     return out
 
 
@@ -68,6 +71,14 @@ def _demo(argv):
 
 def _run_demo_config(argv):
     return _tokenprobe(argv) + SMALL_RUN, 0, "report:"
+
+
+def _run_sprites(argv):
+    # the sprites world with sprites-32 (needs the optional idsprites): the same pipeline on fewer images and pairs
+    small = ["--set", "data.images=128", "--set", "probes.permutations=10", "--set", "swap.pairs=4",
+             "--set", "swap.control_pairs=2", "--set", "swap.max_set=2", "--set", "swap.grids=0",
+             "--set", "swap.attributes=[scale, color, contrast]"]
+    return _tokenprobe(argv) + small, 0, "report:"
 
 
 def _run_titok(argv):
@@ -97,6 +108,8 @@ COMMANDS = [
     (r"^tokenprobe demo", _demo),
     (r"^tokenprobe run analyses/demo\.yaml", _run_demo_config),
     (r"^tokenprobe run analyses/titok-l32-imagenet\.yaml", _run_titok),
+    (r"^tokenprobe run analyses/sprites\.yaml", _run_sprites),
+    (r"^python analyses/bench_discovery\.py", "skip: hours on 2 cores; tests/test_bench_discovery.py runs a small instance"),
     (r"^tokenprobe (info|tokenize|probe|swap|copy-paste|edit|generate|inpaint)\b", _plain),
     (r"^torchrun ", _torchrun),
     (r"^python analyses/bench\.py", _bench),

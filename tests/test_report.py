@@ -75,7 +75,7 @@ def test_report_without_swaps_shows_the_probe_map_as_unvalidated_and_says_what_i
 def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):
     run = _probe_only_run(tmp_path / "run")
     run.swap.mkdir()
-    pd.DataFrame({"verdict": ["confirmed", "rejected"], "attribute": ["lighting", "null"], "positions": ["26", "3"],
+    pd.DataFrame({"verdict": ["confirmed", "not visible"], "attribute": ["lighting", "null"], "positions": ["26", "3"],
                   "transfer": [0.78, 0.01], "probe_rank": [3, 1]}).to_csv(run.validated_map, index=False)
     pd.DataFrame({"attribute": ["lighting"], "probe_top": [11], "causal_top": [26]}).to_csv(run.disagreements,
                                                                                          index=False)
@@ -94,6 +94,8 @@ def test_report_with_swap_and_optimize_outputs_shows_them(tmp_path):
     cols = re.findall(r"<th>([^<]+)</th>", head[: head.index("</thead>")])
     assert cols == ["attribute", "positions", "transfer", "verdict", "probe_rank"]
     assert "probe_top" in page and "a red triangle" in page
+    # an attribute the rule could not test is named before the table
+    assert page.index("Not testable:</b> null (not visible)") < page.index('id="map"')
     # the causal figure (drawn beside the probe ranking by the swap engine), grid, traversal, generation
     assert page.count("data:image/png;base64,") == 4
     assert "Inpainting (optimize/inpaint.csv" in page  # still missing, and says so

@@ -24,7 +24,8 @@ def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> No
     from probe.cli import main
 
     out = tmp_path / "swap"
-    rc = main(["swap", "--store", str(store_path), "--attributes", "lighting", "--pairs", "8", "--control-pairs", "4",
+    rc = main(["swap", "--store", str(store_path), "--sweep", "--attributes", "lighting", "--pairs", "8", "--discovery-pairs", "8",
+               "--control-pairs", "4",
                "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
                "--format", "csv", "--out", str(out), "--quiet", "--no-side-effects"])
     assert rc == 0
@@ -35,12 +36,20 @@ def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> No
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["swap"]["seed"] == 5 and cfg["swap"]["verdict"]["seed"] == 5 and "confirmed" in cfg["thresholds"]
     mappings = pd.read_csv(out / "mappings.csv")
-    assert sorted(mappings["positions"].astype(int)) == list(range(32))
+    disc, conf = mappings[mappings["split"] == "discovery"], mappings[mappings["split"] == "confirmation"]
+    assert sorted(disc["positions"].astype(int)) == list(range(32))  # selection: every position
+    assert len(conf) == 1 and conf["n_pairs"].iloc[0] == 8  # confirmation: the selected one, on its own pairs
     swaps = pd.read_csv(out / "swaps.csv")
-    assert set(swaps["control"]) >= {"none", "same_end", "random_position", "all_except", "self", "donor_recon"}
-    assert (swaps[swaps["control"] == "self"]["moved_abs"] == 0).all()
+    assert set(swaps[swaps["split"] == "confirmation"]["control"]) == {"none", "same_end", "random_position",
+                                                                        "all_except"}
+    pairs = pd.read_csv(out / "pairs.csv")
+    used = {s: set(g["recipient"]) | set(g["donor"]) for s, g in pairs.groupby("split")}
+    assert used["discovery"].isdisjoint(used["confirmation"])
     vmap = json.loads((out / "validated_map.json").read_text())
     assert vmap["answers"][0]["attribute"] == "lighting"
+    assert vmap["rule"] == cfg["thresholds"] and "confirmation pairs" in vmap["numbers"]
+    row = pd.read_csv(out / "validated_map.csv").iloc[0]
+    assert row["n_pairs"] == 8 and row["discovery_pairs"] == 8 and row["family_size"] == 1
     assert "lighting" in capsys.readouterr().out
 
 
@@ -60,14 +69,15 @@ def test_missing_store_is_one_line(tmp_path, capsys) -> None:
     assert rc == 2 and len(err) == 1 and "no token store" in err[0]
 
 
-def test_help_states_the_thresholds(capsys) -> None:
+def test_help_states_the_rule(capsys) -> None:
     from probe.cli import main
+    from probe.swap import VerdictConfig
 
     with pytest.raises(SystemExit):
         main(["swap", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "confirmed when the transfer's 95% interval lies >= 0.5" in text
-    assert "specific when no other attribute moves by more than 0.25" in text
+    assert " ".join(VerdictConfig().text().split()) in text  # the same text as the validated map and the report
+    assert "lower bound >= 0.5" in text and "Bonferroni" in text
 
 
 def test_swap_map_tests_the_maps_candidates(store_path, tmp_path, capsys) -> None:

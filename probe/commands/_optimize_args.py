@@ -16,7 +16,8 @@ from probe.optimize.loop import OptimizeConfig
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True, views: int = 0, pad: int = 0) -> None:
+    """The tokenizer, CLIP and output options (``views`` / ``pad``: the defaults of ``--views`` / ``--pad``)."""
     from probe.commands._args import add_overwrite_flag, non_negative_int
 
     parser.add_argument("--tokenizer", default="world-32",
@@ -33,9 +34,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -
         parser.add_argument("--negative", default=None, help="negative prompt")
         parser.add_argument("--cfg", type=float, default=1.0,
                             help="negative-prompt scale: loss = -sim - (1 - cfg) * neg_sim (default: 1, no effect)")
-        parser.add_argument("--views", type=non_negative_int, default=0,
-                            help="random crop + flip views per image and step (0: the whole image; default: 0)")
-        parser.add_argument("--pad", type=non_negative_int, default=0, help="reflect padding before cropping views (pixels)")
+        parser.add_argument("--views", type=non_negative_int, default=views,
+                            help=f"random crop + flip views per image and step (0: the whole image; default: {views})")
+        parser.add_argument("--pad", type=non_negative_int, default=pad,
+                            help=f"reflect padding before cropping views (pixels; default: {pad})")
+        parser.add_argument("--antialias", action="store_true",
+                            help="resize images to the CLIP's input with an antialiased filter (default: plain "
+                                 "bilinear, as the reference; use it when images are much larger than the CLIP input)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
     parser.add_argument("--out", required=True, help="output folder, e.g. runs/edit1")
     add_overwrite_flag(parser)
@@ -43,27 +48,41 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True) -
     parser.set_defaults(_writes=lambda a: [a.out], _results=lambda a: [Path(a.out) / "config.json"])
 
 
-def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+def add_loop_arguments(parser: argparse.ArgumentParser, defaults: OptimizeConfig | None = None) -> None:
+    """The loop's options; ``defaults`` (default: the reference's, ``OptimizeConfig()``) sets their defaults,
+    e.g. the text-guided recipe for ``edit`` and ``generate``."""
     from probe.commands._args import non_negative_int, positive_int
 
-    d = OptimizeConfig()
+    d = defaults or OptimizeConfig()
     parser.add_argument("--iterations", type=positive_int, default=d.iterations,
                         help=f"optimizer steps (default: {d.iterations})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
     parser.add_argument("--ema", type=float, default=d.ema_decay, dest="ema_decay",
-                        help="EMA decay of the tokens, the result is the EMA (0: off; default: 0)")
+                        help=f"EMA decay of the tokens, the result is the EMA (0: off; default: {d.ema_decay})")
     parser.add_argument("--noise", type=float, default=d.noise,
                         help="token noise scale s, decaying as s/2 (1 + cos(pi min(1, 1.5 i / (iters - 1)))) "
-                             "(default: 0)")
+                             f"(default: {d.noise})")
     parser.add_argument("--reg", type=float, default=d.reg_weight, dest="reg_weight",
-                        help="weight of the L2 regularizer on the features (default: 0)")
+                        help=f"weight of the L2 regularizer on the tokens (default: {d.reg_weight})")
     parser.add_argument("--reg-target", choices=("seed", "zero"), default=d.reg_target,
-                        help="regularize towards the seed features or zero (default: seed)")
-    parser.add_argument("--patience", type=non_negative_int, default=0, dest="early_stop_patience",
-                        help="stop after this many steps without improvement (0: never)")
-    parser.add_argument("--milestones", type=positive_int, default=d.milestones, help="grid columns between input and result")
+                        help=f"regularize towards the seed tokens or zero (default: {d.reg_target})")
+    parser.add_argument("--post-quantization", action="store_true", default=d.post_quantization,
+                        dest="post_quantization",
+                        help="optimize the quantized tokens and decode them unquantized (the reference's "
+                             "optimize_post_quantization_tokens)")
+    parser.add_argument("--patience", type=non_negative_int, default=d.early_stop_patience, dest="early_stop_patience",
+                        help="stop an image when its held-out score (--heldout-clip) has not improved for this many "
+                             "evaluations (0: never; default: %(default)s)")
+    parser.add_argument("--heldout-every", type=positive_int, default=d.heldout_every, dest="heldout_every",
+                        help="steps between held-out evaluations (default: %(default)s)")
+    parser.add_argument("--milestones", type=positive_int, default=d.milestones,
+                        help="grid columns between input and result")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: 0)")
-    parser.add_argument("--no-amp", action="store_false", dest="amp", help="no bf16 autocast on CUDA")
+    parser.add_argument("--amp", action="store_true", default=d.amp,
+                        help="autocast on CUDA (default: off, as the reference)")
+    parser.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default=d.amp_dtype, dest="amp_dtype",
+                        help="autocast type: float16 with a GradScaler (the reference's) or bfloat16 "
+                             "(default: %(default)s)")
     parser.add_argument("--no-progress", action="store_false", dest="progress", help="hide the progress bar")
 
 

@@ -14,6 +14,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
+    from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS
 
     from probe.commands._args import non_empty_text, positive_int
 
@@ -24,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where samples start (default: top1)")
     parser.add_argument("--seed-images", nargs="+", default=["world:256"],
                         help="the seed image set: files, folders or world:N (default: world:256)")
-    add_model_arguments(parser)
-    add_loop_arguments(parser)
+    add_model_arguments(parser, views=GENERATE_VIEWS["n_views"], pad=GENERATE_VIEWS["pad"])
+    add_loop_arguments(parser, GENERATE_DEFAULTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,14 +37,16 @@ def run(args: argparse.Namespace) -> int:
         load_tok,
         settings_from_args,
     )
-    from probe.tokenizers.base import module_device
+    from probe.optimize.objectives import load_clip
     from probe.optimize.tasks import generate, write_run
+    from probe.tokenizers.base import module_device
 
     cfg = config_from_args(args)
     tok = load_tok(args)
     seeds = None if args.init == "tokens" else load_images(args.seed_images, tok.image_size, seed=args.seed)
     rows = [p for p in args.prompt for _ in range(args.samples)]
-    res = generate(tok, args.prompt, args.samples, clip=args.clip, seed_images=seeds, init=args.init,
+    clip = load_clip(args.clip, device=module_device(tok), antialias=args.antialias)
+    res = generate(tok, args.prompt, args.samples, clip=clip, seed_images=seeds, init=args.init,
                    negative=args.negative, cfg=args.cfg, n_views=args.views, pad=args.pad, config=cfg,
                    heldout=heldout_from_args(args, rows, module_device(tok)))
     out = write_run(args.out, res, inputs=res.seed_images, labels=rows,

@@ -14,26 +14,29 @@ def _description() -> str:
     from probe.swap.run import SwapConfig
 
     cfg = SwapConfig()
-    v = cfg.verdict
     return (
         "Pairs (recipient, donor) from opposite ends of each attribute (continuous: lower vs upper quartile; "
-        "hues: opposite arcs; categorical: every ordered pair of categories), pastes the donor's tokens into the "
-        "recipient at each tested position set, decodes and measures every attribute. Controls on the same pairs: "
-        "same-end donor, random other position, all positions except the tested ones, self-swap (asserted "
-        "no-op), donor's reconstruction (ceiling); swap-back (re-encode) on request. Per (attribute, position "
-        "set): normalized transfer = mean change / mean gap (vectors projected on the gap) with a bootstrap "
-        "95% interval, interchange-intervention accuracy, Cohen's d against the controls, the side effects "
-        "on every other attribute. "
-        f"Verdict thresholds: confirmed when the transfer's 95% interval lies >= {v.confirm}; weak when >= "
-        f"{v.weak}; rejected otherwise or when Cohen's d against the random-position control < {v.min_effect}; "
-        f"specific when no other attribute moves by more than {v.specific} of its own gap beyond what a "
-        "random-position paste moves it, else entangled. "
-        f"Where no single position is confirmed, a greedy search finds the smallest set reaching transfer "
-        f"{cfg.target}. Writes swaps.csv|parquet (one row per swap x measured attribute), mappings.csv (one "
-        "row per attribute x set), validated_map.csv/.json, causal_heatmap.csv, rank_agreement.csv, "
-        "disagreements.csv, greedy_curves.csv, figures (PNG + SVG), image grids of the confirmed mappings "
-        "and config.json (every seed) under --out (default <run>/swap). Under torchrun the pairs are sharded "
-        "over ranks (same table as one process)."
+        "hues: opposite arcs; categorical: every ordered pair of categories), on two disjoint sets of images: "
+        "discovery pairs (--discovery-pairs) select (the sweep of every single position, the greedy set search), "
+        "confirmation pairs (--pairs) give every reported number. Pastes the donor's tokens into the recipient at "
+        "each tested position set, decodes and measures every attribute; the attribute's own reading is measured "
+        "along the direction its labels define (signed). Controls on the confirmation pairs: same-end donor, "
+        "random other position, all positions except the tested ones; swap-back (re-encode) on request; a "
+        "self-swap only for a stochastic decoder. Per (attribute, position set): transfer = sum(moved) / "
+        "sum(gap) with its interval and family-wise bound, interchange-intervention accuracy, the controls' "
+        "movements, the side effects on every other attribute. "
+        f"Verdict rule: {cfg.verdict.text()} "
+        f"Where the best single position moves less than {cfg.target}, a greedy search (discovery pairs) finds "
+        "the smallest set reaching it. Which positions the discovery step swaps: every one (--sweep), or "
+        "attribution first (--attribution: attribution patching ranks every position from one backward pass per "
+        "batch, real swaps test the top --k, the greedy pool's worth where none of those reaches the target); the "
+        "default is attribution first when every tested attribute's measurer is differentiable, else every "
+        "position. Writes swaps.csv|parquet (one row per swap x measured attribute), "
+        "mappings.csv (one row per attribute x set x split), validated_map.csv/.json (the rule and which numbers "
+        "come from which pairs), causal_heatmap.csv, rank_agreement.csv, disagreements.csv, greedy_curves.csv, "
+        "attribution_heatmap.csv (attribution first), spatial maps (--spatial), figures (PNG + SVG), image grids of the confirmed mappings and config.json (every seed) under --out "
+        "(default <run>/swap). Under torchrun the discovery sweep's pairs are sharded over ranks (same table as "
+        "one process)."
     )
 
 
@@ -48,8 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--map", default=None, help="semantic_map.json of `tokenprobe probe`: test its candidates only")
     src.add_argument("--sweep", action="store_true",
-                     help="every single position for every attribute (default), compared with the probes' map "
-                          "when one is found under the run folder")
+                     help="every single position for every attribute (the full causal heatmap), compared with the "
+                          "probes' map when one is found under the run folder (the default when a measurer is not "
+                          "differentiable, and under torchrun)")
+    src.add_argument("--attribution", action="store_true",
+                     help="attribution patching ranks every position, real swaps test the top --k of each "
+                          "attribute (the greedy pool's worth where none reaches the target); the default when "
+                          "every tested measurer is differentiable")
     parser.add_argument("--attributes", default=None,
                         help="comma-separated attributes to draw pairs for (default: every one with a measurer); "
                              "every swap is measured on all attributes that have a measurer (side effects)")
@@ -59,16 +67,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-side-effects", action="store_true",
                         help="measure only the --attributes themselves (faster; no off-target table)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the store's, by its config)")
-    parser.add_argument("--pairs", type=positive_int, default=256, help="pairs per attribute (default 256)")
+    parser.add_argument("--pairs", type=positive_int, default=256,
+                        help="confirmation pairs per attribute: every reported number (default 256)")
+    parser.add_argument("--discovery-pairs", type=positive_int, default=64,
+                        help="discovery pairs per attribute, on other images: every selection (default 64)")
     parser.add_argument("--control-pairs", type=positive_int, default=None,
                         help="run the decode-costly controls on only this many pairs per attribute (default: all)")
     parser.add_argument("--swap-back", action="store_true", help="also the swap-back control (re-encodes)")
-    parser.add_argument("--k", type=positive_int, default=3, help="with --map: candidate positions per attribute (default 3)")
+    parser.add_argument("--k", type=positive_int, default=3,
+                        help="with --map: candidate positions per attribute; attribution first: positions swapped "
+                             "first per attribute (default 3)")
+    parser.add_argument("--spatial", type=non_negative_int, default=0, metavar="N",
+                        help="also per-position contribution maps over N images: spatial_maps.csv/.npz and figures")
     parser.add_argument("--target", type=float, default=0.8, help="transfer the greedy set search must reach (0.8)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy set search")
-    parser.add_argument("--confirm", type=float, default=0.5, help="confirmed: transfer CI low >= this (0.5)")
-    parser.add_argument("--weak", type=float, default=0.15, help="weak: transfer CI low >= this (0.15)")
-    parser.add_argument("--min-effect", type=float, default=0.5, help="min Cohen's d vs random position (0.5)")
+    parser.add_argument("--confirm", type=float, default=0.5,
+                        help="confirmed: the transfer's family-wise lower bound >= this (0.5)")
+    parser.add_argument("--weak", type=float, default=0.15, help="weak: the family-wise lower bound >= this (0.15)")
+    parser.add_argument("--min-effect", type=float, default=0.25,
+                        help="the margin (transfer units) by which the transfer must beat every control (0.25)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="family-wise error rate of 'confirmed' per attribute (0.05)")
     parser.add_argument("--specific", type=float, default=0.25, help="max side effect of a specific mapping (0.25)")
     parser.add_argument("--traverse", type=non_negative_int, default=None, metavar="POS",
                         help="also traverse position POS through the codes the store uses there")
@@ -167,6 +186,11 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     _print(res, args, attrs, smap_path)
     if args.traverse is not None:
         _traverse(args, tok, store, data, measurers, out, res.paths)
+    if args.spatial > 0:
+        from probe.swap.spatial import spatial_maps
+
+        maps = spatial_maps(tok, data.quantized, masks=data.masks, n=args.spatial, seed=args.seed, batch=args.batch)
+        res.paths |= maps.save(out, figures=not args.no_figures)
     print(f"\nwrote {out}")
     return 0
 
@@ -238,10 +262,12 @@ def _config(args: argparse.Namespace):
     from probe.swap.stats import VerdictConfig
 
     controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
-    return SwapConfig(pairs=args.pairs, seed=args.seed, controls=controls, control_pairs=args.control_pairs,
-                      batch=args.batch, target=args.target, autocast=args.bf16,
+    mode = "exhaustive" if args.sweep else "attribution" if args.attribution else "auto"
+    return SwapConfig(pairs=args.pairs, discovery_pairs=args.discovery_pairs, seed=args.seed, controls=controls,
+                      control_pairs=args.control_pairs, batch=args.batch, target=args.target, autocast=args.bf16,
+                      mode=mode, first_k=args.k,
                       verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
-                                            specific=args.specific, seed=args.seed))
+                                            alpha=args.alpha, specific=args.specific, seed=args.seed))
 
 
 def _print(res, args: argparse.Namespace, attrs: list[str], smap_path: Path | None) -> None:
@@ -250,12 +276,15 @@ def _print(res, args: argparse.Namespace, attrs: list[str], smap_path: Path | No
         if res.result.summary.empty:
             print(f"no candidate position in {smap_path} for {attrs}: nothing to test")
         else:
-            print(res.result.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "iia", "verdict",
-                                      "specificity", "entangled_with"]].to_string(index=False))
+            print(res.result.summary[["attribute", "positions", "transfer", "ci_low", "ci_high", "ci_low_adj", "iia",
+                                      "verdict", "failed", "visibility", "specificity"]].to_string(index=False))
+            print(f"\n{res.result.config.verdict.text()}")
         return
     vmap = res.vmap
-    print(vmap.answers[["attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
-                        "probe_rank"]].to_string(index=False))
+    print(vmap.answers[[c for c in ("attribute", "positions", "transfer", "ci_low", "ci_high", "ci_low_adj", "verdict",
+                                    "failed", "visibility", "specificity", "probe_rank") if c in vmap.answers]]
+          .to_string(index=False))
+    print(f"\n{vmap.sweep.config.verdict.text()}")
     if len(vmap.disagreements):
         print("\nprobe top != causal top:")
         print(vmap.disagreements[["attribute", "probe_top", "probe_top_transfer", "causal_top",

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from probe.data.corruptions import corrupt
 from probe.data.manifest import (
+    GENERATED,
     Manifest,
     check_attribute_fields,
     expand_path,
@@ -70,6 +71,15 @@ def build_source(manifest: Manifest, n_world: int | None = None
             cfg = WorldConfig.from_dict(o.get("config", {}))
             return WorldSource(n_world if n_world is not None else int(manifest.size or 0),
                                seed=manifest.seed, config=cfg)
+        if t == "sprites":
+            from probe.data.sprites import SpritesConfig, SpritesSource
+            return SpritesSource(n_world if n_world is not None else int(manifest.size or 0),
+                                 seed=manifest.seed, config=SpritesConfig.from_dict(o.get("config", {})))
+        if t == "imagenet_x":
+            from probe.data.imagenet_x import ImagenetXSource
+            kw = {k: o[k] for k in ("extensions", "recursive", "filter_prototypes") if k in o}
+            return ImagenetXSource(_path_option(manifest, "root"), annotations_kind=o.get("annotations", "multi"),
+                                   **kw, **mins)
         if t == "folder":
             kw = {k: o[k] for k in ("extensions", "recursive") if k in o}
             return FolderSource(_path_option(manifest, "root"), **kw, **mins)
@@ -99,7 +109,7 @@ class ManifestDataset(Dataset):
         self.variants = [(p.kind, s) for p in parts for s in p.strengths] if parts else []
         size = manifest.size
         n_world = None
-        if manifest.source_type == "world":
+        if manifest.source_type in GENERATED:
             per = len(self.variants) if parts and self.mode == "grid" else 1
             n_world = -(-int(size) // per)
         self.source = build_source(manifest, n_world)
@@ -118,7 +128,7 @@ class ManifestDataset(Dataset):
             total = n_src if (size is None or not parts) else max(int(size), n_src)
             plan = np.stack([np.arange(total) % max(n_src, 1), np.full(total, -1)], 1)
         if size is not None and size < total:
-            if manifest.source_type == "world":
+            if manifest.source_type in GENERATED:
                 keep = np.arange(int(size))  # world items are already a seeded sample
             else:  # a seeded subset, kept in source order
                 keep = np.sort(np.random.default_rng(manifest.seed).choice(total, int(size), replace=False))
@@ -222,7 +232,7 @@ def dataset_from_manifest(manifest: Manifest | str | Path, resolution: int | Non
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
     res = resolution or manifest.resolution
-    if res is None and manifest.source_type == "world":
+    if res is None and manifest.source_type in GENERATED:
         res = manifest.source_options.get("config", {}).get("resolution")
     res = res or DEFAULT_RESOLUTION
     return ManifestDataset(manifest, int(res))

@@ -28,8 +28,10 @@ one the corruption declares) and, in modes ``grid`` and ``one``, a categorical `
 Source options by type: ``world``: ``config`` (WorldConfig fields); ``folder``: ``root``,
 ``extensions``, ``recursive``, ``min_size``; ``table``: ``path``, ``image_column``, ``root``,
 ``format``, ``min_size``; ``hf``: ``name`` or ``path``, ``split``, ``config``, ``image_column``,
-``revision``, ``min_size``; ``skimage``: ``photos``, ``min_size``. Paths may use ``${VAR}`` or
-``${VAR:-default}``; relative paths are taken from the current directory.
+``revision``, ``min_size``; ``skimage``: ``photos``, ``min_size``; ``sprites``: ``config``
+(SpritesConfig fields); ``imagenet_x``: the folder options plus ``annotations`` (multi | top) and
+``filter_prototypes``. Paths may use ``${VAR}`` or ``${VAR:-default}``; relative paths are taken
+from the current directory.
 
 Every error names the file and the field, e.g.
 ``data_manifests/world.yaml: field 'attributes[2].kind' must be 'categorical' or 'continuous', got 'cont'``.
@@ -56,14 +58,18 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # allowed options per source type: option -> accepted Python types
 _SOURCE_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "world": {"config": (dict,)},
+    "sprites": {"config": (dict,)},
     "folder": {"root": (str,), "extensions": (list,), "recursive": (bool,), "min_size": (int,)},
     "table": {"path": (str,), "image_column": (str,), "root": (str,), "format": (str,),
               "min_size": (int,)},
     "hf": {"name": (str,), "path": (str,), "split": (str,), "config": (str,),
            "image_column": (str,), "revision": (str,), "min_size": (int,)},
     "skimage": {"photos": (list,), "min_size": (int,)},
+    "imagenet_x": {"root": (str,), "annotations": (str,), "filter_prototypes": (bool,), "extensions": (list,),
+                   "recursive": (bool,), "min_size": (int,)},
 }
-_REQUIRED = {"folder": ("root",), "table": ("path",)}
+_REQUIRED = {"folder": ("root",), "table": ("path",), "imagenet_x": ("root",)}
+GENERATED = ("world", "sprites")  # source types that draw seeded images: ``size`` is their number of images
 
 
 class ManifestError(TokenprobeError, ValueError):
@@ -241,6 +247,14 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
             WorldConfig.from_dict(opts["config"])
         except (TypeError, ValueError) as e:
             raise c.fail("source.config", f"is invalid: {e}") from None
+    if stype == "imagenet_x" and opts.get("annotations", "multi") not in ("multi", "top"):
+        raise c.fail("source.annotations", f"must be 'multi' or 'top', got {opts['annotations']!r}")
+    if stype == "sprites":
+        from probe.data.sprites import SpritesConfig
+        try:
+            SpritesConfig.from_dict(opts.get("config", {}))
+        except (TypeError, ValueError) as e:
+            raise c.fail("source.config", f"is invalid: {e}") from None
     if "min_size" in opts and opts["min_size"] < 1:
         raise c.fail("source.min_size", f"must be >= 1, got {opts['min_size']}")
 
@@ -268,8 +282,8 @@ def manifest_from_dict(data: Any, where: str = "<manifest>") -> Manifest:
     size = c.typed(data, "size", (int,), "size")
     if size is not None and size < 1:
         raise c.fail("size", f"must be >= 1, got {size}")
-    if stype == "world" and size is None:
-        raise c.fail("size", "is required for source type 'world' (the number of images)")
+    if stype in GENERATED and size is None:
+        raise c.fail("size", f"is required for source type {stype!r} (the number of images)")
     seed = c.typed(data, "seed", (int,), "seed", default=0)
     res = c.typed(data, "resolution", (int,), "resolution")
     if res is not None and res < 4:
@@ -324,6 +338,12 @@ def source_fields(stype: str, opts: dict) -> list[str] | None:
         from probe.data.world import WorldConfig, factors_at
         cfg = WorldConfig.from_dict(opts.get("config", {}))
         return [str(col) for col in factors_at([0], seed=0, config=cfg).columns]
+    if stype == "sprites":
+        from probe.data.sprites import factor_kinds
+        return list(factor_kinds())
+    if stype == "imagenet_x":
+        from probe.data.imagenet_x import record_fields
+        return list(record_fields(opts.get("annotations", "multi")))
     if stype == "folder":
         from probe.data.sources import FolderSource
         return list(FolderSource.fields)
@@ -357,6 +377,13 @@ def _default_attributes(stype: str, opts: dict) -> tuple[AttributeSpec, ...]:
             if spec.kind == "continuous":
                 out.append(AttributeSpec(f"{name}_bin", "categorical", f"{name}_bin"))
         return tuple(out)
+    if stype == "sprites":
+        from probe.data.sprites import factor_kinds
+        return tuple(AttributeSpec(name, kind, name) for name, kind in factor_kinds().items())
+    if stype == "imagenet_x":
+        from probe.data.imagenet_x import record_fields
+        return tuple(AttributeSpec(name, kind, name) for name, kind in record_fields(opts.get("annotations", "multi")).items()
+                     if name not in ("file", "class_index"))
     if stype == "folder":
         return (AttributeSpec("class", "categorical", "class"),)
     if stype == "skimage":

@@ -10,7 +10,8 @@
 Modules: :mod:`~probe.optimize.objectives` (CLIP / SigLIP text, masked reconstruction, measurer
 targets, the held-out scorer), :mod:`~probe.optimize.loop` (:func:`optimize`),
 :mod:`~probe.optimize.tasks` (edit, generate, inpaint, position-restricted edits, run
-output), :mod:`probe.worlds` (a world's prompts and its held-out judge).
+output), :mod:`~probe.optimize.search` (exhaustive code search at a few positions), :mod:`probe.worlds`
+(a world's prompts and its held-out judge).
 """
 from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, noise_scale, optimize
 from probe.optimize.objectives import (
@@ -24,6 +25,7 @@ from probe.optimize.objectives import (
     load_clip,
     random_views,
 )
+from probe.optimize.search import search_positions
 from probe.optimize.tasks import (
     TokenReset,
     attribute_drift,
@@ -55,5 +57,6 @@ __all__ = [
     "optimize",
     "position_edit",
     "random_views",
+    "search_positions",
     "write_run",
 ]

@@ -109,13 +109,12 @@ def random_views(images: torch.Tensor, n_views: int, size: int, *, generators: G
     ``images [B, 3, H, W]`` -> ``[n_views, B, 3, size, size]``. Images smaller than ``size`` are
     resized up first; ``pad`` reflect-pads so that crops of an image of side ``size`` still
     translate. Each row draws from its own generator (``generators[b]``; default: torch's global one).
-    ``n_views <= 0`` returns the images themselves (one view, resized to ``size``).
+    ``n_views <= 0`` returns the images themselves (one view ``[1, B, 3, H, W]``, not resized: the CLIP
+    resizes its input, :meth:`ClipModel.image`).
     """
     b, _, h, w = images.shape
     if n_views <= 0:
-        x = images if (h, w) == (size, size) else F.interpolate(images, size=(size, size), mode="bilinear",
-                                                                 antialias=True, align_corners=False)
-        return x[None]
+        return images[None]
     if min(h, w) < size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
         h = w = size
@@ -147,10 +146,15 @@ class ClipModel:
         size: the image side the vision tower takes.
         mean, std: ``[1, 3, 1, 1]`` normalization of [0, 1] pixels.
         sigmoid: True for SigLIP models (they score with ``logit_scale * cos + logit_bias``).
+        antialias: resize images to ``size`` with an antialiased bilinear filter. Default False, the
+            reference's plain bilinear ``F.interpolate`` (token-opt ``CLIPObjective.preprocess``); turn
+            it on when the decoded images are much larger than the CLIP's input (e.g. 256 px into 32 px),
+            where plain bilinear reads only every few pixels and its score follows single-pixel noise.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Callable[..., torch.Tensor], *,
-                 size: int, mean: Sequence[float], std: Sequence[float], name: str = "clip") -> None:
+                 size: int, mean: Sequence[float], std: Sequence[float], name: str = "clip",
+                 antialias: bool = False) -> None:
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -161,6 +165,7 @@ class ClipModel:
         self.std = torch.tensor(list(std), device=dev).view(1, 3, 1, 1)
         self.sigmoid = getattr(model, "logit_bias", None) is not None
         self.name = name
+        self.antialias = antialias
 
     @property
     def device(self) -> torch.device:
@@ -174,13 +179,13 @@ class ClipModel:
     def image(self, images: torch.Tensor) -> torch.Tensor:
         """Unit image embeddings ``[B, D]`` of ``images [B, 3, size, size]`` in [0, 1] (differentiable)."""
         if images.shape[-2:] != (self.size, self.size):
-            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", antialias=True,
+            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", antialias=self.antialias,
                                    align_corners=False)
         return self.model.encode_image((images - self.mean) / self.std, normalize=True).float()
 
 
-def load_clip(spec: str, *, device: str | torch.device | None = None) -> ClipModel:
-    """Load a CLIP for objectives.
+def load_clip(spec: str, *, device: str | torch.device | None = None, antialias: bool = False) -> ClipModel:
+    """Load a CLIP for objectives (``antialias``: see :class:`ClipModel`).
 
     ``spec``: ``world-clip`` (or any shipped CLIP in ``probe.zoo``); ``ARCH:PRETRAINED`` for open_clip
     (``ViT-B-32:laion2b_s34b_b79k``, ``ViT-B-16-SigLIP:webli``; PRETRAINED may be a local weights file);
@@ -194,7 +199,7 @@ def load_clip(spec: str, *, device: str | torch.device | None = None) -> ClipMod
     if spec in zoo.available():
         model, _, tok = zoo.load(spec, device=dev)
         pp = model.visual.preprocess_cfg
-        return ClipModel(model, tok, size=pp["size"], mean=pp["mean"], std=pp["std"], name=spec)
+        return ClipModel(model, tok, size=pp["size"], mean=pp["mean"], std=pp["std"], name=spec, antialias=antialias)
     import open_clip
 
     if spec.startswith(("hf-hub:", "local-dir:")):
@@ -213,7 +218,7 @@ def load_clip(spec: str, *, device: str | torch.device | None = None) -> ClipMod
                          "ARCH:PRETRAINED, hf-hub:ORG/NAME or local-dir:FOLDER")
     pp = model.visual.preprocess_cfg
     size = pp["size"] if isinstance(pp["size"], int) else pp["size"][0]
-    return ClipModel(model.eval(), tok, size=size, mean=pp["mean"], std=pp["std"], name=spec)
+    return ClipModel(model.eval(), tok, size=size, mean=pp["mean"], std=pp["std"], name=spec, antialias=antialias)
 
 
 class ClipText(Objective):
@@ -242,7 +247,7 @@ class ClipText(Objective):
     def embed(self, images: torch.Tensor, *, generators: Generators = None) -> torch.Tensor:
         """Unit image embeddings of the views: ``[V, B, D]``."""
         b = images.shape[0]
-        size = min(self.crop or self.clip.size, images.shape[-1]) if self.n_views > 0 else self.clip.size
+        size = min(self.crop or self.clip.size, images.shape[-1])
         views = random_views(images, self.n_views, size, generators=generators, flip=self.flip, pad=self.pad)
         return self.clip.image(views.flatten(0, 1)).view(views.shape[0], b, -1)
 

@@ -34,14 +34,28 @@ def _clip(clip: ClipModel | str, tok: Any) -> ClipModel:
     return load_clip(clip, device=module_device(tok)) if isinstance(clip, str) else clip
 
 
+GENERATE_DEFAULTS = OptimizeConfig(iterations=100, lr=0.1, ema_decay=0.9, noise=0.1, reg_weight=2.0, reg_target="seed")
+"""The loop settings :func:`generate` and :func:`edit` use when given none: the paper's recipe against adversarial drift
+(EMA, token noise, the regularizer towards the seed; with :data:`GENERATE_VIEWS`), values chosen by the
+study in ``analyses/optimize_generation.py`` on the attribute world."""
+GENERATE_VIEWS = {"n_views": 4, "pad": 3}
+"""Random crop + flip views per step (and the reflect padding that lets crops of small images move) that
+:func:`generate` uses when given none."""
+
+
 def edit(tok: Any, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
-         negative: str | Sequence[str] | None = None, cfg: float = 1.0, n_views: int = 0, pad: int = 0,
-         config: OptimizeConfig | None = None, heldout: HeldOut | None = None,
+         negative: str | Sequence[str] | None = None, cfg: float = 1.0, n_views: int | None = None,
+         pad: int | None = None, config: OptimizeConfig | None = None, heldout: HeldOut | None = None,
          frozen: torch.Tensor | None = None) -> OptimizeResult:
-    """Text-guided editing: optimize the tokens of ``images [B, 3, H, W]`` towards ``prompt`` (one, or one per row)."""
+    """Text-guided editing: optimize the tokens of ``images [B, 3, H, W]`` towards ``prompt`` (one, or one per row).
+
+    Defaults (``config``, ``n_views``, ``pad`` left None): the text-guided recipe of :func:`generate`.
+    """
     clip = _clip(clip, tok)
-    obj = ClipText(clip, prompt, negative=negative, cfg=cfg, n_views=n_views, pad=pad)
-    return optimize(tok, obj, encode_features(tok, images), config=config, heldout=heldout, frozen=frozen)
+    obj = ClipText(clip, prompt, negative=negative, cfg=cfg, n_views=GENERATE_VIEWS["n_views"] if n_views is None
+                   else n_views, pad=GENERATE_VIEWS["pad"] if pad is None else pad)
+    return optimize(tok, obj, encode_features(tok, images), config=config or GENERATE_DEFAULTS, heldout=heldout,
+                    frozen=frozen)
 
 
 @torch.no_grad()
@@ -62,9 +76,13 @@ def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
 
 def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
              seed_images: torch.Tensor | None = None, init: str = "top1", negative: str | Sequence[str] | None = None,
-             cfg: float = 1.0, n_views: int = 0, pad: int = 0, config: OptimizeConfig | None = None,
+             cfg: float = 1.0, n_views: int | None = None, pad: int | None = None, config: OptimizeConfig | None = None,
              heldout: HeldOut | None = None, seed_index: Sequence[int] | torch.Tensor | None = None) -> OptimizeResult:
     """Generate ``n`` images per prompt from a seed set.
+
+    Defaults (``config``, ``n_views``, ``pad`` left None): :data:`GENERATE_DEFAULTS` and
+    :data:`GENERATE_VIEWS`, the paper's recipe against adversarial drift; pass ``OptimizeConfig()`` and
+    ``n_views=0`` for the bare reference loop.
 
     ``init``: ``"top1"`` (every sample of a prompt starts from the CLIP top-1 image of ``seed_images``),
     ``"random"`` (random images of the set, drawn with ``config.seed``) or ``"tokens"`` (random tokens,
@@ -72,7 +90,9 @@ def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipMod
     ``seed_index`` (one index into ``seed_images`` per row) overrides ``init``, e.g. top-1 picks
     computed once for a long list of prompts (:func:`clip_top1`).
     """
-    config = config or OptimizeConfig()
+    config = config or GENERATE_DEFAULTS
+    n_views = GENERATE_VIEWS["n_views"] if n_views is None else n_views
+    pad = GENERATE_VIEWS["pad"] if pad is None else pad
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     rows = [p for p in prompts for _ in range(n)]
     clip = _clip(clip, tok)
@@ -208,25 +228,123 @@ def attribute_drift(measurers: Mapping[str, Callable[..., torch.Tensor]], before
     return pd.DataFrame(rows)
 
 
+def validated_positions(path: str | Path, attribute: str) -> list[int]:
+    """The confirmed positions of ``attribute`` in a swap validation: ``path`` is a run folder (its
+    ``swap/validated_map.csv``), a swap output folder (``validated_map.csv``), or a ``validated_map.csv`` /
+    ``validated_map.json`` file (:meth:`probe.swap.ValidatedMap.save`).
+
+    Raises :class:`probe.errors.UsageError` (one line: what is missing and what to do) when there is no map,
+    no row for the attribute, or its verdict is not ``confirmed``.
+    """
+    from probe.errors import UsageError
+    from probe.swap.engine import parse_label
+
+    path = Path(path)
+    found = next((c for c in (path / "swap" / "validated_map.csv", path / "validated_map.csv",
+                              path / "validated_map.json") if c.exists()), None) if path.is_dir() else path
+    if found is None or not found.exists():
+        raise UsageError(f"no validated map at {path}: give a run folder with swap/validated_map.csv (tokenprobe run "
+                         "with the swap stage), a tokenprobe swap output folder, or the file itself")
+    if found.suffix == ".json":
+        answers = pd.DataFrame(json.loads(found.read_text()).get("answers", []))
+    else:
+        answers = pd.read_csv(found, keep_default_na=False, na_values=[""], dtype={"positions": str})
+    if answers.empty or not {"attribute", "positions", "verdict"} <= set(answers.columns):
+        raise UsageError(f"{found}: expected a validated map with columns attribute, positions, verdict")
+    row = answers[answers["attribute"] == attribute]
+    if row.empty:
+        raise UsageError(f"{found} has no row for {attribute!r}; it has {sorted(answers['attribute'].unique())}")
+    verdict = str(row["verdict"].iloc[0])
+    if verdict != "confirmed":
+        raise UsageError(f"{found}: {attribute!r} was not confirmed (verdict {verdict!r}); give --positions "
+                         "explicitly or 'all'")
+    return list(parse_label(row["positions"].iloc[0]))
+
+
+POSITION_EDIT_METHODS = ("auto", "search", "gradient", "search+gradient")
+
+
+def _row_objectives(measurer: Callable[..., torch.Tensor], target: Any, b: int) -> list[MeasurerTarget]:
+    """One :class:`MeasurerTarget` per image (``target``: one value for all, or ``[B]``)."""
+    t = torch.as_tensor(target) if not isinstance(target, str) else None
+    per_row = t is not None and t.ndim == 1 and len(t) == b and not (getattr(measurer, "kind", "") == "circular"
+                                                                     and len(t) == 2 and b != 2)
+    return [MeasurerTarget(measurer, t[r] if per_row else target) for r in range(b)]
+
+
+def _better_rows(first: OptimizeResult, second: OptimizeResult, loss_first: torch.Tensor,
+                 loss_second: torch.Tensor) -> OptimizeResult:
+    """Row by row, the result with the lower objective (``first`` on ties)."""
+    take = (loss_second < loss_first).cpu()
+
+    def mix(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None or y is None:
+            return x
+        m = take.to(x.device).view(-1, *([1] * (x.ndim - 1)))
+        return torch.where(m, y.to(x.device), x)
+
+    hist = pd.concat([first.history.assign(method="search"), second.history.assign(method="gradient")],
+                     ignore_index=True)
+    return OptimizeResult(features=mix(first.features, second.features), quantized=mix(first.quantized, second.quantized),
+                          indices=mix(first.indices, second.indices), images=mix(first.images, second.images),
+                          seed_images=first.seed_images, history=hist, milestones=first.milestones,
+                          steps=first.steps + second.steps,
+                          row_steps=first.row_steps + np.where(take.numpy(), second.row_steps, 0))
+
+
 def position_edit(tok: Any, images: torch.Tensor, attribute: str, target: Any, *,
                   measurer: Callable[..., torch.Tensor], positions: Sequence[int] | None = None,
                   smap: Any = None, k: int = 1, others: Mapping[str, Callable[..., torch.Tensor]] | None = None,
-                  config: OptimizeConfig | None = None) -> tuple[OptimizeResult, pd.DataFrame]:
-    """Move ``attribute`` of ``images`` to ``target`` by optimizing only the positions tied to it.
+                  config: OptimizeConfig | None = None, method: str = "auto",
+                  sweeps: int = 3) -> tuple[OptimizeResult, pd.DataFrame]:
+    """Move ``attribute`` of ``images [B, 3, H, W]`` to ``target`` by changing only the positions tied to it.
 
-    Positions: given, or the map's top ``k`` for ``attribute`` (``smap``); every other position is frozen
-    (bitwise). ``positions=None`` and ``smap=None`` edits all positions (the unrestricted baseline).
+    Positions: given, or the map's top ``k`` for ``attribute`` (``smap``); every other position keeps its
+    token bitwise. ``positions=None`` and ``smap=None`` edits all positions (the unrestricted baseline).
+
+    Methods (the objective is :class:`MeasurerTarget` of ``measurer`` and ``target``, one value or ``[B]``):
+
+    - ``"search"``: every code at each position, scored by the objective
+      (:func:`probe.optimize.search.search_positions`; discrete tokenizers);
+    - ``"gradient"``: the loop (:func:`~probe.optimize.loop.optimize`) with the other positions frozen;
+      a straight-through gradient may never leave the seed code's cell;
+    - ``"search+gradient"``: the search, then the loop from its result; per image, the one with the
+      lower objective (refinement where it helps);
+    - ``"auto"`` (default): ``"search"`` for a restricted edit of a discrete tokenizer, else ``"gradient"``.
+
     Returns the result and :func:`attribute_drift` over ``{attribute: measurer, **others}``.
     """
+    if method not in POSITION_EDIT_METHODS:
+        raise ValueError(f"position_edit: method must be one of {POSITION_EDIT_METHODS}, got {method!r}")
     if positions is None and smap is not None:
         positions = top_positions(smap, attribute, k)
+    discrete = bool(getattr(tok, "is_discrete", False))
+    if method == "auto":
+        method = "search" if positions is not None and discrete else "gradient"
+    if method != "gradient" and (positions is None or not discrete):
+        raise ValueError(f"position_edit: method {method!r} searches codes at given positions of a discrete "
+                         "tokenizer; give positions (or a map), or use method='gradient'")
     frozen = None
     if positions is not None:
         frozen = torch.ones(tok.num_tokens, dtype=torch.bool)
         frozen[torch.as_tensor(list(positions), dtype=torch.long)] = False
-    seed = encode_features(tok, images)
-    res = optimize(tok, MeasurerTarget(measurer, target), seed, config=config,
-                   frozen=None if frozen is None else frozen.to(seed.device))
+    dev = module_device(tok)
+    objs = _row_objectives(measurer, target, len(images))
+    if method == "gradient":
+        seed = encode_features(tok, images)
+        res = optimize(tok, MeasurerTarget(measurer, target), seed, config=config,
+                       frozen=None if frozen is None else frozen.to(dev))
+    else:
+        from probe.optimize.search import search_positions
+
+        res = search_positions(tok, images, list(positions), objs, sweeps=sweeps)
+        if method == "search+gradient":
+            grad = optimize(tok, MeasurerTarget(measurer, target), res.features.float(), config=config,
+                            frozen=frozen.to(dev))
+            with torch.no_grad():
+                loss = lambda r: torch.stack([objs[i](r.images[i:i + 1].to(dev)).float().cpu()[0]  # noqa: E731
+                                              for i in range(len(objs))])
+                res = _better_rows(res, grad, loss(res), loss(grad))
     drift = attribute_drift({attribute: measurer, **dict(others or {})}, res.seed_images, res.images)
     return res, drift
 

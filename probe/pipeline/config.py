@@ -79,7 +79,9 @@ class SwapStageConfig:
         attributes: the attributes validated (and measured for side effects) by swaps; ``None``: every probed
             attribute that has a measurer. Each swapped image is measured for every one of them, so this is
             the stage's main cost.
-        pairs: (recipient, donor) pairs per attribute.
+        pairs: confirmation (recipient, donor) pairs per attribute: every reported number and verdict.
+        discovery_pairs: discovery pairs per attribute, on other images: the sweep and the greedy search select
+            on them (``None``: as many as ``pairs``).
         candidates: the probes' top positions tested per attribute.
         sweep: also swap every single position (the causal heatmap and the disagreement table).
         control_pairs: run the decode-costly controls on only this many pairs per attribute (``None``: all).
@@ -94,6 +96,7 @@ class SwapStageConfig:
     enabled: bool = True
     attributes: list[str] | None = None
     pairs: int = 16
+    discovery_pairs: int | None = None
     candidates: int = 3
     sweep: bool = True
     control_pairs: int | None = 8

@@ -231,14 +231,17 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     traversal (:func:`probe.swap.distributed.validate_and_write`)."""
     from probe.swap import SwapConfig, SwapData
     from probe.swap.distributed import validate_and_write
+    from probe.swap.verdict import UNTESTABLE
 
     c, seed, tok = ctx.config.swap, ctx.config.seed, ctx.tokenizer
     measurers = _measurers(ctx)
     if not measurers:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
     data = SwapData.from_store(ctx.store, tok)
-    cfg = SwapConfig(pairs=c.pairs, seed=seed, control_pairs=c.control_pairs, greedy_pairs=min(64, c.pairs),
-                     max_set=max(1, c.max_set))
+    disc = c.discovery_pairs or c.pairs
+    # swap.sweep asks for every single position (the full causal heatmap), not attribution first
+    cfg = SwapConfig(pairs=c.pairs, discovery_pairs=disc, seed=seed, control_pairs=c.control_pairs,
+                     greedy_pairs=min(64, disc), max_set=max(1, c.max_set), mode="exhaustive")
     attrs = list(measurers)
     ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
@@ -250,6 +253,10 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     if c.traversals:
         written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
+    answers = ctx.swap.answers
+    lost = answers[answers["verdict"].isin(UNTESTABLE)] if "verdict" in answers else answers.iloc[:0]
+    if len(lost):  # the tokenizer loses them, or their measurer does not see them: said, never confirmed
+        ctx.notes.append("not testable: " + ", ".join(f"{a} ({v})" for a, v in zip(lost["attribute"], lost["verdict"])))
     return written
 
 

@@ -30,7 +30,7 @@ MAP_HEADER_RGB = (0, 110, 160)
 ERASED = 0.1
 
 #: Columns of the validated map, in the order shown (the others are behind a "more columns" toggle).
-VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "verdict", "specificity",
+VALIDATED_COLUMNS = ("attribute", "positions", "transfer", "ci_low", "ci_high", "ci_low_adj", "verdict", "specificity",
                      "entangled_with", "probe_rank", "source")
 
 #: What each column of the validated map means (the report's legend; a column not here is shown without one).
@@ -39,10 +39,18 @@ LEGEND: dict[str, str] = {
     "positions": "the token position (or set, 3+7) whose donor tokens were pasted into the recipient",
     "transfer": "the fraction of the donor-recipient gap the paste moves the recipient's measured attribute "
                 "(0: nothing, 1: all the way to the donor)",
-    "ci_low": "lower bound of the transfer's bootstrap 95% interval; the verdict reads it",
+    "ci_low": "lower bound of the transfer's bootstrap 95% interval",
+    "ci_low_adj": "the family-wise lower bound of the transfer (adjusted for the positions tried); the verdict "
+                  "reads it",
+    "failed": "the part of the rule a rejected or weak mapping failed",
+    "visibility": "whether the measurer tells the attribute's two ends apart on the reconstructions",
+    "kept": "the share of the originals' gap the reconstructions keep",
+    "n_pairs": "confirmation pairs: every number of the row is measured on them",
+    "discovery_pairs": "discovery pairs, on other images: the position was selected on them",
     "ci_high": "upper bound of that interval. A fraction of the gap can exceed 1: a swapped image can overshoot the "
                "donor's value (decoders exaggerate), and with few pairs the bootstrap spreads past it",
-    "verdict": "confirmed / weak / rejected by the thresholds above; untested: no measurer or not selected",
+    "verdict": "confirmed / weak / rejected by the rule above; not reconstructed / not visible: not testable; "
+               "untested: no measurer or not selected",
     "specificity": "specific: no other attribute moves by more than its threshold beyond a random-position paste; "
                    "entangled: some do (entangled_with names them)",
     "entangled_with": "the other attributes the paste moves too",
@@ -183,13 +191,17 @@ class _Report:
     def _validated_map(self, vmap: pd.DataFrame) -> str:
         """The map's main columns (fit 1,400 px), untested attributes folded into one line, the other columns
         behind a toggle, and a legend of every column."""
-        body = ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap '
-                "moves the attribute, with its transfer (fraction of the donor-recipient gap moved, 95% interval), "
-                "its specificity and the rank the probes gave it.</p>")
+        body = self._untestable_warning(vmap)
+        body += ('<p class="ok">Validated by copy-paste token swaps: each row is the position (set) whose swap '
+                 "moves the attribute, with its transfer (fraction of the donor-recipient gap moved along the "
+                 "labels' direction, 95% interval, and the family-wise lower bound <code>ci_low_adj</code> the "
+                 "verdict reads), its specificity and the rank the probes gave it. The position was selected on "
+                 "discovery pairs; every number shown was measured on confirmation pairs that share no image with "
+                 "them.</p>")
         thresholds = _read_json(self.run.swap_config).get("thresholds")
         if thresholds:
             text = thresholds if isinstance(thresholds, str) else json.dumps(thresholds)
-            body += f'<p class="note">verdict thresholds: {html.escape(text)}</p>'
+            body += f'<p class="note">verdict rule: {html.escape(text)}</p>'
         erased = self.erased()
         if erased:
             body += (f'<p class="warn" id="erased">The reconstructions keep less than {ERASED:.0%} of the gap of '
@@ -212,6 +224,19 @@ class _Report:
         body += ('<dl class="legend" id="legend">' + "".join(
             f"<dt>{html.escape(c)}</dt><dd>{html.escape(LEGEND[c])}</dd>" for c in shown) + "</dl>")
         return body
+
+    def _untestable_warning(self, vmap: pd.DataFrame) -> str:
+        """A warning first when the tokenizer has random weights or attributes were not testable."""
+        out = ""
+        # random weights: said in the page's first line (random_weights)
+        if "verdict" in vmap.columns:
+            lost = vmap[vmap["verdict"].isin(["not reconstructed", "not visible"])]
+            if len(lost):
+                names = ", ".join(f"{a} ({v})" for a, v in zip(lost["attribute"], lost["verdict"]))
+                out += (f'<p class="warn"><b>Not testable:</b> {html.escape(names)}. "not reconstructed": the '
+                        "reconstructions keep less of the originals' gap than the rule asks; \"not visible\": the "
+                        "measurer does not tell the labels' ends apart on the reconstructions.</p>")
+        return out
 
     def heatmaps(self) -> Section:
         rank_by = _read_json(self.run.semantic_map).get("rank_by", "ami")

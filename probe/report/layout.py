@@ -18,15 +18,17 @@ them exists. ``RunPaths(root)`` names them::
       figures/                  heatmap_<probe>.png|svg per probe (heatmap_<rank_by> is the map's), summary.png|svg
                                 (one-page summary), codebook_usage.png|svg
       swap/                     swap validation (probe.swap; ValidatedMap.save writes the tables and the two figures):
-        swaps.csv|parquet       one row per swap x measured attribute (pair, positions, control, before / after)
-        mappings.csv            one row per (attribute, position set): transfer, ci_low, ci_high, iia, effect
-                                sizes, side effects, verdict, specificity
-        validated_map.csv|json  the validated semantic map, one row per attribute: positions, transfer, ci_low,
-                                ci_high, verdict, specificity, entangled_with, probe_rank, source (single / greedy)
+        swaps.csv|parquet       one row per swap x measured attribute (pair, split, positions, control, before /
+                                after)
+        mappings.csv            one row per (attribute, position set, split: discovery / confirmation): transfer,
+                                ci_low, ci_high, ci_low_adj, the controls' movements, side effects, verdict
+        validated_map.csv|json  the validated semantic map, one row per attribute: positions, the confirmation
+                                numbers (transfer, intervals, controls, verdict, visibility), the discovery numbers
+                                that selected it, probe_rank, source (single / greedy); the JSON holds the rule
         causal_heatmap.csv      positions x attributes of single-position transfer
         rank_agreement.csv      per attribute: Spearman of probe effect vs transfer, probe top, causal top
         disagreements.csv       the attributes whose probe top position is not the causal top
-        pairs.csv, greedy_curves.csv, answer_sets.csv, config.json (settings, seeds, verdict thresholds)
+        pairs.csv, greedy_curves.csv, config.json (settings, seeds, the verdict rule)
         causal_vs_probe.png     the causal heatmap beside the probes' ranking; greedy_curves.png: transfer
                                 against position-set size
         grids/<attribute>.png   recipient | donor | swapped | controls of a confirmed mapping

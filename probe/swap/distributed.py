@@ -20,11 +20,14 @@ from typing import Any
 
 import pandas as pd
 
+from probe.errors import UsageError
+from probe.swap.attribution import attribution_first_sweep, resolve_mode
 from probe.swap.engine import Shard, merge_shards, parse_label
 from probe.swap.maps import candidate_sets
 from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
 from probe.swap.stats import summarize
-from probe.swap.validated import ValidatedMap, grid_images, validate
+from probe.swap.validated import DISCOVERY_CONTROLS, ValidatedMap, grid_images, validate
+from probe.swap.verdict import VERDICTS
 
 #: columns of the answers table when no mapping was tested
 _ANSWER_COLUMNS = ["attribute", "positions", "transfer", "verdict", "source"]
@@ -57,7 +60,7 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
                        out: str | Path, *, attributes: Sequence[str], config: SwapConfig,
                        candidates: int | None = None, greedy: bool = True, figures: bool = True, grids: int = 0,
                        tables_format: str = "csv", progress: bool = True, shard: Shard | None = None,
-                       record: Mapping[str, Any] | None = None) -> SwapOutputs | None:
+                       record: Mapping[str, Any] | None = None, estimate: bool = False) -> SwapOutputs | None:
     """Validate ``semantic_map`` by swaps and write everything under ``out``.
 
     Args:
@@ -65,15 +68,20 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         measurers: attribute -> measurer; every swap is measured by all of them (the side effects).
         semantic_map: the probes' map (or ``None`` with a sweep: no comparison).
         attributes: the attributes pairs are drawn for.
-        candidates: ``None``: sweep every single position (the validated map, causal heatmap, disagreements,
-            greedy sets); ``k``: only the map's ``k`` candidate positions per attribute, one at a time and together.
-        greedy: with a sweep, search the smallest set reaching ``config.target`` where no single position is
-            confirmed.
+        candidates: ``None``: sweep every single position on the discovery pairs (the causal heatmap,
+            disagreements, greedy sets) and confirm each attribute's selection on the confirmation pairs (the
+            validated map, :func:`probe.swap.validate`); ``k``: only the map's ``k`` candidate positions per
+            attribute, one at a time and together, on the confirmation pairs.
+        greedy: with a sweep, search the smallest set reaching ``config.target`` where the best single position
+            moves less.
         figures: draw the figures (PNG + SVG) of the validated map.
         grids: pairs per image grid of a confirmed mapping (0: none).
         tables_format: ``csv`` or ``parquet`` for the large per-swap table.
         shard: this process's shard (default: from the ``torchrun`` environment).
         record: extra entries of ``config.json``.
+        estimate: with every position swapped, also the attribution estimate of every cell (when every tested
+            measurer is differentiable): ``attribution_heatmap.csv``, ``attribution_agreement.csv`` and the
+            figure ``attribution_vs_causal`` beside the causal heatmap (attribution first always has the estimate).
 
     Returns:
         :class:`SwapOutputs` on rank 0, ``None`` on the other ranks.
@@ -82,9 +90,15 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     shard = shard or Shard.from_env()
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
-    if candidates is None:
-        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard, progress=progress)
-    else:
+    made = None  # the attribution estimate of attribution first
+    if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
+        # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
+        res, made = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
+                                            k=config.first_k, progress=progress)
+    elif candidates is None:  # select on the discovery pairs; validate() confirms on the confirmation pairs
+        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
+                    progress=progress, split="discovery", controls=DISCOVERY_CONTROLS)
+    else:  # the probes selected the candidates: they are measured on the confirmation pairs directly
         res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
                     attributes=attributes, config=config, shard=shard, progress=progress)
     res = gather(res, out / "shards", shard, config)
@@ -92,7 +106,8 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         return None
     if candidates is None:
         vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                        greedy=greedy, progress=progress, sweep_result=res)
+                        greedy=greedy, progress=progress, sweep_result=res, attribution=made,
+                        estimate=estimate and made is None)
         outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
     else:
         outputs = _write_candidates(res, out, tables_format)
@@ -115,6 +130,19 @@ def rank_device(device: str | None) -> str | None:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else device
 
 
+def _mode(config: SwapConfig, measurers: Mapping[str, Any], attributes: Sequence[str], data: SwapData,
+          shard: Shard) -> str:
+    """``config.mode`` resolved (:func:`probe.swap.attribution.resolve_mode`); under torchrun ``auto`` sweeps every
+    position (the sharded work), and ``attribution`` is refused."""
+    mode = resolve_mode(config.mode, measurers, attributes, data)
+    if mode == "attribution" and shard.world_size > 1:
+        if config.mode == "attribution":
+            raise UsageError("swap mode 'attribution' runs in one process; under torchrun sweep every position "
+                             "(tokenprobe swap --sweep, or swap mode 'exhaustive')")
+        return "exhaustive"
+    return mode
+
+
 def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:
     """The one-process result from every rank's shard (``res`` itself in one process; ``None`` on ranks > 0)."""
     if shard.world_size <= 1:
@@ -131,6 +159,7 @@ def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> S
         return None
     table = merge_shards([pd.read_parquet(folder / f"rank-{r:05d}.parquet") for r in range(shard.world_size)])
     dist.destroy_process_group()
+    table.attrs.update(visibility=res.table.attrs.get("visibility", {}))
     return SwapResult(table, summarize(table, config.verdict), res.pairs, res.config)
 
 
@@ -146,9 +175,10 @@ def _write_candidates(res: SwapResult, out: Path, tables_format: str) -> SwapOut
     res.pairs.to_csv(paths["pairs"], index=False)
     if res.summary.empty:
         answers = pd.DataFrame(columns=_ANSWER_COLUMNS)
-    else:
-        answers = (res.summary.sort_values("transfer", ascending=False).drop_duplicates("attribute")
-                   .assign(source="candidate"))
+    else:  # the best verdict, then the largest transfer
+        order = res.summary["verdict"].map({v: i for i, v in enumerate(VERDICTS)})
+        answers = (res.summary.assign(_o=order).sort_values(["_o", "transfer"], ascending=[True, False])
+                   .drop(columns="_o").drop_duplicates("attribute").assign(source="candidate"))
     answers.to_csv(paths["validated_map"], index=False)
     return SwapOutputs(res, answers, None, paths)
 
@@ -159,7 +189,9 @@ def write_grids(tokenizer: Any, data: SwapData, outputs: SwapOutputs, folder: Pa
     from probe.viz.save import save_figure
     from probe.viz.swap import image_grid_figure
 
-    pairs, written = outputs.result.pairs, {}
+    # a validated map's answers were measured on its confirmation pairs
+    conf = outputs.vmap.confirmation if outputs.vmap is not None else None
+    pairs, written = (conf.pairs if conf is not None else outputs.result.pairs), {}
     for row in outputs.confirmed.itertuples():
         imgs = grid_images(tokenizer, data, pairs[pairs["attribute"] == row.attribute], parse_label(row.positions),
                            n=n, seed=seed)
@@ -170,8 +202,8 @@ def write_grids(tokenizer: Any, data: SwapData, outputs: SwapOutputs, folder: Pa
 
 def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], measurers: Mapping[str, Any],
                   shard: Shard, record: Mapping[str, Any] | None) -> Path:
-    """``config.json``: every setting and seed, the verdict thresholds, the measurers."""
-    d = {"swap": config.to_dict(), "thresholds": config.verdict.describe(), "attributes": list(attributes),
+    """``config.json``: every setting and seed, the verdict rule, the measurers."""
+    d = {"swap": config.to_dict(), "thresholds": config.verdict.text(), "attributes": list(attributes),
          "measurers": {a: getattr(m, "name", str(m)) for a, m in measurers.items()}, **(record or {})}
     if shard.world_size > 1:
         d["world_size"] = shard.world_size

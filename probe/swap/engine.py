@@ -11,29 +11,35 @@ decode, ``donor`` of the donor's, ``swapped`` of the patched decode, so the toke
 error does not count as an effect. The comparison is :func:`probe.swap.movement.movement` (the one
 comparison of readings): ``moved`` is the projection of ``swapped - recipient`` on ``donor - recipient``
 and ``gap`` the gap's length, so ``transfer = moved / gap`` is 0 for no effect and 1 for the whole gap,
-negative for a paste that moves the wrong way, for every kind alike (vectors are projected).
+negative for a paste that moves the wrong way, for every kind alike (vectors are projected). With
+``directions`` for a measurer (the direction the pairs' labels define, :mod:`probe.swap.visibility`), its
+rows are measured along that direction instead: ``moved = (swapped - recipient) . u`` and ``gap = (donor -
+recipient) . u``, both signed, so pairs whose images differ in a way the labels do not explain move nothing
+on average.
 
 Controls, on the same pairs (``controls=``), each a small :class:`Control` strategy in a registry
-(:func:`register_control` adds or replaces one):
+(:func:`register_control` adds or replaces one); each can fail (:mod:`probe.swap.verdict` reads them):
 
 - ``same_end``: the donor is another image from the recipient's own end of the attribute (what a paste
   moves by itself, e.g. through decoding an unusual token combination);
 - ``random_position``: the same donor, a random other position set of the same size (seeded per pair);
 - ``all_except``: every position except the tested ones;
-- ``self``: the recipient pasted into itself, an exact no-op (asserted on the tokens; its measures are
-  the recipient's own);
+- ``self``: the recipient's own tokens decoded again (an exact no-op on the tokens, asserted): what a
+  stochastic decoder moves by itself. A deterministic decoder reproduces the recipient's decode exactly,
+  so :func:`probe.swap.run.sweep` runs it only for tokenizers that declare ``stochastic = True``;
 - ``swap_back``: swap, decode, re-encode, paste the recipient's own tokens back at the tested positions,
-  decode again (reversibility through pixel space; needs ``tokenizer.encode``);
-- ``donor_recon``: the donor's whole reconstruction (the ceiling a paste could reach). With ``images``
-  given, gaps are measured on the originals (movement still starts at the recipient's decode), so this
-  row shows how much of the true gap decoding keeps.
+  decode again (reversibility through pixel space; needs ``tokenizer.encode``).
+
+There is no donor-reconstruction "ceiling" row: compared with itself it is 1 by construction. How much of
+the originals' gap the reconstructions keep is measured against the original images, by the attribute's
+visibility test (:func:`probe.swap.visibility.visibility`, ``kept``).
 """
 from __future__ import annotations
 
 import os
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -41,7 +47,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.swap.movement import movement
+from probe.measure.shared import measure_all
+from probe.swap.movement import MIN_GAP, movement
 from probe.tokenizers.base import PositionSet, Tokenizer, module_device, paste_tokens, position_tuple
 
 if TYPE_CHECKING:
@@ -92,51 +99,13 @@ def as_quantized(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray) -> tor
     return t.to(dev).float()
 
 
-class _Memo:
-    """A model shared by several measurers (the oracle reads every world attribute in one forward), run once
-    per input batch: the last call's output is reused for the same tensor (same storage and shape)."""
-
-    def __init__(self, module: Any) -> None:
-        self.module, self.key, self.value = module, None, None
-
-    def __call__(self, x: torch.Tensor) -> Any:
-        key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.device)
-        if key != self.key:
-            self.key, self.value = key, self.module(x)
-        return self.value
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.module, name)
-
-
-#: measurer attributes holding a model that several measurers may share
-_SHARED = ("oracle",)
-
-
 def _measure_all(measurers: Sequence[Measurer], images: torch.Tensor, masks: torch.Tensor | None) -> list[np.ndarray]:
-    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model shared by
-    several measurers (e.g. the world oracle) runs once per batch."""
-    memos: dict[int, _Memo] = {}
-    swapped: list[tuple[Any, str, Any]] = []
-    for m in measurers:
-        inner = getattr(m, "inner", m)  # a renamed measurer wraps the real one
-        for attr in _SHARED:
-            model = getattr(inner, attr, None)
-            if isinstance(model, torch.nn.Module):
-                memo = memos.setdefault(id(model), _Memo(model))
-                swapped.append((inner, attr, model))
-                setattr(inner, attr, memo)
-    out = []
-    try:
-        with torch.no_grad():
-            for m in measurers:
-                v = m(images, masks=masks)
-                v = torch.as_tensor(v).detach().to("cpu", torch.float64)
-                out.append(v.reshape(len(images), -1).numpy())
-    finally:
-        for inner, attr, model in swapped:
-            setattr(inner, attr, model)
-    return out
+    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model that several
+    measurers share (their ``source``, e.g. the world oracle) runs once per batch
+    (:func:`probe.measure.shared.measure_all`)."""
+    with torch.no_grad():
+        values = measure_all(measurers, images, masks)
+    return [torch.as_tensor(v).detach().to("cpu", torch.float64).reshape(len(images), -1).numpy() for v in values]
 
 
 class _Decoder:
@@ -329,9 +298,9 @@ def _all_except(state: _Run, k: int, s: tuple[int, ...]) -> Values:
 
 def _self(state: _Run, k: int, s: tuple[int, ...]) -> Values:
     q = paste_tokens(state.rq, state.rq, s)
-    # a self-swap must be an exact no-op on the tokens: its measures are the recipient's own
+    # a self-swap must be an exact no-op on the tokens; decoded again, it shows what the decoder moves by itself
     assert torch.equal(q, state.rq), "self-swap changed the tokens"
-    return state.rec_r
+    return state.queue.put(q, state.rmask)
 
 
 def _swap_back(state: _Run, k: int, s: tuple[int, ...]) -> Values:
@@ -348,9 +317,8 @@ for _c in (
             needs="same_end_donors"),
     Control("random_position", _random_position, free_in_full_sweep=True),
     Control("all_except", _all_except),
-    Control("self", _self, decodes=0),
+    Control("self", _self),
     Control("swap_back", _swap_back, decodes=2),
-    Control("donor_recon", lambda state, k, s: state.rec_d, decodes=0),
 ):
     register_control(_c)
 #: the built-in controls (``"none"`` is the tested swap itself)
@@ -402,9 +370,19 @@ def _resolve_reuse(state: _Run, jobs: list[list[Any]], done: list[list[np.ndarra
             job[3] = [st[pos, np.arange(m)] for st in stacks]
 
 
+def _along(mv: dict[str, np.ndarray], r: np.ndarray, d: np.ndarray, s: np.ndarray, start: np.ndarray,
+           u: np.ndarray) -> dict[str, np.ndarray]:
+    """``mv`` with ``moved`` / ``gap`` / ``transfer`` along the per-pair directions ``u [m, D]`` (signed)."""
+    gap = ((d - r) * u).sum(1)
+    moved = ((s - start) * u).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        transfer = np.where(gap > MIN_GAP, moved / np.where(gap > MIN_GAP, gap, 1.0), np.nan)
+    return {**mv, "gap": gap, "moved": moved, "transfer": transfer}
+
+
 def _table(jobs: list[list[Any]], done: list[list[np.ndarray]], measurers: Sequence[Any], ids: np.ndarray,
            ref_r: list[np.ndarray], ref_d: list[np.ndarray], start: list[np.ndarray],
-           extra_cols: dict[str, np.ndarray]) -> pd.DataFrame:
+           extra_cols: dict[str, np.ndarray], directions: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per (pair, job, measurer); columns gathered as arrays and framed once (a DataFrame per block costs
     more than the numbers)."""
     cols: dict[str, list[np.ndarray]] = {}
@@ -419,6 +397,8 @@ def _table(jobs: list[list[Any]], done: list[list[np.ndarray]], measurers: Seque
         for k, meas in enumerate(measurers):
             # with originals as references, movement still starts at the recipient's own decode
             mv = movement(meas.kind, ref_r[k], swapped[k], dref[k], start=start[k])
+            if meas.name in directions:
+                mv = _along(mv, ref_r[k], dref[k], swapped[k], start[k], directions[meas.name])
             add("pair", ids)
             for name, value in (("positions", label), ("set_size", size), ("control", control),
                                 ("measurer", meas.name), ("kind", meas.kind)):
@@ -453,6 +433,7 @@ def patch(
     progress: bool = True,
     autocast: bool = False,
     extra: dict[str, Sequence[Any]] | None = None,
+    directions: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Patch donors' tokens into recipients at each position set; decode; measure. One row per (pair,
     position set, control, measurer).
@@ -476,6 +457,8 @@ def patch(
         shard: handle only this shard's pairs (default: all; see :class:`Shard`).
         autocast: decode under bf16 autocast on CUDA.
         extra: per-pair columns copied into the table (e.g. ``{"attribute": [...]}``).
+        directions: measurer name -> per-pair unit vectors ``[M, D]`` (the labels' direction of each pair,
+            :func:`probe.swap.visibility.pair_directions`): that measurer's rows are measured along them.
 
     Returns:
         DataFrame with columns ``pair, positions, set_size, control, measurer, kind, recipient, donor,
@@ -528,7 +511,8 @@ def patch(
         if state.reuse_singletons:
             _resolve_reuse(state, jobs, done, len(measurers))
         extra_cols = {c: np.asarray(v)[rows] for c, v in (extra or {}).items()}
-        out = _table(jobs, done, measurers, ids[rows], ref_r, ref_d, state.rec_r, extra_cols)
+        dirs = {name: np.asarray(u, np.float64).reshape(m_all, -1)[rows] for name, u in (directions or {}).items()}
+        out = _table(jobs, done, measurers, ids[rows], ref_r, ref_d, state.rec_r, extra_cols, dirs)
     finally:
         bar.close()
     out.attrs.update(decoded=dec.decoded, decode_s=dec.decode_s, measure_s=dec.measure_s)

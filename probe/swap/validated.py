@@ -81,16 +81,26 @@ class ValidatedMap:
     """The answer per attribute, with everything behind it.
 
     Attributes:
-        answers: one row per attribute: ``positions`` (the confirmed position or the greedy set),
-            ``transfer``, ``ci_low``, ``ci_high``, ``iia``, ``verdict``, ``specificity``,
-            ``entangled_with``, ``probe_rank`` (of a single answer position), ``source`` (``single`` /
-            ``greedy``); an attribute the probes ranked but no measurer reads, or one left out of ``attributes``, is
+        answers: one row per attribute: ``positions`` (the best single position or the greedy set, whichever
+            the confirmation pairs give the better verdict), ``source`` (``single`` / ``greedy``), the
+            confirmation numbers (:data:`CONFIRMATION_COLUMNS`: ``transfer``, ``ci_low``, ``ci_high``,
+            ``ci_low_adj`` (family-wise), ``family_size``, ``n_pairs``, the controls' movements, ``gated_by``,
+            ``failed``, ``verdict``, ...), the attribute's ``visibility`` / ``visible_p`` / ``kept``, and the
+            discovery numbers that selected it (:data:`DISCOVERY_COLUMNS`); ``probe_rank`` of a single answer
+            position. An attribute the probes ranked but no measurer reads, or one left out of ``attributes``, is
             ``untested`` (its ``source`` says which).
-        sweep: the sweep's :class:`SwapResult` (``table``: one row per swap x measurer; ``summary``).
-        heatmap: positions x attributes of transfer.
+        sweep: the discovery sweep's :class:`SwapResult` (``table``: one row per swap x measurer; ``summary``).
+        heatmap: positions x attributes of transfer (discovery pairs).
         agreement: rank agreement per attribute; ``disagreements``: its rows with probe top != causal top.
-        curves: the greedy transfer-vs-set-size curves.
-        sets: the summary of the answer sets (controls included) when a set was re-run.
+        curves: the greedy transfer-vs-set-size curves (discovery pairs).
+        sets: the confirmation summary: every mapping of every family, controls included.
+        confirmation: the confirmation sweep's :class:`SwapResult`.
+        mode: how the discovery step found positions: ``"exhaustive"`` (every single position swapped),
+            ``"attribution"`` (attribution ranked every position on the discovery pairs, real swaps tested the top
+            ones: the heatmap holds only those cells), ``"candidates"`` (the probes' candidates first) or ``"given"``.
+        attribution: the attribution estimate of every cell on the discovery pairs
+            (:class:`probe.swap.attribution.AttributionResult`) when one was made; ``attribution_agreement``: its
+            agreement with the causal heatmap (exhaustive mode only: elsewhere the heatmap holds too few cells).
     """
 
     answers: pd.DataFrame
@@ -100,6 +110,18 @@ class ValidatedMap:
     ranking: pd.DataFrame
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     sets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confirmation: SwapResult | None = None
+    mode: str = "exhaustive"
+    attribution: Any = None
+
+    @property
+    def attribution_agreement(self) -> pd.DataFrame:
+        """Per attribute: estimated vs real transfer over positions (:func:`probe.swap.attribution.agreement`)."""
+        if self.attribution is None or self.mode != "exhaustive":
+            return pd.DataFrame()
+        from probe.swap.attribution import agreement
+
+        return agreement(self.attribution.heatmap, self.heatmap)
 
     @property
     def disagreements(self) -> pd.DataFrame:
@@ -122,17 +144,24 @@ class ValidatedMap:
                 return None
             return v
 
+        cfg = self.sweep.config
         return {
-            "thresholds": dict(self.sweep.summary.attrs.get("thresholds", {})),
-            "target_transfer": self.sweep.config.target,
+            "rule": cfg.verdict.text(),
+            "numbers": SOURCES_TEXT,
+            "discovery_pairs": cfg.discovery_pairs,
+            "confirmation_pairs": cfg.pairs,
+            "thresholds": cfg.verdict.to_dict(),
+            "target_transfer": cfg.target,
+            "mode": self.mode,
             "answers": [{k: clean(v) for k, v in r.items()} for r in self.answers.to_dict("records")],
             "disagreements": [{k: clean(v) for k, v in r.items()} for r in self.disagreements.to_dict("records")],
         }
 
     def save(self, folder: str | Path, *, figures: bool = True, tables_format: str = "csv") -> dict[str, Path]:
-        """Write the tables (``swaps`` one row per swap x measurer; ``mappings`` one per (attribute,
-        set); ``validated_map``; ``causal_heatmap``; ``rank_agreement``; ``disagreements``;
-        ``greedy_curves``), ``validated_map.json`` and the figures (PNG + SVG)."""
+        """Write the tables (``swaps`` one row per swap x measurer and ``mappings`` one per (attribute, set), both
+        with a ``split`` column (discovery / confirmation); ``validated_map``; ``causal_heatmap``;
+        ``rank_agreement``; ``disagreements``; ``pairs``; ``greedy_curves``), ``validated_map.json`` (with the
+        verdict rule and which numbers come from which pairs) and the figures (PNG + SVG)."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
@@ -145,17 +174,21 @@ class ValidatedMap:
                 df.to_csv(p, index=name == "causal_heatmap")
             paths[name] = p
 
-        table("swaps", self.sweep.table, tables_format)
-        table("mappings", self.sweep.summary)
+        conf = self.confirmation
+        both = [self.sweep] + ([conf] if conf is not None else [])
+        table("swaps", pd.concat([r.table for r in both], ignore_index=True), tables_format)
+        table("mappings", pd.concat([r.summary for r in both], ignore_index=True))
         table("validated_map", self.answers)
         table("causal_heatmap", self.heatmap)
         table("rank_agreement", self.agreement)
         table("disagreements", self.disagreements)
-        table("pairs", self.sweep.pairs)
+        table("pairs", pd.concat([r.pairs for r in both], ignore_index=True))
         if len(self.curves):
             table("greedy_curves", self.curves)
-        if len(self.sets):
-            table("answer_sets", self.sets)
+        if self.attribution is not None:
+            table("attribution_heatmap", self.attribution.heatmap.reset_index())
+            if len(self.attribution_agreement):
+                table("attribution_agreement", self.attribution_agreement)
         (out / "validated_map.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
         paths["json"] = out / "validated_map.json"
         if figures:
@@ -167,105 +200,169 @@ class ValidatedMap:
             if len(self.curves):
                 fig = transfer_curve_figure(self.curves, self.sweep.config.target)
                 paths["curve_figure"] = save_figure(fig, out / "greedy_curves")[0]
+            if self.attribution is not None:
+                from probe.viz.attribution import attribution_vs_causal_figure
+
+                full = self.mode == "exhaustive"
+                fig = attribution_vs_causal_figure(self.attribution.heatmap, self.heatmap if full else None,
+                                                   self.attribution_agreement if full else None)
+                paths["attribution_figure"] = save_figure(fig, out / "attribution_vs_causal")[0]
             import matplotlib.pyplot as plt
 
             plt.close("all")
         return paths
 
 
-def build_answers(summary: pd.DataFrame, ranking: pd.DataFrame, curves: pd.DataFrame,
-                  sets: pd.DataFrame) -> pd.DataFrame:
-    """One row per attribute: the confirmed single position, else the greedy set (see :class:`ValidatedMap`)."""
+#: the columns of the validated map read from the confirmation pairs (the rest: from the discovery pairs)
+CONFIRMATION_COLUMNS = ("transfer", "ci_low", "ci_high", "ci_low_adj", "family_size", "n_pairs", "iia",
+                        "random_position", "same_end", "all_except", "swap_back", "self", "gated_by", "failed",
+                        "verdict", "max_off_target", "entangled_with", "specificity")
+#: the columns of the validated map that come from the discovery pairs (selection only)
+DISCOVERY_COLUMNS = ("discovery_pairs", "discovery_transfer", "best_single", "best_single_transfer", "source")
+#: what the validated map's numbers came from, as written beside it
+SOURCES_TEXT = ("selection (best_single, best_single_transfer, the greedy set, discovery_transfer) on the "
+                "discovery pairs; transfer, intervals, controls and verdict (" + ", ".join(CONFIRMATION_COLUMNS)
+                + ") on the confirmation pairs (n_pairs), which share no image with them; visibility, visible_p "
+                "and kept on the images of both")
+
+
+def build_answers(confirmation: pd.DataFrame, discovery: pd.DataFrame, ranking: pd.DataFrame,
+                  curves: pd.DataFrame) -> pd.DataFrame:
+    """One row per attribute: the best verdict among its family on the confirmation pairs (ties: the smaller
+    set), with the discovery numbers that selected it (see :class:`ValidatedMap`)."""
+    from probe.swap.verdict import VERDICTS
+
+    order = {v: i for i, v in enumerate(VERDICTS)}
     rows = []
-    single = summary[summary["set_size"] == 1]
-    for attr, grp in single.groupby("attribute", sort=False):
-        best = grp.sort_values("transfer", ascending=False).iloc[0]
-        src = "single"
-        pick = best
-        if best["verdict"] != "confirmed" and len(curves):
-            c = curves[curves["attribute"] == attr]
-            hit = c[c["reached"]] if len(c) else c
-            if len(hit) and len(sets):
-                label = hit.iloc[0]["positions"]
-                s = sets[(sets["attribute"] == attr) & (sets["positions"] == label)]
-                if len(s):
-                    pick, src = s.iloc[0], "greedy"
-        keep = ["positions", "set_size", "transfer", "ci_low", "ci_high", "iia", "d_random", "d_same_end",
-                "max_off_target", "entangled_with", "verdict", "specificity"]
-        row = {"attribute": attr, **{k: pick.get(k, np.nan) for k in keep}, "source": src}
-        row["probe_rank"] = (_rank_of(ranking, attr, parse_label(pick["positions"])[0])
-                             if int(pick["set_size"]) == 1 else np.nan)
-        row["best_single"] = best["positions"]
-        row["best_single_transfer"] = best["transfer"]
+    single = discovery[discovery["set_size"] == 1]
+    for attr, grp in confirmation.groupby("attribute", sort=False):
+        pick = grp.assign(_o=grp["verdict"].map(order)).sort_values(["_o", "set_size"], kind="stable").iloc[0]
+        best = single[single["attribute"] == attr].sort_values("transfer", ascending=False)
+        label = str(pick["positions"])
+        src = "single" if int(pick["set_size"]) == 1 else "greedy"
+        row = {"attribute": attr, "positions": label, "set_size": int(pick["set_size"]), "source": src,
+               **{k: pick.get(k, np.nan) for k in CONFIRMATION_COLUMNS}}
+        row.update(visibility=pick.get("visibility", ""), visible_p=pick.get("visible_p", np.nan),
+                   kept=pick.get("kept", np.nan))
+        disc = discovery[(discovery["attribute"] == attr) & (discovery["positions"] == label)]
+        c = curves[(curves["attribute"] == attr) & (curves["positions"] == label)] if len(curves) else curves
+        row["discovery_transfer"] = (float(disc["transfer"].iloc[0]) if len(disc)
+                                     else float(c["transfer"].iloc[0]) if len(c) else np.nan)
+        row["discovery_pairs"] = (int(disc["n_pairs"].iloc[0]) if len(disc) else
+                                  int(c["n_pairs"].iloc[0]) if len(c) and "n_pairs" in c else np.nan)
+        row["probe_rank"] = _rank_of(ranking, attr, parse_label(label)[0]) if src == "single" else np.nan
+        row["best_single"] = best["positions"].iloc[0] if len(best) else ""
+        row["best_single_transfer"] = float(best["transfer"].iloc[0]) if len(best) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], semantic_map: PositionMap | None = None, *,
              attributes: Sequence[str] | None = None, config: SwapConfig | None = None, greedy: bool = True,
-             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None) -> ValidatedMap:
-    """Sweep every position for every attribute (or, with ``k``, only the probes' ``k`` candidate positions
-    of each: quicker, and the heatmap then holds only those cells), compare with the probes, search sets
-    where no single position is confirmed, and assemble the :class:`ValidatedMap`.
+             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None,
+             estimate: bool = False, attribution: Any = None) -> ValidatedMap:
+    """Select on discovery pairs, confirm on confirmation pairs, and assemble the :class:`ValidatedMap`.
+
+    1. discovery: sweep every position for every attribute (or, with ``k``, the probes' ``k`` candidate positions
+       first and the rest only where none of them reaches the target) -> the causal heatmap, the rank agreement
+       with the probes, each attribute's best single position;
+    2. discovery: where the best single position moves less than ``config.target``, the greedy search for the
+       smallest set that reaches it;
+    3. confirmation: the best single position and the greedy set, with the controls, on pairs that share no
+       image with the discovery pairs; verdicts family-wise over them (:mod:`probe.swap.verdict`).
 
     Args:
         semantic_map: the probes' map (anything :func:`probe.swap.maps.top_positions` reads); ``None``: no
             comparison.
-        sweep_result: a sweep already run (:func:`probe.swap.sweep`) to build on instead of sweeping again.
-        k: test the map's ``k`` candidate positions per attribute first, and sweep the other positions only
-            for attributes where none of them is confirmed (default: sweep every position).
+        sweep_result: a discovery sweep already run (``sweep(..., split="discovery")``) to build on.
+        k: test the map's ``k`` candidate positions per attribute first (see 1.); without it, ``config.mode``
+            says whether 1. swaps every position or attribution first (:class:`SwapConfig`).
+        estimate: also make the attribution estimate of every cell (discovery pairs) in the exhaustive mode (the
+            attribution mode always has it), so the map holds both heatmaps and their agreement.
+        attribution: an attribution estimate already made for ``sweep_result``
+            (:func:`probe.swap.attribution.attribution_first_sweep`): the map carries it.
 
     Examples:
         >>> vmap = validate(tok, SwapData.from_store(store, tok), {"lighting": measurer_for("lighting")},
         ...                 result.probes.semantic_map, config=SwapConfig(pairs=64))  # doctest: +SKIP
         >>> vmap.answer("lighting"), vmap.disagreements  # doctest: +SKIP
     """
+    from probe.swap import attribution as atp
+
     cfg = config or SwapConfig()
+    est = attribution
     if sweep_result is not None:
-        sw = sweep_result
+        sw, mode = sweep_result, "given"
     elif k is not None and semantic_map is not None:
         sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress)
+        mode = "candidates"
+    elif atp.resolve_mode(cfg.mode, measurers, attributes, data) == "attribution":
+        sw, est = atp.attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=cfg,
+                                              k=cfg.first_k, progress=progress)
+        mode = "attribution"
     else:
-        sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress)
+        sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress,
+                   split="discovery", controls=DISCOVERY_CONTROLS)
+        mode = "exhaustive"
+    if mode == "given":  # a full sweep of single positions is the exhaustive mode
+        n_tok = int(data.quantized.shape[1])
+        single = sw.summary[sw.summary["set_size"] == 1] if len(sw.summary) else sw.summary
+        full = len(single) and (single.groupby("attribute")["positions"].nunique() == n_tok).all()
+        mode = "exhaustive" if full else "attribution" if est is not None else "given"
+    if estimate and est is None and atp.resolve_mode("auto", measurers, attributes, data) == "attribution":
+        est = atp.attribution_sweep(tokenizer, data, measurers, attributes=attributes, swap_config=cfg,
+                                    config=atp.RANKING, progress=progress)
     heat = causal_heatmap(sw.summary)
     ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
     agreement = rank_agreement(heat, ranking)
-    curves_df, sets_df = (_greedy_sets(tokenizer, data, measurers, sw, list(heat.columns), cfg, progress)
-                          if greedy else (pd.DataFrame(), pd.DataFrame()))
-    answers = build_answers(sw.summary, ranking, curves_df, sets_df)
+    family, curves = _families(tokenizer, data, measurers, sw, list(heat.columns), cfg, greedy, progress)
+    conf = sweep(tokenizer, data, measurers, family, attributes=list(family), config=cfg, progress=progress)
+    answers = build_answers(conf.summary, sw.summary, ranking, curves)
     answers = _with_untested(answers, ranking, attributes, measurers)
-    return ValidatedMap(answers, sw, heat, agreement, ranking, curves_df, sets_df)
+    return ValidatedMap(answers, sw, heat, agreement, ranking, curves, conf.summary, conf, mode, est)
+
+
+#: the discovery sweep ranks positions: the tested swap, and the random-position control a full sweep holds free
+DISCOVERY_CONTROLS = ("none", "random_position")
 
 
 def _candidates_then_rest(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer],
                           semantic_map: PositionMap, attributes: Sequence[str] | None, cfg: SwapConfig, k: int,
                           progress: bool) -> SwapResult:
-    """The map's ``k`` candidates of every attribute; the other positions where none of them is confirmed."""
+    """On discovery pairs: the map's ``k`` candidates of every attribute; the other positions where none of them
+    reaches the target transfer."""
     attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
     sets = {a: [[p] for p in maps.top_positions(semantic_map, a, k, empty_ok=True)] for a in attrs}
-    sw = sweep(tokenizer, data, measurers, sets, attributes=attrs, config=cfg, progress=progress)
-    # where no candidate is confirmed, the probes' ranking was not the answer: sweep the other positions
-    done = sw.summary.groupby("attribute")["verdict"].apply(lambda v: (v == "confirmed").any()) \
-        if len(sw.summary) else pd.Series(dtype=bool)
+    common = dict(config=cfg, progress=progress, split="discovery", controls=("none",))
+    sw = sweep(tokenizer, data, measurers, sets, attributes=attrs, **common)
+    done = sw.summary.groupby("attribute")["transfer"].max().ge(cfg.target) if len(sw.summary) else pd.Series(
+        dtype=bool)
     rest = {a: [[p] for p in range(int(data.quantized.shape[1])) if [p] not in sets[a]]
             for a in attrs if not done.get(a, False)}
     if not any(rest.values()):
         return sw
-    more = sweep(tokenizer, data, measurers, rest, attributes=[a for a in attrs if rest.get(a)], config=cfg,
-                 progress=progress)
+    more = sweep(tokenizer, data, measurers, rest, attributes=[a for a in attrs if rest.get(a)], **common)
     table = pd.concat([sw.table, more.table], ignore_index=True)
-    return SwapResult(table, summarize(table, cfg.verdict), sw.pairs, cfg)
+    table.attrs.update(visibility={**sw.table.attrs.get("visibility", {}), **more.table.attrs.get("visibility", {})})
+    pairs = pd.concat([sw.pairs, more.pairs], ignore_index=True).drop_duplicates("pair")
+    return SwapResult(table, summarize(table, cfg.verdict), pairs, cfg)
 
 
-def _greedy_sets(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], sw: SwapResult,
-                 attributes: list[str], cfg: SwapConfig, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Greedy curves of the attributes with no confirmed single position, and the summary (controls included) of
-    each set that reached the target."""
-    curves, sets = [], []
+def _families(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], sw: SwapResult,
+              attributes: list[str], cfg: SwapConfig, greedy: bool,
+              progress: bool) -> tuple[dict[str, list[list[int]]], pd.DataFrame]:
+    """Per attribute the mappings to confirm (the best single position of the discovery sweep; the greedy set
+    where the search reached the target with more than one position) and the greedy curves."""
+    family: dict[str, list[list[int]]] = {}
+    curves = []
     for attr in attributes:
         s = sw.summary[(sw.summary["attribute"] == attr) & (sw.summary["set_size"] == 1)]
-        if s.empty or (s["verdict"] == "confirmed").any():
+        if s.empty:
+            continue
+        best = s.sort_values("transfer", ascending=False).iloc[0]
+        family[attr] = [list(parse_label(best["positions"]))]
+        if not greedy or best["transfer"] >= cfg.target:
             continue
         c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress)
         if c.empty:
@@ -273,11 +370,8 @@ def _greedy_sets(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, M
         curves.append(c)
         hit = c[c["reached"]]
         if len(hit) and int(hit.iloc[0]["set_size"]) > 1:
-            best = list(parse_label(hit.iloc[0]["positions"]))
-            res = sweep(tokenizer, data, measurers, best, attributes=[attr], config=cfg, progress=progress)
-            sets.append(res.summary)
-    return (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
-            pd.concat(sets, ignore_index=True) if sets else pd.DataFrame())
+            family[attr].append(list(parse_label(hit.iloc[0]["positions"])))
+    return family, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
 
 
 def _with_untested(answers: pd.DataFrame, ranking: pd.DataFrame, attributes: Sequence[str] | None,

@@ -63,6 +63,15 @@ def object_loss(rec: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) ->
     return ((err + err.pow(2)) * w).sum() / (w.sum() * images.shape[1] + 1e-6)
 
 
+def salience(images: torch.Tensor) -> torch.Tensor:
+    """A soft foreground estimate ``[B,1,H,W]`` in [0, 1] from each image alone: a pixel's largest channel
+    deviation from the image's per-channel median, over the image's largest. On an image that is a flat
+    background plus objects it is the objects' coverage; no mask or label from the data's generator."""
+    bg = images.flatten(2).median(dim=2).values[:, :, None, None]
+    d = (images - bg).abs().amax(dim=1, keepdim=True)
+    return d / d.flatten(1).amax(dim=1).clamp_min(1e-6)[:, None, None, None]
+
+
 def changed_positions(z: torch.Tensor) -> torch.Tensor:
     """Mean effective number of changed positions of pairs ``z [B,N,C]`` = [first images; partners]:
     ``(sum_n d_n)^2 / sum_n d_n^2`` with ``d_n = ||z1_n - z2_n||`` (the Hoyer-style count; scale-free)."""

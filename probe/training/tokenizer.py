@@ -21,6 +21,7 @@ command are in the model's zoo JSON (``training_chain``); analyses/world_tokeniz
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -31,8 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
-from probe.data.world_cache import render_partners, render_world, world_config
+from probe.data.world_cache import disk_cached, render_partners, render_world, to_u8, world_config
 from probe.measure.fidelity import object_squared_error
 from probe.tokenizers.world import WorldTokenizer, WorldTokenizerConfig, psnr
 from probe.training.adversarial import PatchDiscriminator
@@ -44,6 +46,7 @@ from probe.training.losses import (
     generator_hinge_loss,
     image_gradient_l1,
     object_loss,
+    salience,
 )
 from probe.training.loop import (
     Checkpoint,
@@ -64,6 +67,9 @@ class TrainConfig:
     Attributes:
         model: :class:`WorldTokenizerConfig` fields (missing ones take that class's defaults).
         world: ``WorldConfig`` overrides for ``probe.data.world`` (empty: the world's defaults).
+        manifest: train on the images of this manifest (a file or a shipped name, e.g. ``sprites``) instead of the
+            attribute world: ``n_train`` items drawn with ``data_seed``, ``n_eval`` held out with ``eval_seed``.
+            Only the images are read (no attribute, mask or pair): reconstruction training alone.
         resolution: side of the rendered world images; must equal ``model['image_size']``.
         n_train: training images, rendered once with ``data_seed`` (cached under ``cache_dir``).
         n_eval: held-out images (rendered with ``eval_seed``) for the PSNR logged during training.
@@ -85,6 +91,11 @@ class TrainConfig:
             percent of a 32x32 image, so the plain losses let the decoder trade its outline for the stripes
             (without this term the world tokenizers drew every shape as a blob). 0 disables it; with it, the world's object
             masks are rendered and cached with the images.
+        w_salient: weight of the same L1 + L2 loss as ``w_object``, over a soft foreground estimated from each
+            training image alone (``probe.training.losses.salience``: its deviation from its own median colour)
+            instead of the generator's object masks: for images of small objects on a flat background (the
+            sprites world), whose pixels the plain losses let the decoder trade for the background. It reads no
+            mask, factor or label. 0 disables it.
         w_perceptual: weight of the perceptual loss (``probe.training.perceptual.OraclePerceptual``: LPIPS's
             recipe on the frozen conv stages of the shipped network ``perceptual_net``). 0 disables it.
         perceptual_net: zoo name of the frozen world-oracle that the perceptual loss reads.
@@ -144,6 +155,7 @@ class TrainConfig:
 
     model: dict[str, Any] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=dict)
+    manifest: str | None = None
     resolution: int = 32
     n_train: int = 20000
     n_eval: int = 256
@@ -165,6 +177,7 @@ class TrainConfig:
     w_codebook: float = 1.0
     w_commit: float = 0.25
     w_object: float = 0.0
+    w_salient: float = 0.0
     w_perceptual: float = 0.0
     perceptual_net: str = "world-oracle"
     w_adversarial: float = 0.0
@@ -245,6 +258,7 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     if cfg.w_object > 0 and masks is None:
         raise ValueError("compute_losses: TrainConfig.w_object > 0 needs the object masks (masks=...)")
     obj = object_loss(rec, images, masks) if cfg.w_object > 0 else rec.new_zeros(())
+    sal = object_loss(rec, images, salience(images)) if cfg.w_salient > 0 else None
     if cfg.w_perceptual > 0 and perceptual is None:
         raise ValueError("compute_losses: TrainConfig.w_perceptual > 0 needs the perceptual network (perceptual=...)")
     perc = perceptual(rec, images) if cfg.w_perceptual > 0 else rec.new_zeros(())
@@ -252,6 +266,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
     total = (cfg.w_l1 * l1 + cfg.w_l2 * l2 + cfg.w_grad * gr + cfg.w_object * obj + cfg.w_perceptual * perc
              + cfg.w_adversarial * adv
              + cfg.w_codebook * out["codebook_loss"] + cfg.w_commit * out["commit_loss"])
+    if sal is not None:
+        total = total + cfg.w_salient * sal
     pair = rec.new_zeros(())
     if pairs:
         pair = changed_positions(out["features"])
@@ -261,6 +277,8 @@ def compute_losses(model: WorldTokenizer, images: torch.Tensor, cfg: TrainConfig
              "object": obj.detach(), "perceptual": perc.detach(), "adversarial": adv.detach(), "pair": pair.detach(),
              "codebook": out["codebook_loss"].detach(), "commit": out["commit_loss"].detach(),
              "indices": out["indices"], "features": out["features"].detach(), "recon": rec.detach()}
+    if sal is not None:
+        parts["salient"] = sal.detach()
     return total, parts
 
 
@@ -383,16 +401,17 @@ def zoo_record(model: WorldTokenizer, cfg: TrainConfig, state: dict[str, Any], m
     """The zoo JSON of a trained model (see probe/zoo/__init__.py)."""
     from probe.data import world as world_mod
 
-    wcfg = world_config(cfg.world)
-    world = asdict(wcfg)
-    world["resolution"] = cfg.resolution  # the resolution the model was trained at, not the world's default
+    if cfg.manifest:  # trained on a manifest's images: name it; no world
+        data: dict[str, Any] = {"manifest": cfg.manifest}
+    else:
+        world = asdict(world_config(cfg.world))
+        world["resolution"] = cfg.resolution  # the resolution the model was trained at, not the world's default
+        data = {"world": world, "world_overrides": dict(cfg.world), "world_module": world_mod.__name__}
     return {
         "kind": "tokenizer",
         "architecture": "world",
         "config": model.config_dict(),
-        "world": world,
-        "world_overrides": dict(cfg.world),
-        "world_module": world_mod.__name__,
+        **data,
         "resolution": cfg.resolution,
         "training": {
             "command": command,
@@ -422,6 +441,78 @@ def export_model(model: WorldTokenizer, out_json: Path, out_weights: Path, recor
     out_json.write_text(json.dumps(record, indent=2) + "\n")
 
 
+# ---------------------------------------------------------------------------------------------- the data
+@dataclass
+class TrainData:
+    """The images of a run, as uint8 ``[M, 3, H, W]``: training images (on the training device), their
+    partners (with pairs), object masks ``[M, 1, H, W]`` (with ``w_object``), and the held-out set (with its
+    masks where the source has them)."""
+
+    train_u8: torch.Tensor
+    eval_u8: torch.Tensor
+    train_masks: torch.Tensor | None = None
+    partner_u8: torch.Tensor | None = None
+    partner_masks: torch.Tensor | None = None
+    eval_masks: torch.Tensor | None = None
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> TrainData:
+    """Render (or read from the cache) the training and held-out images ``cfg`` asks for: from the attribute
+    world, or (``cfg.manifest``) from any manifest's images."""
+    if cfg.pairs not in ("", "hoyer", *SHARING_MODES):
+        raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap', 'exchange' or 'hoyer', got {cfg.pairs!r}")
+    if cfg.manifest:
+        return _manifest_data(cfg, device)
+    use_masks = cfg.w_object > 0
+    rendered = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
+                            cache_dir=cfg.cache_dir, masks=use_masks)
+    train_u8, train_factors = rendered[:2]
+    data = TrainData(train_u8=train_u8, eval_u8=train_u8,
+                     train_masks=rendered[2].to(device) if use_masks else None)
+    if cfg.pairs:
+        partners = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
+                                   cache_dir=cfg.cache_dir, masks=use_masks)
+        data.partner_u8 = partners[0].to(device)
+        data.partner_masks = partners[2].to(device) if use_masks else None
+        if cfg.batch_size % 2:
+            raise ValueError(f"TrainConfig: batch_size must be even with pairs, got {cfg.batch_size}")
+    data.eval_u8, _, data.eval_masks = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution,
+                                                    world=cfg.world, cache_dir=cfg.cache_dir, masks=True)
+    data.train_u8 = train_u8.to(device)  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
+    return data
+
+
+def _manifest_data(cfg: TrainConfig, device: torch.device) -> TrainData:
+    """Training images: items ``0..n_train-1`` of ``cfg.manifest`` drawn with seed ``data_seed``; held-out:
+    ``n_eval`` items drawn with ``eval_seed`` (the manifest's own ``seed`` and ``size`` are replaced). Only the
+    images are read: no attribute, mask or pair reaches the model."""
+    if cfg.pairs or cfg.w_object > 0 or cfg.world:
+        raise ValueError("TrainConfig.manifest: pairs, w_object and world overrides need the attribute world "
+                         "(leave manifest empty)")
+    return TrainData(train_u8=manifest_images(cfg.manifest, cfg.n_train, cfg.data_seed, cfg.resolution,
+                                              cfg.cache_dir).to(device),
+                     eval_u8=manifest_images(cfg.manifest, cfg.n_eval, cfg.eval_seed, cfg.resolution, cfg.cache_dir))
+
+
+def manifest_images(manifest: str, n: int, seed: int, resolution: int, cache_dir: str | None,
+                    batch: int = 500) -> torch.Tensor:
+    """The first ``n`` images ``[n, 3, R, R]`` (uint8) of manifest ``manifest`` (a file or a shipped name)
+    drawn with ``seed``, cached under ``cache_dir`` (keyed by the manifest's content, ``n``, seed, resolution)."""
+    from probe.data.dataset import ManifestDataset, collate_skip_none
+    from probe.data.manifest import load_manifest
+
+    m = dataclasses.replace(load_manifest(manifest), seed=int(seed), size=int(n))
+    key = {"manifest": _jsonable(dataclasses.asdict(dataclasses.replace(m, path=None))), "resolution": resolution}
+
+    def build() -> dict[str, Any]:
+        ds = ManifestDataset(m, resolution)
+        chunks = [collate_skip_none(ds.__getitems__(list(range(s, min(s + batch, len(ds)))))).images
+                  for s in tqdm(range(0, len(ds), batch), desc=f"render {m.name}", leave=False)]
+        return {"images": to_u8(torch.cat(chunks))}
+
+    return disk_cached(f"manifest-{m.name}", key, cache_dir, build)["images"]
+
+
 # ---------------------------------------------------------------------------------------------- the recipe
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command: str | None = None,
           progress_bar: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None) -> WorldTokenizer:
@@ -442,24 +533,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, command
                              "use a fresh out_dir or --no-resume")
     (out / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
 
-    use_masks = cfg.w_object > 0
-    rendered = render_world(cfg.n_train, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
-                            cache_dir=cfg.cache_dir, masks=use_masks)
-    train_u8, train_factors = rendered[:2]
-    train_masks = rendered[2].to(device) if use_masks else None
-    if cfg.pairs not in ("", "hoyer", *SHARING_MODES):
-        raise ValueError(f"TrainConfig.pairs must be '', 'ada', 'swap', 'exchange' or 'hoyer', got {cfg.pairs!r}")
-    use_pairs = bool(cfg.pairs)
-    if use_pairs:
-        partners = render_partners(train_factors, seed=cfg.data_seed, resolution=cfg.resolution, world=cfg.world,
-                                   cache_dir=cfg.cache_dir, masks=use_masks)
-        partner_u8 = partners[0].to(device)
-        partner_masks = partners[2].to(device) if use_masks else None
-        if cfg.batch_size % 2:
-            raise ValueError(f"TrainConfig: batch_size must be even with pairs, got {cfg.batch_size}")
-    eval_u8, _, eval_m = render_world(cfg.n_eval, seed=cfg.eval_seed, resolution=cfg.resolution, world=cfg.world,
-                                      cache_dir=cfg.cache_dir, masks=True)
-    train_u8 = train_u8.to(device)  # uint8 (a 200k-image set is 0.6 GB): batches are indexed where they are used
+    data = load_data(cfg, device)
+    train_u8, train_masks, partner_u8, partner_masks = data.train_u8, data.train_masks, data.partner_u8, data.partner_masks
+    eval_u8, eval_m = data.eval_u8, data.eval_masks
+    use_masks, use_pairs = train_masks is not None, partner_u8 is not None
 
     perceptual = None
     if cfg.w_perceptual > 0:

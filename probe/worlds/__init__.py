@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from probe.store import TokenStore
 
 #: world name -> the module that registers it (imported on first lookup)
-_BUILTIN: dict[str, str] = {"attribute": "probe.worlds.attribute"}
+_BUILTIN: dict[str, str] = {"attribute": "probe.worlds.attribute", "sprites": "probe.worlds.sprites"}
 
 _REGISTRY: dict[str, World] = {}
 
