@@ -188,7 +188,7 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     assert len(inp) == 2 and inp["psnr_hole_result"].notna().all()
     html = res.report.read_text()
     assert "Validated semantic map" in html and "Probe map (unvalidated)" not in html
-    assert html.index("Random tokenizer weights") < html.index('id="map"')
+    assert html.index('id="random-weights"') < html.index('id="map"')  # the page's first line says so
     # a second run reuses both
     again = run_pipeline(cfg, log=lambda s: None)
     assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"
