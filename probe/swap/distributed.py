@@ -117,6 +117,19 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     return outputs
 
 
+def rank_device(device: str | None) -> str | None:
+    """The device of this process: under ``torchrun`` each rank takes its own GPU (``cuda:LOCAL_RANK``) when the
+    device is CUDA (asked for, or picked automatically); otherwise ``device`` unchanged."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    cuda = device in ("cuda", None) and torch.cuda.is_available()
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else device
+
+
 def _mode(config: SwapConfig, measurers: Mapping[str, Any], attributes: Sequence[str], data: SwapData,
           shard: Shard) -> str:
     """``config.mode`` resolved (:func:`probe.swap.attribution.resolve_mode`); under torchrun ``auto`` sweeps every
@@ -199,4 +212,4 @@ def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], meas
     return path
 
 
-__all__ = ["SwapOutputs", "gather", "validate_and_write", "write_grids"]
+__all__ = ["SwapOutputs", "gather", "rank_device", "validate_and_write", "write_grids"]
