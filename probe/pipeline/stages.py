@@ -93,7 +93,10 @@ def _attributes(ctx: StageContext) -> list[str]:
             raise RunConfigError(f"data.attributes: {missing} not in the store (it has {ctx.store.attribute_names})")
         return list(ctx.config.data.attributes)
     if ctx.world is not None:
-        return [a for a in world_attributes(ctx.world) if a in ctx.store.attribute_names]
+        from probe import worlds
+
+        name = worlds.of_store(ctx.store).name  # the store's own world (attribute, sprites, ...)
+        return [a for a in world_attributes(ctx.world, name) if a in ctx.store.attribute_names]
     return list(ctx.store.attribute_names)
 
 
