@@ -9,7 +9,13 @@
 #      (DataLoader workers decode, pinned memory, non-blocking copies, bf16 autocast), against the
 #      bare model at the same batch; mean GPU utilisation sampled during the run;
 #   3. the world-32 store: tokenize_manifest of the synthetic world (data_manifests/world.yaml)
-#      with the shipped world-32 tokenizer.
+#      with the shipped world-32 tokenizer;
+#   4. swaps on world-32 (4000 held-out images, every attribute with a default measurer, 256 pairs): the
+#      exhaustive single-position sweep with its controls (decoded images/s, peak memory), the attribution
+#      estimate of the same cells (integrated gradients, 4 steps) and the attribution-first sweep (the estimate
+#      ranks, real swaps with controls test the top 3, more where none is confirmed);
+#   5. the optimization loop (probe.optimize.loop.optimize, 100 steps, bf16 autocast) on TiTok-L-32 with
+#      random weights at batch 1, 16, 64: image-steps/s and peak memory.
 # Every row is appended to the CSV as soon as it is measured, so a run cut short keeps what it had;
 # each section checks the time left (BUDGET_S seconds from the start) and marks what it skips.
 #
@@ -73,10 +79,14 @@ if SMOKE:
     MODELS = {"titok-tiny": "titok-tiny", "titok-tiny-legacy": "titok-tiny-legacy", "titok-tiny-vae": VAE_TINY}
     BATCHES, PATHS, WARMUP, REPEATS = [1, 2], ["fp32", "bf16"], 1, 2
     N_JPEG, JPEG_BATCH, WORKERS, N_WORLD, ENGINE_MODEL = 32, 8, 2, 64, "titok-tiny"
+    N_SWAP_IMAGES, SWAP_PAIRS, SWAP_BATCH, OPT_BATCHES, OPT_ITERS = 300, 4, 64, [2], 3
+    SWAP_ATTRS = ["lighting", "bg_hue"]  # one analytic, one oracle measurer
 else:
     MODELS = {n: n for n in ["titok-l32", "titok-b64", "titok-s128", "titok-bl64-vae"]}
     BATCHES, PATHS, WARMUP, REPEATS = [1, 64, 256], ["fp32", "bf16"], 2, 5
     N_JPEG, JPEG_BATCH, WORKERS, N_WORLD, ENGINE_MODEL = 16384, 256, 14, 20000, "titok-l32"
+    N_SWAP_IMAGES, SWAP_PAIRS, SWAP_BATCH, OPT_BATCHES, OPT_ITERS = 4000, 256, 4096, [1, 16, 64], 100
+    SWAP_ATTRS = None  # every attribute with a default measurer
 CSV = OUT / "gpu_bench.csv"
 FIELDS = ["section", "preset", "path", "batch", "encode_img_s", "decode_img_s", "peak_mem_gib",
           "token_agreement", "images_s", "bare_img_s", "vs_bare", "gpu_util_pct", "seconds", "note"]
@@ -271,6 +281,97 @@ def world_section():
 
 
 world_section()
+
+# ---- 4. swaps on world-32: the exhaustive sweep, the attribution estimate, the attribution-first sweep ------
+def world_swap_data(n):
+    """world-32 and ``SwapData`` of ``n`` held-out world images encoded on DEV (with object masks)."""
+    from probe.data.world import FACTORS, WorldConfig, sample
+    from probe.measure.world import load_world_tokenizer
+    from probe.swap import SwapData
+    from probe.tokenizers.base import encode_batched
+    tok, world = load_world_tokenizer("world-32", device=DEV)
+    images, df, masks = sample(n, seed=2_000_003, resolution=int(tok.image_size), config=WorldConfig.from_dict(world),
+                               return_masks=True)
+    q = encode_batched(tok, images.to(DEV), batch=1024).quantized.float().to(DEV)
+    kinds = {a: ("categorical" if a == "shape" else "continuous") for a in FACTORS}
+    circular = tuple(a for a in FACTORS if FACTORS[a].circular)
+    return tok, SwapData(q, df.reset_index(drop=True), kinds, circular, masks.to(DEV))
+
+
+def world_measurers():
+    from probe import worlds
+    from probe.measure import get_measurer
+    specs = worlds.default_measurers("attribute")
+    return {a: get_measurer(spec, **({"device": DEV} if spec.startswith("oracle:") else {})) for a, spec in specs.items()}
+
+
+def swap_section():
+    if left() < (10 if SMOKE else 90):
+        emit(section="swap", preset="world-32", note="skipped: time budget")
+        return
+    from probe.swap import SwapConfig, sweep
+    from probe.swap.attribution import AttributionConfig, attribution_first_sweep, attribution_sweep
+    tok, data = world_swap_data(N_SWAP_IMAGES)
+    meas = world_measurers()
+    attrs = [a for a in meas if a in data.attributes.columns and (SWAP_ATTRS is None or a in SWAP_ATTRS)]
+    meas = {a: meas[a] for a in attrs}
+    cfg = SwapConfig(pairs=SWAP_PAIRS, control_pairs=min(64, SWAP_PAIRS), batch=SWAP_BATCH)
+    what = f"{len(attrs)} attributes x 32 positions, {SWAP_PAIRS} pairs"
+    runs = [("exhaustive sweep", lambda: sweep(tok, data, meas, attributes=attrs, config=cfg, progress=False)),
+            ("attribution estimate (ig4)", lambda: attribution_sweep(
+                tok, data, meas, attributes=attrs, swap_config=cfg, config=AttributionConfig(steps=4, batch=SWAP_BATCH))),
+            ("attribution-first sweep (k=3)", lambda: attribution_first_sweep(
+                tok, data, meas, attributes=attrs, config=cfg, k=3,
+                attribution=AttributionConfig(steps=4, batch=SWAP_BATCH))[0])]
+    for name, fn in runs:
+        if left() < (5 if SMOKE else 40):
+            emit(section="swap", preset="world-32", path=name, note="skipped: time budget")
+            continue
+        if CUDA:
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        res = fn()
+        sync()
+        dt = time.perf_counter() - t
+        peak = torch.cuda.max_memory_allocated() / 2**30 if CUDA else float("nan")
+        decoded = int(res.table.attrs.get("decoded", 0))
+        emit(section="swap", preset="world-32", path=name, batch=SWAP_BATCH,
+             images_s=round(decoded / dt, 1) if decoded else "", peak_mem_gib=round(peak, 2), seconds=round(dt, 1),
+             note=f"{what}" + (f"; {decoded} decodes" if decoded else f"; {len(res.table)} estimated cells"))
+
+
+swap_section()
+
+
+# ---- 5. the optimization loop ---------------------------------------------------------------------------
+def optimize_section():
+    from probe.measure.analytic import mean_luminance
+    from probe.optimize.loop import OptimizeConfig, optimize
+    name = "titok-tiny" if SMOKE else "titok-l32"
+    tok = models.get(name) or build_tokenizer(name, seed=0, device=DEV)
+    configure(tok, "fp32")
+    for b in OPT_BATCHES:
+        if left() < (5 if SMOKE else 45):
+            emit(section="optimize", preset=name, batch=b, note="skipped: time budget")
+            continue
+        x = torch.rand(b, 3, tok.image_size, tok.image_size, generator=torch.Generator().manual_seed(0)).to(DEV)
+        with torch.no_grad():
+            seed = tok.encode(x).features.float()
+        cfg = OptimizeConfig(iterations=OPT_ITERS, amp=True, progress=False)
+        target = lambda img: (mean_luminance(img.float()) - 0.8) ** 2  # brighten every image: a cheap objective
+        if CUDA:
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        optimize(tok, target, seed, config=cfg)
+        sync()
+        dt = time.perf_counter() - t
+        peak = torch.cuda.max_memory_allocated() / 2**30 if CUDA else float("nan")
+        emit(section="optimize", preset=name, path="bf16 autocast" if CUDA else "fp32", batch=b,
+             images_s=round(b * OPT_ITERS / dt, 1), peak_mem_gib=round(peak, 2), seconds=round(dt, 1),
+             note=f"{OPT_ITERS} steps of optimize(); images_s = image-steps per second")
+
+
+optimize_section()
 
 # ---- 1b. compiled cells, with what time is left ------------------------------------------------------
 if SMOKE:

@@ -9,8 +9,13 @@ cannot be read or written) is printed as one ``error: ...`` line and gives exit 
 traceback is shown only with ``--debug`` (anywhere on the command line) or ``TOKENPROBE_DEBUG=1``.
 
 A command may declare, with ``parser.set_defaults``, what it will write, so that it is checked
-before any work is done: ``_writes`` (``args -> list of folders``) must be writable, and
-``_store`` (``args -> store folder``) is removed first when ``--no-resume`` / ``--overwrite`` is given.
+before any work is done: ``_writes`` (``args -> list of folders``) must be writable;
+``_store`` (``args -> store folder``) is removed first when ``--no-resume`` / ``--overwrite`` is given;
+``_results`` (``args -> list of files``) are the files whose presence means earlier results would be
+replaced: the command refuses unless ``--overwrite`` is given.
+
+Ctrl-C stops a command with one line and exit code 130; finished chunks and stages are kept, and the same
+command resumes.
 """
 from __future__ import annotations
 
@@ -27,10 +32,17 @@ import probe.commands as _commands_pkg
 from probe.errors import EXIT_USER_ERROR, TokenprobeError, UsageError, check_writable
 
 DEBUG_FLAG = "--debug"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is a :class:`UsageError` (one line from ``main``), not usage + exit."""
+    """argparse, but a bad argument is a :class:`UsageError` (one line from ``main``), not usage + exit, and no
+    option is taken for an abbreviation of another (``--pair 4`` is an error, not ``--pairs 4``). Sub-command
+    parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
@@ -86,9 +98,16 @@ def error_message(exc: BaseException) -> str | None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    """Checks before a command does any work: output folders writable; --no-resume removes the store."""
+    """Checks before a command does any work: output folders writable; earlier results not replaced without
+    --overwrite; --no-resume removes the store."""
     for folder in (getattr(args, "_writes", None) or (lambda a: []))(args):
         check_writable(folder)
+    overwrite = getattr(args, "overwrite", False) or getattr(args, "no_resume", False)
+    earlier = [p for p in (getattr(args, "_results", None) or (lambda a: []))(args) if os.path.exists(p)]
+    if earlier and not overwrite:
+        raise UsageError(f"{os.path.dirname(earlier[0]) or '.'} holds the results of an earlier run "
+                         f"({os.path.basename(earlier[0])}); pass --overwrite to replace them, or choose another "
+                         "--out to keep them")
     store_of = getattr(args, "_store", None)
     if store_of is not None and getattr(args, "no_resume", False):
         from probe.store import remove_store, store_lock
@@ -110,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda message, *_a, **_k: f"warning: {_one_line(str(message))}\n"
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\ninterrupted; run the same command again to resume (finished work is kept)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - sorted into expected errors (one line) and bugs below
         msg = error_message(exc)
         if debug or msg is None:

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from probe.errors import TokenprobeError
+
+
+class DeviceError(TokenprobeError, RuntimeError):
+    """A device that was asked for but is not there."""
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """Return the device to run on.
@@ -18,9 +24,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available here")
+        raise DeviceError(f"device {str(device)!r} was requested but CUDA is not available here; use --device cpu "
+                          "(device: cpu in a run config) or leave it out to pick the device automatically")
     if dev.type == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
-        raise RuntimeError(f"device {str(device)!r} was requested but MPS is not available here")
+        raise DeviceError(f"device {str(device)!r} was requested but MPS is not available here; use --device cpu "
+                          "(device: cpu in a run config) or leave it out to pick the device automatically")
     return dev

@@ -52,6 +52,7 @@ from probe.store import (
     make_header,
     open_for_writing,
     read_header,
+    remove_store,
     store_lock,
 )
 
@@ -483,11 +484,16 @@ def tokenize_manifest(
 
 def _remove_if_empty(out: Path, existed: bool, had_header: bool) -> None:
     """After a failed run: remove what it created when no chunk was finished (so a corrected
-    rerun is not refused as a mismatch, and no empty folder is left)."""
+    rerun is not refused as a mismatch, and no empty folder is left); the table of skipped images
+    and their reasons stays, when there is one."""
     try:
         if _done_chunks(out):
             return
-        if not existed:
+        if not existed and (out / SKIPPED_CSV).exists():
+            for p in out.iterdir():
+                if p.name != SKIPPED_CSV:
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        elif not existed:
             shutil.rmtree(out, ignore_errors=True)
         elif not had_header:
             for name in (HEADER, CODEBOOK, LOCK):
@@ -591,10 +597,14 @@ def _tokenize(manifest: Manifest | str | os.PathLike, tokenizer: Tokenizer | str
     if len(store) == 0:
         first = store.skipped_images.head(1)
         example = (f"; e.g. {first['ref'].iloc[0]}: {first['reason'].iloc[0]}" if len(first) else "")
+        n_skipped = store.skipped
+        dist.barrier()  # every rank has read the store before rank 0 removes it
+        if dist.rank == 0:
+            remove_store(out)  # no empty store is left behind (skipped.csv, the reasons, stays)
         raise NothingTokenizedError(
-            f"no image could be tokenized into {out}: all {store.skipped} images were skipped as "
+            f"no image could be tokenized into {out}: all {n_skipped} images were skipped as "
             f"unreadable (reasons in {out / SKIPPED_CSV}{example}); fix the data or the manifest and "
-            "run again with --no-resume")
+            "run again")
     return store
 
 

@@ -6,6 +6,7 @@ names the culprit (file, key or flag), that no traceback is printed, and the exi
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,56 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 ])
 def test_bad_arguments_name_the_flag(capsys, argv, flag, says) -> None:
     _fails(capsys, argv, flag, says)
+
+
+def test_no_option_is_taken_for_an_abbreviation(capsys) -> None:
+    _fails(capsys, ["swap", "--store", "S", "--pair", "4"], "--pair")
+    _fails(capsys, ["probe", "--store", "S", "--perm", "4"], "--perm")
+    _fails(capsys, ["tokenize", "--manifest", "world-32", "--tokenizer", "t", "--out", "o", "--lim", "3"], "--lim")
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["swap", "--store", "S", "--pairs", "0"], "--pairs"),
+    (["swap", "--store", "S", "--batch", "0"], "--batch"),
+    (["generate", "--prompt", "", "--out", "o"], "--prompt"),
+    (["edit", "world:1", "--prompt", "a", "--iterations", "0", "--out", "o"], "--iterations"),
+])
+def test_bad_numbers_and_empty_prompts_are_refused_when_parsed(capsys, argv, flag) -> None:
+    _fails(capsys, argv, flag)
+
+
+def test_a_device_that_is_not_there_is_one_line(capsys, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _fails(capsys, ["tokenize", "--manifest", "world-32", "--out", tmp_path / "s", "--limit", "2", "--tokenizer",
+                    "titok-tiny", "--random-init", "--device", "cuda"], "'cuda'", "--device cpu")
+    _fails(capsys, ["demo", "--out", tmp_path / "d", "--device", "cuda"], "device", "--device cpu")
+    assert not (tmp_path / "s" / "header.json").exists() and not (tmp_path / "d").exists()
+
+
+def test_ctrl_c_is_one_line_with_exit_130_and_the_resume_hint(capsys, monkeypatch) -> None:
+    import probe.commands.info as info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "run", interrupted)
+    assert main(["info"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["interrupted; run the same command again to resume (finished work is kept)"]
+
+
+def test_swap_and_probe_keep_earlier_results_unless_overwrite(capsys, store, tmp_path) -> None:
+    for cmd, folder in (("swap", tmp_path / "swap"), ("probe", tmp_path / "probes")):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        _fails(capsys, [cmd, "--store", store, "--out", folder], str(folder), "--overwrite")
+        assert (folder / "config.json").read_text() == "{}"
+    # the default folder: <run>/swap for a store in <run>/store, else <store>/swap
+    (store / "swap").mkdir(exist_ok=True)
+    (store / "swap" / "config.json").write_text("{}")
+    _fails(capsys, ["swap", "--store", store], str(store / "swap"), "--overwrite")
+    shutil.rmtree(store / "swap")
 
 
 def test_debug_flag_and_variable_give_the_traceback(capsys, monkeypatch, tmp_path) -> None:
@@ -173,11 +224,13 @@ def test_limit_0_and_all_images_skipped_exit_non_zero(capsys, tmp_path) -> None:
     out = tmp_path / "sf"
     _fails(capsys, ["tokenize", "--manifest", m, "--out", out, *TINY], "no image could be tokenized",
            "skipped.csv", "x.png")
-    from probe.store import TokenStore
+    # no empty store is left behind; the reasons are
+    assert not (out / "header.json").exists() and not (out / "chunks").exists()
+    import pandas as pd
 
-    skipped = TokenStore.open(out).skipped_images
+    skipped = pd.read_csv(out / "skipped.csv")
     assert [Path(r).name for r in skipped["ref"]] == ["x.png", "y.png"] and skipped["reason"].str.len().min() > 0
-    assert (out / "skipped.csv").read_text().count("\n") == 3
+    _fails(capsys, ["probe", "--store", out], str(out))  # and the next command says there is no store, in one line
 
 
 def test_skipped_images_reasons_are_kept_in_the_store_and_survive_merge(tmp_path) -> None:
@@ -230,27 +283,13 @@ def test_failed_tokenize_leaves_nothing_and_the_corrected_rerun_works(capsys, mo
     assert main(["tokenize", "--manifest", str(good), "--out", str(out2), *TINY]) == 0
 
 
-def test_demo_and_tokenize_take_no_resume_and_overwrite(store, tmp_path) -> None:
-    import shutil
+def test_run_demo_and_tokenize_take_no_resume_and_overwrite() -> None:
+    from probe.cli import build_parser
 
-    from probe.cli import _prepare, build_parser
-
-    run = tmp_path / "demo"
-    shutil.copytree(store, run / "store")
-    (run / "summary.csv").write_text("kept")
-    args = build_parser({"demo"}).parse_args(["demo", "--out", str(run), "--overwrite"])
-    assert args.no_resume
-    from probe.store import StoreLockedError, store_lock
-
-    with store_lock(run / "store"), pytest.raises(StoreLockedError):
-        _prepare(args)  # not removed while another run writes it
-    assert (run / "store" / "header.json").exists()
-    _prepare(args)
-    assert not (run / "store" / "header.json").exists() and (run / "summary.csv").read_text() == "kept"
-    for flag in ("--no-resume", "--overwrite"):
-        a = build_parser({"tokenize"}).parse_args(["tokenize", "--manifest", "m", "--tokenizer", "t", "--out", "o",
-                                                   flag])
-        assert a.no_resume
+    for cmd, argv in (("tokenize", ["--manifest", "m", "--tokenizer", "t", "--out", "o"]), ("demo", []),
+                      ("run", ["x.yaml"])):
+        for flag in ("--no-resume", "--overwrite"):
+            assert build_parser({cmd}).parse_args([cmd, *argv, flag]).no_resume
 
 
 # ----------------------------------------------------------------------------- weights

@@ -30,3 +30,9 @@ def test_gpu_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     assert engine.images_s > 0 and engine.bare_img_s > 0 and "32 JPEG files" in engine.note
     world = table[table.section == "world-store"].iloc[0]
     assert world.images_s > 0 and "64 rendered world images" in world.note
+    swaps = table[table.section == "swap"].set_index("path")
+    assert swaps.loc["exhaustive sweep", "images_s"] > 0 and "2 attributes x 32 positions" in swaps.loc["exhaustive sweep", "note"]
+    assert swaps.loc["attribution estimate (ig4)", "seconds"] > 0
+    assert swaps.loc["attribution-first sweep (k=3)", "images_s"] > 0
+    opt = table[table.section == "optimize"].iloc[0]
+    assert opt.preset == "titok-tiny" and opt.images_s > 0

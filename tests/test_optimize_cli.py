@@ -63,13 +63,33 @@ def test_commands(tmp_path) -> None:
     assert json.loads((tmp_path / "cp" / "config.json").read_text())["positions_used"] == [3, 26]
 
 
-def test_command_errors_name_the_flag(tmp_path) -> None:
-    with pytest.raises(ValueError, match="--box"):
-        main(["inpaint", "world:1", "--box", "0.5,0.5,0.2", "--out", str(tmp_path / "x"), "--iterations", "1"])
-    with pytest.raises(ValueError, match="--prompt: 2 prompts for 3 images"):
-        main(["edit", "world:3", "--prompt", "a", "--prompt", "b", "--out", str(tmp_path / "y"), "--iterations", "1"])
-    with pytest.raises(FileNotFoundError, match="nothing.png"):
-        main(["edit", str(tmp_path / "nothing.png"), "--prompt", "a", "--out", str(tmp_path / "z")])
+def test_command_errors_are_one_line_naming_the_flag(tmp_path, capsys) -> None:
+    cases = [(["inpaint", "world:1", "--box", "0.5,0.5,0.2", "--out", tmp_path / "x", "--iterations", "1"], "--box"),
+             (["edit", "world:3", "--prompt", "a", "--prompt", "b", "--out", tmp_path / "y", "--iterations", "1"],
+              "--prompt: 2 prompts for 3 images"),
+             (["edit", tmp_path / "nothing.png", "--prompt", "a", "--out", tmp_path / "z"], "nothing.png"),
+             (["edit", "world:1", "--prompt", " ", "--out", tmp_path / "z"], "--prompt: must not be empty"),
+             (["generate", "--prompt", "a", "--iterations", "0", "--out", tmp_path / "z"], "--iterations"),
+             (["copy-paste", "--target", "world:1", "--source", "world:1", "--positions", "32", "--out",
+               tmp_path / "z"], "--positions: [32] outside 0..31"),
+             (["copy-paste", "--target", "world:1", "--source", "world:1", "--positions", "-1", "--out",
+               tmp_path / "z"], "--positions: [-1] outside 0..31")]
+    for argv, says in cases:
+        assert main([str(a) for a in argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], (argv, err)
+    assert not (tmp_path / "z").exists()  # refused before any work
+
+
+def test_earlier_results_are_kept_unless_overwrite(tmp_path, capsys) -> None:
+    out = tmp_path / "cp"
+    argv = ["copy-paste", "--target", "world:1", "--source", "world:1", "--positions", "3", "--out", str(out)]
+    assert main(argv) == 0
+    first = (out / "config.json").read_text()
+    assert main(argv[:-3] + ["5", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "config.json").read_text() == first
+    assert main(argv[:-3] + ["5", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["positions_used"] == [5]
 
 
 def test_imagenet_protocol_smoke(tmp_path, monkeypatch) -> None:

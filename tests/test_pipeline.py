@@ -2,6 +2,7 @@
 with a random-weight tokenizer; the shipped model's semantics are checked in the demo's and tokenizer's tests)."""
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -65,11 +66,17 @@ def test_run_writes_stages_reuses_them_and_redoes_what_changed(tmp_path):
     assert again.stage("tokenize").status == "reused" and again.stage("probes").status == "reused"
     assert again.stage("tokenize").seconds == tokens.seconds  # the recorded time of the run that made it
 
-    # another probe setting: the probes are redone, the store is reused; the hash of every later stage moves
+    # another probe setting: refused before any work (the probes' results would be replaced), naming the key and
+    # the flag; with overwrite the probes are redone, the store is reused; the hash of every later stage moves
     changed = dataclasses.replace(cfg, probes=dataclasses.replace(cfg.probes, permutations=10))
     h2 = stage_hashes(changed)
     assert h2["tokenize"] == hashes["tokenize"] and h2["probes"] != hashes["probes"] and h2["swap"] != hashes["swap"]
-    third = run_pipeline(changed, log=lambda s: None)
+    before = paths.probe_table.read_bytes()
+    with pytest.raises(RunConfigError, match=r"\(probes; settings changed: probes.permutations\).*--overwrite"):
+        run_pipeline(changed, log=lambda s: None)
+    assert paths.probe_table.read_bytes() == before and yaml.safe_load(paths.run_yaml.read_text())["probes"][
+        "permutations"] == 20  # nothing touched
+    third = run_pipeline(changed, overwrite=True, log=lambda s: None)
     assert third.stage("tokenize").status == "reused" and third.stage("probes").status == "ran"
 
     # a deleted output makes its stage run again
@@ -88,7 +95,8 @@ def test_a_stage_with_nothing_to_do_is_skipped_with_a_note_the_report_shows(tmp_
     assert "swap validation did not run" in html
     assert "Probe map (unvalidated)" in html and "Validated semantic map" not in html
     assert not RunPaths(cfg.out).done_marker("swap").exists()  # a skipped stage is tried again next time
-    assert "swap.enabled: false" in run_pipeline(small_config(tmp_path / "run"), log=lambda s: None).stage("swap").note
+    again = run_pipeline(small_config(tmp_path / "run"), overwrite=True, log=lambda s: None)
+    assert "swap.enabled: false" in again.stage("swap").note
 
 
 def test_bad_config_keys_and_missing_requirements_are_named(tmp_path, monkeypatch):
@@ -110,15 +118,45 @@ def test_bad_config_keys_and_missing_requirements_are_named(tmp_path, monkeypatc
     assert not (tmp_path / "t").exists()
 
 
-def test_cli_run_prints_the_report_path(tmp_path, capsys):
+def test_cli_run_prints_the_report_path_and_a_failed_stage_exits_non_zero(tmp_path, capsys, monkeypatch):
+    import probe.pipeline.stages as stages
     from probe.cli import main
 
     cfg = tmp_path / "small.yaml"
-    cfg.write_text(yaml.safe_dump(small_config(tmp_path / "run", figures=False).to_dict()))
+    data = small_config(tmp_path / "run", figures=False).to_dict()
+    cfg.write_text(yaml.safe_dump(data))
     assert main(["run", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert f"report:     {(tmp_path / 'run' / 'report.html').resolve()}" in out
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: no such run config file" in capsys.readouterr().err
+    # an optional stage that fails: the report is written, then one line names the stage and its error file, exit 1
+    def broken(ctx):
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setitem(stages.STAGE_FUNCS, "swap", broken)
+    cfg.write_text(yaml.safe_dump({**data, "swap": {**data["swap"], "enabled": True}}))
+    assert main(["run", str(cfg)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: swap failed: RuntimeError: the engine broke"), err
+    assert str(tmp_path / "run" / "stages" / "swap.error.txt") in err[0]
+    assert "report:" in captured.out and (tmp_path / "run" / "report.html").exists()
+    assert "the engine broke" in (tmp_path / "run" / "report.html").read_text()
+    assert main(["run", str(cfg), "--keep-going"]) == 0  # asked to keep going
+
+
+def test_config_values_are_checked_when_read(tmp_path):
+    for setting, says in [("swap.pairs=eight", "swap.pairs must be an integer, got 'eight'"),
+                          ("data.images=0", "data.images must be >= 1"),
+                          ("optimize.prompt=''", "optimize.prompt must not be empty"),
+                          ("swap.attributes=lighting", "swap.attributes must be a list of names"),
+                          ("probes.figures=maybe", "probes.figures must be true or false"),
+                          ("data.num_workers=-1", "data.num_workers must be >= 0")]:
+        with pytest.raises(RunConfigError, match=re.escape(says)):
+            load_run_config(default_config_path(), [setting])
+    assert load_run_config(default_config_path(), ["data.num_workers=auto", "swap.control_pairs=null"]).data.num_workers \
+        == "auto"
 
 
 def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
@@ -150,7 +188,7 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     assert len(inp) == 2 and inp["psnr_hole_result"].notna().all()
     html = res.report.read_text()
     assert "Validated semantic map" in html and "Probe map (unvalidated)" not in html
-    assert html.index("Random tokenizer weights") < html.index('id="map"')
+    assert html.index('id="random-weights"') < html.index('id="map"')  # the page's first line says so
     # a second run reuses both
     again = run_pipeline(cfg, log=lambda s: None)
     assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"

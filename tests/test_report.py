@@ -124,9 +124,31 @@ def _chromium_args(tmp_path: Path) -> list[str]:
             f"--user-data-dir={tmp_path / 'chromium-profile'}"]
 
 
-def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
+def _screenshot(tmp_path, report, width, height):
     from PIL import Image
 
+    shot = tmp_path / "report.png"
+    subprocess.run([*_chromium_args(tmp_path), f"--screenshot={shot}", f"--window-size={width},{height}",
+                    report.resolve().as_uri()], check=True, timeout=120, capture_output=True)
+    if os.environ.get("TOKENPROBE_REPORT_SHOT"):  # keep the screenshot to look at
+        shutil.copy(shot, os.environ["TOKENPROBE_REPORT_SHOT"])
+    return np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
+
+
+def _map_band(img):
+    """Rows and columns of the screenshot where the map table's header colour is."""
+    hit = (np.abs(img - np.array(MAP_HEADER_RGB)).max(axis=2) <= 6)
+    return np.flatnonzero(hit.sum(axis=1) > 200), np.flatnonzero(hit.any(axis=0))
+
+
+def _dom(tmp_path, report):
+    return subprocess.run([*_chromium_args(tmp_path), "--dump-dom", report.resolve().as_uri()], check=True,
+                          timeout=120, capture_output=True, text=True).stdout
+
+
+def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
+    """The first screen (1,400 x 900 px) holds the map table, whole in width, with its legend on the page; a run on
+    random weights says so first."""
     from probe.pipeline import RunConfig, run_pipeline
 
     cfg = RunConfig.from_dict({"name": "chromium-check", "out": str(tmp_path / "run"), "tokenizer": "titok-tiny",
@@ -134,24 +156,58 @@ def test_report_of_a_small_run_renders_in_headless_chromium(tmp_path):
                                "probes": {"permutations": 10}, "swap": {"enabled": False},
                                "optimize": {"enabled": False}})
     report = run_pipeline(cfg, log=lambda s: None).report
-    url = report.resolve().as_uri()
-    shot = tmp_path / "report.png"
-    width, height = 1280, 1600
-    subprocess.run([*_chromium_args(tmp_path), f"--screenshot={shot}", f"--window-size={width},{height}", url],
-                   check=True, timeout=120, capture_output=True)
-    if os.environ.get("TOKENPROBE_REPORT_SHOT"):  # keep the screenshot to look at
-        shutil.copy(shot, os.environ["TOKENPROBE_REPORT_SHOT"])
-    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
+    width, height = 1400, 900
+    img = _screenshot(tmp_path, report, width, height)
     assert img.shape[:2] == (height, width)
     assert img.std() > 20  # not a blank page
-    # the map table's header band: a run of rows where many pixels have the header colour
-    hit = (np.abs(img - np.array(MAP_HEADER_RGB)).max(axis=2) <= 6)
-    band_rows = np.flatnonzero(hit.sum(axis=1) > 200)
-    assert len(band_rows) >= 15, "no header band of the semantic map table in the screenshot"
-    assert band_rows.max() < height // 2  # the map comes first
-    # and the table's text, from the DOM Chromium built
-    dom = subprocess.run([*_chromium_args(tmp_path), "--dump-dom", url], check=True, timeout=120,
-                         capture_output=True, text=True).stdout
+    rows, cols = _map_band(img)
+    assert len(rows) >= 15, "no header band of the semantic map table on the first screen"
+    dom = _dom(tmp_path, report)
+    assert dom.index('id="random-weights"') < dom.index('id="reconstruction"') < dom.index('id="map"')
     table = dom[dom.index('id="map"'):]
     table = table[: table.index("</table>")]
     assert "top_position" in table and ">lighting<" in table and ">null_factor<" in table
+
+    # a validated map with every column the engine writes and two untested attributes
+    attrs = ["lighting", "bg_blur", "global_blur", "obj_hue", "bg_hue", "shape", "obj_scale", "obj_x"]
+    vmap = pd.DataFrame({"attribute": attrs, "positions": ["26", "4", "4", "9+21+23", "7", "12", "3", "5"],
+                         "set_size": [1, 1, 1, 3, 1, 1, 1, 1], "transfer": np.linspace(0.2, 1.1, 8),
+                         "ci_low": np.linspace(0.1, 0.9, 8), "ci_high": np.linspace(0.3, 1.25, 8),
+                         "iia": 0.8, "d_random": 1.5, "d_same_end": 0.5, "max_off_target": 0.99,
+                         "entangled_with": "global_blur,shape,obj_scale", "verdict": "confirmed",
+                         "specificity": "entangled", "source": "single", "probe_rank": 1.0, "best_single": "4",
+                         "best_single_transfer": 0.95})
+    untested = pd.DataFrame({"attribute": ["null_factor", "obj_y"], "verdict": "untested",
+                             "source": ["no measurer", "not selected"]})
+    paths = RunPaths(tmp_path / "run")
+    paths.swap.mkdir()
+    pd.concat([vmap, untested]).to_csv(paths.validated_map, index=False)
+    report = render_report(paths.root)
+    img = _screenshot(tmp_path, report, width, height)
+    rows, cols = _map_band(img)
+    assert len(rows) >= 15 and rows.max() < height, "the validated map's header is not on the first screen"
+    assert cols.max() < width - 20, "the validated map is wider than the window"
+    dom = _dom(tmp_path, report)
+    table = dom[dom.index('id="map"'):]
+    table = table[: table.index("</table>")]
+    assert ">obj_hue<" in table and "null_factor" not in table and "d_same_end" not in table
+    assert "null_factor (no measurer)" in dom[dom.index('id="untested"'):][:300]
+    legend = dom[dom.index('id="legend"'):]
+    for column in ("transfer", "ci_high", "iia", "d_random", "d_same_end", "set_size", "specificity"):
+        assert f"<dt>{column}</dt>" in legend, column
+    assert "can exceed 1" in legend  # interval bounds above 1 are explained
+    # random weights erase the attributes: said above the map (the null of the reconstruction check)
+    assert "lighting" in dom[dom.index('id="erased"'):][:400]
+
+
+def test_report_of_a_folder_made_by_the_separate_commands(tmp_path):
+    from probe.cli import main
+
+    run = tmp_path / "run"
+    assert main(["tokenize", "--manifest", "world-32", "--out", str(run / "store"), "--limit", "48", "--tokenizer",
+                 "titok-tiny", "--random-init", "--device", "cpu", "--workers", "0", "--no-progress"]) == 0
+    assert main(["probe", "--store", str(run / "store"), "--out", str(run / "probes"), "--permutations", "5",
+                 "--attributes", "lighting,shape", "--umap-top", "0", "--quiet"]) == 0
+    html = render_report(run).read_text()
+    assert "tokenizer <code>titok-tiny</code>" in html  # from the store's header, not "?"
+    assert "The probe heatmap is missing" not in html and "data:image/png;base64" in html  # probes/figures found

@@ -24,7 +24,7 @@ def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> No
     from probe.cli import main
 
     out = tmp_path / "swap"
-    rc = main(["swap", "--store", str(store_path), "--attributes", "lighting", "--pairs", "8", "--discovery-pairs", "8",
+    rc = main(["swap", "--store", str(store_path), "--sweep", "--attributes", "lighting", "--pairs", "8", "--discovery-pairs", "8",
                "--control-pairs", "4",
                "--no-greedy", "--grids", "2", "--traverse", "26", "--traverse-images", "2", "--seed", "5",
                "--format", "csv", "--out", str(out), "--quiet", "--no-side-effects"])

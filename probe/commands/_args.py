@@ -61,10 +61,28 @@ def comma_choices(choices):
     return parse
 
 
+def non_empty_text(text: str) -> str:
+    """An argparse type: text that is not empty or blank (a prompt)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+non_empty_text.__name__ = "non-empty text"
+
+
+def add_overwrite_flag(parser: argparse.ArgumentParser, what: str = "the results in --out") -> None:
+    """``--overwrite``: replace earlier results (without it the command refuses to; see ``_results`` in
+    :mod:`probe.cli`)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} (without it, earlier results there are never replaced)")
+
+
 def add_resume_flags(parser: argparse.ArgumentParser, what: str = "the store in --out") -> None:
     """``--no-resume`` / ``--overwrite`` (one flag, two names): start afresh instead of resuming."""
     parser.add_argument("--no-resume", "--overwrite", dest="no_resume", action="store_true",
                         help=f"remove {what} and start afresh instead of resuming into it")
 
 
-__all__ = ["add_resume_flags", "comma_choices", "int_at_least", "non_negative_int", "open_unit_interval", "positive_int"]
+__all__ = ["add_overwrite_flag", "add_resume_flags", "comma_choices", "int_at_least", "non_empty_text",
+           "non_negative_int", "open_unit_interval", "positive_int"]

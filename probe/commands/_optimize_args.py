@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from probe.errors import UsageError
 from probe.optimize.loop import OptimizeConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -17,6 +18,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True, views: int = 0, pad: int = 0) -> None:
     """The tokenizer, CLIP and output options (``views`` / ``pad``: the defaults of ``--views`` / ``--pad``)."""
+    from probe.commands._args import add_overwrite_flag, non_negative_int
+
     parser.add_argument("--tokenizer", default="world-32",
                         help="preset, shipped model, hub id, folder or weights file (default: world-32)")
     parser.add_argument("--random-init", action="store_true",
@@ -31,22 +34,27 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, clip: bool = True, v
         parser.add_argument("--negative", default=None, help="negative prompt")
         parser.add_argument("--cfg", type=float, default=1.0,
                             help="negative-prompt scale: loss = -sim - (1 - cfg) * neg_sim (default: 1, no effect)")
-        parser.add_argument("--views", type=int, default=views,
+        parser.add_argument("--views", type=non_negative_int, default=views,
                             help=f"random crop + flip views per image and step (0: the whole image; default: {views})")
-        parser.add_argument("--pad", type=int, default=pad,
+        parser.add_argument("--pad", type=non_negative_int, default=pad,
                             help=f"reflect padding before cropping views (pixels; default: {pad})")
         parser.add_argument("--antialias", action="store_true",
                             help="resize images to the CLIP's input with an antialiased filter (default: plain "
                                  "bilinear, as the reference; use it when images are much larger than the CLIP input)")
     parser.add_argument("--device", default=None, help="force a device (default: cuda, then mps, then cpu)")
     parser.add_argument("--out", required=True, help="output folder, e.g. runs/edit1")
+    add_overwrite_flag(parser)
+    # checked by probe.cli before any work: --out writable, its earlier results kept unless --overwrite
+    parser.set_defaults(_writes=lambda a: [a.out], _results=lambda a: [Path(a.out) / "config.json"])
 
 
 def add_loop_arguments(parser: argparse.ArgumentParser, defaults: OptimizeConfig | None = None) -> None:
     """The loop's options; ``defaults`` (default: the reference's, ``OptimizeConfig()``) sets their defaults,
     e.g. the text-guided recipe for ``edit`` and ``generate``."""
+    from probe.commands._args import non_negative_int, positive_int
+
     d = defaults or OptimizeConfig()
-    parser.add_argument("--iterations", type=int, default=d.iterations,
+    parser.add_argument("--iterations", type=positive_int, default=d.iterations,
                         help=f"optimizer steps (default: {d.iterations})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
     parser.add_argument("--ema", type=float, default=d.ema_decay, dest="ema_decay",
@@ -62,12 +70,13 @@ def add_loop_arguments(parser: argparse.ArgumentParser, defaults: OptimizeConfig
                         dest="post_quantization",
                         help="optimize the quantized tokens and decode them unquantized (the reference's "
                              "optimize_post_quantization_tokens)")
-    parser.add_argument("--patience", type=int, default=d.early_stop_patience, dest="early_stop_patience",
+    parser.add_argument("--patience", type=non_negative_int, default=d.early_stop_patience, dest="early_stop_patience",
                         help="stop an image when its held-out score (--heldout-clip) has not improved for this many "
                              "evaluations (0: never; default: %(default)s)")
-    parser.add_argument("--heldout-every", type=int, default=d.heldout_every, dest="heldout_every",
+    parser.add_argument("--heldout-every", type=positive_int, default=d.heldout_every, dest="heldout_every",
                         help="steps between held-out evaluations (default: %(default)s)")
-    parser.add_argument("--milestones", type=int, default=d.milestones, help="grid columns between input and result")
+    parser.add_argument("--milestones", type=positive_int, default=d.milestones,
+                        help="grid columns between input and result")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: 0)")
     parser.add_argument("--amp", action="store_true", default=d.amp,
                         help="autocast on CUDA (default: off, as the reference)")
@@ -103,14 +112,14 @@ def load_images(specs: list[str], resolution: int, *, seed: int = 0) -> torch.Te
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not files:
-                raise FileNotFoundError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+                raise UsageError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         elif path.is_file():
             files = [path]
         else:
-            raise FileNotFoundError(f"image {spec!r} not found (give image files, folders, or world:N)")
+            raise UsageError(f"image {spec!r} not found (give image files, folders, or world:N)")
         out.extend(load_as_tensor(f, resolution) for f in files)
     if not out:
-        raise ValueError("no input images; give files, folders or world:N")
+        raise UsageError("no input images; give files, folders or world:N")
     return torch.stack(out)
 
 
@@ -129,9 +138,9 @@ def _world_spec(spec: str, seed: int) -> tuple[str, int, int] | None:
     try:
         n, s = int(parts[0]), int(parts[1]) if len(parts) > 1 else seed
     except (IndexError, ValueError):
-        raise ValueError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED") from None
+        raise UsageError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED") from None
     if len(parts) > 2 or n < 1:
-        raise ValueError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED with N >= 1")
+        raise UsageError(f"image spec {spec!r}: expected {name}:N or {name}:N:SEED with N >= 1")
     return (DEFAULT_WORLD if name == "world" else name), n, s
 
 
@@ -153,9 +162,9 @@ def box_mask(n: int, size: int, box: str) -> torch.Tensor:
     try:
         x0, y0, x1, y1 = (float(v) for v in box.split(","))
     except ValueError:
-        raise ValueError(f"--box {box!r}: expected four fractions x0,y0,x1,y1, e.g. 0.25,0.25,0.75,0.75") from None
+        raise UsageError(f"--box {box!r}: expected four fractions x0,y0,x1,y1, e.g. 0.25,0.25,0.75,0.75") from None
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-        raise ValueError(f"--box {box!r}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+        raise UsageError(f"--box {box!r}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
     from probe.optimize.tasks import box_known
 
     return box_known(size, torch.tensor([[x0, y0, x1, y1]]).expand(n, -1))
@@ -163,7 +172,7 @@ def box_mask(n: int, size: int, box: str) -> torch.Tensor:
 
 def prompts_arg(prompts: list[str], n_images: int) -> list[str] | str:
     if len(prompts) not in (1, n_images):
-        raise ValueError(f"--prompt: {len(prompts)} prompts for {n_images} images (give 1 or {n_images})")
+        raise UsageError(f"--prompt: {len(prompts)} prompts for {n_images} images (give 1 or {n_images})")
     return prompts[0] if len(prompts) == 1 else prompts
 
 

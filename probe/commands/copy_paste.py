@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positions", default=None, help="comma-separated 0-based token positions")
     parser.add_argument("--attribute", default=None, help="look positions up for this attribute in --map")
     parser.add_argument("--map", default=None, help="semantic map JSON (validated map or probe map)")
-    parser.add_argument("--k", type=int, default=1, help="positions taken from the map (default: 1)")
+    from probe.commands._args import positive_int
+
+    parser.add_argument("--k", type=positive_int, default=1, help="positions taken from the map (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of world:N images")
     add_model_arguments(parser, clip=False)
 
@@ -35,16 +37,22 @@ def run(args: argparse.Namespace) -> int:
     from probe.viz.optimize import optimization_grid
     from probe.viz.save import save_figure
 
+    from probe.errors import UsageError
+
     if args.positions:
         try:
             positions = [int(p) for p in args.positions.split(",")]
         except ValueError:
-            raise ValueError(f"--positions {args.positions!r}: expected comma-separated integers") from None
+            raise UsageError(f"--positions {args.positions!r}: expected comma-separated integers") from None
     elif args.attribute and args.map:
         positions = top_positions(load_position_map(args.map), args.attribute, args.k)
     else:
-        raise ValueError("copy-paste: give --positions, or --attribute with --map")
+        raise UsageError("copy-paste: give --positions, or --attribute with --map")
     tok = load_tok(args)
+    outside = [p for p in positions if not 0 <= p < tok.num_tokens]
+    if outside:
+        raise UsageError(f"--positions: {outside} outside 0..{tok.num_tokens - 1} (this tokenizer has "
+                         f"{tok.num_tokens} token positions, counted from 0)")
     target = load_images(args.target, tok.image_size, seed=args.seed)
     source = load_images(args.source, tok.image_size, seed=args.seed + 1)
     res = copy_paste(tok, target, source, positions)

@@ -27,7 +27,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.commands._args import add_resume_flags, positive_int
+    from probe.commands._args import positive_int
     from probe.commands.run import add_common_arguments
 
     add_common_arguments(parser)
@@ -43,9 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-optimize", action="store_true", help="skip the edits, generation and inpainting")
     parser.add_argument("--random-init", action="store_true",
                         help="random tokenizer weights (plumbing checks only; they carry no semantics)")
-    add_resume_flags(parser, "the store in --out/store")
-    # checked by probe.cli before the run: --out writable; --no-resume removes --out/store
-    parser.set_defaults(_writes=lambda a: [a.out], _store=lambda a: Path(a.out) / "store")
+    # checked by probe.cli before the run: --out writable
+    parser.set_defaults(_writes=lambda a: [a.out])
 
 
 def settings(args: argparse.Namespace) -> list[str]:

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS, POSITION_EDIT_METHODS
 
     parser.add_argument("images", nargs="+", help="image files, folders, or world:N (N world images)")
-    parser.add_argument("--prompt", action="append", default=None,
+    from probe.commands._args import non_empty_text
+
+    parser.add_argument("--prompt", action="append", default=None, type=non_empty_text,
                         help="the text; repeat once per image for one prompt per image")
     attr = parser.add_argument_group("attribute edits (instead of --prompt)")
     attr.add_argument("--attribute", default=None, help="the attribute to move, e.g. lighting")

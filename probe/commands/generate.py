@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.commands._optimize_args import add_loop_arguments, add_model_arguments
     from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS
 
-    parser.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
-    parser.add_argument("-n", "--samples", type=int, default=1, help="samples per prompt (default: 1)")
+    from probe.commands._args import non_empty_text, positive_int
+
+    parser.add_argument("--prompt", action="append", required=True, type=non_empty_text,
+                        help="a prompt (repeat for several)")
+    parser.add_argument("-n", "--samples", type=positive_int, default=1, help="samples per prompt (default: 1)")
     parser.add_argument("--init", choices=("top1", "random", "tokens"), default="top1",
                         help="where samples start (default: top1)")
     parser.add_argument("--seed-images", nargs="+", default=["world:256"],

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hole.add_argument("--box", default="0.25,0.25,0.75,0.75", help="the hole as x0,y0,x1,y1 fractions (default: centre)")
     hole.add_argument("--mask", default=None, help="a mask image, white = hole (one for all images)")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l2", help="error on the known pixels (default: l2)")
-    parser.add_argument("--reset-every", type=int, default=50, help="token reset period in steps (0: off; default: 50)")
+    from probe.commands._args import non_negative_int
+
+    parser.add_argument("--reset-every", type=non_negative_int, default=50, help="token reset period in steps (0: off; default: 50)")
     add_model_arguments(parser, clip=False)
     add_loop_arguments(parser)
 

@@ -18,6 +18,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from probe.commands._args import (
+        add_overwrite_flag,
         comma_choices,
         non_negative_int,
         open_unit_interval,
@@ -41,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-figures", action="store_true", help="write the tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # checked by probe.cli before any work: the output folder must be writable
-    parser.set_defaults(_writes=lambda a: [a.out or Path(a.store) / "probes"])
+    add_overwrite_flag(parser, "the probe results in --out")
+    # checked by probe.cli before any work: the output folder writable, its earlier results kept unless --overwrite
+    parser.set_defaults(_writes=lambda a: [a.out or Path(a.store) / "probes"],
+                        _results=lambda a: [Path(a.out or Path(a.store) / "probes") / "config.json"])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,10 +27,14 @@ def _description() -> str:
         "movements, the side effects on every other attribute. "
         f"Verdict rule: {cfg.verdict.text()} "
         f"Where the best single position moves less than {cfg.target}, a greedy search (discovery pairs) finds "
-        "the smallest set reaching it. Writes swaps.csv|parquet (one row per swap x measured attribute), "
+        "the smallest set reaching it. Which positions the discovery step swaps: every one (--sweep), or "
+        "attribution first (--attribution: attribution patching ranks every position from one backward pass per "
+        "batch, real swaps test the top --k, the greedy pool's worth where none of those reaches the target); the "
+        "default is attribution first when every tested attribute's measurer is differentiable, else every "
+        "position. Writes swaps.csv|parquet (one row per swap x measured attribute), "
         "mappings.csv (one row per attribute x set x split), validated_map.csv/.json (the rule and which numbers "
         "come from which pairs), causal_heatmap.csv, rank_agreement.csv, disagreements.csv, greedy_curves.csv, "
-        "figures (PNG + SVG), image grids of the confirmed mappings and config.json (every seed) under --out "
+        "attribution_heatmap.csv (attribution first), spatial maps (--spatial), figures (PNG + SVG), image grids of the confirmed mappings and config.json (every seed) under --out "
         "(default <run>/swap). Under torchrun the discovery sweep's pairs are sharded over ranks (same table as "
         "one process)."
     )
@@ -40,13 +44,20 @@ DESCRIPTION = None  # filled lazily by add_arguments (keeps `tokenprobe --help` 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from probe.commands._args import add_overwrite_flag, non_negative_int, positive_int
+
     parser.description = _description()
     parser.add_argument("--store", required=True, help="token store folder, or a run folder holding store/")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--map", default=None, help="semantic_map.json of `tokenprobe probe`: test its candidates only")
     src.add_argument("--sweep", action="store_true",
-                     help="every single position for every attribute (default), compared with the probes' map "
-                          "when one is found under the run folder")
+                     help="every single position for every attribute (the full causal heatmap), compared with the "
+                          "probes' map when one is found under the run folder (the default when a measurer is not "
+                          "differentiable, and under torchrun)")
+    src.add_argument("--attribution", action="store_true",
+                     help="attribution patching ranks every position, real swaps test the top --k of each "
+                          "attribute (the greedy pool's worth where none reaches the target); the default when "
+                          "every tested measurer is differentiable")
     parser.add_argument("--attributes", default=None,
                         help="comma-separated attributes to draw pairs for (default: every one with a measurer); "
                              "every swap is measured on all attributes that have a measurer (side effects)")
@@ -56,14 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-side-effects", action="store_true",
                         help="measure only the --attributes themselves (faster; no off-target table)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the store's, by its config)")
-    parser.add_argument("--pairs", type=int, default=256,
+    parser.add_argument("--pairs", type=positive_int, default=256,
                         help="confirmation pairs per attribute: every reported number (default 256)")
-    parser.add_argument("--discovery-pairs", type=int, default=64,
+    parser.add_argument("--discovery-pairs", type=positive_int, default=64,
                         help="discovery pairs per attribute, on other images: every selection (default 64)")
-    parser.add_argument("--control-pairs", type=int, default=None,
+    parser.add_argument("--control-pairs", type=positive_int, default=None,
                         help="run the decode-costly controls on only this many pairs per attribute (default: all)")
     parser.add_argument("--swap-back", action="store_true", help="also the swap-back control (re-encodes)")
-    parser.add_argument("--k", type=int, default=3, help="with --map: candidate positions per attribute (default 3)")
+    parser.add_argument("--k", type=positive_int, default=3,
+                        help="with --map: candidate positions per attribute; attribution first: positions swapped "
+                             "first per attribute (default 3)")
+    parser.add_argument("--spatial", type=non_negative_int, default=0, metavar="N",
+                        help="also per-position contribution maps over N images: spatial_maps.csv/.npz and figures")
     parser.add_argument("--target", type=float, default=0.8, help="transfer the greedy set search must reach (0.8)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy set search")
     parser.add_argument("--confirm", type=float, default=0.5,
@@ -74,11 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="family-wise error rate of 'confirmed' per attribute (0.05)")
     parser.add_argument("--specific", type=float, default=0.25, help="max side effect of a specific mapping (0.25)")
-    parser.add_argument("--traverse", type=int, default=None, metavar="POS",
+    parser.add_argument("--traverse", type=non_negative_int, default=None, metavar="POS",
                         help="also traverse position POS through the codes the store uses there")
-    parser.add_argument("--traverse-images", type=int, default=8, help="images per traversal (default 8)")
-    parser.add_argument("--grids", type=int, default=6, help="pairs per image grid of a confirmed mapping (0: none)")
-    parser.add_argument("--batch", type=int, default=256, help="images per decode (default 256)")
+    parser.add_argument("--traverse-images", type=positive_int, default=8, help="images per traversal (default 8)")
+    parser.add_argument("--grids", type=non_negative_int, default=6, help="pairs per image grid of a confirmed mapping (0: none)")
+    parser.add_argument("--batch", type=positive_int, default=256, help="images per decode (default 256)")
     parser.add_argument("--device", default=None, help="cpu / cuda / mps (default: automatic)")
     parser.add_argument("--bf16", action="store_true", help="decode under bf16 autocast on CUDA")
     parser.add_argument("--format", choices=("csv", "parquet"), default="parquet",
@@ -87,6 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default <run>/swap)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite_flag(parser, "the swap results in --out")
+    # checked by probe.cli before any work: --out writable, its earlier results kept unless --overwrite
+    parser.set_defaults(_writes=lambda a: [_out(a)], _results=lambda a: [_out(a) / "config.json"])
+
+
+def _out(args: argparse.Namespace) -> Path:
+    """--out, else <run>/swap beside the store."""
+    if args.out:
+        return Path(args.out)
+    store = _store_path(Path(args.store)) or Path(args.store)
+    return (store.parent if store.name == "store" else store) / "swap"
 
 
 def _store_path(p: Path) -> Path | None:
@@ -128,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if args.map and not Path(args.map).exists():
         print(f"error: --map {args.map}: file not found (run `tokenprobe probe` first)", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (store_path.parent if store_path.name == "store" else store_path) / "swap"
+    out = _out(args)
     try:
         return _run(args, store_path, out)
     except ValueError as exc:  # bad attribute / measurer / map: one line
@@ -160,19 +186,26 @@ def _run(args: argparse.Namespace, store_path: Path, out: Path) -> int:
     _print(res, args, attrs, smap_path)
     if args.traverse is not None:
         _traverse(args, tok, store, data, measurers, out, res.paths)
+    if args.spatial > 0:
+        from probe.swap.spatial import spatial_maps
+
+        maps = spatial_maps(tok, data.quantized, masks=data.masks, n=args.spatial, seed=args.seed, batch=args.batch)
+        res.paths |= maps.save(out, figures=not args.no_figures)
     print(f"\nwrote {out}")
     return 0
 
 
 def _tokenizer(args: argparse.Namespace, store):
-    """--tokenizer, else the store's own (on --device)."""
+    """--tokenizer, else the store's own, on --device (under torchrun: each rank on its own GPU)."""
     import probe
+    from probe.swap.distributed import rank_device
     from probe.swap.validated import tokenizer_of
 
+    device = rank_device(args.device)
     if args.tokenizer:
-        return probe.load_tokenizer(args.tokenizer, device=args.device)
+        return probe.load_tokenizer(args.tokenizer, device=device)
     tok = tokenizer_of(store)
-    return tok.to(args.device) if args.device else tok
+    return tok.to(device) if device else tok
 
 
 def _attributes(args: argparse.Namespace, store, store_path: Path) -> list[str] | None:
@@ -200,8 +233,14 @@ def _measurers(args: argparse.Namespace, store, attrs: list[str] | None) -> dict
             given[a.strip()] = get_measurer(spec.strip())
         except KeyError as exc:
             raise ValueError(f"--measurer {item!r}: {exc.args[0] if exc.args else exc}") from exc
-    wanted = [a for a in attrs if a not in given] if args.no_side_effects and attrs else None
-    measurers = default_measurers(store, wanted) | given
+    from probe.data.manifest import declared_measurers
+
+    declared = {a: get_measurer(spec) for a, spec in declared_measurers(store.manifest).items()
+                if a in store.attributes.columns and a not in given}
+    wanted = [a for a in attrs if a not in given and a not in declared] if args.no_side_effects and attrs else None
+    if args.no_side_effects and attrs:
+        declared = {a: m for a, m in declared.items() if a in attrs}
+    measurers = default_measurers(store, wanted) | declared | given
     lacking = [a for a in attrs or [] if a not in measurers]
     if lacking:
         default_measurers(store, lacking)  # raises the measure package's one-line reason
@@ -223,8 +262,10 @@ def _config(args: argparse.Namespace):
     from probe.swap.stats import VerdictConfig
 
     controls = DEFAULT_CONTROLS + (("swap_back",) if args.swap_back else ())
+    mode = "exhaustive" if args.sweep else "attribution" if args.attribution else "auto"
     return SwapConfig(pairs=args.pairs, discovery_pairs=args.discovery_pairs, seed=args.seed, controls=controls,
                       control_pairs=args.control_pairs, batch=args.batch, target=args.target, autocast=args.bf16,
+                      mode=mode, first_k=args.k,
                       verdict=VerdictConfig(confirm=args.confirm, weak=args.weak, min_effect=args.min_effect,
                                             alpha=args.alpha, specific=args.specific, seed=args.seed))
 

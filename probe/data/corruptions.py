@@ -99,22 +99,30 @@ def _saturation(images: torch.Tensor, p: torch.Tensor, seeds: torch.Tensor) -> t
 class CorruptionSpec:
     """One corruption: its parameter at severities 0..MAX_SEVERITY and the function applying it.
 
-    ``fn(images [B,3,H,W], params [B], seeds [B]) -> images [B,3,H,W]``.
+    ``fn(images [B,3,H,W], params [B], seeds [B]) -> images [B,3,H,W]``; ``measurer`` reads the strength back
+    from an image (the default measurer of the severity attribute, e.g. for swaps).
     """
 
     table: tuple[float, ...]
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     parameter: str
     stochastic: bool = False
+    measurer: str = ""  # the measurer spec (probe.measure) that reads this corruption's strength on any image
 
 
 CORRUPTIONS: dict[str, CorruptionSpec] = {
-    "blur": CorruptionSpec((0.0, 1.0, 2.0, 3.0, 4.0, 6.0), _blur, "sigma in px at 224"),
-    "brightness": CorruptionSpec((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), _brightness, "HSV value shift"),
-    "contrast": CorruptionSpec((1.0, 0.4, 0.3, 0.2, 0.1, 0.05), _contrast, "contrast factor"),
-    "noise": CorruptionSpec((0.0, 0.08, 0.12, 0.18, 0.26, 0.38), _noise, "noise std", True),
-    "jpeg": CorruptionSpec((100.0, 25.0, 18.0, 15.0, 10.0, 7.0), _jpeg, "JPEG quality"),
-    "saturation": CorruptionSpec((1.0, 0.8, 0.6, 0.4, 0.2, 0.0), _saturation, "saturation factor"),
+    "blur": CorruptionSpec((0.0, 1.0, 2.0, 3.0, 4.0, 6.0), _blur, "sigma in px at 224",
+                           measurer="corruption:blur_effect"),
+    "brightness": CorruptionSpec((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), _brightness, "HSV value shift",
+                                 measurer="analytic:luminance"),
+    "contrast": CorruptionSpec((1.0, 0.4, 0.3, 0.2, 0.1, 0.05), _contrast, "contrast factor",
+                               measurer="analytic:contrast"),
+    "noise": CorruptionSpec((0.0, 0.08, 0.12, 0.18, 0.26, 0.38), _noise, "noise std", True,
+                            measurer="corruption:noise_sigma"),
+    "jpeg": CorruptionSpec((100.0, 25.0, 18.0, 15.0, 10.0, 7.0), _jpeg, "JPEG quality",
+                           measurer="corruption:blockiness"),
+    "saturation": CorruptionSpec((1.0, 0.8, 0.6, 0.4, 0.2, 0.0), _saturation, "saturation factor",
+                                 measurer="analytic:colourfulness"),
 }
 """name -> :class:`CorruptionSpec`; the severity of each is an attribute named after it."""
 

@@ -19,9 +19,11 @@ Example (``data_manifests/world.yaml``)::
 
 Attribute fields: ``name``; ``kind`` (categorical | continuous); ``from`` (the source field the
 value comes from, default ``name``); optional ``map`` (value -> label) or ``ranges`` (label ->
-[low, high], inclusive) with ``default`` (label outside every range). Corruption partitions add
-one attribute per kind (its severity, continuous) and, in modes ``grid`` and ``one``, a
-categorical ``corruption`` (the kind applied).
+[low, high], inclusive) with ``default`` (label outside every range); optional ``measurer`` (the
+spec of the measurer that reads it on an image, e.g. ``analytic:luminance``; swaps use it).
+Corruption partitions add one attribute per kind (its severity, continuous; its measurer is the
+one the corruption declares) and, in modes ``grid`` and ``one``, a categorical ``corruption``
+(the kind applied).
 
 Source options by type: ``world``: ``config`` (WorldConfig fields); ``folder``: ``root``,
 ``extensions``, ``recursive``, ``min_size``; ``table``: ``path``, ``image_column``, ``root``,
@@ -84,6 +86,7 @@ class AttributeSpec:
     map: dict | None = None
     ranges: dict | None = None
     default: Any = None
+    measurer: str | None = None  # the measurer spec that reads this attribute on an image (probe.measure)
 
     def value(self, record: dict) -> Any:
         """The attribute's value for one source record (``None`` when absent / unmapped)."""
@@ -140,12 +143,23 @@ class Manifest:
                 out[p.kind] = "continuous"
         return out
 
+    @property
+    def measurers(self) -> dict[str, str]:
+        """attribute -> the measurer spec the manifest declares for it: an attribute's own ``measurer``, and for
+        each corruption partition the measurer of its strength (:data:`probe.data.corruptions.CORRUPTIONS`)."""
+        from probe.data.corruptions import CORRUPTIONS
+
+        out = {p.kind: CORRUPTIONS[p.kind].measurer for p in self.corruptions
+               if p.kind in CORRUPTIONS and CORRUPTIONS[p.kind].measurer}
+        return out | {a.name: a.measurer for a in self.attributes if a.measurer}
+
     def to_dict(self) -> dict:
         """A plain, YAML/JSON-serialisable dict (for store headers and run configs)."""
         d = {"name": self.name, "source": {"type": self.source_type, **self.source_options},
              "attributes": [{k: v for k, v in (("name", a.name), ("kind", a.kind),
                                                 ("from", a.source_field), ("map", a.map),
-                                                ("ranges", a.ranges), ("default", a.default))
+                                                ("ranges", a.ranges), ("default", a.default),
+                                                ("measurer", a.measurer))
                              if v is not None} for a in self.attributes],
              "size": self.size, "seed": self.seed, "resolution": self.resolution}
         if self.corruptions:
@@ -288,8 +302,8 @@ def _attribute(c: _Checker, a: Any, i: int) -> AttributeSpec:
     if not isinstance(a, dict):
         raise c.fail(f, f"must be a mapping, got {type(a).__name__}")
     for k in a:
-        if k not in ("name", "kind", "from", "map", "ranges", "default"):
-            raise c.fail(f"{f}.{k}", "is unknown; allowed: name, kind, from, map, ranges, default")
+        if k not in ("name", "kind", "from", "map", "ranges", "default", "measurer"):
+            raise c.fail(f"{f}.{k}", "is unknown; allowed: name, kind, from, map, ranges, default, measurer")
     name = c.typed(a, "name", (str,), f"{f}.name", required=True)
     if not _NAME_RE.match(name):
         raise c.fail(f"{f}.name", f"must be letters, digits, '_', '.', '-', got {name!r}")
@@ -309,8 +323,12 @@ def _attribute(c: _Checker, a: Any, i: int) -> AttributeSpec:
             if not ok:
                 raise c.fail(f"{f}.ranges.{label}", f"must be [low, high] numbers with low <= high, got {r!r}")
         ranges = {k: (r[0], r[1]) for k, r in ranges.items()}
+    measurer = c.typed(a, "measurer", (str,), f"{f}.measurer")
+    if measurer is not None and ":" not in measurer:
+        raise c.fail(f"{f}.measurer", f"must be a measurer spec 'family:name' (e.g. analytic:luminance, "
+                                      f"clip:a dark photo|a bright photo), got {measurer!r}")
     return AttributeSpec(name=name, kind=kind, source_field=src, map=mp, ranges=ranges,
-                         default=a.get("default"))
+                         default=a.get("default"), measurer=measurer)
 
 
 def source_fields(stype: str, opts: dict) -> list[str] | None:
@@ -473,5 +491,15 @@ __all__ = [
     "load_manifest",
     "manifest_from_dict",
     "shipped_manifests",
+    "declared_measurers",
     "source_fields",
 ]
+
+
+def declared_measurers(manifest: dict) -> dict[str, str]:
+    """attribute -> measurer spec a manifest (as a dict, e.g. a token store's header's) declares:
+    :attr:`Manifest.measurers`; ``{}`` when it cannot be read back (an older or foreign header)."""
+    try:
+        return manifest_from_dict(dict(manifest), where="<manifest>").measurers
+    except Exception:  # noqa: BLE001 - nothing declared: the default measurers apply
+        return {}

@@ -72,6 +72,7 @@ class ClipMeasurer(Measurer):
     """
 
     kind = "categorical"
+    differentiable = True
 
     def __init__(self, prompts: Mapping[str, str | Sequence[str]] | Sequence[str], *, name: str | None = None,
                  model: str = "world-clip", pretrained: str | None = None, device: str | torch.device | None = None,

@@ -48,7 +48,14 @@ def _clip(name: str, **kw: Any) -> Measurer:
     return world_clip_measurer(name, **kw)
 
 
+def _corruption(name: str, **kw: Any) -> Measurer:
+    from probe.measure.corruption import corruption_measurer
+
+    return corruption_measurer(name)
+
+
 register("analytic", _analytic)
+register("corruption", _corruption)
 register("oracle", _oracle)
 register("clip", _clip)
 

@@ -26,6 +26,7 @@ from probe.pipeline.config import (
     DataConfig,
     OptimizeStageConfig,
     ProbeStageConfig,
+    ReconstructionStageConfig,
     RunConfig,
     RunConfigError,
     SwapStageConfig,
@@ -38,7 +39,7 @@ from probe.pipeline.runner import RunResult, run_pipeline
 from probe.pipeline.world import world_manifest, world_settings
 
 __all__ = [
-    "STAGES", "DataConfig", "OptimizeStageConfig", "ProbeStageConfig", "RunConfig", "RunConfigError", "RunResult",
+    "STAGES", "DataConfig", "OptimizeStageConfig", "ProbeStageConfig", "ReconstructionStageConfig", "RunConfig", "RunConfigError", "RunResult",
     "StageRecord", "SwapStageConfig", "apply_settings", "default_config_path", "load_run_config", "preflight",
     "run_pipeline", "stage_hashes", "world_manifest", "world_settings",
 ]

@@ -12,7 +12,10 @@ from probe.pipeline.config import RunConfig, expand
 from probe.report.layout import RunPaths
 
 #: The stages in order.
-STAGES = ("tokenize", "probes", "swap", "optimize", "report")
+STAGES = ("tokenize", "reconstruction", "probes", "swap", "optimize", "report")
+#: the stage whose results each stage reads (its hash chains from that stage's)
+UPSTREAM = {"tokenize": None, "reconstruction": "tokenize", "probes": "tokenize", "swap": "probes",
+            "optimize": "swap", "report": "optimize"}
 
 
 @dataclass
@@ -34,11 +37,12 @@ def stage_hashes(cfg: RunConfig) -> dict[str, str]:
     d = cfg.to_dict()
     common = {k: d[k] for k in ("tokenizer", "random_init", "seed")}
     own = {"tokenize": {**common, "data": d["data"], "tokenizer_resolved": expand(cfg.tokenizer)},
-           "probes": d["probes"], "swap": d["swap"], "optimize": d["optimize"], "report": {}}
-    out, prev = {}, ""
+           "reconstruction": d["reconstruction"], "probes": d["probes"], "swap": d["swap"], "optimize": d["optimize"],
+           "report": {}}
+    out: dict[str, str] = {}
     for s in STAGES:
-        prev = config_hash({"stage": s, "settings": own[s], "upstream": prev})
-        out[s] = prev
+        up = UPSTREAM[s]
+        out[s] = config_hash({"stage": s, "settings": own[s], "upstream": out[up] if up else ""})
     return out
 
 
@@ -60,6 +64,12 @@ def write_marker(paths: RunPaths, rec: StageRecord) -> None:
     paths.done_marker(rec.stage).write_text(json.dumps(asdict(rec), indent=2))
 
 
+def started_marker(paths: RunPaths, stage: str) -> Path:
+    """Written when a stage starts, removed when it finishes: its outputs are an unfinished attempt of a run
+    (interrupted or failed), which the next run may replace."""
+    return paths.stages / f"{stage}.started"
+
+
 def clear_marker(paths: RunPaths, stage: str) -> None:
     """Forget that ``stage`` finished (it runs again next time)."""
     paths.done_marker(stage).unlink(missing_ok=True)
@@ -69,3 +79,37 @@ def relative_outputs(paths: RunPaths, outputs: list[Path] | dict[str, Any]) -> l
     """Output files as sorted paths relative to the run folder (as the marker records them)."""
     items = outputs.values() if isinstance(outputs, dict) else outputs
     return sorted({str(Path(p).resolve().relative_to(paths.root.resolve())) for p in items})
+
+
+#: the folder of each stage's results (besides its done marker)
+_FOLDERS = {"reconstruction": "reconstruction", "probes": "probes", "swap": "swap", "optimize": "optimize"}
+
+
+def replaced_by(paths: RunPaths, hashes: dict[str, str], stages: list[str]) -> list[str]:
+    """The stages among ``stages`` whose earlier results this run would replace: finished with other settings
+    (their done marker's hash differs), or written by a separate command into the run folder (results there,
+    no done marker and no unfinished attempt of a run)."""
+    out = []
+    for stage in stages:
+        marker = paths.done_marker(stage)
+        if marker.exists():
+            if json.loads(marker.read_text()).get("config_hash") != hashes[stage]:
+                out.append(stage)
+            continue
+        folder = paths.root / _FOLDERS.get(stage, "-")
+        unfinished = started_marker(paths, stage).exists() or (paths.stages / f"{stage}.error.txt").exists()
+        if stage in _FOLDERS and folder.is_dir() and any(folder.iterdir()) and not unfinished:
+            out.append(stage)
+    return out
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two run configs (as dicts)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_settings(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(prefix + k)
+    return out

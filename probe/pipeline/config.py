@@ -39,7 +39,22 @@ class DataConfig:
     images: int | None = 4000
     attributes: list[str] | None = None
     batch_size: int = 128
-    num_workers: int | str = 0
+    num_workers: int | str = 0  # an integer >= 0 or "auto"
+
+
+@dataclass
+class ReconstructionStageConfig:
+    """How well the tokenizer reconstructs the run's own images (:mod:`probe.measure.reconstruction`), the first
+    thing the report and the printed summary show: PSNR and SSIM, and per attribute the share of the originals'
+    gap the reconstructions keep (a swap cannot move more of it).
+
+    Attributes:
+        images: images reconstructed (a seeded sample of the store).
+        pairs: pairs per attribute from its opposite ends, for the share of the gap kept.
+    """
+
+    images: int = 256
+    pairs: int = 64
 
 
 @dataclass
@@ -130,7 +145,7 @@ class RunConfig:
         random_init: random tokenizer weights (plumbing checks only: they carry no semantics).
         device: ``None`` picks cuda, then mps, then cpu.
         seed: the seed of the data sample, the probes, the pairs and the optimization.
-        data, probes, swap, optimize: the stages' settings.
+        data, reconstruction, probes, swap, optimize: the stages' settings.
     """
 
     name: str = "demo"
@@ -140,6 +155,7 @@ class RunConfig:
     device: str | None = None
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    reconstruction: ReconstructionStageConfig = field(default_factory=ReconstructionStageConfig)
     probes: ProbeStageConfig = field(default_factory=ProbeStageConfig)
     swap: SwapStageConfig = field(default_factory=SwapStageConfig)
     optimize: OptimizeStageConfig = field(default_factory=OptimizeStageConfig)
@@ -165,14 +181,64 @@ def _from_dict(cls: type, d: Any, where: str, prefix: str) -> Any:
     kw = {}
     for k, v in d.items():
         sub = _SECTIONS.get(k) if not prefix else None
-        kw[k] = _from_dict(sub, v if v is not None else {}, where, f"{k}.") if sub else v
-    try:
-        return cls(**kw)
-    except TypeError as e:
-        raise RunConfigError(f"{where}: {e}") from None
+        if sub:
+            kw[k] = _from_dict(sub, v if v is not None else {}, where, f"{k}.")
+        else:
+            check_value(prefix + k, v, str(fields[k].type), where)
+            kw[k] = v
+    return cls(**kw)
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "probes": ProbeStageConfig, "swap": SwapStageConfig,
+#: the smallest value of a numeric setting
+MINIMUM: dict[str, int] = {
+    "data.images": 1, "data.batch_size": 1, "reconstruction.images": 1, "reconstruction.pairs": 1, "data.num_workers": 0, "probes.permutations": 1, "swap.pairs": 1,
+    "swap.candidates": 1, "swap.control_pairs": 1, "swap.max_set": 0, "swap.grids": 0, "optimize.iterations": 1,
+    "optimize.images": 1,
+}
+#: settings that must not be empty text
+NON_EMPTY = ("name", "out", "tokenizer", "optimize.prompt", "optimize.clip")
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
+               "None": "null", "list[str]": "a list of names, e.g. [a, b]",
+               "dict[str, str]": "a mapping of names to text, e.g. {shape: oracle:shape}"}
+
+
+def _is(value: Any, type_name: str) -> bool:
+    if type_name == "None":
+        return value is None
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if type_name == "str":
+        return isinstance(value, str)
+    if type_name == "list[str]":
+        return isinstance(value, list) and all(isinstance(x, str) for x in value)
+    if type_name == "dict[str, str]":
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in value.items())
+    raise AssertionError(f"no check for the type {type_name}")  # a new field type: add its check here
+
+
+def check_value(key: str, value: Any, type_str: str, where: str = "<run config>") -> None:
+    """Raise a :class:`RunConfigError` naming ``where`` and ``key`` unless ``value`` has the field's type (the
+    annotation, e.g. ``"int | None"``) and lies in its range (:data:`MINIMUM`, :data:`NON_EMPTY`)."""
+    kinds = [t.strip() for t in type_str.split("|")]
+    if not any(_is(value, t) for t in kinds):
+        if key == "data.num_workers" and value == "auto":
+            return
+        want = " or ".join(_TYPE_WORDS.get(t, t) for t in kinds)
+        raise RunConfigError(f"{where}: {key} must be {want}, got {value!r}")
+    low = MINIMUM.get(key)
+    if low is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+        raise RunConfigError(f"{where}: {key} must be >= {low}, got {value!r}")
+    if key in NON_EMPTY and isinstance(value, str) and not value.strip():
+        raise RunConfigError(f"{where}: {key} must not be empty")
+
+
+_SECTIONS: dict[str, type] = {"data": DataConfig, "reconstruction": ReconstructionStageConfig,
+                              "probes": ProbeStageConfig, "swap": SwapStageConfig,
                               "optimize": OptimizeStageConfig}
 
 
@@ -205,7 +271,11 @@ def load_run_config(path: str | os.PathLike, settings: list[str] | None = None, 
     except yaml.YAMLError as e:
         raise RunConfigError(f"{path}: not valid YAML ({e})") from None
     cfg = RunConfig.from_dict(apply_settings(data, settings or [], where=f"{path}: --set"), where=str(path))
-    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    types = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    for k, v in given.items():
+        check_value(k, v, types[k], where="the command line")
+    return dataclasses.replace(cfg, **given)
 
 
 def default_config_path() -> Path:

@@ -48,13 +48,19 @@ def _clip_problem(spec: str) -> str | None:
 
 
 def preflight(cfg: RunConfig) -> Any:
-    """Check, before any work, that what the run needs is there: the manifest's images, the CLIP weights and
-    the tokenizer. Raises one :class:`RunConfigError` listing everything missing; returns the tokenizer when it
+    """Check, before any work, that what the run needs is there: the device, the manifest's images, the CLIP
+    weights and the tokenizer. Raises one :class:`RunConfigError` listing everything missing; returns the tokenizer when it
     had to be loaded to check it (else ``None``).
 
     A tokenizer from the hub is only looked up in the local cache when something else is missing already, so a
     run that cannot start does not wait for downloads first."""
     problems = []
+    from probe.device import DeviceError, resolve_device
+
+    try:
+        resolve_device(cfg.device)
+    except DeviceError as e:
+        problems.append(f"device: {e}")
     if cfg.data.manifest is not None:
         from probe.data.dataset import build_source
         from probe.data.manifest import load_manifest

@@ -56,6 +56,9 @@ class StageContext:
             self.store = TokenStore.open(self.paths.store)
         self.world = world_of(self.store)
         self.attributes = _attributes(self)
+        unknown = sorted(set(self.config.swap.attributes or []) - set(self.attributes))
+        if unknown:  # said before the probes run, not after
+            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {self.attributes}")
 
 
 # --------------------------------------------------------------------------------------------- tokenize, probes
@@ -113,24 +116,92 @@ def _semantic_map(ctx: StageContext) -> Any:
     return SemanticMap.from_dict(json.loads(ctx.paths.semantic_map.read_text()))
 
 
+# --------------------------------------------------------------------------------------------- reconstruction
+def stage_reconstruction(ctx: StageContext) -> list[Path]:
+    """PSNR and SSIM of the tokenizer's reconstructions of ``reconstruction.images`` of the run's images, and per
+    attribute with a measurer the share of the originals' gap the reconstructions keep; writes
+    ``reconstruction/``."""
+    from probe.data.rematerialise import rematerialise
+    from probe.measure.reconstruction import image_fidelity
+    from probe.tokenizers.base import decode_batched, encode_batched
+    from probe.viz.save import save_figure
+    from probe.viz.swap import image_grid_figure
+
+    c, paths, tok = ctx.config.reconstruction, ctx.paths, ctx.tokenizer
+    rows = _rows(ctx, c.images, ctx.config.seed)
+    images, masks = rematerialise(ctx.store, rows, resolution=int(tok.image_size), masks=True)
+    recon = decode_batched(tok, encode_batched(tok, images, batch=ctx.config.data.batch_size).quantized,
+                           batch=ctx.config.data.batch_size)
+    fidelity = image_fidelity(images, recon)
+    fidelity.insert(1, "row", rows)
+    paths.reconstruction.mkdir(parents=True, exist_ok=True)
+    fidelity.to_csv(paths.reconstruction_images, index=False)
+    kept = _kept_gaps(ctx, rows, images, recon, masks)
+    kept.to_csv(paths.reconstruction_attributes, index=False)
+    summary = {"images": len(rows), "psnr": float(fidelity["psnr"].mean()), "ssim": float(fidelity["ssim"].mean()),
+               "psnr_median": float(fidelity["psnr"].median()), "tokenizer": ctx.config.tokenizer,
+               "random_init": ctx.config.random_init, "seed": ctx.config.seed}
+    paths.reconstruction_summary.write_text(json.dumps(summary, indent=2))
+    k = min(6, len(rows))
+    fig = image_grid_figure({"original": images[:k], "reconstruction": recon[:k]}, by_row=True)
+    ctx.notes.append(f"PSNR {summary['psnr']:.1f} dB, SSIM {summary['ssim']:.2f} on {len(rows)} images"
+                     + (" (random weights)" if ctx.config.random_init else ""))
+    return [paths.reconstruction_images, paths.reconstruction_attributes, paths.reconstruction_summary,
+            save_figure(fig, paths.reconstruction_examples.with_suffix(""))[0]]
+
+
+def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any) -> Any:
+    """Per attribute with a measurer: the share of the originals' gap the reconstructions keep (a row with a
+    ``note`` for an attribute that cannot be paired or measured)."""
+    import pandas as pd
+    import torch
+
+    from probe.measure.reconstruction import kept_gap
+    from probe import worlds
+    from probe.swap.movement import movement
+    from probe.swap.pairs import PairConfig, sample_pairs
+    from probe.swap.run import store_kinds
+
+    kinds = store_kinds(ctx.store)
+    world = worlds.of_store(ctx.store)
+    circular = world.circular() if world is not None else ()
+    attrs = ctx.store.attributes.iloc[rows].reset_index(drop=True)
+    out = []
+    for a, m in _measurers_of(ctx, ctx.attributes)[0].items():
+        try:
+            pairs = sample_pairs(attrs, a, kinds.get(a, "continuous"),
+                                 PairConfig(n=ctx.config.reconstruction.pairs, seed=ctx.config.seed),
+                                 circular=a in circular)
+        except ValueError as e:
+            out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), "note": str(e)})
+            continue
+        with torch.no_grad():
+            before, after = m(images, masks=masks).float().cpu(), m(recon, masks=masks).float().cpu()
+        i, j = pairs["recipient"].to_numpy().copy(), pairs["donor"].to_numpy().copy()
+        kind = getattr(m, "kind", "continuous")
+        gaps = (movement(kind, before[i], before[j])["distance"], movement(kind, after[i], after[j])["distance"])
+        out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), **kept_gap(*gaps), "note": ""})
+    return pd.DataFrame(out, columns=["attribute", "measurer", "gap_original", "gap_reconstruction", "kept", "pairs",
+                                      "note"])
+
+
 # --------------------------------------------------------------------------------------------- swap
 def _measurer(ctx: StageContext, attribute: str) -> Any:
-    """The measurer of ``attribute``: the config's spec (``swap.measurers``), else the default."""
+    """The measurer of ``attribute``: the config's spec (``swap.measurers``), else the manifest's, else the
+    default (:func:`probe.measure.measurer_for`)."""
     from probe.measure import get_measurer, measurer_for
 
-    spec = ctx.config.swap.measurers.get(attribute)
+    from probe.data.manifest import declared_measurers
+
+    spec = ctx.config.swap.measurers.get(attribute) or declared_measurers(ctx.store.manifest).get(attribute)
     return get_measurer(spec) if spec else measurer_for(attribute)
 
 
-def _measurers(ctx: StageContext) -> dict[str, Any]:
-    """attribute -> measurer for the run's attributes that have one (spec from the config, else the default)."""
+def _measurers_of(ctx: StageContext, attributes: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """(attribute -> measurer, attributes without one) for ``attributes`` (spec from the config, else the
+    default)."""
     out, without = {}, []
-    wanted = ctx.config.swap.attributes
-    if wanted:
-        unknown = sorted(set(wanted) - set(ctx.attributes))
-        if unknown:
-            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {ctx.attributes}")
-    for a in wanted or ctx.attributes:
+    for a in attributes:
         try:
             out[a] = _measurer(ctx, a)
         except (KeyError, ValueError):
@@ -138,6 +209,17 @@ def _measurers(ctx: StageContext) -> dict[str, Any]:
                 raise RunConfigError(f"swap.measurers.{a}: {ctx.config.swap.measurers[a]!r} is not a measurer "
                                      "spec") from None
             without.append(a)
+    return out, without
+
+
+def _measurers(ctx: StageContext) -> dict[str, Any]:
+    """attribute -> measurer for the swap stage's attributes that have one."""
+    wanted = ctx.config.swap.attributes
+    if wanted:
+        unknown = sorted(set(wanted) - set(ctx.attributes))
+        if unknown:
+            raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {ctx.attributes}")
+    out, without = _measurers_of(ctx, wanted or ctx.attributes)
     if without:
         ctx.notes.append(f"not validated (no measurer; set swap.measurers): {', '.join(without)}")
     return out
@@ -157,13 +239,17 @@ def stage_swap(ctx: StageContext) -> list[Path]:
         raise StageSkipped("swap validation did not run: no attribute of this run has a measurer (swap.measurers)")
     data = SwapData.from_store(ctx.store, tok)
     disc = c.discovery_pairs or c.pairs
+    # swap.sweep asks for every single position (the full causal heatmap), not attribution first
     cfg = SwapConfig(pairs=c.pairs, discovery_pairs=disc, seed=seed, control_pairs=c.control_pairs,
-                     greedy_pairs=min(64, disc), max_set=max(1, c.max_set))
+                     greedy_pairs=min(64, disc), max_set=max(1, c.max_set), mode="exhaustive")
     attrs = list(measurers)
     ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
                                   grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates})
     written = list(ctx.swap.paths.values())
+    if ctx.swap.result.summary.empty:
+        ctx.notes.append("nothing tested: the probes named no candidate position (swap.sweep: true tests every "
+                         "position)")
     if c.traversals:
         written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
@@ -275,14 +361,18 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
     return [ctx.paths.optimize_table("copy_paste"), *written]
 
 
-def _images(ctx: StageContext, n: int, seed: int) -> Any:
-    """``n`` images of the run's store rows, drawn with ``seed`` (re-rendered or re-read): ``[n, 3, H, W]``."""
+def _rows(ctx: StageContext, n: int, seed: int) -> Any:
+    """``min(n, rows)`` sorted row positions of the run's store, drawn with ``seed``."""
     import numpy as np
 
+    return np.sort(np.random.default_rng(seed).choice(len(ctx.store), size=min(n, len(ctx.store)), replace=False))
+
+
+def _images(ctx: StageContext, n: int, seed: int) -> Any:
+    """``n`` images of the run's store rows, drawn with ``seed`` (re-rendered or re-read): ``[n, 3, H, W]``."""
     from probe.data.rematerialise import rematerialise
 
-    rows = np.sort(np.random.default_rng(seed).choice(len(ctx.store), size=min(n, len(ctx.store)), replace=False))
-    return rematerialise(ctx.store, rows, resolution=int(ctx.tokenizer.image_size))
+    return rematerialise(ctx.store, _rows(ctx, n, seed), resolution=int(ctx.tokenizer.image_size))
 
 
 def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
@@ -324,9 +414,8 @@ def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
     res = inpaint(ctx.tokenizer, images, known, reset_every=max(1, c.iterations // 4), config=ocfg)
     folder = write_run(ctx.paths.optimize_folder("inpaint"), res, inputs=masked_images(images, known),
                        settings={"hole": "centred square, half the side", **asdict(ocfg)})
-    table = pd.DataFrame({
-        "psnr_hole_result": psnr(res.images.cpu()[..., hole, hole], images[..., hole, hole]).numpy(),
-        "psnr_hole_masked_decode": psnr(res.seed_images.cpu()[..., hole, hole], images[..., hole, hole]).numpy()})
+    table = pd.DataFrame({"psnr_hole_result": psnr(res.images.cpu(), images, region=1 - known).numpy(),
+                          "psnr_hole_masked_decode": psnr(res.seed_images.cpu(), images, region=1 - known).numpy()})
     table.insert(0, "row", range(len(table)))
     table.to_csv(ctx.paths.optimize_table("inpaint"), index=False)
     return [ctx.paths.optimize_table("inpaint"), folder / "grid.png", folder / "history.csv"]
@@ -334,4 +423,5 @@ def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
 
 #: stage -> adapter (the report stage is the runner's own)
 STAGE_FUNCS: dict[str, Callable[[StageContext], list[Path]]] = {
-    "tokenize": stage_tokenize, "probes": stage_probes, "swap": stage_swap, "optimize": stage_optimize}
+    "tokenize": stage_tokenize, "reconstruction": stage_reconstruction, "probes": stage_probes, "swap": stage_swap,
+    "optimize": stage_optimize}

@@ -8,6 +8,10 @@ them exists. ``RunPaths(root)`` names them::
       config.json               every setting, seed, versions and stage timings
       stages/<stage>.json       the done marker of a finished stage (its config hash, seconds, outputs)
       store/                    the token store (probe.store.TokenStore)
+      reconstruction/           how well the tokenizer reconstructs the run's images (probe.measure.reconstruction):
+        summary.json            mean PSNR and SSIM, images, random weights or not
+        images.csv              PSNR and SSIM per image; attributes.csv: per attribute the share of the
+                                originals' gap the reconstructions keep; examples.png|svg: originals over reconstructions
       probes/                   ProbeResult.save: probes.csv|parquet (the long table), semantic_map.json|csv,
                                 summary.csv (the probe map: one row per attribute: top position, effect, q-value,
                                 family-wise answer, runner-up), disentanglement.csv, usage.csv, config.json
@@ -76,10 +80,30 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report.html"
 
-    # tokenize + probes
+    # tokenize + reconstruction + probes
     @property
     def store(self) -> Path:
         return self.root / "store"
+
+    @property
+    def reconstruction(self) -> Path:
+        return self.root / "reconstruction"
+
+    @property
+    def reconstruction_summary(self) -> Path:
+        return self.reconstruction / "summary.json"
+
+    @property
+    def reconstruction_images(self) -> Path:
+        return self.reconstruction / "images.csv"
+
+    @property
+    def reconstruction_attributes(self) -> Path:
+        return self.reconstruction / "attributes.csv"
+
+    @property
+    def reconstruction_examples(self) -> Path:
+        return self.reconstruction / "examples.png"
 
     @property
     def probes(self) -> Path:

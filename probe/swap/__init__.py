@@ -18,7 +18,9 @@ Eleven verbs and the five types they pass around (each verb has an Examples bloc
 
 Settings: :class:`SwapConfig`; results: :class:`SwapResult`. The modules hold the rest (controls as strategies in
 :mod:`probe.swap.engine`, the heatmap and rank agreement in :mod:`probe.swap.validated`, response curves in
-:mod:`probe.swap.traverse`, torchrun sharding in :mod:`probe.swap.distributed`).
+:mod:`probe.swap.traverse`, torchrun sharding in :mod:`probe.swap.distributed`, attribution patching and the
+attribution-first mode (``SwapConfig.mode``) in :mod:`probe.swap.attribution`, where in the image each position
+acts in :mod:`probe.swap.spatial`).
 The measurers live in :mod:`probe.measure`; the one token paste is :func:`probe.tokenizers.base.paste_tokens`.
 """
 from probe.swap.edit import copy_paste

@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from probe.errors import UsageError
+from probe.swap.attribution import attribution_first_sweep, resolve_mode
 from probe.swap.engine import Shard, merge_shards, parse_label
 from probe.swap.maps import candidate_sets
 from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
@@ -58,7 +60,7 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
                        out: str | Path, *, attributes: Sequence[str], config: SwapConfig,
                        candidates: int | None = None, greedy: bool = True, figures: bool = True, grids: int = 0,
                        tables_format: str = "csv", progress: bool = True, shard: Shard | None = None,
-                       record: Mapping[str, Any] | None = None) -> SwapOutputs | None:
+                       record: Mapping[str, Any] | None = None, estimate: bool = False) -> SwapOutputs | None:
     """Validate ``semantic_map`` by swaps and write everything under ``out``.
 
     Args:
@@ -77,6 +79,9 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         tables_format: ``csv`` or ``parquet`` for the large per-swap table.
         shard: this process's shard (default: from the ``torchrun`` environment).
         record: extra entries of ``config.json``.
+        estimate: with every position swapped, also the attribution estimate of every cell (when every tested
+            measurer is differentiable): ``attribution_heatmap.csv``, ``attribution_agreement.csv`` and the
+            figure ``attribution_vs_causal`` beside the causal heatmap (attribution first always has the estimate).
 
     Returns:
         :class:`SwapOutputs` on rank 0, ``None`` on the other ranks.
@@ -85,7 +90,12 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     shard = shard or Shard.from_env()
     out.mkdir(parents=True, exist_ok=True)
     progress = progress and shard.rank == 0
-    if candidates is None:  # select on the discovery pairs; validate() confirms on the confirmation pairs
+    made = None  # the attribution estimate of attribution first
+    if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
+        # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
+        res, made = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
+                                            k=config.first_k, progress=progress)
+    elif candidates is None:  # select on the discovery pairs; validate() confirms on the confirmation pairs
         res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
                     progress=progress, split="discovery", controls=DISCOVERY_CONTROLS)
     else:  # the probes selected the candidates: they are measured on the confirmation pairs directly
@@ -96,7 +106,8 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         return None
     if candidates is None:
         vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                        greedy=greedy, progress=progress, sweep_result=res)
+                        greedy=greedy, progress=progress, sweep_result=res, attribution=made,
+                        estimate=estimate and made is None)
         outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
     else:
         outputs = _write_candidates(res, out, tables_format)
@@ -104,6 +115,32 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         outputs.paths |= write_grids(tokenizer, data, outputs, out / "grids", n=grids, seed=config.seed)
     outputs.paths["config"] = _write_config(out, config, attributes, measurers, shard, record)
     return outputs
+
+
+def rank_device(device: str | None) -> str | None:
+    """The device of this process: under ``torchrun`` each rank takes its own GPU (``cuda:LOCAL_RANK``) when the
+    device is CUDA (asked for, or picked automatically); otherwise ``device`` unchanged."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    cuda = device in ("cuda", None) and torch.cuda.is_available()
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else device
+
+
+def _mode(config: SwapConfig, measurers: Mapping[str, Any], attributes: Sequence[str], data: SwapData,
+          shard: Shard) -> str:
+    """``config.mode`` resolved (:func:`probe.swap.attribution.resolve_mode`); under torchrun ``auto`` sweeps every
+    position (the sharded work), and ``attribution`` is refused."""
+    mode = resolve_mode(config.mode, measurers, attributes, data)
+    if mode == "attribution" and shard.world_size > 1:
+        if config.mode == "attribution":
+            raise UsageError("swap mode 'attribution' runs in one process; under torchrun sweep every position "
+                             "(tokenprobe swap --sweep, or swap mode 'exhaustive')")
+        return "exhaustive"
+    return mode
 
 
 def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:
@@ -175,4 +212,4 @@ def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], meas
     return path
 
 
-__all__ = ["SwapOutputs", "gather", "validate_and_write", "write_grids"]
+__all__ = ["SwapOutputs", "gather", "rank_device", "validate_and_write", "write_grids"]

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.measure.shared import measure_all
 from probe.swap.movement import MIN_GAP, movement
 from probe.tokenizers.base import PositionSet, Tokenizer, module_device, paste_tokens, position_tuple
 
@@ -98,51 +99,13 @@ def as_quantized(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray) -> tor
     return t.to(dev).float()
 
 
-class _Memo:
-    """A model shared by several measurers (the oracle reads every world attribute in one forward), run once
-    per input batch: the last call's output is reused for the same tensor (same storage and shape)."""
-
-    def __init__(self, module: Any) -> None:
-        self.module, self.key, self.value = module, None, None
-
-    def __call__(self, x: torch.Tensor) -> Any:
-        key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.device)
-        if key != self.key:
-            self.key, self.value = key, self.module(x)
-        return self.value
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.module, name)
-
-
-#: measurer attributes holding a model that several measurers may share
-_SHARED = ("oracle",)
-
-
 def _measure_all(measurers: Sequence[Measurer], images: torch.Tensor, masks: torch.Tensor | None) -> list[np.ndarray]:
-    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model shared by
-    several measurers (e.g. the world oracle) runs once per batch."""
-    memos: dict[int, _Memo] = {}
-    swapped: list[tuple[Any, str, Any]] = []
-    for m in measurers:
-        inner = getattr(m, "inner", m)  # a renamed measurer wraps the real one
-        for attr in _SHARED:
-            model = getattr(inner, attr, None)
-            if isinstance(model, torch.nn.Module):
-                memo = memos.setdefault(id(model), _Memo(model))
-                swapped.append((inner, attr, model))
-                setattr(inner, attr, memo)
-    out = []
-    try:
-        with torch.no_grad():
-            for m in measurers:
-                v = m(images, masks=masks)
-                v = torch.as_tensor(v).detach().to("cpu", torch.float64)
-                out.append(v.reshape(len(images), -1).numpy())
-    finally:
-        for inner, attr, model in swapped:
-            setattr(inner, attr, model)
-    return out
+    """Each measurer on ``images [B,3,H,W]`` -> float64 ``[B, D]`` (D = 1 for a scalar). A model that several
+    measurers share (their ``source``, e.g. the world oracle) runs once per batch
+    (:func:`probe.measure.shared.measure_all`)."""
+    with torch.no_grad():
+        values = measure_all(measurers, images, masks)
+    return [torch.as_tensor(v).detach().to("cpu", torch.float64).reshape(len(images), -1).numpy() for v in values]
 
 
 class _Decoder:

@@ -35,6 +35,8 @@ _TIMING = ("decoded", "decode_s", "measure_s")
 DEFAULT_CONTROLS = ("none", "same_end", "random_position", "all_except")
 #: the two sides of an attribute's pairs (:mod:`probe.swap.split`)
 SPLITS = ("discovery", "confirmation")
+#: how a validation's discovery step finds positions (see :attr:`SwapConfig.mode`)
+MODES = ("auto", "exhaustive", "attribution")
 
 
 @dataclass
@@ -59,6 +61,12 @@ class SwapConfig:
         pool: the greedy search adds positions from the ``pool`` best single positions.
         greedy_pairs: discovery pairs per attribute the greedy search uses (at most ``discovery_pairs``).
         autocast: decode under bf16 autocast on CUDA.
+        mode: how :func:`probe.swap.validate`'s discovery step finds each attribute's positions: ``"exhaustive"``
+            (swap every single position), ``"attribution"`` (attribution patching ranks every position on the
+            discovery pairs and real swaps test the top ``first_k``, then up to ``pool`` where none reaches
+            ``target``: :mod:`probe.swap.attribution`) or ``"auto"`` (attribution when every tested attribute's
+            measurer is differentiable, else exhaustive). Confirmation is the same in every mode.
+        first_k: positions per attribute the real swaps test first in the attribution mode.
         verdict: the verdict's thresholds and interval method (:class:`probe.swap.verdict.VerdictConfig`; its
             :meth:`~probe.swap.verdict.VerdictConfig.text` is the rule).
     """
@@ -76,7 +84,13 @@ class SwapConfig:
     pool: int = 8
     greedy_pairs: int = 64
     autocast: bool = False
+    mode: str = "auto"
+    first_k: int = 3
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"SwapConfig.mode must be one of {MODES}, got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

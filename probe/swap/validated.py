@@ -95,6 +95,12 @@ class ValidatedMap:
         curves: the greedy transfer-vs-set-size curves (discovery pairs).
         sets: the confirmation summary: every mapping of every family, controls included.
         confirmation: the confirmation sweep's :class:`SwapResult`.
+        mode: how the discovery step found positions: ``"exhaustive"`` (every single position swapped),
+            ``"attribution"`` (attribution ranked every position on the discovery pairs, real swaps tested the top
+            ones: the heatmap holds only those cells), ``"candidates"`` (the probes' candidates first) or ``"given"``.
+        attribution: the attribution estimate of every cell on the discovery pairs
+            (:class:`probe.swap.attribution.AttributionResult`) when one was made; ``attribution_agreement``: its
+            agreement with the causal heatmap (exhaustive mode only: elsewhere the heatmap holds too few cells).
     """
 
     answers: pd.DataFrame
@@ -105,6 +111,17 @@ class ValidatedMap:
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     sets: pd.DataFrame = field(default_factory=pd.DataFrame)
     confirmation: SwapResult | None = None
+    mode: str = "exhaustive"
+    attribution: Any = None
+
+    @property
+    def attribution_agreement(self) -> pd.DataFrame:
+        """Per attribute: estimated vs real transfer over positions (:func:`probe.swap.attribution.agreement`)."""
+        if self.attribution is None or self.mode != "exhaustive":
+            return pd.DataFrame()
+        from probe.swap.attribution import agreement
+
+        return agreement(self.attribution.heatmap, self.heatmap)
 
     @property
     def disagreements(self) -> pd.DataFrame:
@@ -135,6 +152,7 @@ class ValidatedMap:
             "confirmation_pairs": cfg.pairs,
             "thresholds": cfg.verdict.to_dict(),
             "target_transfer": cfg.target,
+            "mode": self.mode,
             "answers": [{k: clean(v) for k, v in r.items()} for r in self.answers.to_dict("records")],
             "disagreements": [{k: clean(v) for k, v in r.items()} for r in self.disagreements.to_dict("records")],
         }
@@ -167,6 +185,10 @@ class ValidatedMap:
         table("pairs", pd.concat([r.pairs for r in both], ignore_index=True))
         if len(self.curves):
             table("greedy_curves", self.curves)
+        if self.attribution is not None:
+            table("attribution_heatmap", self.attribution.heatmap.reset_index())
+            if len(self.attribution_agreement):
+                table("attribution_agreement", self.attribution_agreement)
         (out / "validated_map.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
         paths["json"] = out / "validated_map.json"
         if figures:
@@ -178,6 +200,13 @@ class ValidatedMap:
             if len(self.curves):
                 fig = transfer_curve_figure(self.curves, self.sweep.config.target)
                 paths["curve_figure"] = save_figure(fig, out / "greedy_curves")[0]
+            if self.attribution is not None:
+                from probe.viz.attribution import attribution_vs_causal_figure
+
+                full = self.mode == "exhaustive"
+                fig = attribution_vs_causal_figure(self.attribution.heatmap, self.heatmap if full else None,
+                                                   self.attribution_agreement if full else None)
+                paths["attribution_figure"] = save_figure(fig, out / "attribution_vs_causal")[0]
             import matplotlib.pyplot as plt
 
             plt.close("all")
@@ -230,7 +259,8 @@ def build_answers(confirmation: pd.DataFrame, discovery: pd.DataFrame, ranking: 
 
 def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], semantic_map: PositionMap | None = None, *,
              attributes: Sequence[str] | None = None, config: SwapConfig | None = None, greedy: bool = True,
-             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None) -> ValidatedMap:
+             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None,
+             estimate: bool = False, attribution: Any = None) -> ValidatedMap:
     """Select on discovery pairs, confirm on confirmation pairs, and assemble the :class:`ValidatedMap`.
 
     1. discovery: sweep every position for every attribute (or, with ``k``, the probes' ``k`` candidate positions
@@ -245,21 +275,43 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
         semantic_map: the probes' map (anything :func:`probe.swap.maps.top_positions` reads); ``None``: no
             comparison.
         sweep_result: a discovery sweep already run (``sweep(..., split="discovery")``) to build on.
-        k: test the map's ``k`` candidate positions per attribute first (see 1.).
+        k: test the map's ``k`` candidate positions per attribute first (see 1.); without it, ``config.mode``
+            says whether 1. swaps every position or attribution first (:class:`SwapConfig`).
+        estimate: also make the attribution estimate of every cell (discovery pairs) in the exhaustive mode (the
+            attribution mode always has it), so the map holds both heatmaps and their agreement.
+        attribution: an attribution estimate already made for ``sweep_result``
+            (:func:`probe.swap.attribution.attribution_first_sweep`): the map carries it.
 
     Examples:
         >>> vmap = validate(tok, SwapData.from_store(store, tok), {"lighting": measurer_for("lighting")},
         ...                 result.probes.semantic_map, config=SwapConfig(pairs=64))  # doctest: +SKIP
         >>> vmap.answer("lighting"), vmap.disagreements  # doctest: +SKIP
     """
+    from probe.swap import attribution as atp
+
     cfg = config or SwapConfig()
+    est = attribution
     if sweep_result is not None:
-        sw = sweep_result
+        sw, mode = sweep_result, "given"
     elif k is not None and semantic_map is not None:
         sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress)
+        mode = "candidates"
+    elif atp.resolve_mode(cfg.mode, measurers, attributes, data) == "attribution":
+        sw, est = atp.attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=cfg,
+                                              k=cfg.first_k, progress=progress)
+        mode = "attribution"
     else:
         sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress,
                    split="discovery", controls=DISCOVERY_CONTROLS)
+        mode = "exhaustive"
+    if mode == "given":  # a full sweep of single positions is the exhaustive mode
+        n_tok = int(data.quantized.shape[1])
+        single = sw.summary[sw.summary["set_size"] == 1] if len(sw.summary) else sw.summary
+        full = len(single) and (single.groupby("attribute")["positions"].nunique() == n_tok).all()
+        mode = "exhaustive" if full else "attribution" if est is not None else "given"
+    if estimate and est is None and atp.resolve_mode("auto", measurers, attributes, data) == "attribution":
+        est = atp.attribution_sweep(tokenizer, data, measurers, attributes=attributes, swap_config=cfg,
+                                    config=atp.RANKING, progress=progress)
     heat = causal_heatmap(sw.summary)
     ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
@@ -268,7 +320,7 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
     conf = sweep(tokenizer, data, measurers, family, attributes=list(family), config=cfg, progress=progress)
     answers = build_answers(conf.summary, sw.summary, ranking, curves)
     answers = _with_untested(answers, ranking, attributes, measurers)
-    return ValidatedMap(answers, sw, heat, agreement, ranking, curves, conf.summary, conf)
+    return ValidatedMap(answers, sw, heat, agreement, ranking, curves, conf.summary, conf, mode, est)
 
 
 #: the discovery sweep ranks positions: the tested swap, and the random-position control a full sweep holds free

@@ -68,21 +68,25 @@ def transfer_curve_figure(curves: pd.DataFrame, target: float) -> Figure:
     return fig
 
 
-def image_grid_figure(columns: dict[str, torch.Tensor], title: str = "") -> Figure:
+def image_grid_figure(columns: dict[str, torch.Tensor], title: str = "", *, by_row: bool = False) -> Figure:
     """Rows of images: one column per named tensor ``[R, 3, H, W]`` (e.g. recipient | donor | swapped |
-    controls), same ``R`` for all."""
+    controls), same ``R`` for all; ``by_row``: one row per named tensor instead (e.g. originals over
+    reconstructions)."""
     names = list(columns)
     r = len(next(iter(columns.values())))
-    fig = Figure(figsize=(1.1 * len(names) + 0.4, 1.1 * r + 0.5))
-    axes = fig.subplots(r, len(names), squeeze=False)
+    shape = (len(names), r) if by_row else (r, len(names))
+    fig = Figure(figsize=(1.1 * shape[1] + 0.4, 1.1 * shape[0] + 0.5))
+    axes = fig.subplots(*shape, squeeze=False)
     for j, name in enumerate(names):
         imgs = columns[name].detach().float().clamp(0, 1).cpu()
         for i in range(r):
-            ax = axes[i, j]
+            ax = axes[j, i] if by_row else axes[i, j]
             ax.imshow(imgs[i].permute(1, 2, 0).numpy(), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if i == 0:
+            if by_row and i == 0:
+                ax.set_ylabel(name, fontsize=8)
+            elif not by_row and i == 0:
                 ax.set_title(name, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8)
