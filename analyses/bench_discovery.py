@@ -8,7 +8,7 @@ For each tokenizer (world-32 and world-32-continuous on the attribute world, spr
   (1,024 in the issue's protocol): every single position's transfer (the causal heatmap), and the greedy set
   where no single position is confirmed.
 
-Per attribute that both measure: the truth's answer is *confirmed* or not (the engine's verdict: transfer 95%
+Per attribute that both measure and the truth finds reconstructed: the truth's answer is *confirmed* or not (the engine's verdict: transfer 95%
 interval at or above 0.5 and beating a random-position paste). A pipeline answer is *correct* when the pipeline
 confirmed it and the truth's transfer at the same positions is at or above the confirm threshold (single
 positions: the truth's causal heatmap, so an echo position counts; sets: the set swapped on the truth's pairs).
@@ -38,6 +38,9 @@ CONFIGS = {"world-32": "analyses/demo.yaml", "world-32-continuous": "analyses/de
 #: the demo's swap budget (analyses/demo.yaml), what a user runs
 PIPELINE = ["swap.pairs=16", "swap.candidates=3", "swap.sweep=true", "swap.control_pairs=8", "swap.max_set=4"]
 CONFIRM = 0.5  # probe.swap.VerdictConfig.confirm
+#: truth verdicts that leave nothing to score: no measurer, or a factor the decoder does not reconstruct (its
+#: transfers divide by a gap the reconstructions do not have)
+SKIP = ("untested", "not reconstructed")
 
 
 def positions_of(label: Any) -> tuple[int, ...]:
@@ -61,7 +64,7 @@ def score(truth: pd.DataFrame, truth_heatmap: pd.DataFrame, pipeline: pd.DataFra
     for p in pipeline.to_dict("records"):
         a = p["attribute"]
         t = truth[truth["attribute"] == a]
-        if t.empty or a not in heat.columns or p.get("verdict") == "untested" or t.iloc[0]["verdict"] == "untested":
+        if t.empty or a not in heat.columns or p.get("verdict") == "untested" or t.iloc[0]["verdict"] in SKIP:
             continue
         t = t.iloc[0]
         pos = positions_of(p["positions"])

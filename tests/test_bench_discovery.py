@@ -64,3 +64,9 @@ def test_small_instance_end_to_end(tmp_path: Path) -> None:
     bd.plot(table, summary, tmp_path / "fig")
     assert (tmp_path / "fig.png").exists()
     shutil.rmtree(tmp_path / "runs")
+
+
+def test_factors_the_truth_finds_not_reconstructed_are_not_scored() -> None:
+    truth = _vmap([("a", "0", 0.9, "confirmed"), ("b", "1", 3.0, "not reconstructed")])
+    t = bd.score(truth, HEAT, _vmap([("a", "0", 0.8, "confirmed"), ("b", "1", 0.7, "confirmed")]))
+    assert t["attribute"].tolist() == ["a"]
