@@ -351,8 +351,10 @@ def _copy_paste(ctx: StageContext, n: int) -> list[Path]:
         measurer = _measurer(ctx, m.attribute)
         read_t = measurer(out["target"], masks=t_masks)
         kind = getattr(measurer, "kind", "continuous")
-        gap = float(movement(kind, read_t, measurer(out["source"], masks=s_masks))["distance"].mean())
-        moved = float(movement(kind, read_t, measurer(out["images"], masks=t_masks))["distance"].mean())
+        # signed: movement along the target-to-source direction, negative when the paste moves the wrong way
+        mv = movement(kind, read_t, measurer(out["images"], masks=t_masks),
+                      toward=measurer(out["source"], masks=s_masks))
+        gap, moved = float(mv["gap"].mean()), float(mv["moved"].mean())
         rows.append({"attribute": m.attribute, "positions": m.positions, "images": len(sub), "gap": gap,
                      "moved": moved, "transfer": moved / gap if gap > 0 else float("nan"),
                      "swap_transfer": m.transfer})
