@@ -189,6 +189,8 @@ def test_swap_and_optimize_stages_write_what_the_report_shows(tmp_path):
     html = res.report.read_text()
     assert "Validated semantic map" in html and "Probe map (unvalidated)" not in html
     assert html.index('id="random-weights"') < html.index('id="map"')  # the page's first line says so
+    # every position was swept: the spatial maps are drawn and the report has their section
+    assert (paths.swap / "spatial_abs.png").exists() and 'id="attribution"' in html
     # a second run reuses both
     again = run_pipeline(cfg, log=lambda s: None)
     assert again.stage("swap").status == "reused" and again.stage("optimize").status == "reused"

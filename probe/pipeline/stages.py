@@ -248,8 +248,14 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     attrs = list(measurers)
     ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
                                   config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
-                                  grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates})
+                                  grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates},
+                                  estimate=c.sweep)
     written = list(ctx.swap.paths.values())
+    if c.sweep:  # where in the image each position acts (every position was swapped anyway)
+        from probe.swap.spatial import spatial_maps
+
+        maps = spatial_maps(tok, data.quantized, masks=data.masks, n=min(64, len(data.quantized)), seed=seed)
+        written += list(maps.save(ctx.paths.swap).values())
     if ctx.swap.result.summary.empty:
         ctx.notes.append("nothing tested: the probes named no candidate position (swap.sweep: true tests every "
                          "position)")

@@ -256,6 +256,27 @@ class _Report:
                      "</h3>" + table(agreement))
         return Section("heatmaps", "Probe and causal heatmaps", body)
 
+    def attribution(self) -> Section:
+        """The attribution estimate beside the causal heatmap, their agreement, and where each position acts."""
+        title = "Attribution estimate and where each position acts"
+        body = ""
+        if self.run.attribution_figure.exists():
+            body += image(self.run.attribution_figure, "First-order (attribution patching) estimate of every "
+                                                       "single-position swap beside the real swaps' transfer")
+        agreement = _read_csv(self.run.attribution_agreement)
+        if agreement is not None:
+            body += ("<h3>Agreement per attribute: estimate vs real transfer over positions</h3>"
+                     '<p class="note">An estimate ranks; only real swaps confirm.</p>' + table(agreement))
+        if self.run.spatial_figure.exists():
+            body += ("<h3>Where in the image each position acts</h3><p>Mean absolute pixel change when the position "
+                     "takes another image's token, one map per position.</p>"
+                     + image(self.run.spatial_figure, "Per-position contribution maps"))
+        if not body:
+            return Section("attribution", title, missing=self.why_missing(
+                "swap", "The attribution estimate and spatial maps (swap/attribution_vs_causal.png, "
+                        "swap/spatial_abs.png: made when every position is swept with differentiable measurers)"))
+        return Section("attribution", title, body)
+
     def disagreements(self) -> Section:
         df = _read_csv(self.run.disagreements)
         if df is None:
@@ -366,7 +387,7 @@ class _Report:
                 + table(df, css="data stages") + "</details>")
 
     def sections(self) -> list[Section]:
-        return [self.reconstruction(), self.semantic_map(), self.heatmaps(), self.disagreements(), self.swap_grids(), self.traversals(),
+        return [self.reconstruction(), self.semantic_map(), self.heatmaps(), self.attribution(), self.disagreements(), self.swap_grids(), self.traversals(),
                 *self.optimize(), self.probe_details(), self.caveats(), self.config_and_versions()]
 
 

@@ -174,6 +174,18 @@ class RunPaths:
         return self.swap / "greedy_curves.png"
 
     @property
+    def attribution_figure(self) -> Path:
+        return self.swap / "attribution_vs_causal.png"
+
+    @property
+    def attribution_agreement(self) -> Path:
+        return self.swap / "attribution_agreement.csv"
+
+    @property
+    def spatial_figure(self) -> Path:
+        return self.swap / "spatial_abs.png"
+
+    @property
     def swap_grids(self) -> Path:
         return self.swap / "grids"
 
