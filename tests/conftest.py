@@ -6,3 +6,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402  (after the offline flags)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    """A small world-32 token store (64 images of the demo's world), one per test module that asks for it."""
+    import probe
+    from probe.encode import tokenize_manifest
+    from probe.worlds.attribute import default_manifest
+
+    tok = probe.load_tokenizer("world-32")
+    manifest = default_manifest("world-32", size=64, seed=0, resolution=int(tok.image_size))
+    out = tmp_path_factory.mktemp("run") / "store"
+    tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
+    return out

@@ -6,20 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
-
-
-@pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    import probe
-    from probe.encode import tokenize_manifest
-    from probe.worlds.attribute import default_manifest
-
-    tok = probe.load_tokenizer("world-32")
-    manifest = default_manifest("world-32", size=64, seed=0, resolution=int(tok.image_size))
-    out = tmp_path_factory.mktemp("run") / "store"
-    tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
-    return out
 
 
 def test_default_is_attribution_first_with_spatial_maps(store_path, tmp_path) -> None:

@@ -7,19 +7,6 @@ import pandas as pd
 import pytest
 
 
-@pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    import probe
-    from probe.worlds.attribute import default_manifest
-    from probe.encode import tokenize_manifest
-
-    tok = probe.load_tokenizer("world-32")
-    manifest = default_manifest("world-32", size=64, seed=0, resolution=int(tok.image_size))
-    out = tmp_path_factory.mktemp("run") / "store"
-    tokenize_manifest(manifest, tok, out, batch_size=32, num_workers=0, progress=False)
-    return out
-
-
 def test_swap_sweep_writes_the_validated_map(store_path, tmp_path, capsys) -> None:
     from probe.cli import main
 
