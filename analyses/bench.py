@@ -88,7 +88,7 @@ def run_all(names: list[str] | None = None, *, quick: bool = True, log=print) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="each benchmark's full sizes instead of the quick mode")
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
                     help=f"run only these (of: {', '.join(benchmarks())})")

@@ -152,7 +152,7 @@ def figure(heats: pd.DataFrame, table: pd.DataFrame, variant: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="held-out world images")
     ap.add_argument("--seed", type=int, default=2_000_003, help="world seed of the held-out images")
     ap.add_argument("--pairs", type=int, default=64, help="pairs per attribute")

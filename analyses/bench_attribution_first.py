@@ -101,7 +101,7 @@ def side_by_side(answers: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default="runs/demo/store", help="world-32 token store (made when missing)")
     ap.add_argument("--images", type=int, default=4000, help="images of the store made when missing")
     ap.add_argument("--attributes", default=None, help="comma-separated (default: every one with a default measurer)")

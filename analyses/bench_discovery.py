@@ -178,7 +178,7 @@ def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["world-32", "world-32-continuous", "sprites-32"])
     ap.add_argument("--truth-pairs", type=int, default=1024, help="pairs per attribute of the truth sweep")
     ap.add_argument("--images", type=int, default=None, help="images per run (default: the run config's)")

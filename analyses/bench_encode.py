@@ -119,7 +119,7 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="titok-tiny", help="tokenizer preset, random weights (default: titok-tiny)")
     p.add_argument("--manifest", default=str(ROOT / "data_manifests" / "world.yaml"))
     p.add_argument("--n", type=int, default=1024, help="images per measurement (default: 1024)")

@@ -17,7 +17,7 @@ import time
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=50_000)
     ap.add_argument("--positions", type=int, default=32)
     ap.add_argument("--codes", type=int, default=4096)

@@ -41,7 +41,7 @@ class _Zero:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default="runs/demo/store", help="world-32 token store (made when missing)")
     ap.add_argument("--images", type=int, default=4000, help="images of the store made when missing")
     ap.add_argument("--pairs", type=int, default=256, help="pairs per attribute")

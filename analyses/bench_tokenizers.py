@@ -275,7 +275,7 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS, choices=list_presets(), metavar="PRESET",
                     help=f"presets to run (default: {' '.join(DEFAULT_PRESETS)}; any of {', '.join(list_presets())})")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 32])

@@ -108,7 +108,7 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=60,
                     help="replicates (fresh planted worlds) per case; half as many at 256 pairs")
     ap.add_argument("--quick", action="store_true", help="only the quick cases (16 and 64 pairs, noise 0.3)")

@@ -38,7 +38,7 @@ def bench_rows(quick: bool = True) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--resolution", type=int, nargs="+", default=[64, 32, 128])
     ap.add_argument("--repeats", type=int, default=3)

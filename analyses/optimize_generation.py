@@ -120,7 +120,7 @@ def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/optimize_generation")
     ap.add_argument("--sections", default="study,eval,stop")
     ap.add_argument("--settings", nargs="*", default=STUDY, help="study settings, name:key=value,...")

@@ -262,7 +262,7 @@ def speed(args, clip) -> pd.DataFrame:
 def main() -> None:
     from probe.optimize.tasks import GENERATE_DEFAULTS, GENERATE_VIEWS
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/optimize_world")
     ap.add_argument("--sections", default="generate,ablation,inpaint,position,speed")
     ap.add_argument("--colours", default="red,green,blue", help="object colours of the prompts")

@@ -21,7 +21,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="world-32", help="a world tokenizer (zoo name, run folder, .json)")
     ap.add_argument("--n", type=int, default=256, help="held-out images")
     ap.add_argument("--seed", type=int, default=2_000_003, help="world seed of the held-out images")

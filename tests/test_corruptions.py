@@ -102,3 +102,19 @@ def test_gaussian_blur_matches_scipy_reflect(sigma: float) -> None:
     out = gaussian_blur(x, torch.full((2,), sigma))
     ref = gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="reflect", truncate=4.0)
     assert torch.allclose(out, torch.from_numpy(ref), atol=5e-4)
+
+
+def test_gaussian_blur_takes_strided_images_and_outputs() -> None:
+    """A channels-last batch, a transposed view and a strided ``out`` blur like the contiguous copy."""
+    from probe.data.filters import gaussian_blur
+
+    x = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    sigma = torch.tensor([0.0, 1.0, 2.5])
+    ref = gaussian_blur(x.contiguous(), sigma)
+    assert torch.allclose(gaussian_blur(x.to(memory_format=torch.channels_last), sigma), ref, atol=1e-6)
+    xt = x.transpose(2, 3)  # non-contiguous view
+    assert torch.allclose(gaussian_blur(xt, sigma), gaussian_blur(xt.contiguous(), sigma), atol=1e-6)
+    big = torch.zeros(3, 3, 24, 48)
+    gaussian_blur(x, sigma, out=big[..., ::2])  # a strided slice as the destination
+    assert torch.allclose(big[..., ::2], ref, atol=1e-6)
+    assert float(big[..., 1::2].abs().max()) == 0.0

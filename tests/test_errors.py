@@ -426,3 +426,21 @@ def test_models_refuse_images_of_the_wrong_shape_naming_themselves() -> None:
                                               heads=2, num_tokens=4, token_dim=4, codebook_size=8))
     with pytest.raises(ValueError, match=r"WorldTokenizer.encode: expected images \[B, 3, 16, 16\]"):
         tok.encode(torch.zeros(1, 3, 32, 32))
+
+
+def test_every_analysis_script_refuses_abbreviated_options() -> None:
+    """Every ``argparse.ArgumentParser`` built under analyses/ passes ``allow_abbrev=False``, so ``--pair 4``
+    cannot be read as ``--pairs 4`` there either."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "analyses"
+    offenders, parsers = [], 0
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "ArgumentParser":
+                parsers += 1
+                kw = {k.arg: k.value for k in node.keywords}
+                if not (isinstance(kw.get("allow_abbrev"), ast.Constant) and kw["allow_abbrev"].value is False):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert parsers >= 20 and not offenders, offenders

@@ -69,7 +69,7 @@ def seed_set(spec: str, n: int, resolution: int, seed: int) -> torch.Tensor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(Path(__file__).with_name("config.yaml")))
     ap.add_argument("--set", action="append", default=[], help="override a config key: KEY=VALUE (dots for nesting)")
     ap.add_argument("--smoke", action="store_true", help="random-weight presets, world seeds, 3 classes x 2 samples")

@@ -85,7 +85,7 @@ def measure(model_spec: str, *, n: int, seed: int, pairs: int) -> tuple[pd.DataF
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", required=True, help="tokenizer specs (zoo names or run folders)")
     ap.add_argument("--images", type=int, default=2000, help="held-out manifest images")
     ap.add_argument("--seed", type=int, default=2_000_003, help="seed of the held-out images (training used 1)")

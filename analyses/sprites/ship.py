@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from probe.training.loop import load_checkpoint
     from probe.training.tokenizer import TrainConfig, load_trained, zoo_record
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path)
     ap.add_argument("--name", required=True)
     ap.add_argument("--fidelity", type=Path, default=None, help="JSON written by fidelity.py")

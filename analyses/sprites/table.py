@@ -60,7 +60,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of tokenprobe run")
     ap.add_argument("--models", nargs="+", required=True, help="a label per run")
     ap.add_argument("--fidelity", nargs="*", type=Path, default=[], help="fidelity.py CSV per run (same order)")

@@ -78,7 +78,7 @@ def save(fig: plt.Figure, path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="held-out images")
     ap.add_argument("--seed", type=int, default=31337, help="held-out world seed")
     ap.add_argument("--run", default="runs/world-clip", help="training run folder for the curves")

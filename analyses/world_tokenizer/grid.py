@@ -23,7 +23,7 @@ from probe.tokenizers.base import decode_batched, encode_batched
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, nargs="+", help="zoo names, training run folders or zoo-style .json files")
     ap.add_argument("--out", required=True)
     ap.add_argument("--n", type=int, default=16, help="images (a multiple of 8)")

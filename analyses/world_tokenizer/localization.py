@@ -126,7 +126,7 @@ def localization(model: Tokenizer, world_overrides: dict, *, n: int = 2000, seed
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="zoo name, training run folder or zoo-style .json")
     ap.add_argument("--out", required=True, help="CSV of the per-factor table (a .json with extras goes next to it)")
     ap.add_argument("--n", type=int, default=2000, help="held-out images")

@@ -72,7 +72,7 @@ def effects_figure(tidy: pd.DataFrame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--loc", nargs="+", type=Path, required=True, help="localization.py .json files")
     ap.add_argument("--labels", nargs="+", required=True)
     ap.add_argument("--out", type=Path, required=True, help="path prefix: writes .png, .svg and .csv")

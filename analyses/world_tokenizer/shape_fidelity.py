@@ -26,7 +26,7 @@ from probe.report import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", required=True, help="zoo names, run folders or zoo-style .json files")
     ap.add_argument("--out", required=True, help="CSV, one row per model")
     ap.add_argument("--n", type=int, default=2000, help="held-out images")

@@ -65,7 +65,7 @@ def kmeans_quantized(model: torch.nn.Module, world: dict, k: int, *, n_images: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", required=True, help="zoo names, run folders or zoo-style .json files")
     ap.add_argument("--out", required=True, help="CSV, one row per model x diagnostic")
     ap.add_argument("--n-train", type=int, default=20000)

@@ -58,7 +58,7 @@ def shape_swap(model: torch.nn.Module, world: dict, *, n: int = 300, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", required=True, help="zoo names, training run folders or zoo-style .json")
     ap.add_argument("--out", type=Path, required=True, help="CSV path")
     ap.add_argument("--n", type=int, default=300, help="recipient/donor pairs")

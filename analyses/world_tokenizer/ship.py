@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from probe.training.tokenizer import TrainConfig, load_trained, load_checkpoint, zoo_record
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, default=None,
                     help="the training run to ship (without it: rewrite the shipped model's metrics only)")
     ap.add_argument("--name", required=True)

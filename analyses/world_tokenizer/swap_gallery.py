@@ -73,7 +73,7 @@ def draw(panels: dict[str, torch.Tensor], positions: dict[str, int]) -> plt.Figu
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="zoo name, training run folder or zoo-style .json")
     ap.add_argument("--loc", type=Path, default=None, help=".json of localization.py (the best position per factor)")
     ap.add_argument("--positions", nargs="*", default=[], help="factor=position overrides")

@@ -150,7 +150,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="compression sweep of world tokenizers")
+    ap = argparse.ArgumentParser(allow_abbrev=False, description="compression sweep of world tokenizers")
     ap.add_argument("what", choices=["train", "measure", "plot"])
     ap.add_argument("--configs", nargs="+", default=["32x16", "32x64", "32x256", "32x1024", "16x64"])
     ap.add_argument("--root", type=Path, default=ROOT / "runs" / "world_tokenizer" / "sweep")

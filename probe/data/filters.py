@@ -40,11 +40,12 @@ def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor | float,
     b, c, h, w = images.shape
     sig = torch.as_tensor(sigma_px, dtype=torch.float32, device=images.device).expand(b).contiguous()
     if out is None:
-        out = torch.empty_like(images)
+        out = torch.empty_like(images, memory_format=torch.contiguous_format)
     if b == 0 or float(sig.max()) <= 1e-3:
         return out.copy_(images)
     x = images.reshape(b * c, h, w)
     mh = blur_matrices(sig, h).to(images.dtype).repeat_interleave(c, dim=0)  # [BC, H, H]
     mw = mh if h == w else blur_matrices(sig, w).to(images.dtype).repeat_interleave(c, dim=0)
-    torch.bmm(torch.bmm(mh, x), mw.transpose(1, 2), out=out.view(b * c, h, w))
-    return out
+    blurred = torch.bmm(torch.bmm(mh, x), mw.transpose(1, 2))
+    # ``out`` may be a strided view (a slice, channels-last): copy_ honours any layout, view() does not.
+    return out.copy_(blurred.view(b, c, h, w))
