@@ -1,5 +1,5 @@
 """Multi-process sharding: 2 processes under torchrun (CPU, gloo) give the 1-process store, and the 1-process
-swap tables."""
+swap tables: discovery sweep, greedy set search and confirmation, each sharded."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +34,9 @@ def test_two_process_torchrun_swap_equals_one_process(tmp_path: Path) -> None:
     tok = probe.load_tokenizer("world-32", device="cpu")
     tokenize_manifest(world_manifest(64, 0, int(tok.image_size), world_settings("world-32")), tok, store,
                       device="cpu", batch_size=32, num_workers=0, progress=False)
+    # obj_hue needs a set (its best single position moves about 0.4): the greedy search runs, sharded, too
     args = ["-m", "probe", "swap", "--store", str(store), "--sweep", "--attributes",
-            "lighting,bg_blur", "--pairs", "6", "--control-pairs", "2", "--no-greedy", "--no-figures", "--format",
+            "lighting,obj_hue", "--pairs", "6", "--control-pairs", "2", "--no-figures", "--format",
             "csv", "--quiet", "--device", "cpu"]
     one = run([python(), *args, "--out", str(tmp_path / "one")], timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -56,10 +57,13 @@ def test_two_process_torchrun_swap_equals_one_process(tmp_path: Path) -> None:
     # batch compositions; effect sizes with small spreads amplify it, so they are not compared)
     pd.testing.assert_frame_equal(read("one", "pairs.csv"), read("two", "pairs.csv"))
     swaps = read("one", "swaps.csv"), read("two", "swaps.csv")
-    pd.testing.assert_frame_equal(*swaps, check_exact=False, rtol=1e-3, atol=1e-5)
+    # a row's transfer is moved / gap: pairs with tiny gaps amplify float32 rounding, so its two parts are compared
+    pd.testing.assert_frame_equal(*(t.drop(columns="transfer") for t in swaps), check_exact=False, rtol=1e-3,
+                                  atol=1e-4)
     exact = ["attribute", "positions", "verdict", "specificity"]
-    for name in ("mappings.csv", "validated_map.csv"):
+    for name in ("mappings.csv", "validated_map.csv", "greedy_curves.csv"):
         a, b = read("one", name), read("two", name)
-        pd.testing.assert_frame_equal(a[exact], b[exact], obj=name)
+        cols = [c for c in exact if c in a.columns]
+        pd.testing.assert_frame_equal(a[cols], b[cols], obj=name)
         np.testing.assert_allclose(a["transfer"], b["transfer"], rtol=1e-3, atol=1e-5)
-    assert len(list((tmp_path / "two" / "shards").glob("rank-*.parquet"))) == 2
+    assert len(read("one", "greedy_curves.csv")) >= 2  # the search took a step beyond the single position

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.progress import StageBar
 from probe.pipeline.config import RunConfig, RunConfigError, expand
 from probe.pipeline.world import world_attributes, world_manifest, world_of, world_settings
 from probe.report.layout import RunPaths
@@ -246,21 +247,24 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     cfg = SwapConfig(pairs=c.pairs, discovery_pairs=disc, seed=seed, control_pairs=c.control_pairs,
                      greedy_pairs=min(64, disc), max_set=max(1, c.max_set), mode="exhaustive")
     attrs = list(measurers)
-    ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
-                                  config=cfg, candidates=None if c.sweep else c.candidates, greedy=c.max_set > 1,
-                                  grids=c.grids, progress=True, record={"sweep": c.sweep, "candidates": c.candidates},
-                                  estimate=c.sweep)
-    written = list(ctx.swap.paths.values())
-    if c.sweep:  # where in the image each position acts (every position was swapped anyway)
-        from probe.swap.spatial import spatial_maps
+    with StageBar("swap") as bar:  # one bar for the stage: sweeps, greedy sets, confirmation, traversal
+        ctx.swap = validate_and_write(tok, data, measurers, _semantic_map(ctx), ctx.paths.swap, attributes=attrs,
+                                      config=cfg, candidates=None if c.sweep else c.candidates,
+                                      greedy=c.max_set > 1, grids=c.grids, progress=bar,
+                                      record={"sweep": c.sweep, "candidates": c.candidates}, estimate=c.sweep)
+        written = list(ctx.swap.paths.values())
+        if c.sweep:  # where in the image each position acts (every position was swapped anyway)
+            from probe.swap.spatial import spatial_maps
 
-        maps = spatial_maps(tok, data.quantized, masks=data.masks, n=min(64, len(data.quantized)), seed=seed)
-        written += list(maps.save(ctx.paths.swap).values())
+            bar.phase("spatial maps")
+            maps = spatial_maps(tok, data.quantized, masks=data.masks, n=min(64, len(data.quantized)), seed=seed)
+            written += list(maps.save(ctx.paths.swap).values())
+        if c.traversals:
+            bar.phase("traversal")
+            written += _traversal(ctx, data, measurers, ctx.swap.confirmed, bar)
     if ctx.swap.result.summary.empty:
         ctx.notes.append("nothing tested: the probes named no candidate position (swap.sweep: true tests every "
                          "position)")
-    if c.traversals:
-        written += _traversal(ctx, data, measurers, ctx.swap.confirmed)
     ctx.notes.append(f"{ctx.swap.confirmed['attribute'].nunique()} of {len(attrs)} attributes confirmed")
     answers = ctx.swap.answers
     lost = answers[answers["verdict"].isin(UNTESTABLE)] if "verdict" in answers else answers.iloc[:0]
@@ -269,7 +273,8 @@ def stage_swap(ctx: StageContext) -> list[Path]:
     return written
 
 
-def _traversal(ctx: StageContext, data: Any, measurers: dict[str, Any], confirmed: Any) -> list[Path]:
+def _traversal(ctx: StageContext, data: Any, measurers: dict[str, Any], confirmed: Any,
+               progress: StageBar | bool = True) -> list[Path]:
     """The first confirmed single position set to every code the store uses there, 4 images, every attribute
     measured (VQ tokenizers only)."""
     single = confirmed[~confirmed["positions"].astype(str).str.contains("+", regex=False)]
@@ -287,7 +292,7 @@ def _traversal(ctx: StageContext, data: Any, measurers: dict[str, Any], confirme
     rows = torch.arange(min(4, len(data.quantized)))
     masks = None if data.masks is None else data.masks[rows]
     table = traverse(ctx.tokenizer, data.quantized[rows], pos, measurers,
-                     codes=codes_used(np.asarray(ctx.store.tokens), pos), masks=masks, progress=True)
+                     codes=codes_used(np.asarray(ctx.store.tokens), pos), masks=masks, progress=progress)
     curve = response_curve(table)
     stem = ctx.paths.traversal(pos).with_suffix("")
     table.to_csv(stem.with_suffix(".csv"), index=False)

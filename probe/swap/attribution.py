@@ -190,11 +190,12 @@ def attribute(
         rmask, dmask = masks
     names = [getattr(m, "name", "") for m in measurers]
 
-    from tqdm.auto import tqdm
+    from probe.progress import inner_bar
 
     gaps: list[list[torch.Tensor]] = [[] for _ in measurers]
     moved: list[list[torch.Tensor]] = [[] for _ in measurers]
-    for s in tqdm(range(0, m_all, cfg.batch), desc="attribution", disable=not progress, leave=False):
+    bar = inner_bar(progress, m_all, "attribution", unit="pair")  # one forward + backward per pair
+    for s in range(0, m_all, cfg.batch):
         e = min(m_all, s + cfg.batch)
         mr = None if rmask is None else rmask[s:e].to(rq.device)
         md = None if dmask is None else dmask[s:e].to(rq.device)
@@ -205,6 +206,8 @@ def attribute(
         for k in range(len(measurers)):
             gaps[k].append(g[k].detach().cpu())
             moved[k].append(mv[k].detach().cpu())
+        bar.update(e - s)
+    bar.close()
 
     frames = []
     pos = np.tile(np.arange(n_tok), m_all)

@@ -6,9 +6,10 @@ grids of the confirmed mappings and ``config.json``. The ``tokenprobe swap`` com
 stage both call it.
 
 Sharding: pair ``m`` belongs to rank ``m % world_size`` (:class:`probe.swap.engine.Shard`); every random choice
-is drawn for all pairs before sharding, so the merged table equals one process's table. Each rank writes its
-table to ``out/shards/rank-NNNNN.parquet``; rank 0 merges them and writes the outputs, the other ranks return
-``None``. The greedy set search runs on rank 0 after the merge.
+is drawn for all pairs before sharding, so the merged table equals one process's table. Every sweep of the
+validation is sharded so: the discovery sweep, each step of the greedy set search, the confirmation. After each,
+the ranks exchange their tables (:meth:`probe.swap.engine.Shard.gather`, an all-gather), so every rank makes the
+same selections from the same merged numbers; rank 0 writes the outputs, the other ranks return ``None``.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ import pandas as pd
 
 from probe.errors import UsageError
 from probe.swap.attribution import attribution_first_sweep, resolve_mode
-from probe.swap.engine import Shard, merge_shards, parse_label
+from probe.progress import StageBar, stage_of
+from probe.swap.engine import Shard, parse_label
 from probe.swap.maps import candidate_sets
 from probe.swap.run import SwapConfig, SwapData, SwapResult, sweep
-from probe.swap.stats import summarize
-from probe.swap.validated import DISCOVERY_CONTROLS, ValidatedMap, grid_images, validate
+from probe.swap.validated import DISCOVERY_CONTROLS, ValidatedMap, expect_validation, grid_images, validate
 from probe.swap.verdict import VERDICTS
 
 #: columns of the answers table when no mapping was tested
@@ -59,7 +60,7 @@ class SwapOutputs:
 def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any,
                        out: str | Path, *, attributes: Sequence[str], config: SwapConfig,
                        candidates: int | None = None, greedy: bool = True, figures: bool = True, grids: int = 0,
-                       tables_format: str = "csv", progress: bool = True, shard: Shard | None = None,
+                       tables_format: str = "csv", progress: bool | StageBar = True, shard: Shard | None = None,
                        record: Mapping[str, Any] | None = None, estimate: bool = False) -> SwapOutputs | None:
     """Validate ``semantic_map`` by swaps and write everything under ``out``.
 
@@ -77,6 +78,8 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
         figures: draw the figures (PNG + SVG) of the validated map.
         grids: pairs per image grid of a confirmed mapping (0: none).
         tables_format: ``csv`` or ``parquet`` for the large per-swap table.
+        progress: one bar for all of it (``True``; labelled ``swap``, drawn on rank 0), none, or a stage's
+            :class:`probe.progress.StageBar` to feed.
         shard: this process's shard (default: from the ``torchrun`` environment).
         record: extra entries of ``config.json``.
         estimate: with every position swapped, also the attribution estimate of every cell (when every tested
@@ -89,34 +92,56 @@ def validate_and_write(tokenizer: Any, data: SwapData, measurers: Mapping[str, A
     out = Path(out)
     shard = shard or Shard.from_env()
     out.mkdir(parents=True, exist_ok=True)
-    progress = progress and shard.rank == 0
-    made = None  # the attribution estimate of attribution first
-    if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
-        # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
-        res, made = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
-                                            k=config.first_k, progress=progress)
-    elif candidates is None:  # select on the discovery pairs; validate() confirms on the confirmation pairs
-        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
-                    progress=progress, split="discovery", controls=DISCOVERY_CONTROLS)
-    else:  # the probes selected the candidates: they are measured on the confirmation pairs directly
-        res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
-                    attributes=attributes, config=config, shard=shard, progress=progress)
-    res = gather(res, out / "shards", shard, config)
-    if res is None:
+    own_bar = progress is True
+    bar = StageBar("swap", enabled=bool(progress) and shard.rank == 0) if own_bar else progress
+    try:
+        outputs = _validate(tokenizer, data, measurers, semantic_map, out, attributes=attributes, config=config,
+                            candidates=candidates, greedy=greedy, figures=figures, tables_format=tables_format,
+                            progress=bar, shard=shard, estimate=estimate)
+    finally:
+        if own_bar:
+            bar.close()
+        _leave(shard)
+    if outputs is None:
         return None
-    if candidates is None:
-        vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
-                        greedy=greedy, progress=progress, sweep_result=res, attribution=made,
-                        estimate=estimate and made is None)
-        outputs = SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
-    else:
-        outputs = _write_candidates(res, out, tables_format)
     if figures and grids > 0:
         outputs.paths |= write_grids(tokenizer, data, outputs, out / "grids", n=grids, seed=config.seed)
     outputs.paths["config"] = _write_config(out, config, attributes, measurers, shard, record)
     return outputs
 
 
+def _validate(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], semantic_map: Any, out: Path, *,
+              attributes: Sequence[str], config: SwapConfig, candidates: int | None, greedy: bool, figures: bool,
+              tables_format: str, progress: Any, shard: Shard, estimate: bool) -> SwapOutputs | None:
+    """The swaps of :func:`validate_and_write` (every rank), and its tables and figures (rank 0)."""
+    made = None  # the attribution estimate of attribution first
+    stage = stage_of(progress)
+    if candidates is None and _mode(config, measurers, attributes, data, shard) == "attribution":
+        # attribution ranks every position, real swaps test the top ones (one process: nothing to shard)
+        if stage is not None:
+            stage.phase("attribution first")
+        res, made = attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=config,
+                                            k=config.first_k, progress=progress)
+    elif candidates is None:  # select on the discovery pairs; validate() confirms on the confirmation pairs
+        if stage is not None:
+            expect_validation(stage, data, measurers, attributes, config, shard, sweep=True)
+            stage.phase("discovery")
+        res = sweep(tokenizer, data, measurers, attributes=attributes, config=config, shard=shard,
+                    progress=progress, split="discovery", controls=DISCOVERY_CONTROLS)
+    else:  # the probes selected the candidates: they are measured on the confirmation pairs directly
+        if stage is not None:
+            stage.phase("candidates")
+        res = sweep(tokenizer, data, measurers, candidate_sets(semantic_map, attributes, candidates),
+                    attributes=attributes, config=config, shard=shard, progress=progress)
+    if candidates is not None:
+        return _write_candidates(res, out, tables_format) if shard.rank == 0 else None
+    # every rank selects from the same merged numbers and shares the greedy steps and the confirmation
+    vmap = validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=config,
+                    greedy=greedy, progress=progress, sweep_result=res, attribution=made,
+                    estimate=estimate and made is None and shard.rank == 0, shard=shard)
+    if shard.rank != 0:
+        return None
+    return SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
 def rank_device(device: str | None) -> str | None:
     """The device of this process: under ``torchrun`` each rank takes its own GPU (``cuda:LOCAL_RANK``) when the
     device is CUDA (asked for, or picked automatically); otherwise ``device`` unchanged."""
@@ -143,24 +168,15 @@ def _mode(config: SwapConfig, measurers: Mapping[str, Any], attributes: Sequence
     return mode
 
 
-def gather(res: SwapResult, folder: Path, shard: Shard, config: SwapConfig) -> SwapResult | None:
-    """The one-process result from every rank's shard (``res`` itself in one process; ``None`` on ranks > 0)."""
+def _leave(shard: Shard) -> None:
+    """Under ``torchrun``: wait for every rank, then close the process group the sweeps opened."""
     if shard.world_size <= 1:
-        return res
+        return
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    folder.mkdir(parents=True, exist_ok=True)
-    res.table.to_parquet(folder / f"rank-{shard.rank:05d}.parquet", index=False)
-    dist.barrier()
-    if shard.rank != 0:
+    if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
-        return None
-    table = merge_shards([pd.read_parquet(folder / f"rank-{r:05d}.parquet") for r in range(shard.world_size)])
-    dist.destroy_process_group()
-    table.attrs.update(visibility=res.table.attrs.get("visibility", {}))
-    return SwapResult(table, summarize(table, config.verdict), res.pairs, res.config)
 
 
 def _write_candidates(res: SwapResult, out: Path, tables_format: str) -> SwapOutputs:
@@ -212,4 +228,4 @@ def _write_config(out: Path, config: SwapConfig, attributes: Sequence[str], meas
     return path
 
 
-__all__ = ["SwapOutputs", "gather", "rank_device", "validate_and_write", "write_grids"]
+__all__ = ["SwapOutputs", "rank_device", "validate_and_write", "write_grids"]

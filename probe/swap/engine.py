@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.progress import StageBar, inner_bar
 from probe.measure.shared import measure_all
 from probe.swap.movement import MIN_GAP, movement
 from probe.tokenizers.base import PositionSet, Tokenizer, module_device, paste_tokens, position_tuple
@@ -76,6 +77,9 @@ class Shard:
 
     rank: int = 0
     world_size: int = 1
+    #: :meth:`gather` exchanges the ranks' tables (``False``: it returns this rank's part, to merge by hand with
+    #: :func:`merge_shards`, e.g. shards simulated in one process)
+    exchange: bool = True
 
     @classmethod
     def from_env(cls) -> Shard:
@@ -83,6 +87,23 @@ class Shard:
 
     def rows(self, m: int) -> np.ndarray:
         return np.arange(self.rank, m, self.world_size)
+
+    def gather(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Every rank's swap table merged into the one-process table, on every rank (an all-gather over the
+        process group, initialised with gloo when it is not); ``table`` itself in one process. A collective:
+        every rank calls it, in the same order."""
+        if self.world_size <= 1 or not self.exchange:
+            return table
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, table)
+        full = [t for t in parts if len(t)]
+        merged = merge_shards(full) if full else table
+        merged.attrs = dict(table.attrs)
+        return merged
 
 
 def as_quantized(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -261,6 +282,13 @@ def register_control(control: Control) -> None:
     _CONTROLS[control.name] = control
 
 
+def patch_decodes(pairs: int, sets: int, controls: Sequence[str], *, full_sweep: bool = False) -> int:
+    """Decodes :func:`patch` makes for ``pairs`` pairs at ``sets`` position sets with ``controls`` (``full_sweep``:
+    the sets are every single position): the two ends, every set's tested swap and controls, the same-end donors."""
+    per_set = sum(control_decodes(c, full_sweep=full_sweep and "none" in controls) for c in controls)
+    return pairs * (2 + sets * per_set + ("same_end" in controls))
+
+
 def control_decodes(name: str, *, full_sweep: bool = False) -> int:
     """Decodes per pair and position set that control ``name`` costs (0: it reuses other rows)."""
     c = _CONTROLS[name]
@@ -430,7 +458,7 @@ def patch(
     seed: int = 0,
     batch: int = 256,
     shard: Shard | None = None,
-    progress: bool = True,
+    progress: bool | StageBar = True,
     autocast: bool = False,
     extra: dict[str, Sequence[Any]] | None = None,
     directions: Mapping[str, np.ndarray] | None = None,
@@ -455,6 +483,7 @@ def patch(
         seed: seed of the random-position control.
         batch: images per decode (on the tokenizer's device).
         shard: handle only this shard's pairs (default: all; see :class:`Shard`).
+        progress: a bar of its own (``True``), none, or a stage's :class:`probe.progress.StageBar` to feed.
         autocast: decode under bf16 autocast on CUDA.
         extra: per-pair columns copied into the table (e.g. ``{"attribute": [...]}``).
         directions: measurer name -> per-pair unit vectors ``[M, D]`` (the labels' direction of each pair,
@@ -485,12 +514,8 @@ def patch(
     rmask, dmask = (None, None) if masks is None else tuple(None if x is None else x[rows] for x in masks)
     full_sweep = all(len(s) == 1 for s in sets) and {s[0] for s in sets} == set(range(n_tok))
 
-    from tqdm.auto import tqdm
-
     m = len(rows)
-    per_set = sum(control_decodes(c, full_sweep=full_sweep and "none" in controls) for c in controls)
-    total = m * (2 + len(sets) * per_set + ("same_end" in controls))
-    bar = tqdm(total=total, desc="swap decodes", unit="img", disable=not progress, leave=False)
+    bar = inner_bar(progress, patch_decodes(m, len(sets), controls, full_sweep=full_sweep), "swap decodes")
     dec = _Decoder(tokenizer, measurers, batch, bar, autocast)
     # every patched batch goes through one queue, so decodes run at full batch size across sets;
     # a sweep of every single position already holds each random-position swap: reuse it, no decode

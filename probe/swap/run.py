@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.progress import StageBar, stage_of
 from probe.swap.engine import PositionSet, Shard, control_decodes, parse_label, patch, set_label
 from probe.swap.confirm import LabelGeometry, label_geometry
 from probe.swap.split import split_pairs
@@ -242,7 +243,7 @@ def _as_sets(positions: PositionSet | Sequence[PositionSet]) -> list[PositionSet
 
 def _attribute_swaps(tokenizer: Tokenizer, data: SwapData, meas: list[_Named], attr: str, pairs: pd.DataFrame,
                      attr_sets: Sequence[PositionSet], cfg: SwapConfig, ctrl: tuple[str, ...],
-                     shard: Shard | None, progress: bool, directions: np.ndarray) -> pd.DataFrame:
+                     shard: Shard | None, progress: bool | StageBar, directions: np.ndarray) -> pd.DataFrame:
     """The patch table of one attribute's pairs at its sets, its own measurer read along the labels' direction
     (``directions [P, D]``): the costly controls (those that decode) on the first ``cfg.control_pairs`` pairs only."""
     rec, don, same = (torch.as_tensor(pairs[c].to_numpy().copy()) for c in ("recipient", "donor", "same_end_donor"))
@@ -298,7 +299,7 @@ def geometry(tokenizer: Tokenizer, data: SwapData, attr: str, measurer: Measurer
 def sweep(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer],
           positions: PositionSet | Sequence[PositionSet] | Mapping[str, Sequence[PositionSet]] | None = None, *,
           attributes: Sequence[str] | None = None, config: SwapConfig | None = None, shard: Shard | None = None,
-          progress: bool = True, pairs_per_attribute: int | None = None,
+          progress: bool | StageBar = True, pairs_per_attribute: int | None = None,
           controls: Sequence[str] | None = None, split: str = "confirmation") -> SwapResult:
     """Swaps for each attribute on its own pairs, at position sets, measured by every measurer.
 
@@ -311,6 +312,9 @@ def sweep(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer
         pairs_per_attribute, controls: override the side's number of pairs / ``config.controls``.
         split: the side of each attribute's pairs (:mod:`probe.swap.split`): ``"confirmation"`` (``config.pairs``;
             the numbers to report) or ``"discovery"`` (``config.discovery_pairs``; to select on).
+        shard: under ``torchrun``, this rank's pairs (:class:`probe.swap.engine.Shard`): each rank swaps its
+            share, and every rank gets the merged result (a collective: all ranks call it alike).
+        progress: a bar per batch of decodes (``True``), none, or a stage's :class:`probe.progress.StageBar`.
 
     Returns:
         :class:`SwapResult`: ``table`` one row per (pair, set, control, measurer) (:func:`probe.swap.patch`; the
@@ -342,7 +346,10 @@ def sweep(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer
         ctrl += ("self",)  # a stochastic decoder: what re-decoding the same tokens moves
     tables, pair_frames, vis = [], [], {}
     offset = 0
-    for attr in attrs:
+    stage = stage_of(progress)
+    for i, attr in enumerate(attrs):
+        if stage is not None:
+            stage.detail(f"{i + 1}/{len(attrs)} attributes" if len(attrs) > 1 else attr)
         geo = geometry(tokenizer, data, attr, measurers[attr], cfg)
         vis[attr] = geo.visibility
         n = pairs_per_attribute or (cfg.pairs if split == "confirmation" else cfg.discovery_pairs)
@@ -357,6 +364,8 @@ def sweep(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer
                                            geo.directions_for(pairs)))
     timing = {k: sum(t.attrs.get(k, 0) for t in tables) for k in _TIMING}
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if shard is not None:
+        table = shard.gather(table)
     if len(table):
         table = table.sort_values(["attribute", "pair"], kind="stable").reset_index(drop=True)
     t0 = time.perf_counter()
@@ -367,7 +376,8 @@ def sweep(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer
 
 
 def greedy_set(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], attribute: str,
-               single: pd.DataFrame, *, config: SwapConfig | None = None, progress: bool = True) -> pd.DataFrame:
+               single: pd.DataFrame, *, config: SwapConfig | None = None, progress: bool | StageBar = True,
+               shard: Shard | None = None) -> pd.DataFrame:
     """The smallest position set reaching ``config.target`` transfer for ``attribute``, greedily.
 
     Starting from the best single position of ``single`` (a discovery sweep's summary), each step adds the
@@ -393,7 +403,7 @@ def greedy_set(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Mea
     while rows[-1]["transfer"] < cfg.target and len(chosen) < min(cfg.max_set, len(pool)):
         trial = [sorted(chosen + [p]) for p in pool if p not in chosen]
         res = sweep(tokenizer, data, {attribute: measurers[attribute]}, trial, attributes=[attribute],
-                    config=cfg, controls=("none",), progress=progress, split="discovery",
+                    config=cfg, controls=("none",), progress=progress, split="discovery", shard=shard,
                     pairs_per_attribute=min(cfg.greedy_pairs, cfg.discovery_pairs))
         best = res.summary.sort_values("transfer", ascending=False).iloc[0]
         chosen = list(parse_label(best["positions"]))

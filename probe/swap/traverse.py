@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.progress import StageBar
 from probe.swap.engine import _Decoder, as_quantized
 from probe.swap.movement import reading_scalar
 from probe.tokenizers.base import Tokenizer, paste_tokens
@@ -29,7 +30,7 @@ def codes_used(tokens: np.ndarray, position: int) -> np.ndarray:
 
 def traverse(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray, position: int, measurers: Mapping[str, Measurer], *,
              codes: Sequence[int] | np.ndarray | None = None, masks: torch.Tensor | None = None, batch: int = 256,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool | StageBar = True) -> pd.DataFrame:
     """Set ``position`` of every image in ``tokens`` (``[B, N]`` ids or ``[B, N, C]`` vectors) to each code.
 
     Args:
@@ -50,7 +51,7 @@ def traverse(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray, position: 
         ...                  codes=codes_used(store.tokens, 26))  # doctest: +SKIP
         >>> response_curve(table).attrs["range"]  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from probe.progress import inner_bar
 
     q = as_quantized(tokenizer, tokens)
     book = tokenizer.codebook.detach().to(q.device).float()
@@ -60,7 +61,7 @@ def traverse(tokenizer: Tokenizer, tokens: torch.Tensor | np.ndarray, position: 
     names = list(measurers)
     meas = [measurers[a] for a in names]
     b = len(q)
-    bar = tqdm(total=b * (len(codes) + 1), desc="traversal decodes", unit="img", disable=not progress, leave=False)
+    bar = inner_bar(progress, b * (len(codes) + 1), "traversal decodes")
     dec = _Decoder(tokenizer, meas, batch, bar)
     try:
         base = dec.measure(q, masks)

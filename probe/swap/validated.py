@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from probe.swap.engine import parse_label
+from probe.progress import StageBar, stage_of
+from probe.swap.engine import Shard, parse_label
 from probe.swap import maps
 from probe.swap.run import SwapConfig, SwapData, SwapResult, greedy_set, sweep
 from probe.swap.stats import summarize
@@ -259,8 +260,8 @@ def build_answers(confirmation: pd.DataFrame, discovery: pd.DataFrame, ranking: 
 
 def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], semantic_map: PositionMap | None = None, *,
              attributes: Sequence[str] | None = None, config: SwapConfig | None = None, greedy: bool = True,
-             progress: bool = True, sweep_result: SwapResult | None = None, k: int | None = None,
-             estimate: bool = False, attribution: Any = None) -> ValidatedMap:
+             progress: bool | StageBar = True, sweep_result: SwapResult | None = None, k: int | None = None,
+             estimate: bool = False, attribution: Any = None, shard: Shard | None = None) -> ValidatedMap:
     """Select on discovery pairs, confirm on confirmation pairs, and assemble the :class:`ValidatedMap`.
 
     1. discovery: sweep every position for every attribute (or, with ``k``, the probes' ``k`` candidate positions
@@ -281,6 +282,10 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
             attribution mode always has it), so the map holds both heatmaps and their agreement.
         attribution: an attribution estimate already made for ``sweep_result``
             (:func:`probe.swap.attribution.attribution_first_sweep`): the map carries it.
+        progress: bars of each loop's own (``True``), none, or one :class:`probe.progress.StageBar` for all of it
+            (``True`` makes one, labelled ``swap``).
+        shard: under ``torchrun``, this rank's share of every sweep, greedy step and confirmation
+            (:class:`probe.swap.engine.Shard`); every rank returns the same map (all ranks call it alike).
 
     Examples:
         >>> vmap = validate(tok, SwapData.from_store(store, tok), {"lighting": measurer_for("lighting")},
@@ -290,11 +295,20 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
     from probe.swap import attribution as atp
 
     cfg = config or SwapConfig()
+    if progress is True:  # one bar for the whole validation, not one per batch of decodes
+        with StageBar("swap") as bar:
+            return validate(tokenizer, data, measurers, semantic_map, attributes=attributes, config=cfg,
+                            greedy=greedy, progress=bar, sweep_result=sweep_result, k=k, estimate=estimate,
+                            attribution=attribution, shard=shard)
+    stage = stage_of(progress)
+    if stage is not None and sweep_result is None:  # with a sweep given, its caller told the stage
+        expect_validation(stage, data, measurers, attributes, cfg, shard, sweep=True)
+        stage.phase("discovery")
     est = attribution
     if sweep_result is not None:
         sw, mode = sweep_result, "given"
     elif k is not None and semantic_map is not None:
-        sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress)
+        sw = _candidates_then_rest(tokenizer, data, measurers, semantic_map, attributes, cfg, k, progress, shard)
         mode = "candidates"
     elif atp.resolve_mode(cfg.mode, measurers, attributes, data) == "attribution":
         sw, est = atp.attribution_first_sweep(tokenizer, data, measurers, attributes=attributes, config=cfg,
@@ -302,7 +316,7 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
         mode = "attribution"
     else:
         sw = sweep(tokenizer, data, measurers, attributes=attributes, config=cfg, progress=progress,
-                   split="discovery", controls=DISCOVERY_CONTROLS)
+                   split="discovery", controls=DISCOVERY_CONTROLS, shard=shard)
         mode = "exhaustive"
     if mode == "given":  # a full sweep of single positions is the exhaustive mode
         n_tok = int(data.quantized.shape[1])
@@ -316,8 +330,15 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
     ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])
     agreement = rank_agreement(heat, ranking)
-    family, curves = _families(tokenizer, data, measurers, sw, list(heat.columns), cfg, greedy, progress)
-    conf = sweep(tokenizer, data, measurers, family, attributes=list(family), config=cfg, progress=progress)
+    if stage is not None:
+        stage.settle("discovery")
+        stage.phase("greedy sets")
+    family, curves = _families(tokenizer, data, measurers, sw, list(heat.columns), cfg, greedy, progress, shard)
+    if stage is not None:
+        stage.settle("greedy sets")
+        stage.phase("confirmation")
+    conf = sweep(tokenizer, data, measurers, family, attributes=list(family), config=cfg, progress=progress,
+                 shard=shard)
     answers = build_answers(conf.summary, sw.summary, ranking, curves)
     answers = _with_untested(answers, ranking, attributes, measurers)
     return ValidatedMap(answers, sw, heat, agreement, ranking, curves, conf.summary, conf, mode, est)
@@ -327,14 +348,33 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
 DISCOVERY_CONTROLS = ("none", "random_position")
 
 
+def expect_validation(stage: StageBar, data: SwapData, measurers: Mapping[str, Measurer],
+                      attributes: Sequence[str] | None, cfg: SwapConfig, shard: Shard | None, *, sweep: bool) -> None:
+    """Tell ``stage`` the decodes a validation is expected to make, before it starts: the discovery sweep of every
+    position (when ``sweep``), and a confirmation of one set per attribute. Estimates: the greedy searches are
+    claimed as they go, and a phase that makes fewer decodes settles the rest (:class:`probe.progress.StageBar`)."""
+    from probe.swap.engine import patch_decodes
+
+    attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
+    share = 1.0 / (shard.world_size if shard is not None else 1)
+    n_tok = int(data.quantized.shape[1])
+    if sweep:
+        per = patch_decodes(int(cfg.discovery_pairs * share), n_tok, DISCOVERY_CONTROLS, full_sweep=True)
+        stage.expect("discovery", len(attrs) * per)
+    heads = min(cfg.control_pairs or cfg.pairs, cfg.pairs)
+    per = (patch_decodes(int(cfg.pairs * share), 1, ("none",))
+           + patch_decodes(int(heads * share), 1, tuple(c for c in cfg.controls if c != "none")))
+    stage.expect("confirmation", len(attrs) * per)
+
+
 def _candidates_then_rest(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer],
                           semantic_map: PositionMap, attributes: Sequence[str] | None, cfg: SwapConfig, k: int,
-                          progress: bool) -> SwapResult:
+                          progress: bool | StageBar, shard: Shard | None = None) -> SwapResult:
     """On discovery pairs: the map's ``k`` candidates of every attribute; the other positions where none of them
     reaches the target transfer."""
     attrs = list(attributes or [a for a in measurers if a in data.attributes.columns])
     sets = {a: [[p] for p in maps.top_positions(semantic_map, a, k, empty_ok=True)] for a in attrs}
-    common = dict(config=cfg, progress=progress, split="discovery", controls=("none",))
+    common = dict(config=cfg, progress=progress, split="discovery", controls=("none",), shard=shard)
     sw = sweep(tokenizer, data, measurers, sets, attributes=attrs, **common)
     done = sw.summary.groupby("attribute")["transfer"].max().ge(cfg.target) if len(sw.summary) else pd.Series(
         dtype=bool)
@@ -350,8 +390,8 @@ def _candidates_then_rest(tokenizer: Tokenizer, data: SwapData, measurers: Mappi
 
 
 def _families(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measurer], sw: SwapResult,
-              attributes: list[str], cfg: SwapConfig, greedy: bool,
-              progress: bool) -> tuple[dict[str, list[list[int]]], pd.DataFrame]:
+              attributes: list[str], cfg: SwapConfig, greedy: bool, progress: bool | StageBar,
+              shard: Shard | None = None) -> tuple[dict[str, list[list[int]]], pd.DataFrame]:
     """Per attribute the mappings to confirm (the best single position of the discovery sweep; the greedy set
     where the search reached the target with more than one position) and the greedy curves."""
     family: dict[str, list[list[int]]] = {}
@@ -364,7 +404,9 @@ def _families(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Meas
         family[attr] = [list(parse_label(best["positions"]))]
         if not greedy or best["transfer"] >= cfg.target:
             continue
-        c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress)
+        if stage_of(progress) is not None:
+            stage_of(progress).detail(attr)
+        c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress, shard=shard)
         if c.empty:
             continue
         curves.append(c)
