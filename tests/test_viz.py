@@ -89,3 +89,51 @@ def test_position_umap_panels_with_given_embeddings(probed) -> None:
     assert len(fig.axes) == 2  # panel + colour bar for a continuous attribute
     with pytest.raises(ValueError, match="rows"):
         position_umap(data.features[:10], data.attributes["a"], [0], embeddings=emb)
+
+
+def _report_figures(probed):
+    """The report's heatmap-like figures at 32 positions and 9 attributes (the size of a real run)."""
+    import pandas as pd
+
+    from probe.viz.attribution import attribution_vs_causal_figure
+    from probe.viz.spatial import spatial_maps_figure
+    from probe.viz.swap import causal_vs_probe_figure, traversal_figure
+
+    data, res = probed
+    rng = np.random.default_rng(0)
+    attrs = [f"attribute_{i}" for i in range(9)]
+    heat = pd.DataFrame(rng.uniform(-1, 1, (32, 9)), index=range(32), columns=attrs)
+    ranking = pd.DataFrame([{"attribute": a, "position": p, "effect": rng.random()} for a in attrs for p in range(32)])
+    answers = pd.DataFrame({"attribute": attrs[:2], "positions": ["4", "26"], "set_size": [1, 1],
+                            "verdict": ["confirmed", "weak"]})
+    curve = pd.DataFrame([{"code": c, "measured": m, "mean": rng.random(), "q25": 0.0, "q75": 1.0, "baseline": 0.5}
+                          for c in range(200) for m in ("lighting", "bg_blur")])
+    return {
+        "probe heatmap": probe_heatmap(res.table, "ami", semantic_map=res.semantic_map),
+        "summary": summary_figure(res.table, res.semantic_map),
+        "causal vs probe": causal_vs_probe_figure(heat, ranking, answers),
+        "attribution": attribution_vs_causal_figure(heat * 0.9, heat),
+        "spatial": spatial_maps_figure(rng.random((32, 16, 16)), cols=8, title="maps"),
+        "traversal": traversal_figure(curve),
+    }
+
+
+def test_report_figures_show_text_of_at_least_11_px_in_the_report_column(probed) -> None:
+    """Shown in the report's 1,312 px column (each PNG at its natural size, shrunk to fit), no text of the
+    heatmaps, the traversal or the spatial maps is smaller than 11 px; and a heatmap panel is at most 13 inches
+    wide, so that floor is a normal font size (at most ~10.5 pt)."""
+    from probe.viz.style import MIN_TEXT_PX, text_sizes
+
+    for name, fig in _report_figures(probed).items():
+        sizes = text_sizes(fig)
+        small = sizes[sizes["px"] < MIN_TEXT_PX - 1e-6]
+        assert small.empty, (name, small.head().to_dict("records"))
+        assert fig.get_size_inches()[0] <= 13.0 + 1e-9, name
+
+
+def test_traversal_axis_names_its_codes(probed) -> None:
+    fig = _report_figures(probed)["traversal"]
+    bottom = fig.axes[1]
+    labels = [t.get_text() for t in bottom.get_xticklabels()]
+    assert 2 <= len(labels) <= 16 and all(t.isdigit() for t in labels), labels
+    assert "code id" in bottom.get_xlabel()

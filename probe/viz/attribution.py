@@ -6,6 +6,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from probe.viz.style import heatmap_width, readable
+
 
 def attribution_vs_causal_figure(attribution: pd.DataFrame, causal: pd.DataFrame | None = None,
                                  agreement: pd.DataFrame | None = None, *,
@@ -25,10 +27,14 @@ def attribution_vs_causal_figure(attribution: pd.DataFrame, causal: pd.DataFrame
     panels = [("swap: fraction of the gap a single-position paste moves", real)] if real is not None else []
     panels.append((label, est))
     n_attr, n_pos = est.shape
-    width = max(6.0, 0.3 * n_pos + 2.5)
-    ratios = [width] * len(panels) + ([4.5] if real is not None else [])
-    fig = Figure(figsize=(sum(ratios), max(3.5, 0.42 * n_attr + 1.5)))
-    axes = fig.subplots(1, len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})[0]
+    # heatmaps one above the other at the column's width, the scatter below them: text readable in the report
+    height = max(2.5, 0.42 * n_attr + 1.5)
+    heights = [height] * len(panels) + ([4.2] if real is not None else [])
+    fig = Figure(figsize=(heatmap_width(n_pos), sum(heights)))
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[1.0, 1.2])
+    axes = [fig.add_subplot(grid[i, :]) for i in range(len(panels))]
+    if real is not None:
+        axes.append(fig.add_subplot(grid[len(panels), 0]))
     lim = max(1.0, float(np.nanmax(np.abs(real.to_numpy()))) if real is not None else 1.0)
     for ax, (title, h) in zip(axes, panels):
         sns.heatmap(h, ax=ax, cmap="vlag", center=0.0, vmin=-lim, vmax=lim, linewidths=0.2, linecolor="white",
@@ -46,6 +52,6 @@ def attribution_vs_causal_figure(attribution: pd.DataFrame, causal: pd.DataFrame
         ax.set_xlabel("real transfer (swap)")
         ax.set_ylabel("estimated transfer (attribution)")
         ax.set_title("per position", fontsize=9)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    readable(fig).tight_layout()
     return fig

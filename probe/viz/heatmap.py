@@ -11,6 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from probe.viz.style import heatmap_width, readable
+
 if TYPE_CHECKING:  # viz draws what the probes computed and never imports them at run time
     from probe.probes.semantic_map import SemanticMap
 
@@ -61,7 +63,7 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Sem
     fmt = ".3f" if vmax < 0.1 else ".2f"  # adjusted MI and eta^2 are often small
     sns.heatmap(
         values, ax=ax, cmap=cmap or ("vlag" if diverging else "rocket_r"), annot=annotate, fmt=fmt,
-        annot_kws={"fontsize": 6}, center=0.0 if diverging else None,
+        annot_kws={"fontsize": 8}, center=0.0 if diverging else None,
         vmin=-vmax if diverging else None, vmax=vmax if diverging else None,
         cbar_kws={"label": PROBE_LABELS.get(probe, probe)}, linewidths=0.2, linecolor="white",
     )
@@ -93,7 +95,7 @@ def draw_heatmap(ax: Axes, table: pd.DataFrame, probe: str, *, semantic_map: Sem
     test = ("family-wise over positions" if smap.frame["fw_p_value"].notna().any()
             else "Benjamini-Hochberg q")
     ax.set_title(f"{PROBE_LABELS.get(probe, probe)}.   Outlined 1-{top_k}: top positions by "
-                 f"{PROBE_LABELS.get(smap.rank_by, smap.rank_by)} of each attribute some position carries "
+                 f"{PROBE_LABELS.get(smap.rank_by, smap.rank_by)}\nof each attribute some position carries "
                  f"({test} < {smap.alpha:g}); n.s.: carried by none", fontsize=9)
 
 
@@ -103,8 +105,8 @@ def probe_heatmap(table: pd.DataFrame, probe: str = "ami", *, semantic_map: Sema
     map's answer marked (see :func:`draw_heatmap`)."""
     values = heatmap_frame(table, probe)
     n_pos, n_attr = values.shape
-    fig = Figure(figsize=(max(6.0, 0.38 * n_pos + 2.5), max(2.5, 0.42 * n_attr + 1.5)))
+    fig = Figure(figsize=(heatmap_width(n_pos), max(2.5, 0.42 * n_attr + 1.8)))
     draw_heatmap(fig.add_subplot(), table, probe, semantic_map=semantic_map, top_k=top_k,
                  annotate=annotate, cmap=cmap)
-    fig.tight_layout()
+    readable(fig).tight_layout()
     return fig

@@ -6,6 +6,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from probe.viz.style import readable
+
 
 def spatial_maps_figure(maps: torch.Tensor | np.ndarray, *, table: pd.DataFrame | None = None, signed: bool = False,
                         cols: int = 8, title: str = "", image: torch.Tensor | np.ndarray | None = None) -> Figure:
@@ -50,4 +52,4 @@ def spatial_maps_figure(maps: torch.Tensor | np.ndarray, *, table: pd.DataFrame 
                      label="mean signed luminance change" if signed else "mean |pixel change|")
     if title:
         fig.suptitle(title, fontsize=9)
-    return fig
+    return readable(fig)

@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from probe.viz.heatmap import PROBE_LABELS, draw_heatmap
+from probe.viz.style import heatmap_width, readable
 from probe.viz.usage import draw_usage
 
 if TYPE_CHECKING:  # viz draws what the probes computed and never imports them at run time
@@ -40,7 +41,7 @@ def summary_figure(
     n_attr = table.loc[(table.position >= 0) & (table.probe == rank_by), "attribute"].nunique()
     heights = [0.35 * n_attr + 1.2] * (2 if second else 1) + [max(2.6, 0.3 * n_attr + 1.0)]
     heights += [2.4] if usage is not None else []
-    fig = Figure(figsize=(max(12.0, 0.35 * n_pos + 5), sum(heights) + 1.0))
+    fig = Figure(figsize=(max(12.0, heatmap_width(n_pos)), sum(heights) + 1.0))
     grid = fig.add_gridspec(len(heights), 2, height_ratios=heights)
     draw_heatmap(fig.add_subplot(grid[0, :]), table, rank_by, semantic_map=smap, annotate=False)
     if second:
@@ -76,5 +77,5 @@ def summary_figure(
     if usage is not None:
         draw_usage(fig.add_subplot(grid[row + 1, :]), usage)
     fig.suptitle(title or "token-position probes", fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the title
+    readable(fig).tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the title
     return fig

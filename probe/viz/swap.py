@@ -12,6 +12,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from probe.viz.style import heatmap_width, readable
+
 
 def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: pd.DataFrame | None = None) -> Figure:
     """Attributes x positions: swap transfer (left) beside the probe effect (right). A box marks each
@@ -21,11 +23,13 @@ def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: p
              .reindex(index=causal.index, columns=causal.columns) if len(ranking) else None)
     n_attr, n_pos = causal.shape
     panels = 2 if probe is not None else 1
-    fig = Figure(figsize=(max(6.0, 0.3 * n_pos + 2.5) * panels, max(2.5, 0.42 * n_attr + 1.5)))
-    axes = fig.subplots(1, panels, squeeze=False)[0]
+    # one above the other: each panel gets the report's full column, so its text stays readable
+    fig = Figure(figsize=(heatmap_width(n_pos), (max(2.5, 0.42 * n_attr + 1.5)) * panels))
+    axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
     sns.heatmap(causal, ax=axes[0], cmap="vlag", center=0.0, vmin=-1, vmax=1, linewidths=0.2, linecolor="white",
                 cbar_kws={"label": "normalized transfer (swap)"})
-    axes[0].set_title("swap: fraction of the gap a single-position paste moves", fontsize=9)
+    axes[0].set_title("swap: fraction of the gap a single-position paste moves (box: the validated single position)",
+                      fontsize=9)
     if answers is not None and len(answers):
         for i, attr in enumerate(causal.index):
             a = answers[answers["attribute"] == attr]
@@ -35,7 +39,7 @@ def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: p
     if probe is not None:
         sns.heatmap(probe, ax=axes[1], cmap="rocket_r", linewidths=0.2, linecolor="white",
                     cbar_kws={"label": "probe effect"})
-        axes[1].set_title("probe ranking (dot: top position)", fontsize=9)
+        axes[1].set_title("probe effect (dot, in both panels: the probes' top position)", fontsize=9)
         for i, attr in enumerate(probe.index):
             row = probe.loc[attr]
             if row.notna().any():
@@ -45,7 +49,7 @@ def causal_vs_probe_figure(heat: pd.DataFrame, ranking: pd.DataFrame, answers: p
     for ax in axes:
         ax.set_xlabel("token position")
         ax.set_ylabel("attribute")
-    fig.tight_layout()
+    readable(fig).tight_layout()
     return fig
 
 
@@ -104,7 +108,8 @@ def traversal_figure(curve: pd.DataFrame, attributes: Sequence[str] | None = Non
     key = curve[curve["measured"] == order_by].set_index("code")["mean"].sort_values()
     codes = list(key.index)
     rows = len(attrs) + (images is not None)
-    fig = Figure(figsize=(7.0, 1.6 * rows + 0.6))
+    ticks = np.unique(np.linspace(0, len(codes) - 1, min(16, len(codes))).round().astype(int))
+    fig = Figure(figsize=(7.0, 1.6 * rows + 0.9))
     axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
     for ax, attr in zip(axes, attrs):
         c = curve[curve["measured"] == attr].set_index("code").reindex(codes)
@@ -114,8 +119,11 @@ def traversal_figure(curve: pd.DataFrame, attributes: Sequence[str] | None = Non
         if "baseline" in c:
             ax.axhline(float(c["baseline"].iloc[0]), color="grey", linestyle="--", linewidth=0.8)
         ax.set_ylabel(attr, fontsize=8)
-        ax.set_xticks([])
-    axes[len(attrs) - 1].set_xlabel(f"codes, ordered by the {order_by} they produce")
+        ax.set_xlim(-0.5, len(codes) - 0.5)
+        ax.set_xticks(ticks, [""] * len(ticks))
+    # the codes' ids at up to 16 places along the order
+    axes[len(attrs) - 1].set_xticks(ticks, [str(codes[i]) for i in ticks], rotation=90)
+    axes[len(attrs) - 1].set_xlabel(f"code id, ordered by the {order_by} it produces ({len(codes)} codes)")
     if images is not None:
         ax = axes[-1]
         show = images[: min(len(images), 32)].detach().float().clamp(0, 1).cpu()
@@ -124,5 +132,5 @@ def traversal_figure(curve: pd.DataFrame, attributes: Sequence[str] | None = Non
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title("decoded (first image), codes in the same order, first 32", fontsize=7)
-    fig.tight_layout()
+    readable(fig).tight_layout()
     return fig
