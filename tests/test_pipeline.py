@@ -206,3 +206,40 @@ def test_set_overrides_nested_values_and_names_bad_ones(tmp_path):
         load_run_config(default_config_path(), ["swap.pair=8"])
     with pytest.raises(RunConfigError, match="expected KEY=VALUE"):
         load_run_config(default_config_path(), ["swap.pairs"])
+
+
+def test_swap_clip_measures_a_categorical_attribute_without_measurer_by_zero_shot(tmp_path):
+    """With swap.clip set, a categorical attribute that nothing else measures gets CLIP zero-shot over its own
+    values; on world images the shipped world CLIP reads the (renamed) shape far above chance. Without
+    swap.clip it stays unmeasured, and a continuous attribute never gets one."""
+    import types
+
+    import numpy as np
+    import torch
+
+    from probe.data import world
+    from probe.measure.clip import ClipMeasurer
+    from probe.pipeline.stages import StageContext, _measurers_of
+
+    df = world.sample_factors(0, 96, seed=3)
+    images, _ = world.render(df)
+    attrs = pd.DataFrame({"index": np.arange(96), "ref": "", "figure": df["shape"].astype(str),
+                          "size_value": np.linspace(0, 1, 96)})
+    store = types.SimpleNamespace(attributes=attrs, manifest={"attributes": [
+        {"name": "figure", "kind": "categorical"}, {"name": "size_value", "kind": "continuous"}]})
+
+    def ctx(swap):
+        cfg = RunConfig.from_dict({"name": "z", "out": str(tmp_path / "z"), "swap": swap})
+        return StageContext(cfg, RunPaths(tmp_path / "z"), store=store)
+
+    found, without = _measurers_of(ctx({"clip": "world-clip", "clip_prompt": "a photo of a {value}."}),
+                                   ["figure", "size_value"])
+    assert without == ["size_value"] and isinstance(found["figure"], ClipMeasurer)
+    meas = found["figure"]
+    assert meas.classes == sorted(df["shape"].astype(str).unique()) and meas.kind == "categorical"
+    probs = meas(torch.as_tensor(images))
+    accuracy = float((np.asarray(meas.classes)[probs.argmax(1).numpy()] == df["shape"].astype(str)).mean())
+    assert accuracy > 0.6, accuracy  # four shapes: chance is 0.25
+    assert _measurers_of(ctx({}), ["figure"]) == ({}, ["figure"])
+    with pytest.raises(RunConfigError, match="clip_prompt"):
+        RunConfig.from_dict({"name": "z", "out": str(tmp_path / "z"), "swap": {"clip_prompt": "a photo"}})

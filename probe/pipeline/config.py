@@ -89,8 +89,12 @@ class SwapStageConfig:
             (0: no greedy search).
         traversals: set the first confirmed position to each code the store uses there and measure the response.
         grids: pairs per image grid of a confirmed mapping (0: none).
-        measurers: attribute -> measurer spec (e.g. ``oracle:shape``; default: ``probe.measure.measurer_for``);
-            attributes without a measurer are not validated.
+        measurers: attribute -> measurer spec (e.g. ``oracle:shape``; default: the manifest's, else
+            ``probe.measure.measurer_for``); attributes without a measurer are not validated.
+        clip: a CLIP (spec as ``optimize.clip``: ``world-clip``, ``ARCH:PRETRAINED``, ``hf-hub:ORG/NAME``,
+            ``local-dir:FOLDER``) that measures, by zero-shot classification over the attribute's own values, every
+            categorical attribute that has no other measurer; ``None``: no zero-shot measurer.
+        clip_prompt: the zero-shot prompt of one value (``{value}``: the value, underscores as spaces).
     """
 
     enabled: bool = True
@@ -104,6 +108,8 @@ class SwapStageConfig:
     traversals: bool = True
     grids: int = 6
     measurers: dict[str, str] = field(default_factory=dict)
+    clip: str | None = None
+    clip_prompt: str = "a photo of {value}"
 
 
 @dataclass
@@ -196,7 +202,7 @@ MINIMUM: dict[str, int] = {
     "optimize.images": 1,
 }
 #: settings that must not be empty text
-NON_EMPTY = ("name", "out", "tokenizer", "optimize.prompt", "optimize.clip")
+NON_EMPTY = ("name", "out", "tokenizer", "optimize.prompt", "optimize.clip", "swap.clip")
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
                "None": "null", "list[str]": "a list of names, e.g. [a, b]",
@@ -235,6 +241,8 @@ def check_value(key: str, value: Any, type_str: str, where: str = "<run config>"
         raise RunConfigError(f"{where}: {key} must be >= {low}, got {value!r}")
     if key in NON_EMPTY and isinstance(value, str) and not value.strip():
         raise RunConfigError(f"{where}: {key} must not be empty")
+    if key == "swap.clip_prompt" and "{value}" not in value:
+        raise RunConfigError(f"{where}: swap.clip_prompt must hold {{value}} (where each value goes), got {value!r}")
 
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "reconstruction": ReconstructionStageConfig,

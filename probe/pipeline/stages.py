@@ -38,6 +38,7 @@ class StageContext:
     swap: Any = None  # probe.swap.distributed.SwapOutputs (None when reused from disk: read paths.swap)
     notes: list[str] = field(default_factory=list)  # what a stage wants said in the report (joined into its note)
     _tokenizer: Any = None
+    _clip: Any = None  # (model, tokenizer) of swap.clip, loaded on first use
 
     @property
     def tokenizer(self) -> Any:
@@ -203,7 +204,7 @@ def _measurer(ctx: StageContext, attribute: str) -> Any:
 
 def _measurers_of(ctx: StageContext, attributes: list[str]) -> tuple[dict[str, Any], list[str]]:
     """(attribute -> measurer, attributes without one) for ``attributes`` (spec from the config, else the
-    default)."""
+    manifest's, else the default, else CLIP zero-shot for a categorical one when ``swap.clip`` is set)."""
     out, without = {}, []
     for a in attributes:
         try:
@@ -212,8 +213,40 @@ def _measurers_of(ctx: StageContext, attributes: list[str]) -> tuple[dict[str, A
             if ctx.config.swap.measurers.get(a):
                 raise RunConfigError(f"swap.measurers.{a}: {ctx.config.swap.measurers[a]!r} is not a measurer "
                                      "spec") from None
-            without.append(a)
+            zero_shot = _zero_shot(ctx, a)
+            if zero_shot is None:
+                without.append(a)
+            else:
+                out[a] = zero_shot
     return out, without
+
+
+def _zero_shot(ctx: StageContext, attribute: str) -> Any:
+    """CLIP zero-shot over ``attribute``'s values (``swap.clip``, ``swap.clip_prompt``) for a categorical
+    attribute with at least two values; ``None`` otherwise."""
+    c = ctx.config.swap
+    if not c.clip:
+        return None
+    import pandas as pd
+
+    from probe.measure.clip import ClipMeasurer
+    from probe.swap.run import store_kinds
+
+    if store_kinds(ctx.store).get(attribute) != "categorical":
+        return None
+    values = sorted(str(v) for v in pd.unique(ctx.store.attributes[attribute].dropna()))
+    if len(values) < 2:
+        return None
+    if ctx._clip is None:  # one CLIP for every zero-shot attribute of the run
+        from probe.optimize.objectives import load_clip
+
+        try:
+            loaded = load_clip(expand(c.clip), device=ctx.config.device)
+        except (RuntimeError, ValueError) as exc:
+            raise RunConfigError(f"swap.clip: {exc}") from None
+        ctx._clip = (loaded.model, loaded.tokenizer)
+    prompts = {v: c.clip_prompt.format(value=v.replace("_", " ")) for v in values}
+    return ClipMeasurer(prompts, name=attribute, clip=ctx._clip)
 
 
 def _measurers(ctx: StageContext) -> dict[str, Any]:
@@ -225,7 +258,8 @@ def _measurers(ctx: StageContext) -> dict[str, Any]:
             raise RunConfigError(f"swap.attributes: {unknown} are not among the run's attributes {ctx.attributes}")
     out, without = _measurers_of(ctx, wanted or ctx.attributes)
     if without:
-        ctx.notes.append(f"not validated (no measurer; set swap.measurers): {', '.join(without)}")
+        how = "set swap.measurers" + ("" if ctx.config.swap.clip else ", or swap.clip for categorical ones")
+        ctx.notes.append(f"not validated (no measurer; {how}): {', '.join(without)}")
     return out
 
 
