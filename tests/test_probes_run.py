@@ -154,3 +154,29 @@ def test_every_probe_is_served_by_a_registered_unit() -> None:
         res = run_probes(data.tokens, data.attributes, features=data.features, permutations=5, probes=(probe,),
                          progress=False)
         assert set(res.table.probe) == {probe} and res.disentanglement.empty
+
+
+def test_a_continuous_tokenizers_store_runs_the_feature_probes() -> None:
+    """No ids (-1 everywhere, as a continuous tokenizer's store holds) but features: the feature probes run,
+    rank by eta^2 of the features, find the planted position and leave the null attribute uncarried;
+    an id probe alone is refused, and negative ids beside real ones stay an error."""
+    import numpy as np
+
+    from probe.probes import run_probes
+
+    data = planted_tokens(1500, 8, 64, planted={"a": ("categorical", 3, 5)}, null={"z": ("categorical", 3)},
+                          seed=1)
+    no_ids = np.full_like(data.tokens, -1)
+    res = run_probes(no_ids, data.attributes, features=data.features, permutations=50, progress=False)
+    assert set(res.table["probe"]) <= {"eta2_features", "var_logratio", "spearman_max", "linear_r2",
+                                       "linear_acc_features", "linear_acc_all"}
+    assert res.semantic_map.rank_by == "eta2_features" and res.config["has_ids"] is False
+    assert res.semantic_map.carried("a") and res.semantic_map.candidates("a", 1) == [5]
+    assert not res.semantic_map.carried("z")
+    assert res.usage is None
+    with pytest.raises(ValueError, match="no token ids"):
+        run_probes(no_ids, data.attributes, features=data.features, probes=("ami",), progress=False)
+    mixed = data.tokens.copy()
+    mixed[0, 0] = -1
+    with pytest.raises(ValueError, match="negative id"):
+        run_probes(mixed, data.attributes, features=data.features, progress=False)

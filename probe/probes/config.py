@@ -21,6 +21,10 @@ ALL_PROBES: tuple[str, ...] = (
     "disentanglement",  # MIG, modularity, DCI, SAP (disentanglement_lib definitions)
 )
 
+#: the probes that read only the pre-quantization features: all a continuous tokenizer's store (no token ids) has
+FEATURE_PROBES: tuple[str, ...] = ("eta2_features", "var_logratio", "spearman_max", "linear_r2",
+                                   "linear_acc_features", "linear_acc_all")
+
 
 @dataclass
 class ProbeConfig:

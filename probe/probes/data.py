@@ -59,6 +59,8 @@ class ProbeInput:
     num_codes: int
     header: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: False for a continuous tokenizer's store (``tokens`` then all 0: there are no ids, only ``features``)
+    ids: bool = True
 
     @property
     def num_images(self) -> int:
@@ -139,8 +141,13 @@ def prepare_inputs(
     m, n = tokens.shape
     if len(attributes) != m:
         raise ValueError(f"attributes has {len(attributes)} rows but tokens has {m} images")
+    ids = True
     if m and tokens.min() < 0:
-        raise ValueError(f"tokens holds a negative id ({tokens.min()})")
+        if not ((tokens == -1).all() and features is not None):
+            raise ValueError(f"tokens holds a negative id ({tokens.min()}); a continuous tokenizer's store holds "
+                             "-1 everywhere, with its features")
+        # a continuous tokenizer's store: no ids, only features (the feature probes run; see run_probes)
+        ids, tokens = False, np.zeros_like(tokens)
     if features is not None and (features.ndim != 3 or features.shape[:2] != (m, n)):
         raise ValueError(f"features must be [M={m}, N={n}, C], got shape {features.shape}")
     if codebook is not None:
@@ -173,4 +180,4 @@ def prepare_inputs(
             encoded.append(res)
     if not encoded:
         raise ValueError(f"no usable attribute among {names} (skipped: {skipped})")
-    return ProbeInput(tokens, encoded, features, codebook, num_codes, header, skipped)
+    return ProbeInput(tokens, encoded, features, codebook, num_codes, header, skipped, ids)

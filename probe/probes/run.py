@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from probe.probes.config import ALL_PROBES, ProbeConfig
+from probe.probes.config import ALL_PROBES, FEATURE_PROBES, ProbeConfig
 from probe.probes.data import ProbeInput, prepare_inputs
 from probe.probes.disentanglement import METRIC_COLUMNS, metrics_table
 from probe.probes.semantic_map import SemanticMap, build_semantic_map
@@ -192,8 +192,23 @@ def run_probes(
             store_or_tokens, attributes, features=features, codebook=codebook, attributes_subset=attributes_subset,
             n_bins=cfg.n_bins, max_levels=cfg.max_categorical_levels,
         )
+    if not inp.ids:
+        cfg = _feature_probes_only(cfg)
     with _threads(n_jobs):
         return _run(inp, cfg, timer, progress, n_jobs)
+
+
+def _feature_probes_only(cfg: ProbeConfig) -> ProbeConfig:
+    """A continuous tokenizer's store has no token ids: only the probes that read features run, ranked by
+    ``eta2_features`` unless ``rank_by`` is one of them."""
+    import dataclasses
+
+    probes = tuple(p for p in cfg.probes if p in FEATURE_PROBES)
+    if not probes:
+        raise ValueError(f"a continuous tokenizer's store has no token ids, only features: ask for one of "
+                         f"{list(FEATURE_PROBES)} (asked for {list(cfg.probes)})")
+    rank_by = cfg.rank_by if cfg.rank_by in probes else ("eta2_features" if "eta2_features" in probes else probes[0])
+    return dataclasses.replace(cfg, probes=probes, rank_by=rank_by)
 
 
 def _run(inp: ProbeInput, cfg: ProbeConfig, timer: Timer, progress: bool, n_jobs: int = 1) -> ProbeResult:
@@ -221,8 +236,8 @@ def _run(inp: ProbeInput, cfg: ProbeConfig, timer: Timer, progress: bool, n_jobs
                               family_wise=out.family_wise if cfg.rank_by == "ami" else None)
     config = {**cfg.to_dict(), "num_images": inp.num_images, "num_positions": inp.num_positions,
               "num_codes": inp.num_codes, "has_features": inp.features is not None,
-              "has_codebook": inp.codebook is not None, "linear_rows": len(run.lin_rows),
+              "has_codebook": inp.codebook is not None, "has_ids": inp.ids, "linear_rows": len(run.lin_rows),
               "dci_train": run.n_train, "dci_test": run.n_test}
     return ProbeResult(table, smap, dtable, attr_info, config, dict(timer.t), dict(timer.cpu), dict(inp.skipped),
-                       usage=codebook_usage(inp.tokens, inp.num_codes),
-                       frequencies=code_frequencies(inp.tokens, inp.num_codes))
+                       usage=codebook_usage(inp.tokens, inp.num_codes) if inp.ids else None,
+                       frequencies=code_frequencies(inp.tokens, inp.num_codes) if inp.ids else None)
