@@ -156,16 +156,18 @@ def stage_reconstruction(ctx: StageContext) -> list[Path]:
 
 
 def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any) -> Any:
-    """Per attribute with a measurer: the share of the originals' gap the reconstructions keep (a row with a
-    ``note`` for an attribute that cannot be paired or measured)."""
+    """Per attribute with a measurer: the share of the originals' gap the reconstructions keep, as the swap
+    verdict measures it (:func:`probe.swap.visibility.kept_gap`; a row with a ``note`` for an attribute that cannot
+    be paired or measured). ``gap_reconstruction`` is the reconstructions' gap along the originals' direction."""
     import pandas as pd
     import torch
 
-    from probe.measure.reconstruction import kept_gap
+    import numpy as np
+
     from probe import worlds
-    from probe.swap.movement import movement
     from probe.swap.pairs import PairConfig, sample_pairs
     from probe.swap.run import store_kinds
+    from probe.swap.visibility import kept_gap, mean_gap
 
     kinds = store_kinds(ctx.store)
     world = worlds.of_store(ctx.store)
@@ -182,10 +184,14 @@ def _kept_gaps(ctx: StageContext, rows: Any, images: Any, recon: Any, masks: Any
             continue
         with torch.no_grad():
             before, after = m(images, masks=masks).float().cpu(), m(recon, masks=masks).float().cpu()
-        i, j = pairs["recipient"].to_numpy().copy(), pairs["donor"].to_numpy().copy()
-        kind = getattr(m, "kind", "continuous")
-        gaps = (movement(kind, before[i], before[j])["distance"], movement(kind, after[i], after[j])["distance"])
-        out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), **kept_gap(*gaps), "note": ""})
+        # the images of the pairs with their end labels: the swap verdict's own measure of what is kept
+        # (probe.swap.visibility.kept_gap: the reconstructions' end gap along the originals' direction, signed)
+        idx = np.concatenate([pairs["recipient"].to_numpy(), pairs["donor"].to_numpy()])
+        ends = np.concatenate([pairs["recipient_end"].to_numpy(object), pairs["donor_end"].to_numpy(object)])
+        orig, rec = before[idx].numpy(), after[idx].numpy()
+        g0, share = mean_gap(orig, ends), kept_gap(rec, orig, ends)
+        out.append({"attribute": a, "measurer": getattr(m, "name", str(m)), "gap_original": g0,
+                    "gap_reconstruction": share * g0, "kept": share, "pairs": len(pairs), "note": ""})
     return pd.DataFrame(out, columns=["attribute", "measurer", "gap_original", "gap_reconstruction", "kept", "pairs",
                                       "note"])
 
