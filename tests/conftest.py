@@ -9,6 +9,19 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest  # noqa: E402  (after the offline flags)
 
+#: tests marked ``slow`` (every README command, torchrun launches, the published-size presets, a small discovery
+#: benchmark) run where this is set, as .ci/run does, or under CI; elsewhere they are skipped with this reason
+RUN_SLOW = bool(os.environ.get("TOKENPROBE_SLOW") or os.environ.get("CI"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: runs in CI; TOKENPROBE_SLOW=1 runs it here")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):

@@ -22,7 +22,12 @@ KINDS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(KINDS))
+#: the published-size presets take ~10 s a test on 2 cores: run in CI (TOKENPROBE_SLOW=1), not by default
+_SLOW = {"titok-bl64-vq", "titok-bl64-vae"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(k, marks=pytest.mark.slow) if k in _SLOW else k
+                                        for k in sorted(KINDS)])
 def tok(request: pytest.FixtureRequest) -> Tokenizer:
     spec, random_init = KINDS[request.param]
     torch.manual_seed(0)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from _encode_common import assert_same_store, encode_reference, python, run, runner_args
 
 from probe.encode import SHARD_DIR
+
+pytestmark = pytest.mark.slow  # two torchrun launches, ~1 min on 2 cores: run in CI (TOKENPROBE_SLOW=1)
 
 
 def test_two_process_torchrun_store_equals_one_process_store(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 For every factor with a measurer (the sprites world's readers, and the analytic measurers of the corruption
 severities), pairs are drawn from the factor's two ends (the swap engine's pairs: quartiles, or opposite arcs
 for circular factors) on held-out manifest images. ``gap_kept`` = how far apart the reconstructions of the two
-images read, along the direction in which the originals differ, over how far apart the originals read (summed
-over pairs; ``probe.swap.movement`` with the originals as before / toward and the reconstructions as start /
-after, so a reading that only varies at random, e.g. the axis of a round blob, averages to 0). A factor the
+ends read (their mean readings), along the direction in which the originals' ends differ, over how far apart the
+originals' ends read: ``probe.swap.visibility.kept_gap``, the swap verdict's own measure, so a reading that only
+varies at random, e.g. the axis of a round blob, averages to 0. A factor the
 decoder drops keeps ~0 of its gap; below 0.1 it counts as not reconstructed (as
 analyses/world_tokenizer/README.md does). ``corr_original`` /
 ``corr_recon``: how well the reading tracks the true value over all images (Pearson r; circular: the mean
@@ -42,8 +42,8 @@ def measure(model_spec: str, *, n: int, seed: int, pairs: int) -> tuple[pd.DataF
     from probe.data.manifest import load_manifest
     from probe.measure import get_measurer
     from probe.measure.fidelity import psnr
-    from probe.swap import movement
     from probe.swap.pairs import PairConfig, sample_pairs
+    from probe.swap.visibility import kept_gap, mean_gap
     from probe.tokenizers.base import decode_batched, encode_batched
 
     import dataclasses
@@ -71,13 +71,14 @@ def measure(model_spec: str, *, n: int, seed: int, pairs: int) -> tuple[pd.DataF
         with torch.no_grad():
             r_orig, r_rec = m(images), m(recon)
         pr = sample_pairs(attrs, name, "continuous", PairConfig(n=pairs, seed=seed), circular=circular)
-        i, j = torch.tensor(pr.recipient.to_numpy()), torch.tensor(pr.donor.to_numpy())
-        mv = movement(m.kind, r_orig[i], r_rec[j], toward=r_orig[j], start=r_rec[i])
-        gap_o, gap_r = float(np.nanmean(mv["gap"])), float(np.nanmean(mv["moved"]))
+        # the pairs' images with their end labels, measured as the swap verdict does (one definition)
+        idx = np.concatenate([pr.recipient.to_numpy(), pr.donor.to_numpy()])
+        ends = np.concatenate([pr.recipient_end.to_numpy(object), pr.donor_end.to_numpy(object)])
+        o, r = r_orig.numpy()[idx], r_rec.numpy()[idx]
+        gap_o, kept = mean_gap(o, ends), kept_gap(r, o, ends)
         truth = attrs[name].to_numpy(dtype=np.float64)
         rows.append({"model": model_spec, "factor": name, "measurer": getattr(m, "name", str(spec)), "kind": m.kind,
-                     "pairs": len(pr), "gap_original": gap_o, "gap_recon": gap_r,
-                     "gap_kept": gap_r / gap_o if gap_o > 0 else float("nan"),
+                     "pairs": len(pr), "gap_original": gap_o, "gap_recon": kept * gap_o, "gap_kept": kept,
                      "corr_original": tracking(r_orig, truth, m.kind), "corr_recon": tracking(r_rec, truth, m.kind)})
     table = pd.DataFrame(rows)
     summary["gap_kept"] = {r.factor: round(r.gap_kept, 3) for r in table.itertuples()}

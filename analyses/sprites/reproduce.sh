@@ -7,8 +7,8 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 CFG=analyses/sprites/train_config.json
 if [[ "${SKIP_TRAINING:-0}" != 1 ]]; then
-  tokenprobe train-tokenizer --config $CFG --steps 1000000 --max-minutes 65 --out runs/sprites-32/main &
-  tokenprobe train-tokenizer --config $CFG --tokens 64 --steps 1000000 --max-minutes 60 --out runs/sprites-64/main &
+  tokenprobe train-tokenizer --config $CFG --steps 1000000 --max-minutes 105 --out runs/sprites-32/main &
+  tokenprobe train-tokenizer --config $CFG --tokens 64 --steps 1000000 --max-minutes 105 --out runs/sprites-64/main &
   wait
 fi
 for N in 32 64; do

@@ -11,6 +11,8 @@ model's reconstruction gaps (``fidelity.py``), and classifies every factor:
 
     python analyses/sprites/table.py --runs runs/sprites runs/sprites-64-run --models sprites-32 sprites-64 \
         --fidelity runs/sprites-32/fidelity.csv runs/sprites-64/fidelity.csv --out figures/sprites_semantics.csv
+
+Also writes ``<out stem>_compression.csv``: one row per model (:func:`compression_rows`).
 """
 from __future__ import annotations
 
@@ -59,6 +61,20 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def compression_rows(table: pd.DataFrame, psnr: dict[str, float]) -> pd.DataFrame:
+    """One row per model (the compression question): held-out PSNR, factors reconstructed, how many of them a
+    single position / a set / nothing carries, and the mean best single-position transfer over the reconstructed
+    factors (higher: sharper localization)."""
+    rows = []
+    for model, g in table.groupby("model", sort=False):
+        rec = g[g["answer"] != "not reconstructed"]
+        rows.append({"model": model, "heldout_psnr_db": psnr.get(model), "factors": len(g),
+                     "reconstructed": len(rec), "single": int((rec["answer"] == "single position").sum()),
+                     "set": int(rec["answer"].str.startswith("set").sum()), "none": int((rec["answer"] == "none").sum()),
+                     "mean_best_single_transfer": float(rec["best_single_transfer"].mean()) if len(rec) else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of tokenprobe run")
@@ -71,6 +87,17 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(markdown(table))
+    psnr = {}
+    for model, f in zip(args.models, args.fidelity):
+        summary = f.with_suffix(".json")
+        if summary.exists():
+            import json
+
+            psnr[model] = json.loads(summary.read_text()).get("heldout_psnr_db")
+    rows = compression_rows(table, psnr)
+    rows.to_csv(args.out.with_name(args.out.stem + "_compression.csv"), index=False)
+    print()
+    print(rows.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":
