@@ -21,16 +21,16 @@ from probe.optimize.loop import OptimizeConfig, OptimizeResult, StepInfo, optimi
 from probe.optimize.objectives import ClipModel, ClipText, HeldOut, MaskedReconstruction, MeasurerTarget, load_clip
 from probe.swap.maps import top_positions
 from probe.swap.movement import movement
-from probe.tokenizers.base import module_device
+from probe.tokenizers.base import Tokenizer, module_device
 
 
 @torch.no_grad()
-def encode_features(tok: Any, images: torch.Tensor) -> torch.Tensor:
+def encode_features(tok: Tokenizer, images: torch.Tensor) -> torch.Tensor:
     """Pre-quantization features ``[B, N, C]`` (VAE: posterior mean) of ``images [B, 3, H, W]``."""
     return tok.encode(images.to(module_device(tok))).features.float()
 
 
-def _clip(clip: ClipModel | str, tok: Any) -> ClipModel:
+def _clip(clip: ClipModel | str, tok: Tokenizer) -> ClipModel:
     return load_clip(clip, device=module_device(tok)) if isinstance(clip, str) else clip
 
 
@@ -43,7 +43,7 @@ GENERATE_VIEWS = {"n_views": 4, "pad": 3}
 :func:`generate` uses when given none."""
 
 
-def edit(tok: Any, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
+def edit(tok: Tokenizer, images: torch.Tensor, prompt: str | Sequence[str], *, clip: ClipModel | str = "world-clip",
          negative: str | Sequence[str] | None = None, cfg: float = 1.0, n_views: int | None = None,
          pad: int | None = None, config: OptimizeConfig | None = None, heldout: HeldOut | None = None,
          frozen: torch.Tensor | None = None) -> OptimizeResult:
@@ -65,7 +65,7 @@ def clip_top1(clip: ClipModel, images: torch.Tensor, prompts: Sequence[str], bat
     return (clip.text(prompts) @ embs.T).argmax(dim=1).cpu()
 
 
-def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
+def random_features(tok: Tokenizer, n: int, *, seed: int = 0) -> torch.Tensor:
     """Random starting tokens ``[n, N, C]``: uniform codebook entries (VQ) or standard normal features."""
     g = torch.Generator().manual_seed(seed)
     if getattr(tok, "is_discrete", False):
@@ -74,7 +74,7 @@ def random_features(tok: Any, n: int, *, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, tok.num_tokens, tok.token_dim, generator=g).to(module_device(tok))
 
 
-def generate(tok: Any, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
+def generate(tok: Tokenizer, prompt: str | Sequence[str], n: int = 1, *, clip: ClipModel | str = "world-clip",
              seed_images: torch.Tensor | None = None, init: str = "top1", negative: str | Sequence[str] | None = None,
              cfg: float = 1.0, n_views: int | None = None, pad: int | None = None, config: OptimizeConfig | None = None,
              heldout: HeldOut | None = None, seed_index: Sequence[int] | torch.Tensor | None = None) -> OptimizeResult:
@@ -132,7 +132,7 @@ class TokenReset:
     A callback for :func:`~probe.optimize.loop.optimize` (``reset=``). ``last`` keeps the last composite.
     """
 
-    tok: Any
+    tok: Tokenizer
     target: torch.Tensor
     known: torch.Tensor
     every: int = 50
@@ -163,7 +163,7 @@ def masked_images(images: torch.Tensor, known: torch.Tensor, fill: float = 0.5) 
     return k * images + (1 - k) * fill
 
 
-def inpaint(tok: Any, images: torch.Tensor, known: torch.Tensor, *, p: int = 2, reset_every: int = 50,
+def inpaint(tok: Tokenizer, images: torch.Tensor, known: torch.Tensor, *, p: int = 2, reset_every: int = 50,
             fill: float = 0.5, config: OptimizeConfig | None = None, heldout: HeldOut | None = None) -> OptimizeResult:
     """Fill the hole of ``images [B, 3, H, W]`` (``known [B, 1, H, W]`` 1 on kept pixels).
 
@@ -292,7 +292,7 @@ def _better_rows(first: OptimizeResult, second: OptimizeResult, loss_first: torc
                           row_steps=first.row_steps + np.where(take.numpy(), second.row_steps, 0))
 
 
-def position_edit(tok: Any, images: torch.Tensor, attribute: str, target: Any, *,
+def position_edit(tok: Tokenizer, images: torch.Tensor, attribute: str, target: Any, *,
                   measurer: Callable[..., torch.Tensor], positions: Sequence[int] | None = None,
                   smap: Any = None, k: int = 1, others: Mapping[str, Callable[..., torch.Tensor]] | None = None,
                   config: OptimizeConfig | None = None, method: str = "auto",
