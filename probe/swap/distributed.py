@@ -142,6 +142,8 @@ def _validate(tokenizer: Any, data: SwapData, measurers: Mapping[str, Any], sema
     if shard.rank != 0:
         return None
     return SwapOutputs(res, vmap.answers, vmap, vmap.save(out, figures=figures, tables_format=tables_format))
+
+
 def rank_device(device: str | None) -> str | None:
     """The device of this process: under ``torchrun`` each rank takes its own GPU (``cuda:LOCAL_RANK``) when the
     device is CUDA (asked for, or picked automatically); otherwise ``device`` unchanged."""
