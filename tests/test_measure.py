@@ -317,3 +317,24 @@ def test_batched_encode_decode_of_real_tokenizers_equal_one_shot(spec: str) -> N
     if one.indices is not None:
         assert torch.equal(enc.indices, one.indices)
     torch.testing.assert_close(decode_batched(tok, enc.quantized, batch=2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_a_measurer_is_differentiable_exactly_when_it_says_so() -> None:
+    """Attribution patching is offered only measurers that declare ``differentiable``: every analytic, corruption
+    and sprites reader that declares it gives a gradient to the images, and every one that gives none says so
+    (a corruption measurer computed in scikit-image once claimed a gradient and failed the pipeline's swap stage)."""
+    from probe import worlds
+    from probe.measure import get_measurer
+    from probe.measure.analytic import ANALYTIC_NAMES
+    from probe.measure.corruption import CORRUPTION_NAMES
+
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    masks = (torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    measurers = [get_measurer(f"analytic:{n}") for n in ANALYTIC_NAMES]
+    measurers += [get_measurer(f"corruption:{n}") for n in CORRUPTION_NAMES]
+    measurers += list(worlds.get("sprites").measurers.values())
+    for m in measurers:
+        x = images.clone().requires_grad_(True)
+        out = m(x, masks=masks)
+        has_grad = out.requires_grad and out.grad_fn is not None
+        assert bool(getattr(m, "differentiable", False)) == has_grad, (m.name, getattr(m, "differentiable", None), has_grad)

@@ -243,3 +243,25 @@ def test_swap_clip_measures_a_categorical_attribute_without_measurer_by_zero_sho
     assert _measurers_of(ctx({}), ["figure"]) == ({}, ["figure"])
     with pytest.raises(RunConfigError, match="clip_prompt"):
         RunConfig.from_dict({"name": "z", "out": str(tmp_path / "z"), "swap": {"clip_prompt": "a photo"}})
+
+
+def test_a_model_shipped_again_under_its_name_is_not_reused(tmp_path, monkeypatch):
+    """Stage hashes hold the tokenizer's weights: re-shipping a zoo model (same name, new weights) or replacing
+    a local weights file changes every stage's hash, so a run redoes them instead of reusing stale results."""
+    from probe import zoo
+
+    cfg = small_config(tmp_path / "run")
+    cfg = dataclasses.replace(cfg, tokenizer="world-32", random_init=False)
+    before = stage_hashes(cfg)
+    fake = tmp_path / "world-32.safetensors"
+    fake.write_bytes(zoo.weights_path("world-32").read_bytes()[:-1] + b"\x00")
+    monkeypatch.setattr(zoo, "weights_path", lambda name: fake)
+    after = stage_hashes(cfg)
+    assert all(before[s] != after[s] for s in before)
+    local = tmp_path / "weights.safetensors"
+    local.write_bytes(b"a")
+    h1 = stage_hashes(dataclasses.replace(cfg, tokenizer=str(local)))
+    import os
+
+    os.utime(local, ns=(1, 1))
+    assert stage_hashes(dataclasses.replace(cfg, tokenizer=str(local)))["tokenize"] != h1["tokenize"]

@@ -66,7 +66,8 @@ def corruption_measurer(name: str) -> Measurer:
     if name not in _CORRUPTION:
         raise KeyError(f"no corruption measurer {name!r}; known: {', '.join(CORRUPTION_NAMES)}")
     fn = _CORRUPTION[name]
-    return FunctionMeasurer(name, "continuous", fn, doc=fn.__doc__ or "")  # checks the images' shape
+    # numpy / scikit-image on the CPU: no gradient (attribution patching must not be offered them)
+    return FunctionMeasurer(name, "continuous", fn, doc=fn.__doc__ or "", differentiable=False)
 
 
 __all__ = ["CORRUPTION_NAMES", "blockiness", "blur_effect", "corruption_measurer", "noise_sigma"]

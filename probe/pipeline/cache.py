@@ -30,13 +30,30 @@ class StageRecord:
     config_hash: str = ""
 
 
+def weights_fingerprint(spec: str) -> str:
+    """Which weights a tokenizer spec names now: the SHA-256 of a shipped model's weights file, or a local
+    file's size and modification time; ``""`` otherwise (a hub id, a preset). A model re-trained and shipped
+    under the same name then makes a different run, not a reused one."""
+    import hashlib
+
+    from probe import zoo
+
+    if spec in zoo.available():
+        return hashlib.sha256(zoo.weights_path(spec).read_bytes()).hexdigest()[:16]
+    path = Path(spec).expanduser()
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) \
+        if path.is_dir() else []
+    return ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def stage_hashes(cfg: RunConfig) -> dict[str, str]:
     """Each stage's config hash: its own settings chained with the hash of the stage before it."""
     from probe.store import config_hash
 
     d = cfg.to_dict()
     common = {k: d[k] for k in ("tokenizer", "random_init", "seed")}
-    own = {"tokenize": {**common, "data": d["data"], "tokenizer_resolved": expand(cfg.tokenizer)},
+    own = {"tokenize": {**common, "data": d["data"], "tokenizer_resolved": expand(cfg.tokenizer),
+                        "weights": weights_fingerprint(expand(cfg.tokenizer))},
            "reconstruction": d["reconstruction"], "probes": d["probes"], "swap": d["swap"], "optimize": d["optimize"],
            "report": {}}
     out: dict[str, str] = {}

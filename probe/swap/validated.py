@@ -324,8 +324,13 @@ def validate(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Measu
         full = len(single) and (single.groupby("attribute")["positions"].nunique() == n_tok).all()
         mode = "exhaustive" if full else "attribution" if est is not None else "given"
     if estimate and est is None and atp.resolve_mode("auto", measurers, attributes, data) == "attribution":
-        est = atp.attribution_sweep(tokenizer, data, measurers, attributes=attributes, swap_config=cfg,
-                                    config=atp.RANKING, progress=progress)
+        try:  # an extra beside the real swaps: a measurer that is not what it declares costs the estimate only
+            est = atp.attribution_sweep(tokenizer, data, measurers, attributes=attributes, swap_config=cfg,
+                                        config=atp.RANKING, progress=progress)
+        except atp.NotDifferentiableError as exc:
+            import warnings
+
+            warnings.warn(f"no attribution estimate: {exc}", stacklevel=2)
     heat = causal_heatmap(sw.summary)
     ranking = maps.ranking(semantic_map) if semantic_map is not None else pd.DataFrame(
         columns=["attribute", "position", "effect", "probe_rank"])

@@ -145,6 +145,7 @@ class SpriteReader:
     kind: str
     read: Callable[[torch.Tensor], torch.Tensor]
     classes: None = None
+    differentiable: bool = True  # torch all the way: attribution patching can estimate swaps on it
 
     def __call__(self, images: torch.Tensor, *, masks: torch.Tensor | None = None) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
