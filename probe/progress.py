@@ -61,6 +61,10 @@ class StageBar:
         self._forecast[self._phase] = left - take
         self._grow(n - take)
 
+    def release(self, n: int) -> None:
+        """``n`` units claimed will not be done (a loop stopped early): the total shrinks."""
+        self._grow(-max(0, int(n)))
+
     def settle(self, phase: str | None = None) -> None:
         """The phase ended: drop its unclaimed estimate from the total."""
         self._grow(-self._forecast.pop(self._phase if phase is None else phase, 0))

@@ -82,3 +82,35 @@ def test_a_validation_draws_one_bar_whose_count_is_every_decode(monkeypatch) -> 
     made.clear()
     validate(tok, data, MEASURERS, None, config=cfg, progress=True)
     assert made == ["swap"], made  # one bar for the whole validation
+
+
+def test_the_optimization_loop_feeds_a_stage_bar_and_gives_back_steps_not_taken() -> None:
+    """The optimize stage's one bar: each task's loop claims its iterations; a loop that stops early (every row
+    stopped) releases the rest, so the stage ends with total == steps done."""
+    import torch
+
+    from probe.optimize import OptimizeConfig
+    from probe.optimize.loop import optimize
+    from probe.tokenizers.base import module_device  # noqa: F401  (the toy below is a plain nn.Module)
+
+    class Toy(torch.nn.Module):
+        is_discrete, num_tokens, token_dim, image_size = False, 4, 3, 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def quantize(self, f):
+            return f, None
+
+        def decode(self, q, clamp=True):
+            img = q.mean((1, 2)).view(-1, 1, 1, 1).expand(-1, 3, 4, 4) + self.w
+            return img.clamp(0, 1) if clamp else img
+
+    stage = StageBar("optimize", unit="steps", enabled=False)
+    stage.expect("generate", 12)
+    stage.phase("generate")
+    cfg = OptimizeConfig(iterations=12, progress=stage, early_stop_patience=0)
+    res = optimize(Toy(), lambda x: (x - 0.5).pow(2).mean((1, 2, 3)), torch.zeros(2, 4, 3), config=cfg)
+    assert res.steps == 12 and stage.done == 12 and stage.total == 12
+    assert cfg.to_dict()["progress"] is True  # the config's record stays plain data

@@ -54,13 +54,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from probe.progress import StageBar, inner_bar, stage_of
 
 from probe.optimize.objectives import HeldOut, Lambda, Objective
 
@@ -94,7 +94,7 @@ class OptimizeConfig:
         heldout_every: score with the held-out scorer every this many steps (and at the end).
         milestones: images kept for the grid (decoded at evenly spaced steps, first and last included).
         seed: base seed; row ``b`` draws from a generator seeded ``seed + b`` unless seeds are given.
-        progress: show a tqdm progress bar.
+        progress: a progress bar of its own (``True``), none, or a stage's :class:`probe.progress.StageBar`.
     """
 
     iterations: int = 600
@@ -112,7 +112,7 @@ class OptimizeConfig:
     heldout_every: int = 10
     milestones: int = 5
     seed: int = 0
-    progress: bool = True
+    progress: bool | StageBar = True
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -127,7 +127,7 @@ class OptimizeConfig:
             raise ValueError(f"OptimizeConfig.early_stop_patience must be >= 0, got {self.early_stop_patience}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(replace(self, progress=True)), "progress": bool(self.progress)}
 
 
 def noise_scale(i: int, iterations: int, s: float) -> float:
@@ -462,8 +462,8 @@ def optimize(tok: Any, objective: Objective | Callable[..., torch.Tensor], seed_
     rec: dict[str, list] = {k: [] for k in ("step", *HISTORY_COLUMNS)}
     milestones: list[tuple[int, torch.Tensor]] = []
     steps = 0
-    bar = tqdm(range(cfg.iterations), disable=not cfg.progress, desc="optimize", leave=False)
-    for i in bar:
+    bar = inner_bar(cfg.progress, cfg.iterations, "optimize", unit="step")
+    for i in range(cfg.iterations):
         run.row_steps[run.active.cpu().numpy()] = i + 1
         sigma = _add_noise(run, i)
         images, obj, reg, loss, idx = _forward(run, objective)
@@ -476,9 +476,12 @@ def optimize(tok: Any, objective: Objective | Callable[..., torch.Tensor], seed_
                 milestones.append((i, run.decode(run.current(), clamp=True).cpu()))
         _record(rec, run, i, loss, obj, reg, score, idx, sigma)
         steps = i + 1
-        if cfg.progress:
+        bar.update(1)
+        if cfg.progress is True:
             bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}")
         if not bool(run.active.any()):
             break
+    if stage_of(cfg.progress) is not None:  # stopped early: the steps not taken leave the stage's total
+        stage_of(cfg.progress).release(cfg.iterations - steps)
     bar.close()
     return _finish(run, objective, heldout, rec, milestones, steps, row_seeds, seed_images)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -347,15 +347,21 @@ def stage_optimize(ctx: StageContext) -> list[Path]:
     from probe.optimize import OptimizeConfig
 
     c, seed = ctx.config.optimize, ctx.config.seed
-    ocfg = OptimizeConfig(iterations=c.iterations, seed=seed, progress=True)
     ctx.paths.optimize.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if c.copy_paste:
-        written += _copy_paste(ctx, c.images)
-    if c.generate:
-        written += _generate(ctx, ocfg)
-    if c.inpaint:
-        written += _inpaint(ctx, ocfg)
+    with StageBar("optimize", unit="steps") as bar:  # one bar: the generation's and the inpainting's steps
+        for task, on in (("generate", c.generate), ("inpaint", c.inpaint)):
+            if on:
+                bar.expect(task, c.iterations)
+        ocfg = OptimizeConfig(iterations=c.iterations, seed=seed, progress=bar)
+        if c.copy_paste:
+            written += _copy_paste(ctx, c.images)
+        if c.generate:
+            bar.phase("generate")
+            written += _generate(ctx, ocfg)
+        if c.inpaint:
+            bar.phase("inpaint")
+            written += _inpaint(ctx, ocfg)
     return written
 
 
@@ -442,7 +448,7 @@ def _generate(ctx: StageContext, ocfg: Any) -> list[Path]:
     seeds = _images(ctx, 256, ctx.config.seed)
     res = generate(ctx.tokenizer, c.prompt, n=1, clip=expand(c.clip), seed_images=seeds, init="top1", config=ocfg)
     folder = write_run(ctx.paths.optimize_folder("generate"), res, inputs=res.seed_images, labels=[c.prompt],
-                       settings={"prompt": c.prompt, "clip": c.clip, "init": "top1", **asdict(ocfg)})
+                       settings={"prompt": c.prompt, "clip": c.clip, "init": "top1", **ocfg.to_dict()})
     h = res.history
     first = h[h["step"] == h["step"].min()].set_index("row")["objective"]
     last = h[h["step"] == h["step"].max()].set_index("row")
@@ -469,7 +475,7 @@ def _inpaint(ctx: StageContext, ocfg: Any) -> list[Path]:
     known[..., hole, hole] = 0
     res = inpaint(ctx.tokenizer, images, known, reset_every=max(1, c.iterations // 4), config=ocfg)
     folder = write_run(ctx.paths.optimize_folder("inpaint"), res, inputs=masked_images(images, known),
-                       settings={"hole": "centred square, half the side", **asdict(ocfg)})
+                       settings={"hole": "centred square, half the side", **ocfg.to_dict()})
     table = pd.DataFrame({"psnr_hole_result": psnr(res.images.cpu(), images, region=1 - known).numpy(),
                           "psnr_hole_masked_decode": psnr(res.seed_images.cpu(), images, region=1 - known).numpy()})
     table.insert(0, "row", range(len(table)))
