@@ -98,7 +98,8 @@ def _run(config: str, model: str, out: Path, settings: list[str], seed: int) -> 
     cfg = load_run_config(ROOT / config, [*settings, "optimize.enabled=false", "swap.traversals=false",
                                           "swap.grids=0", "probes.figures=false"],
                           tokenizer=model, out=str(out), seed=seed)
-    run_pipeline(cfg, log=lambda m: print(f"  {model} {out.name}: {m}"))
+    # the benchmark's own run folders: results of other settings (or weights) there are replaced, same ones reused
+    run_pipeline(cfg, overwrite=True, log=lambda m: print(f"  {model} {out.name}: {m}"))
     return out / "swap"
 
 

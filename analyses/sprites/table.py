@@ -93,7 +93,8 @@ def main() -> None:
         if summary.exists():
             import json
 
-            psnr[model] = json.loads(summary.read_text()).get("heldout_psnr_db")
+            record = json.loads(summary.read_text())  # fidelity.py: {model: {heldout_psnr_db, ...}}
+            psnr[model] = record.get(model, next(iter(record.values()), {})).get("heldout_psnr_db")
     rows = compression_rows(table, psnr)
     rows.to_csv(args.out.with_name(args.out.stem + "_compression.csv"), index=False)
     print()
