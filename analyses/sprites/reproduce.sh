@@ -23,6 +23,6 @@ wait
 python analyses/sprites/ship.py --run runs/sprites-32/main --name sprites-32 --fidelity runs/sprites-32/fidelity.json \
   --swap runs/sprites/swap/validated_map.csv --notes analyses/sprites/sprites-32.notes.json
 python analyses/sprites/ship.py --run runs/sprites-64/main --name sprites-64 --fidelity runs/sprites-64/fidelity.json \
-  --swap runs/sprites-64-run/swap/validated_map.csv
+  --swap runs/sprites-64-run/swap/validated_map.csv --notes analyses/sprites/sprites-64.notes.json
 python analyses/sprites/table.py --runs runs/sprites runs/sprites-64-run --models sprites-32 sprites-64 \
   --fidelity runs/sprites-32/fidelity.csv runs/sprites-64/fidelity.csv --out figures/sprites_semantics.csv
