@@ -70,7 +70,12 @@ def score(truth: pd.DataFrame, truth_heatmap: pd.DataFrame, pipeline: pd.DataFra
         pos = positions_of(p["positions"])
         if not pos:
             continue
-        truth_at = float(heat.loc[pos[0], a]) if len(pos) == 1 else set_transfer.get((a, pos), float("nan"))
+        if len(pos) == 1:
+            truth_at = float(heat.loc[pos[0], a])
+        elif tuple(sorted(pos)) == tuple(sorted(positions_of(t["positions"]))):
+            truth_at = float(t["transfer"])  # the truth answered the same set: its own transfer on its pairs
+        else:
+            truth_at = set_transfer.get((a, pos), float("nan"))
         p_conf, t_conf = p["verdict"] == "confirmed", t["verdict"] == "confirmed"
         rows.append({"attribute": a, "pipeline_positions": "+".join(map(str, pos)),
                      "pipeline_transfer": float(p["transfer"]), "pipeline_verdict": p["verdict"],

@@ -35,6 +35,9 @@ def test_score_known_answers() -> None:
     # a set answer is scored by the truth's transfer of that very set
     t2 = bd.score(truth, HEAT, _vmap([("c", "1+2", 0.7, "confirmed")]), {("c", (1, 2)): 0.65})
     assert t2["correct"].tolist() == [True] and t2["truth_at_pipeline"].tolist() == [0.65]
+    # the same set as the truth's answer (in any order): the truth's own transfer, no extra sweep needed
+    t3 = bd.score(truth, HEAT, _vmap([("c", "3+1+2", 0.85, "confirmed")]))
+    assert t3["correct"].tolist() == [True] and t3["truth_at_pipeline"].tolist() == [0.8]
 
 
 def test_score_when_the_truth_is_nothing() -> None:
