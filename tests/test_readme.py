@@ -110,6 +110,7 @@ COMMANDS = [
     (r"^tokenprobe run analyses/titok-l32-imagenet\.yaml", _run_titok),
     (r"^tokenprobe run analyses/sprites\.yaml", _run_sprites),
     (r"^python analyses/bench_discovery\.py", "skip: hours on 2 cores; tests/test_bench_discovery.py runs a small instance"),
+    (r"^bash analyses/sprites/reproduce\.sh", "skip: 105 minutes of training; the sprites run command above runs its pipeline"),
     (r"^tokenprobe (info|tokenize|probe|swap|copy-paste|edit|generate|inpaint)\b", _plain),
     (r"^torchrun ", _torchrun),
     (r"^python analyses/bench\.py", _bench),
