@@ -486,17 +486,27 @@ def validate_store(store: TokenStore | str | Path, tokenizer: Tokenizer | None =
 
 
 def tokenizer_of(store: TokenStore) -> Tokenizer:
-    """Load the tokenizer a store was made with: a shipped model whose config matches the header's, else
-    the header's ``tokenizer_id`` as a :func:`probe.load_tokenizer` spec."""
+    """Load the tokenizer a store was made with: the shipped model its header's ``tokenizer_id`` names, else the
+    shipped model whose config matches the header's (several share one architecture: the one whose codebook is
+    the store's), else ``tokenizer_id`` as a :func:`probe.load_tokenizer` spec."""
     import probe
     from probe import zoo
 
     info = store.tokenizer
-    for name in zoo.available():
-        cfg = zoo.config(name)
-        if cfg.get("kind") == "tokenizer" and cfg.get("config") == info.get("config"):
-            return probe.load_tokenizer(name)
     spec = store.header.get("tokenizer_id")
+    if spec in zoo.available():  # the header names the shipped model: models of one architecture share configs
+        return probe.load_tokenizer(spec)
+    same = [name for name in zoo.available()
+            if zoo.config(name).get("kind") == "tokenizer" and zoo.config(name).get("config") == info.get("config")]
+    if len(same) == 1:
+        return probe.load_tokenizer(same[0])
+    book = store.codebook
+    if len(same) > 1 and book is not None:  # one architecture, several models: the store's codebook tells which
+        for name in same:
+            tok = probe.load_tokenizer(name)
+            cb = tok.codebook.detach().cpu().numpy()
+            if cb.shape == book.shape and np.allclose(cb, book, atol=1e-6):
+                return tok
     if not spec:
         raise ValueError(f"store {store.path}: its header names no tokenizer to load; pass tokenizer=")
     try:
