@@ -4,7 +4,7 @@ A stage (the pipeline's swap stage, ``tokenprobe swap``) runs many inner loops: 
 attribute, greedy set searches, a confirmation sweep, spatial maps, a traversal. Each inner loop used to draw a
 bar of its own; :class:`StageBar` is the one bar they all feed instead::
 
-    swap [confirmation 2/9 attributes]:  43%|####3     | 12400/29000 decodes [01:02<01:20, 198 decodes/s]
+    swap [confirmation 2/9 attributes]:  43%|####3     | 12400/29000 decodes, 01:02 elapsed, 01:20 left
 
 How the total is known before the work is done: a stage *expects* each phase's work up front (an estimate,
 :meth:`StageBar.expect`); the loops that do the work *claim* their exact count when they start

@@ -409,8 +409,8 @@ def _families(tokenizer: Tokenizer, data: SwapData, measurers: Mapping[str, Meas
         family[attr] = [list(parse_label(best["positions"]))]
         if not greedy or best["transfer"] >= cfg.target:
             continue
-        if stage_of(progress) is not None:
-            stage_of(progress).detail(attr)
+        if (stage := stage_of(progress)) is not None:
+            stage.detail(attr)
         c = greedy_set(tokenizer, data, measurers, attr, s, config=cfg, progress=progress, shard=shard)
         if c.empty:
             continue
